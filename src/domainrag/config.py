@@ -1,0 +1,146 @@
+"""Configuration of a knowledge base: one validated ``domainrag.toml`` per knowledge base.
+
+Unknown keys are rejected; secrets are referenced by environment-variable name only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+CONFIG_FILE = "domainrag.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbedderConfig(_Section):
+    """Which embedding model turns chunks and queries into vectors."""
+
+    #: ``provider:model`` or an alias: ``minilm`` (bundled all-MiniLM-L6-v2, offline),
+    #: ``sentence-transformers:NAME_OR_PATH``, ``openai:text-embedding-3-small``, ``hash:384``.
+    model: str = "minilm"
+    batch_size: int = Field(32, ge=1, le=4096)
+    #: Longest input in the model's own tokens; longer text is truncated by the model.
+    max_length: int | None = Field(256, ge=8)
+    #: OpenAI-compatible APIs: base URL and the *name* of the variable holding the key.
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    #: Languages the model understands (ISO 639-1), or ``["*"]``; ``None`` = the model's default.
+    languages: list[str] | None = None
+
+
+class ChunkingConfig(_Section):
+    """How documents are cut into retrievable chunks (sizes in approximate tokens)."""
+
+    target_tokens: int = Field(200, ge=16, le=8192)
+    overlap_tokens: int = Field(32, ge=0)
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_target(cls, value: int, info: Any) -> int:
+        target = info.data.get("target_tokens", 200)
+        if value >= target:
+            raise ValueError(f"overlap_tokens={value} must be smaller than target_tokens={target}")
+        return value
+
+
+class IngestConfig(_Section):
+    """Which files are read and how."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(
+        default_factory=lambda: ["**/.git/**", "**/.domainrag/**", "**/__pycache__/**", "**/.*"]
+    )
+    max_file_mb: float = Field(100.0, gt=0)
+    #: JSON/JSONL records: fields joined (in this order) into the document text.
+    json_text_fields: list[str] = Field(default_factory=lambda: ["title", "text", "content", "body"])
+    #: JSON/JSONL records: the field used as record id (else the record's position).
+    json_id_field: str = "_id"
+
+
+class RetrievalConfig(_Section):
+    """How queries are answered by the index. Defaults were chosen on dev splits (see benchmarks/)."""
+
+    mode: Literal["hybrid", "lexical", "dense"] = "hybrid"
+    k: int = Field(10, ge=1, le=10_000)
+    fusion: Literal["convex", "rrf"] = "convex"
+    #: Convex fusion: weight of the dense retriever's normalised score (lexical gets 1 - w).
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    rrf_k: int = Field(60, ge=1)
+    #: Candidates taken from each retriever before fusion.
+    candidates: int = Field(100, ge=1)
+
+
+class IndexConfig(_Section):
+    """Vector index: exact search up to ``ann_threshold`` chunks, then HNSW (faiss) if installed."""
+
+    ann_threshold: int = Field(200_000, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_search: int = Field(128, ge=8)
+
+
+class KBConfig(_Section):
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+
+    def hash(self) -> str:
+        """Stable hash of the whole configuration (recorded in manifests)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "KBConfig":
+        """A copy with dotted-key overrides applied, e.g. ``{"retrieval.k": 20}``; validated."""
+        data = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in data or not key:
+                raise ConfigError(
+                    f"Unknown setting {dotted!r}: use SECTION.KEY with SECTION one of {sorted(data)}"
+                )
+            data[section][key] = value
+        return validate(data, source="overrides")
+
+
+def validate(data: dict[str, Any], source: str) -> KBConfig:
+    try:
+        return KBConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration in {source}: {problems}") from exc
+
+
+def load(kb_dir: Path) -> KBConfig:
+    """Read ``kb_dir/domainrag.toml``; a missing file means all defaults."""
+    path = kb_dir / CONFIG_FILE
+    if not path.exists():
+        return KBConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or delete it.") from exc
+    return validate(data, source=str(path))
+
+
+def save(config: KBConfig, kb_dir: Path) -> Path:
+    """Write ``config`` as ``kb_dir/domainrag.toml`` (None values are left out)."""
+    import tomli_w
+
+    data = config.model_dump(mode="json", exclude_none=True)
+    path = kb_dir / CONFIG_FILE
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path

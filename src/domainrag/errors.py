@@ -1,0 +1,53 @@
+"""The one exception tree of domainrag.
+
+Every error raised on purpose is a :class:`DomainragError`; messages name the bad value and the
+fix. Third-party errors are translated where they enter (``raise ... from exc``). The CLI and HTTP
+edges turn these into short messages; set ``DOMAINRAG_TRACEBACK=1`` to see full tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class DomainragError(Exception):
+    """Base class of every error domainrag raises on purpose."""
+
+
+class ConfigError(DomainragError, ValueError):
+    """A configuration value or argument is invalid."""
+
+
+class MissingDependencyError(DomainragError, ImportError):
+    """An optional dependency is not installed; the message says which extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed. "
+            f"Install it with: pip install 'domainrag[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class LoaderError(DomainragError):
+    """A file could not be read into a document (corrupt, encrypted, empty, unsupported...)."""
+
+
+class IndexMismatchError(DomainragError):
+    """The knowledge base was built with a different embedder or chunker than the one requested."""
+
+
+class KnowledgeBaseNotFound(DomainragError, FileNotFoundError):
+    """No knowledge base exists at the given path."""
+
+
+class EmbeddingError(DomainragError):
+    """An embedding model failed or returned vectors of the wrong shape."""
+
+
+class PluginError(DomainragError):
+    """A plug-in name is unknown or a registered plug-in failed to load."""
+
+
+def missing(package: str, extra: str, purpose: str) -> MissingDependencyError:
+    """Shorthand used at the point of a lazy import: ``raise missing(...) from exc``."""
+    return MissingDependencyError(package, extra, purpose)

@@ -1,0 +1,1 @@
+"""Stage 1: files to documents (loaders) and documents to chunks (chunking)."""

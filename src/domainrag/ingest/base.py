@@ -1,0 +1,137 @@
+"""Seams of the ingest stage: ``Loader.load`` and ``Chunker.split``, plus a document builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+from ..config import IngestConfig
+from ..types import Block, BlockKind, Chunk, Document
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """Reads one file into documents. Raises :class:`~domainrag.errors.LoaderError` with the
+    reason when the file cannot be read (corrupt, encrypted, empty, image-only...).
+
+    ``extensions`` lists the lower-case file suffixes the loader claims (``(".pdf",)``).
+    ``__init__`` takes an :class:`IngestConfig`.
+    """
+
+    extensions: ClassVar[tuple[str, ...]]
+
+    def load(self, path: Path, doc_id: str) -> list[Document]: ...
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    """Cuts a document into chunks whose spans slice the document text back exactly."""
+
+    def split(self, document: Document) -> list[Chunk]: ...
+
+
+class BaseLoader:
+    """Convenience base: stores the configuration."""
+
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: IngestConfig | None = None) -> None:
+        self.config = config or IngestConfig()
+
+
+class DocumentBuilder:
+    """Assembles a document's text block by block, recording each block's span.
+
+    Blocks are separated by a blank line (table rows and list items by a single newline), so
+    the text reads naturally and every block is a contiguous slice of it. Headings update the
+    heading path of the blocks after them.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._length = 0
+        self._blocks: list[Block] = []
+        self._headings: list[tuple[int, str]] = []  # (level, title)
+        self.page: int | None = None
+
+    @property
+    def heading_path(self) -> tuple[str, ...]:
+        return tuple(title for _, title in self._headings)
+
+    def heading(self, title: str, level: int = 1) -> None:
+        """Add a heading of ``level`` (1 = top); it closes deeper and equal sections."""
+        title = " ".join(title.split())
+        if not title:
+            return
+        while self._headings and self._headings[-1][0] >= level:
+            self._headings.pop()
+        self._headings.append((level, title))
+        self._add("heading", title)
+
+    def paragraph(self, text: str) -> None:
+        self._add("paragraph", text)
+
+    def list_item(self, text: str) -> None:
+        self._add("list_item", text)
+
+    def code(self, text: str) -> None:
+        self._add("code", text, strip=False)
+
+    def table_row(self, cells: list[str]) -> None:
+        """A table row as ``cell | cell | cell`` (newlines inside cells become spaces)."""
+        row = " | ".join(" ".join(str(c).split()) for c in cells)
+        self._add("table_row", row)
+
+    def _add(self, kind: BlockKind, text: str, strip: bool = True) -> None:
+        text = text.strip() if strip else text.strip("\n")
+        if not text.strip():
+            return
+        if self._blocks:
+            tight = kind in ("table_row", "list_item") and self._blocks[-1].kind == kind
+            sep = "\n" if tight else "\n\n"
+            self._parts.append(sep)
+            self._length += len(sep)
+        start = self._length
+        self._parts.append(text)
+        self._length += len(text)
+        path = self.heading_path if kind != "heading" else self.heading_path[:-1]
+        self._blocks.append(Block(kind, start, self._length, path, self.page))
+
+    @property
+    def empty(self) -> bool:
+        return not self._blocks
+
+    def build(
+        self,
+        doc_id: str,
+        source: str,
+        title: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Document:
+        if not title:
+            title = next((self.text_of(b) for b in self._blocks if b.kind == "heading"), "")
+        return Document(
+            id=doc_id,
+            text="".join(self._parts),
+            source=source,
+            title=title,
+            blocks=tuple(self._blocks),
+            metadata=dict(metadata or {}),
+        )
+
+    def text_of(self, block: Block) -> str:
+        return "".join(self._parts)[block.start : block.end]
+
+
+def plain_blocks(text: str) -> tuple[Block, ...]:
+    """Blocks of an unstructured text: paragraphs separated by blank lines, spans into ``text``."""
+    blocks: list[Block] = []
+    pos = 0
+    for para in text.split("\n\n"):
+        start = pos
+        pos += len(para) + 2
+        stripped_start = start + (len(para) - len(para.lstrip()))
+        stripped_end = start + len(para.rstrip())
+        if stripped_end > stripped_start:
+            blocks.append(Block("paragraph", stripped_start, stripped_end))
+    return tuple(blocks)

@@ -1,0 +1,1 @@
+"""Model providers (embedders now; generators later), each registered as a plug-in."""

@@ -1,0 +1,79 @@
+"""The embedding seam: implement ``embed_batch``; batching and query helpers are derived."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..config import EmbedderConfig
+from ..errors import EmbeddingError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of ``dimensions`` columns.
+
+    ``id`` names the model precisely enough that vectors from two embedders with the same id are
+    interchangeable (it goes into the index manifest). ``languages`` is the set of ISO 639-1
+    codes the model understands, or ``None`` when it is multilingual.
+    """
+
+    id: str
+    dimensions: int
+    languages: frozenset[str] | None
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class BaseEmbedder:
+    """Derives batching, query embedding and shape checks from one method, ``embed_batch``.
+
+    Subclasses are built from ``(model_name, config)`` — ``model_name`` is the part after
+    ``provider:`` in the model spec.
+    """
+
+    default_languages: ClassVar[frozenset[str] | None] = None
+    id: str
+    dimensions: int
+
+    def __init__(self, model_name: str, config: EmbedderConfig | None = None) -> None:
+        self.model_name = model_name
+        self.config = config or EmbedderConfig()
+        langs = self.config.languages
+        if langs is None:
+            self.languages = self.default_languages
+        else:
+            self.languages = None if "*" in langs else frozenset(langs)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed any number of texts in batches of ``config.batch_size``."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        size = self.config.batch_size
+        parts = [self._checked(texts[i : i + size]) for i in range(0, len(texts), size)]
+        return np.vstack(parts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._checked([text])[0]
+
+    def covers(self, language: str) -> bool:
+        return self.languages is None or language in self.languages
+
+    def _checked(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.asarray(self.embed_batch(list(texts)), dtype=np.float32)
+        if vectors.shape != (len(texts), self.dimensions):
+            raise EmbeddingError(
+                f"Embedder {self.id} returned shape {vectors.shape}, "
+                f"expected ({len(texts)}, {self.dimensions})"
+            )
+        return normalize(vectors)
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32, copy=False)

@@ -1,0 +1,36 @@
+"""Resolve an embedder spec (``provider:model`` or an alias) to an embedder instance."""
+
+from __future__ import annotations
+
+from .. import registry
+from ..config import EmbedderConfig
+from ..errors import ConfigError
+from .base import BaseEmbedder
+
+GROUP = "domainrag.embedders"
+
+#: Short names users can type instead of a full ``provider:model`` spec.
+ALIASES = {
+    "minilm": "sentence-transformers:all-MiniLM-L6-v2",
+    "default": "sentence-transformers:all-MiniLM-L6-v2",
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"openai:text-embedding-3-small"`` -> ``("openai", "text-embedding-3-small")``."""
+    spec = ALIASES.get(spec.strip(), spec.strip())
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        raise ConfigError(
+            f"Embedder {spec!r} is not of the form provider:model "
+            f"(e.g. 'minilm', 'sentence-transformers:all-MiniLM-L6-v2', 'openai:text-embedding-3-small'). "
+            f"Providers: {', '.join(registry.names(GROUP))}."
+        )
+    return provider, model
+
+
+def load_embedder(config: EmbedderConfig) -> BaseEmbedder:
+    """Instantiate the embedder ``config.model`` names, through the plug-in registry."""
+    provider, model = parse_spec(config.model)
+    factory = registry.get(GROUP, provider)
+    return factory(model, config)
