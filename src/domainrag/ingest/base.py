@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
@@ -52,6 +53,7 @@ class DocumentBuilder:
         self._length = 0
         self._blocks: list[Block] = []
         self._headings: list[tuple[int, str]] = []  # (level, title)
+        self._separate = False
         self.page: int | None = None
 
     @property
@@ -75,19 +77,32 @@ class DocumentBuilder:
         self._add("list_item", text)
 
     def code(self, text: str) -> None:
-        self._add("code", text, strip=False)
+        """A code block: relative indentation is kept; common indentation, blank leading lines
+        and trailing space are not."""
+        lines = textwrap.dedent(text).rstrip().split("\n")
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        self._add("code", "\n".join(lines), strip=False)
 
     def table_row(self, cells: list[str]) -> None:
         """A table row as ``cell | cell | cell`` (newlines inside cells become spaces)."""
         row = " | ".join(" ".join(str(c).split()) for c in cells)
         self._add("table_row", row)
 
+    def separate(self) -> None:
+        """End the current table or list: the next row or item starts after a blank line."""
+        self._separate = True
+
     def _add(self, kind: BlockKind, text: str, strip: bool = True) -> None:
-        text = text.strip() if strip else text.strip("\n")
+        text = text.strip() if strip else text
         if not text.strip():
             return
         if self._blocks:
-            tight = kind in ("table_row", "list_item") and self._blocks[-1].kind == kind
+            tight = (
+                kind in ("table_row", "list_item")
+                and self._blocks[-1].kind == kind
+                and not self._separate
+            )
             sep = "\n" if tight else "\n\n"
             self._parts.append(sep)
             self._length += len(sep)
@@ -96,6 +111,7 @@ class DocumentBuilder:
         self._length += len(text)
         path = self.heading_path if kind != "heading" else self.heading_path[:-1]
         self._blocks.append(Block(kind, start, self._length, path, self.page))
+        self._separate = False
 
     @property
     def empty(self) -> bool:
@@ -120,7 +136,9 @@ class DocumentBuilder:
         )
 
     def text_of(self, block: Block) -> str:
-        return "".join(self._parts)[block.start : block.end]
+        text = "".join(self._parts)
+        self._parts = [text]
+        return text[block.start : block.end]
 
 
 def plain_blocks(text: str) -> tuple[Block, ...]:

@@ -1,0 +1,63 @@
+"""Lexical analysis for BM25: English stemming and stopwords, Chinese via jieba search mode.
+
+Text is split into runs of CJK characters and runs of other word characters. Latin-script
+words are lower-cased, stopwords dropped and Snowball-stemmed (PyStemmer); CJK runs are cut by
+jieba in search mode (overlapping words, good for recall) plus single characters of runs jieba
+leaves unsplit. Mixed text gets both. jieba is imported only when CJK text is seen.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)", re.UNICODE)
+
+ANALYZER_ID = "en-snowball+zh-jieba-search:v1"
+
+
+class Analyzer:
+    """Turns text into BM25 tokens (see module docstring). Deterministic and thread-safe."""
+
+    id = ANALYZER_ID
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens: list[str] = []
+        for cjk, word in _RUNS.findall(text):
+            if cjk:
+                tokens.extend(self._cjk(cjk))
+            else:
+                word = word.lower()
+                if word not in self._stopwords:
+                    tokens.append(self._stem(word))
+        return tokens
+
+    def _cjk(self, run: str) -> list[str]:
+        if len(run) == 1:
+            return [run]
+        return [w for w in self._jieba.cut_for_search(run) if w.strip()]
+
+    @cached_property
+    def _stem(self):
+        import Stemmer
+
+        stemmer = Stemmer.Stemmer("english")
+        stemmer.maxCacheSize = 100_000
+        return stemmer.stemWord
+
+    @cached_property
+    def _stopwords(self) -> frozenset[str]:
+        from bm25s.stopwords import STOPWORDS_EN
+
+        return frozenset(STOPWORDS_EN)
+
+    @cached_property
+    def _jieba(self):
+        import logging
+
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        return jieba

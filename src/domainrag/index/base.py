@@ -1,0 +1,62 @@
+"""The ``Store`` seam: what any knowledge-base storage backend provides.
+
+Semantics every implementation must honour (checked by ``tests/store_conformance.py``):
+
+- ``write`` applies a batch of :class:`SourceUpdate` atomically: after a crash either the
+  whole batch or none of it is visible. Writing a source replaces everything it held before.
+- ``remove_sources`` deletes sources with their documents and chunks.
+- Row positions returned by searches are valid until the next write; ``hits`` and
+  ``doc_ids`` translate them.
+- Searches see every committed write (derived indexes are refreshed when stale).
+- ``allowed`` turns a filter mapping into a boolean row mask (``None`` = no filter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from ..types import Chunk, Document, Hit
+from .ranked import Ranked
+
+
+@dataclass(frozen=True)
+class SourceState:
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class SourceUpdate:
+    """Everything one source (a file, or one record of a corpus) contributes to the index."""
+
+    source: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    documents: list[Document]
+    chunks: list[Chunk]
+    tokens: list[list[str]] = field(default_factory=list)  # BM25 tokens, aligned with chunks
+    vectors: np.ndarray | None = None  # aligned with chunks
+
+
+class Store(Protocol):
+    def manifest(self) -> dict[str, Any] | None: ...
+    def set_manifest(self, manifest: Mapping[str, Any]) -> None: ...
+    def source_states(self) -> dict[str, SourceState]: ...
+    def touch_source(self, source: str, size: int, mtime_ns: int) -> None: ...
+    def write(self, updates: Sequence[SourceUpdate]) -> None: ...
+    def remove_sources(self, sources: Sequence[str]) -> int: ...
+    def refresh(self) -> None: ...
+    def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None) -> Ranked: ...
+    def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> Ranked: ...
+    def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None: ...
+    def hits(self, ranked: Ranked) -> list[Hit]: ...
+    def doc_ids(self, rows: np.ndarray) -> list[str]: ...
+    def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def cache_vectors(self, model: str, items: Mapping[str, np.ndarray]) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,194 @@
+"""Incremental indexing: sources in, chunks with tokens and vectors written to a store.
+
+For each source: unchanged (same size and mtime, or same content hash) is skipped; new or
+changed sources are loaded, chunked, analysed and embedded, then written in batches — one
+transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
+Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import DomainragError
+from ..ingest.base import Chunker
+from ..ingest.sources import SourceItem
+from ..models.base import BaseEmbedder
+from ..types import Chunk
+from .analyzer import Analyzer
+from .base import SourceUpdate, Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``partial`` is true when any source failed or it was interrupted."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed) or self.interrupted
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "added": len(self.added), "updated": len(self.updated), "skipped": len(self.skipped),
+            "removed": len(self.removed), "failed": len(self.failed),
+            "ignored": len(self.ignored), "chunks": self.chunks, "embedded": self.embedded,
+            "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
+        }
+
+
+def index_text(chunk: Chunk, title: str) -> str:
+    """The text indexed for a chunk: its title and heading path (when the chunk does not already
+    start with them) followed by the chunk text."""
+    context = []
+    for part in (title, *chunk.heading_path):
+        if part and part not in context and not chunk.text.startswith(part):
+            context.append(part)
+    return "\n".join([*context, chunk.text]) if context else chunk.text
+
+
+@dataclass
+class _Pending:
+    """A prepared source waiting for its batch to be embedded and written."""
+
+    update: SourceUpdate
+    label: str
+    existed: bool
+    texts: list[str]
+
+    def count(self, report: IngestReport) -> None:
+        (report.updated if self.existed else report.added).append(self.label)
+        report.chunks += len(self.update.chunks)
+
+
+class IndexBuilder:
+    def __init__(
+        self,
+        store: Store,
+        chunker: Chunker,
+        embedder: Callable[[], BaseEmbedder] | None,
+        analyzer: Analyzer | None = None,
+        batch_chunks: int = 256,
+    ) -> None:
+        self.store = store
+        self.chunker = chunker
+        self._embedder = embedder
+        self.analyzer = analyzer or Analyzer()
+        self.batch_chunks = batch_chunks
+
+    def run(
+        self,
+        items: Iterable[SourceItem],
+        prune_scopes: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        report = IngestReport()
+        started = time.perf_counter()
+        states = self.store.source_states()
+        seen: set[str] = set()
+        pending: list[_Pending] = []
+        try:
+            for item in items:
+                seen.add(item.source)
+                prepared = self._prepare(item, states, report)
+                if prepared is not None:
+                    pending.append(prepared)
+                if sum(len(p.texts) for p in pending) >= self.batch_chunks:
+                    self._flush(pending, report)
+                if progress:
+                    progress(item.label)
+            self._flush(pending, report)
+            if prune_scopes:
+                self._prune(states, seen, prune_scopes, report)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(self, item: SourceItem, states: dict, report: IngestReport) -> _Pending | None:
+        old = states.get(item.source)
+        if old and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
+            report.skipped.append(item.label)
+            return None
+        try:
+            digest = item.fingerprint()
+            if old and old.content_hash == digest:
+                self.store.touch_source(item.source, item.size, item.mtime_ns)
+                report.skipped.append(item.label)
+                return None
+            documents = item.load()
+        except (DomainragError, OSError) as exc:
+            report.failed.append((item.label, str(exc)))
+            return None
+        chunks = [c for doc in documents for c in self.chunker.split(doc)]
+        titles = {doc.id: doc.title for doc in documents}
+        texts = [index_text(c, titles[c.doc_id]) for c in chunks]
+        tokens = [self.analyzer.tokenize(t) for t in texts]
+        update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
+        return _Pending(update, item.label, old is not None, texts)
+
+    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+        """Embed the pending sources' chunks in one batch, then write them."""
+        if not pending:
+            return
+        vectors = self._embed([t for p in pending for t in p.texts], report)
+        offset = 0
+        for p in pending:
+            n = len(p.texts)
+            p.update.vectors = None if vectors is None else vectors[offset : offset + n]
+            offset += n
+        self._write(pending, report)
+        pending.clear()
+
+    def _write(self, pending: list[_Pending], report: IngestReport) -> None:
+        try:
+            self.store.write([p.update for p in pending])
+        except DomainragError:
+            for p in pending:  # isolate the failing source, keep the others
+                try:
+                    self.store.write([p.update])
+                except DomainragError as exc:
+                    report.failed.append((p.label, str(exc)))
+                    continue
+                p.count(report)
+            return
+        for p in pending:
+            p.count(report)
+
+    def _embed(self, texts: list[str], report: IngestReport) -> np.ndarray | None:
+        if self._embedder is None or not texts:
+            return None
+        embedder = self._embedder()
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
+        missing = {k: t for k, t in zip(keys, texts) if k not in cached}
+        if missing:
+            fresh = embedder.embed(list(missing.values()))
+            new = dict(zip(missing.keys(), fresh))
+            self.store.cache_vectors(embedder.id, new)
+            cached.update(new)
+            report.embedded += len(missing)
+        return np.vstack([cached[k] for k in keys])
+
+    def _prune(self, states: dict, seen: set[str], scopes: Sequence[str], report: IngestReport) -> None:
+        gone = [s for s in states if s not in seen and any(s == p or s.startswith(p) for p in scopes)]
+        self.store.remove_sources(gone)
+        report.removed.extend(gone)

@@ -1,0 +1,30 @@
+"""Ingestable sources: a file on disk, or one record of a corpus, loaded lazily."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+from ..types import Document
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One unit of incremental ingest.
+
+    ``source`` keys the ingest state (an absolute path, or ``corpus#id``); ``size`` and
+    ``mtime_ns`` allow skipping an unchanged file without reading it; ``fingerprint`` returns the
+    content hash; ``load`` reads the documents (raising ``LoaderError`` with the reason).
+    """
+
+    source: str
+    label: str
+    size: int
+    mtime_ns: int
+    fingerprint: Callable[[], str]
+    load: Callable[[], list[Document]]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

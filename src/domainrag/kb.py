@@ -1,0 +1,199 @@
+"""``KnowledgeBase``: the Python API over ingest, index and retrieval (an edge of the house)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+
+from . import config as config_io
+from .config import KBConfig
+from .errors import ConfigError, IndexMismatchError, KnowledgeBaseNotFound
+from .index.analyzer import ANALYZER_ID, Analyzer
+from .index.builder import IndexBuilder, IngestReport
+from .index.sqlite_store import SQLiteStore
+from .ingest.chunking import StructureChunker
+from .models.base import BaseEmbedder
+from .models.embedders import load_embedder
+from .retrieve.retriever import Mode, Retriever
+from .text import TOKENIZER_ID
+from .types import Hit
+
+__all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
+
+DEFAULT_KB = ".domainrag"
+SCHEMA_VERSION = 1
+
+
+class KnowledgeBase:
+    """A folder holding a configuration, a catalog and indexes of ingested documents.
+
+    Open with :meth:`open`; the constructor takes an already validated configuration.
+    """
+
+    def __init__(self, path: Path, config: KBConfig) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.store = SQLiteStore(self.path, config.index)
+        self.chunker = StructureChunker(config.chunking)
+        self.analyzer = Analyzer()
+        self._check_manifest()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        create: bool = False,
+        config: KBConfig | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> "KnowledgeBase":
+        """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
+
+        ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
+        ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``). On an existing
+        knowledge base, overrides apply to this session only.
+        """
+        kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+        exists = (kb_dir / "catalog.sqlite3").exists()
+        if not exists and not create:
+            raise KnowledgeBaseNotFound(
+                f"No knowledge base at {kb_dir}. Create one with 'domainrag ingest PATH --kb {kb_dir}' "
+                "or KnowledgeBase.open(path, create=True)"
+            )
+        base = config or (config_io.load(kb_dir) if exists else KBConfig())
+        effective = base.with_overrides(dict(overrides)) if overrides else base
+        if not exists:
+            kb_dir.mkdir(parents=True, exist_ok=True)
+            config_io.save(effective, kb_dir)
+        return cls(kb_dir, effective)
+
+    # -- models ----------------------------------------------------------------------------
+    @cached_property
+    def embedder(self) -> BaseEmbedder:
+        """The embedding model, loaded on first use (lexical search never loads it)."""
+        return load_embedder(self.config.embedder)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
+
+    # -- ingest ----------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        format: Literal["files", "beir"] = "files",
+        prune: bool = False,
+        reindex: bool = False,
+        progress: bool | Callable[[str], None] = False,
+    ) -> IngestReport:
+        """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
+
+        Unchanged sources are skipped, changed ones replaced atomically; ``prune`` removes
+        sources under the given paths that no longer exist; ``reindex`` first empties the index
+        (needed after changing the embedder or chunker). Per-file failures are collected in the
+        report, never raised; ``report.partial`` tells whether anything failed.
+        """
+        from .ingest.files import collect
+
+        if reindex:
+            self.store.clear()
+        items, scopes, ignored, failed = collect([Path(p) for p in paths], format, self.config.ingest)
+        builder = IndexBuilder(self.store, self.chunker, lambda: self._embedder_for_write(), self.analyzer)
+        with _progress(progress, len(items)) as tick:
+            report = builder.run(items, scopes if prune else (), tick)
+        report.ignored.extend(ignored)
+        report.failed[:0] = failed
+        if not report.interrupted:
+            self.store.refresh()
+        return report
+
+    def _embedder_for_write(self) -> BaseEmbedder:
+        embedder = self.embedder
+        if self.store.manifest() is None:
+            self.store.set_manifest(self._manifest(embedder))
+        return embedder
+
+    def _manifest(self, embedder: BaseEmbedder) -> dict[str, Any]:
+        e = self.config.embedder
+        return {
+            "schema": SCHEMA_VERSION,
+            "embedder": {"model": e.model, "max_length": e.max_length, "id": embedder.id,
+                         "dimensions": embedder.dimensions, "normalized": True},
+            "chunker": self.chunker.id,
+            "tokenizer": TOKENIZER_ID,
+            "analyzer": ANALYZER_ID,
+        }
+
+    def _check_manifest(self) -> None:
+        built = self.store.manifest()
+        if not built:
+            return
+        e = self.config.embedder
+        wanted = {"embedder": (e.model, e.max_length), "chunker": self.chunker.id,
+                  "analyzer": ANALYZER_ID}
+        have = {"embedder": (built["embedder"]["model"], built["embedder"]["max_length"]),
+                "chunker": built["chunker"], "analyzer": built.get("analyzer")}
+        diffs = [f"{key}: built with {have[key]!r}, asked for {wanted[key]!r}"
+                 for key in wanted if have[key] != wanted[key]]
+        if diffs:
+            raise IndexMismatchError(
+                f"The knowledge base at {self.path} was built with different settings ("
+                + "; ".join(diffs)
+                + "). Re-index it with 'domainrag ingest PATH... --reindex', or use another --kb."
+            )
+
+    # -- search ----------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: Mode | None = None,
+        filters: Mapping[str, Any] | None = None,
+        one_per_doc: bool = False,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``.
+
+        ``mode``: ``"hybrid"`` (default; lexical + dense fused, dense left out when the embedder
+        does not read the query's language), ``"lexical"`` (BM25) or ``"dense"``.
+        ``filters``: ``{"path": "policies/*.pdf"}`` (glob on the document path),
+        ``{"doc_id": [...]}``, or any document metadata field, e.g. ``{"format": "pdf"}``; a list
+        value matches any of its items. ``one_per_doc`` keeps only the best chunk per document.
+        """
+        return self.retriever.search(query, k, mode, filters, one_per_doc)
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path.resolve()),
+            "config_hash": self.config.hash(),
+            "manifest": self.store.manifest(),
+            **self.store.stats(),
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _progress(progress: bool | Callable[[str], None], total: int) -> Iterator[Callable[[str], None] | None]:
+    if callable(progress):
+        yield progress
+        return
+    if not progress:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.description}", style="dim"))
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda label: bar.update(task, advance=1, description=label[-50:])
