@@ -69,8 +69,11 @@ def kb_factory(tmp_path: Path):
         kb.close()
 
 
-def shared_data() -> Path | None:
-    """``../shared/data`` (or ``$DOMAINRAG_SHARED_DATA``) when present."""
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$DOMAINRAG_SHARED_DATA``); the test is skipped when absent."""
     env = os.environ.get("DOMAINRAG_SHARED_DATA")
     path = Path(env) if env else REPO.parent / "shared" / "data"
-    return path if path.is_dir() else None
+    if not path.is_dir():
+        pytest.skip(f"shared datasets not present at {path}")
+    return path

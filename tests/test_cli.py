@@ -1,0 +1,112 @@
+"""The CLI end to end, through a subprocess, as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PLUGIN_BOOT = (
+    "import sys, time; from domainrag import registry; "
+    "from domainrag.models.hash_embedder import HashEmbedder\n"
+    "class Slow(HashEmbedder):\n"
+    "    def embed_batch(self, texts):\n"
+    "        time.sleep(0.05); return super().embed_batch(texts)\n"
+    "registry.register('domainrag.embedders', 'slow', Slow)\n"
+    "from domainrag.cli import main; sys.argv = ['domainrag', *sys.argv[1:]]; main()\n"
+)
+
+
+def run(*args: str, cwd: Path, check_code: int | None = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOMAINRAG_KB": str(cwd / "kb"), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", PLUGIN_BOOT, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    if check_code is not None:
+        assert proc.returncode == check_code, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Retention\n\nCustomer records are kept for seven years.")
+    (docs / "b.txt").write_text("Passwords must be rotated every ninety days.")
+    return docs
+
+
+def test_ingest_search_status(folder: Path, tmp_path: Path) -> None:
+    done = run("ingest", str(folder), "--embedder", "hash:64", "--json", cwd=tmp_path)
+    report = json.loads(done.stdout)
+    assert report["added"] == 2 and report["failed"] == 0
+    hits = json.loads(run("search", "how long are records kept", "--json", "-k", "1", cwd=tmp_path).stdout)
+    assert hits[0]["doc_id"] == "docs/a.md" and hits[0]["span"]["end"] > 0
+    table = run("search", "password rotation", "--mode", "lexical", cwd=tmp_path).stdout
+    assert "docs/b.txt" in table
+    filtered = json.loads(run("search", "records", "--json", "--filter", "path=docs/b*", cwd=tmp_path).stdout)
+    assert {h["doc_id"] for h in filtered} <= {"docs/b.txt"}
+    status = json.loads(run("status", "--json", cwd=tmp_path).stdout)
+    assert status["documents"] == 2 and status["manifest"]["embedder"]["id"].startswith("hash:64")
+
+
+def test_partial_ingest_exit_code_and_reasons(folder: Path, tmp_path: Path) -> None:
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    proc = run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path, check_code=3)
+    assert "broken.pdf" in proc.stderr and "2 added" in proc.stdout
+
+
+def test_errors_are_one_line_messages(tmp_path: Path) -> None:
+    proc = run("search", "x", "--kb", str(tmp_path / "missing"), cwd=tmp_path, check_code=1)
+    assert proc.stderr.startswith("error: No knowledge base") and "Traceback" not in proc.stderr
+    proc = run("ingest", str(tmp_path / "nope"), cwd=tmp_path, check_code=1)
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kill_9_mid_ingest_leaves_a_consistent_kb(tmp_path: Path) -> None:
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(300):
+        (docs / f"f{i:03}.txt").write_text(f"Document {i} discusses subject {i % 17}. " * 60)
+    env = {**os.environ, "DOMAINRAG_KB": str(tmp_path / "kb")}
+    proc = subprocess.Popen([sys.executable, "-c", PLUGIN_BOOT, "ingest", str(docs), "--embedder", "slow:64"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    catalog = tmp_path / "kb" / "catalog.sqlite3"
+    deadline = time.time() + 60
+    while time.time() < deadline and not _has_documents(catalog):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = json.loads(run("status", "--json", cwd=tmp_path).stdout)
+    assert 0 < status["documents"] < 300, "kill landed mid-ingest"
+    run("search", "subject 3", "--json", cwd=tmp_path)  # derived indexes rebuilt
+    run("ingest", str(docs), cwd=tmp_path)
+    status = json.loads(run("status", "--json", cwd=tmp_path).stdout)
+    assert status["documents"] == 300 and status["sources"] == 300
+    run("ingest", str(docs), "--kb", str(tmp_path / "clean"), "--embedder", "slow:64", cwd=tmp_path)
+    clean = json.loads(run("status", "--json", "--kb", str(tmp_path / "clean"), cwd=tmp_path).stdout)
+    assert clean["chunks"] == status["chunks"]
+
+
+def _has_documents(catalog: Path) -> bool:
+    import sqlite3
+
+    if not catalog.exists():
+        return False
+    try:
+        with sqlite3.connect(catalog, timeout=0.1) as db:
+            return db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def test_help_and_version() -> None:
+    proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ingest" in proc.stdout and "search" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--version"], capture_output=True, text=True)
+    assert "domainrag 0.1.0" in proc.stdout

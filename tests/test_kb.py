@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domainrag import KnowledgeBase
+from domainrag.errors import ConfigError, IndexMismatchError, KnowledgeBaseNotFound
+
+MED = """# Hypothyroidism
+
+## Treatment
+
+Hypothyroidism is treated with synthetic thyroxine, a pill taken every day.
+Doctors check hormone levels after six to eight weeks.
+
+## Symptoms
+
+Fatigue, weight gain and feeling cold are common symptoms.
+"""
+
+LAW = "第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。\n\n第十七条 保险人应当向投保人说明合同的内容。"
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    (root / "medical").mkdir(parents=True)
+    (root / "medical" / "thyroid.md").write_text(MED)
+    (root / "law.txt").write_text(LAW, encoding="utf-8")
+    (root / "notes.txt").write_text("Retention: records are kept for seven years after closure.")
+    return root
+
+
+def test_ingest_and_search_returns_spans_into_documents(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    report = kb.ingest([docs])
+    assert sorted(report.added) == ["docs/law.txt", "docs/medical/thyroid.md", "docs/notes.txt"]
+    assert not report.partial and report.chunks >= 3
+    for mode in ("lexical", "dense", "hybrid"):
+        hits = kb.search("what treats hypothyroidism", k=3, mode=mode)
+        assert hits[0].doc_id == "docs/medical/thyroid.md", mode
+    hit = kb.search("synthetic thyroxine pill", k=1)[0]
+    text = kb.store.document(hit.doc_id)["text"]
+    assert text[hit.span.start : hit.span.end] == hit.text
+    assert hit.heading_path[0] == "Hypothyroidism"
+
+
+def test_reingest_skips_unchanged_and_replaces_changed(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    chunks_before = kb.status()["chunks"]
+    again = kb.ingest([docs])
+    assert len(again.skipped) == 3 and again.chunks == 0 and again.embedded == 0
+
+    notes = docs / "notes.txt"
+    notes.write_text("Retention: records are kept for ten years after closure.")
+    changed = kb.ingest([docs])
+    assert changed.updated == ["docs/notes.txt"] and len(changed.skipped) == 2
+    assert kb.status()["chunks"] == chunks_before  # replaced, not duplicated
+    assert "ten years" in kb.search("how long are records kept", k=1)[0].text
+
+
+def test_touched_but_identical_file_is_not_reembedded(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    path = docs / "law.txt"
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")  # new mtime, same bytes
+    report = kb.ingest([docs])
+    assert report.embedded == 0 and report.chunks == 0 and len(report.skipped) == 3
+
+
+def test_prune_removes_deleted_files_only_when_asked(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    (docs / "notes.txt").unlink()
+    assert kb.ingest([docs]).removed == []
+    assert kb.status()["documents"] == 3
+    report = kb.ingest([docs], prune=True)
+    assert [Path(p).name for p in report.removed] == ["notes.txt"]
+    assert kb.status()["documents"] == 2
+    assert all(h.doc_id != "docs/notes.txt" for h in kb.search("records kept seven years", k=5))
+
+
+def test_bad_files_fail_alone_with_reasons(kb_factory, docs: Path) -> None:
+    (docs / "empty.txt").write_text("")
+    (docs / "junk.txt").write_bytes(bytes(range(256)) * 20)
+    kb = kb_factory()
+    report = kb.ingest([docs])
+    failed = dict(report.failed)
+    assert set(failed) == {"docs/empty.txt", "docs/junk.txt"}
+    assert "empty" in failed["docs/empty.txt"]
+    assert report.partial and len(report.added) == 3
+
+
+def test_filters_and_one_per_doc(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    hits = kb.search("records years treatment", k=10, filters={"path": "docs/medical/*"})
+    assert hits and {h.doc_id for h in hits} == {"docs/medical/thyroid.md"}
+    assert {h.doc_id for h in kb.search("records", k=10, filters={"doc_id": ["docs/notes.txt"]})} == {"docs/notes.txt"}
+    assert {h.doc_id for h in kb.search("records", k=10, filters={"format": "markdown"})} <= {"docs/medical/thyroid.md"}
+    assert kb.search("records", filters={"path": "nothing/*"}) == []
+    per_doc = kb.search("hypothyroidism symptoms treatment", k=10, one_per_doc=True)
+    assert len({h.doc_id for h in per_doc}) == len(per_doc)
+    with pytest.raises(ConfigError):
+        kb.search("x", filters={"bad field!": 1})
+
+
+def test_chinese_query_hybrid_equals_lexical_with_english_embedder(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    query = "劳动者什么情况下订立无固定期限劳动合同"
+    lexical = [h.chunk_id for h in kb.search(query, k=5, mode="lexical")]
+    hybrid = [h.chunk_id for h in kb.search(query, k=5, mode="hybrid")]
+    assert hybrid == lexical and lexical
+    assert kb.retriever.candidates(query).dense is None
+
+
+def test_different_embedder_is_refused_with_reindex_hint(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    kb.close()
+    with pytest.raises(IndexMismatchError, match="--reindex"):
+        KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:32"})
+    with pytest.raises(IndexMismatchError, match="chunker"):
+        KnowledgeBase.open(tmp_path / "kb", overrides={"chunking.target_tokens": 300})
+    same = KnowledgeBase.open(tmp_path / "kb")
+    assert same.search("thyroxine", k=1)
+
+
+def test_reindex_rebuilds_with_new_settings(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb_factory().ingest([docs])
+    from domainrag.kb import KnowledgeBase as KB
+    from domainrag.config import KBConfig
+
+    config = KBConfig().with_overrides({"embedder.model": "hash:32"})
+    kb = KB(tmp_path / "other", config)
+    kb.ingest([docs])
+    assert kb.status()["manifest"]["embedder"]["dimensions"] == 32
+
+
+def test_missing_kb_and_bad_arguments(tmp_path: Path, kb_factory) -> None:
+    with pytest.raises(KnowledgeBaseNotFound, match="domainrag ingest"):
+        KnowledgeBase.open(tmp_path / "nowhere")
+    kb = kb_factory()
+    assert kb.search("anything at all") == []
+    with pytest.raises(ConfigError, match="empty"):
+        kb.search("   ")
+    with pytest.raises(ConfigError, match="mode"):
+        kb.search("x", mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="does-not-exist"):
+        kb.ingest([tmp_path / "does-not-exist"])
+    with pytest.raises(ConfigError, match="Unknown setting"):
+        KnowledgeBase.open(tmp_path / "x", create=True, overrides={"nope": 1})
+
+
+def test_interrupted_ingest_is_consistent_and_resumes(kb_factory, docs: Path, monkeypatch) -> None:
+    for i in range(12):
+        (docs / f"extra{i}.txt").write_text(f"Extra document number {i} about topic {i}. " * 30)
+    kb = kb_factory()
+    kb_builder_batch = 16
+    from domainrag.index import builder as builder_mod
+
+    monkeypatch.setattr(builder_mod.IndexBuilder.__init__, "__defaults__", (None, kb_builder_batch))
+    embedder = kb.embedder
+    real = embedder.embed_batch
+    calls = {"n": 0}
+
+    def flaky(texts):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "embed_batch", flaky)
+    first = kb.ingest([docs])
+    assert first.interrupted and first.partial
+    written = kb.status()["documents"]
+    assert 0 < written < 15
+    hits = kb.search("extra document topic", k=50)  # derived indexes rebuilt from the catalog
+    assert len({h.chunk_id for h in hits}) == len(hits)
+    second = kb.ingest([docs])
+    assert not second.partial and len(second.added) == 15 - written
+    fresh = kb_factory("fresh")
+    fresh.ingest([docs])
+    assert kb.status()["chunks"] == fresh.status()["chunks"]
