@@ -30,8 +30,8 @@ def collect(
     loaders = loaders_by_extension(config)
     found, skipped = discover(paths, config, loaders.keys())
     scopes = [str(p.resolve()) + (os.sep if p.is_dir() else "") for p in paths]
-    ignored = [(s.path, s.reason) for s in skipped if s.reason.startswith("unsupported")]
-    failed = [(s.path, s.reason) for s in skipped if not s.reason.startswith("unsupported")]
+    ignored = [(s.path, s.reason) for s in skipped if not s.failed]
+    failed = [(s.path, s.reason) for s in skipped if s.failed]
     return [_file_item(f, loaders) for f in found], scopes, ignored, failed
 
 

@@ -1,0 +1,164 @@
+"""PDF (``.pdf``) via pypdf: text per page, pages recorded on every block.
+
+pypdf flattens layout, so paragraphs are rebuilt from lines: a blank line always ends a
+paragraph, and so does a line clearly shorter than the page's longest line (the last line of a
+paragraph, a heading, a table row) or a line followed by a bullet. Encrypted files are opened
+with the empty password when the author allowed it; image-only (scanned) files are refused with
+a hint to OCR them first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import struct
+import warnings
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, PyPdfError
+
+from ...errors import LoaderError
+from ...types import Document
+from ..base import BaseLoader, DocumentBuilder
+
+#: A line shorter than this share of the page's longest line ends its paragraph.
+SHORT_LINE_RATIO = 0.75
+_BULLET = re.compile(r"^\s*(?:[•◦▪‣·\-–*]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+#: Values PDF producers (reportlab among them) write when the author left a field empty.
+_PLACEHOLDERS = frozenset({"", "anonymous", "unspecified", "untitled", "unknown"})
+_PARSE_ERRORS = (
+    PyPdfError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+    AssertionError, RecursionError, struct.error, zlib.error,
+)  # fmt: skip
+
+
+class PdfLoader(BaseLoader):
+    """Loads the text layer of a PDF page by page; blocks carry 1-based page numbers."""
+
+    extensions: ClassVar[tuple[str, ...]] = (".pdf",)
+    format: ClassVar[str] = "pdf"
+
+    def load(self, path: Path, doc_id: str) -> list[Document]:
+        with quiet_pypdf():
+            reader = open_pdf(path)
+            pages, failed = _page_texts(reader)
+            info = _info(reader)
+        builder = DocumentBuilder()
+        for number, text in pages:
+            builder.page = number
+            for para in page_paragraphs(text):
+                builder.paragraph(para)
+        if builder.empty:
+            raise LoaderError("no extractable text (image-only or scanned PDF?); OCR it first")
+        info["failed_pages"] = failed
+        title = str(info.pop("title", "") or "")
+        return [builder.build(doc_id, str(path), title=title, metadata=_clean(info))]
+
+
+@contextmanager
+def quiet_pypdf() -> Iterator[None]:
+    """Silence pypdf's warnings about recoverable damage while a file is read."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def open_pdf(path: Path) -> PdfReader:
+    """A reader for ``path``, decrypted with the empty password if needed."""
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            _decrypt(reader)
+        len(reader.pages)
+    except LoaderError:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise _corrupt(exc) from exc
+    return reader
+
+
+def _decrypt(reader: PdfReader) -> None:
+    try:
+        result = reader.decrypt("")
+    except DependencyError as exc:
+        raise LoaderError(
+            f"encrypted PDF needs the 'cryptography' package to decrypt ({exc}); "
+            "pip install cryptography, or supply an unencrypted copy"
+        ) from exc
+    if result == PasswordType.NOT_DECRYPTED:
+        raise LoaderError("encrypted PDF: it needs a password to open; supply an unencrypted copy")
+
+
+def _corrupt(exc: BaseException) -> LoaderError:
+    reason = str(exc) or type(exc).__name__
+    return LoaderError(
+        f"corrupt or unreadable PDF ({reason}); "
+        "re-export it or repair it (e.g. qpdf in.pdf out.pdf)"
+    )
+
+
+def _page_texts(reader: PdfReader) -> tuple[list[tuple[int, str]], list[int]]:
+    """(page number, text) of each readable page, and the numbers of pages that failed."""
+    pages: list[tuple[int, str]] = []
+    failed: list[int] = []
+    first_error: BaseException | None = None
+    for number, page in enumerate(reader.pages, start=1):
+        try:
+            pages.append((number, (page.extract_text() or "").replace("\x00", "")))
+        except _PARSE_ERRORS as exc:
+            failed.append(number)
+            first_error = first_error or exc
+    if first_error is not None and not any(text.strip() for _, text in pages):
+        raise _corrupt(first_error) from first_error
+    return pages, failed
+
+
+def page_paragraphs(text: str) -> list[str]:
+    """Rebuild paragraphs from a page's extracted lines (see the module docstring)."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    longest = max((len(line.strip()) for line in lines), default=0)
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for i, line in enumerate(lines):
+        if line.strip():
+            current.append(line.strip())
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if current and _ends_paragraph(line, nxt, longest):
+            paragraphs.append("\n".join(current))
+            current = []
+    return paragraphs
+
+
+def _ends_paragraph(line: str, nxt: str, longest: int) -> bool:
+    if not line.strip() or not nxt.strip():
+        return True
+    return len(line.strip()) < SHORT_LINE_RATIO * longest or bool(_BULLET.match(nxt))
+
+
+def _info(reader: PdfReader) -> dict[str, Any]:
+    """Title, author and subject from the document information, page count."""
+    try:
+        meta = reader.metadata
+        fields = (
+            {"title": meta.title, "author": meta.author, "subject": meta.subject} if meta else {}
+        )
+    except _PARSE_ERRORS:
+        fields = {}
+    info: dict[str, Any] = {k: " ".join(str(v).split()) for k, v in fields.items() if v}
+    info = {k: v for k, v in info.items() if v.lower() not in _PLACEHOLDERS}
+    info["page_count"] = len(reader.pages)
+    return info
+
+
+def _clean(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if v not in ("", None, [])}
