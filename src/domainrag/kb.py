@@ -16,7 +16,7 @@ from .index.builder import IndexBuilder, IngestReport
 from .index.sqlite_store import SQLiteStore
 from .ingest.chunking import StructureChunker
 from .models.base import BaseEmbedder
-from .models.embedders import load_embedder
+from .models.embedders import load_embedder, resolve
 from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Hit
@@ -119,7 +119,7 @@ class KnowledgeBase:
         e = self.config.embedder
         return {
             "schema": SCHEMA_VERSION,
-            "embedder": {"model": e.model, "max_length": e.max_length, "id": embedder.id,
+            "embedder": {"model": resolve(e.model), "max_length": e.max_length, "id": embedder.id,
                          "dimensions": embedder.dimensions, "normalized": True},
             "chunker": self.chunker.id,
             "tokenizer": TOKENIZER_ID,
@@ -131,9 +131,9 @@ class KnowledgeBase:
         if not built:
             return
         e = self.config.embedder
-        wanted = {"embedder": (e.model, e.max_length), "chunker": self.chunker.id,
+        wanted = {"embedder": (resolve(e.model), e.max_length), "chunker": self.chunker.id,
                   "analyzer": ANALYZER_ID}
-        have = {"embedder": (built["embedder"]["model"], built["embedder"]["max_length"]),
+        have = {"embedder": (resolve(built["embedder"]["model"]), built["embedder"]["max_length"]),
                 "chunker": built["chunker"], "analyzer": built.get("analyzer")}
         diffs = [f"{key}: built with {have[key]!r}, asked for {wanted[key]!r}"
                  for key in wanted if have[key] != wanted[key]]

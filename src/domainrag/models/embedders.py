@@ -10,15 +10,24 @@ from .base import BaseEmbedder
 GROUP = "domainrag.embedders"
 
 #: Short names users can type instead of a full ``provider:model`` spec.
+#: ``minilm`` is the bundled all-MiniLM-L6-v2 run by onnxruntime with int8 weights: 3.5x the
+#: throughput of torch and a 0.5 s cold start at equal retrieval quality (benchmarks/RESULTS.md).
 ALIASES = {
-    "minilm": "sentence-transformers:all-MiniLM-L6-v2",
-    "default": "sentence-transformers:all-MiniLM-L6-v2",
+    "minilm": "onnx:all-MiniLM-L6-v2-int8",
+    "default": "onnx:all-MiniLM-L6-v2-int8",
+    "minilm-fp32": "onnx:all-MiniLM-L6-v2",
+    "minilm-torch": "sentence-transformers:all-MiniLM-L6-v2",
 }
+
+
+def resolve(spec: str) -> str:
+    """The full ``provider:model`` spec an alias stands for (other specs unchanged)."""
+    return ALIASES.get(spec.strip(), spec.strip())
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """``"openai:text-embedding-3-small"`` -> ``("openai", "text-embedding-3-small")``."""
-    spec = ALIASES.get(spec.strip(), spec.strip())
+    spec = resolve(spec)
     provider, sep, model = spec.partition(":")
     if not sep or not provider or not model:
         raise ConfigError(

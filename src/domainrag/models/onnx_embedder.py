@@ -1,0 +1,184 @@
+"""The bundled all-MiniLM-L6-v2 on onnxruntime: no torch at run time, fast to start.
+
+Specs: ``onnx:all-MiniLM-L6-v2`` (fp32, the same vectors as sentence-transformers to cosine
+1.000) and ``onnx:all-MiniLM-L6-v2-int8`` (weights quantised to int8: faster, cosine ~0.995).
+Text is tokenised with the ``tokenizers`` library from the bundled ``tokenizer.json``, run through
+onnxruntime, mean-pooled over the attention mask and L2-normalised, as sentence-transformers does
+for this model.
+
+The ``.onnx`` file is exported from the bundled safetensors the first time it is needed, which
+takes torch, transformers and onnx once (see :mod:`domainrag.models.onnx_export`); afterwards
+only onnxruntime, tokenizers and numpy are imported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from ..config import EmbedderConfig
+from ..errors import ConfigError, EmbeddingError, missing
+from . import onnx_export
+from .base import BaseEmbedder, normalize
+from .st_embedder import BUNDLED_ID, _bundled_path, _usable_cpus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from onnxruntime import InferenceSession
+    from tokenizers import Encoding, Tokenizer
+
+#: Accepted model names (lower case) -> (cache file stem, quantised?).
+_NAMES = {
+    "all-minilm-l6-v2": (BUNDLED_ID, False),
+    "sentence-transformers/all-minilm-l6-v2": (BUNDLED_ID, False),
+    "all-minilm-l6-v2-int8": (f"{BUNDLED_ID}-int8", True),
+    "sentence-transformers/all-minilm-l6-v2-int8": (f"{BUNDLED_ID}-int8", True),
+}
+#: Padded tokens per onnxruntime call: a batch is sorted by length and cut into runs of at most
+#: this many (rows x longest row) tokens, so short texts are not padded to the longest one. On
+#: 256-token passages that is 8 rows a run; 512 to 8192 measured within noise of each other.
+TOKENS_PER_RUN = 2048
+_DEFAULT_MAX_LENGTH = 256
+
+
+class OnnxEmbedder(BaseEmbedder):
+    """all-MiniLM-L6-v2 (fp32 or int8) on onnxruntime's CPU provider, all usable CPUs.
+
+    The id names the variant and the truncation length: ``onnx:all-MiniLM-L6-v2-int8@256``.
+    """
+
+    default_languages = frozenset({"en"})
+    dimensions = 384
+
+    def __init__(self, model_name: str = BUNDLED_ID, config: EmbedderConfig | None = None) -> None:
+        super().__init__(model_name, config)
+        stem, quantize = _variant(model_name)
+        ort, tokenizers = _import_runtime()
+        source = _bundled_path()
+        self.max_length = _max_length(source, self.config.max_length, model_name)
+        self.path = onnx_export.ensure_onnx(source, stem, quantize)
+        self.tokenizer = _tokenizer(tokenizers, source, self.max_length)
+        self.session = _session(ort, self.path)
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self.id = f"onnx:{stem}@{self.max_length}"
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text (truncated at ``max_length`` tokens)."""
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return vectors
+        encodings = self.tokenizer.encode_batch(list(texts))
+        for rows in _runs([len(e.ids) for e in encodings], TOKENS_PER_RUN):
+            vectors[rows] = self._pooled([encodings[i] for i in rows])
+        return normalize(vectors)
+
+    def _pooled(self, encodings: list[Encoding]) -> np.ndarray:
+        """Mean of the last hidden state over the real (unpadded) tokens of each encoding."""
+        ids, mask = _pad(encodings)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        try:
+            hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EmbeddingError(f"{self.id}: onnxruntime failed on a batch: {exc}") from exc
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _variant(model_name: str) -> tuple[str, bool]:
+    """(cache file stem, quantised?) of a model name; only the bundled model is served."""
+    try:
+        return _NAMES[model_name.strip().lower()]
+    except KeyError:
+        raise ConfigError(
+            f"onnx:{model_name} — the onnx embedder serves only the bundled model: use "
+            f"'onnx:all-MiniLM-L6-v2' (fp32) or 'onnx:all-MiniLM-L6-v2-int8' (int8, faster); for "
+            f"other models use 'sentence-transformers:{model_name}'."
+        ) from None
+
+
+def _import_runtime() -> tuple[Any, Any]:
+    purpose = "The onnx embedder"
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise missing("onnxruntime", "local", purpose) from exc
+    try:
+        import tokenizers
+    except ImportError as exc:
+        raise missing("tokenizers", "local", purpose) from exc
+    return onnxruntime, tokenizers
+
+
+def _max_length(source: Path, wanted: int | None, name: str) -> int:
+    """``wanted`` checked against the model's position embeddings; ``None`` keeps the model's."""
+    config = _read_json(source / "config.json")
+    limit = int(config.get("max_position_embeddings", 512))
+    if wanted is None:
+        st_config = _read_json(source / "sentence_bert_config.json")
+        return int(st_config.get("max_seq_length", _DEFAULT_MAX_LENGTH))
+    if wanted > limit:
+        raise ConfigError(
+            f"embedder.max_length={wanted} exceeds the {limit} tokens onnx:{name} can read; "
+            f"set embedder.max_length to {limit} or less."
+        )
+    return wanted
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        message = f"{path} cannot be read as JSON ({exc}); reinstall the model."
+        raise EmbeddingError(message) from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
+    """The bundled tokenizer, truncating at ``max_length``; padding is done per run."""
+    tokenizer = tokenizers.Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _session(ort: Any, path: Path) -> InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = _usable_cpus()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a corrupt or foreign file in the cache
+        raise EmbeddingError(
+            f"onnxruntime cannot load {path}: {exc}. Delete the file (and the .json beside it) "
+            f"to export it again."
+        ) from exc
+
+
+def _runs(lengths: list[int], budget: int) -> list[np.ndarray]:
+    """Row indices grouped longest first, each group padding to at most ``budget`` tokens."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    runs: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = lengths[order[start]]
+        size = max(1, budget // max(longest, 1))
+        runs.append(order[start : start + size])
+        start += size
+    return runs
+
+
+def _pad(encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+    """int64 ``input_ids`` and ``attention_mask``, right-padded with 0 to the longest row."""
+    longest = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), longest), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    return ids, mask

@@ -1,0 +1,177 @@
+"""OpenAI and any OpenAI-compatible embeddings API (vLLM, Ollama, llama.cpp, ...) via ``openai``.
+
+The base URL comes from ``embedder.base_url``, else the ``OPENAI_BASE_URL`` variable; the key from
+the environment variable named by ``embedder.api_key_env`` (default ``OPENAI_API_KEY``). Local
+servers usually accept any key, so a custom base URL with no key set sends ``not-needed``. The key
+is handed to the SDK only: it is never stored in the id, logged, or echoed in error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ..config import EmbedderConfig
+from ..errors import ConfigError, EmbeddingError, missing
+from .base import BaseEmbedder
+
+#: Dimensions of OpenAI's own models; other models are asked once, on first use.
+KNOWN_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+OPENAI_URL = "https://api.openai.com/v1"
+#: OpenAI accepts at most 2048 inputs per request; larger batches are split.
+MAX_INPUTS_PER_REQUEST = 2048
+#: Sent to servers that need no key (a custom base URL and no key in the environment).
+NO_KEY = "not-needed"
+
+
+class OpenAIEmbedder(BaseEmbedder):
+    """Embeds through ``POST {base_url}/embeddings``; multilingual (``languages=None``) by default.
+
+    The id is ``openai:MODEL``, or ``openai:MODEL@HOST:PORT`` for a custom base URL, because the
+    same model name on two servers need not give the same vectors.
+    """
+
+    default_languages = None
+    #: Seconds to wait for one response, and retries (with backoff) on 408/409/429/5xx and
+    #: connection errors; the SDK honours ``Retry-After`` headers.
+    timeout_s: ClassVar[float] = 30.0
+    max_retries: ClassVar[int] = 3
+
+    def __init__(
+        self, model_name: str = "text-embedding-3-small", config: EmbedderConfig | None = None
+    ) -> None:
+        super().__init__(model_name, config)
+        openai = _import_openai()
+        self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._secret = _api_key(self.config.api_key_env, custom=_is_custom(self.base_url))
+        self._client = openai.OpenAI(
+            api_key=self._secret,
+            base_url=self.base_url,
+            max_retries=self.max_retries,
+            timeout=self.timeout_s,
+        )
+        self._dimensions: int | None = KNOWN_DIMENSIONS.get(model_name)
+        self.id = f"openai:{model_name}"
+        if _is_custom(self.base_url):
+            self.id += f"@{urlparse(self.base_url or '').netloc}"
+
+    @property
+    def dimensions(self) -> int:  # type: ignore[override]
+        """Known for OpenAI's models; otherwise learnt by embedding one probe text, once."""
+        if self._dimensions is None:
+            self.embed_batch(["dimensions probe"])
+        assert self._dimensions is not None
+        return self._dimensions
+
+    @dimensions.setter
+    def dimensions(self, value: int) -> None:
+        self._dimensions = value
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, in order; requests of at most 2048 inputs."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), MAX_INPUTS_PER_REQUEST):
+            rows.extend(self._request(list(texts[start : start + MAX_INPUTS_PER_REQUEST])))
+        widths = {len(row) for row in rows}
+        if len(widths) != 1:
+            raise EmbeddingError(f"{self._where()} returned vectors of mixed lengths {sorted(widths)}")
+        if self._dimensions is None:
+            self._dimensions = widths.pop()
+        return np.asarray(rows, dtype=np.float32)
+
+    def _request(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        # The API rejects empty strings; a lone space embeds "nothing" just as well.
+        inputs = [text if text else " " for text in texts]
+        try:
+            response = self._client.embeddings.create(model=self.model_name, input=inputs)
+        except openai.OpenAIError as exc:
+            raise EmbeddingError(self._redact(self._explain(exc))) from exc
+        except ValueError as exc:  # the SDK's parser: "No embedding data received"
+            raise EmbeddingError(f"{self._where()} returned no embeddings: {exc}") from exc
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(texts):
+            raise EmbeddingError(
+                f"{self._where()} returned {len(data)} embeddings for {len(texts)} texts"
+            )
+        return [list(item.embedding) for item in data]
+
+    def _where(self) -> str:
+        return f"The embeddings API at {self.base_url or OPENAI_URL} (model {self.model_name!r})"
+
+    def _explain(self, exc: Exception) -> str:
+        """A message for an SDK error that says what went wrong and what to do."""
+        import openai
+
+        where, env = self._where(), self.config.api_key_env
+        if isinstance(exc, openai.AuthenticationError):
+            return (
+                f"{where} rejected the API key (HTTP 401: {exc.message}). Check that the "
+                f"environment variable {env} holds a valid key for this server."
+            )
+        if isinstance(exc, openai.PermissionDeniedError):
+            return f"{where} denied access (HTTP 403: {exc.message}). Check the key's permissions."
+        if isinstance(exc, openai.NotFoundError):
+            return (
+                f"{where} answered 404 ({exc.message}). Check the model name and that the base "
+                f"URL ends in /v1 (embedder.base_url or OPENAI_BASE_URL)."
+            )
+        if isinstance(exc, openai.RateLimitError):
+            return (
+                f"{where} is rate-limiting (HTTP 429: {exc.message}) even after "
+                f"{self.max_retries} retries. Wait and try again, or lower embedder.batch_size."
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return (
+                f"{where} did not answer within {self.timeout_s:g} s "
+                f"({self.max_retries} retries). Is the server overloaded?"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return (
+                f"{where} could not be reached ({exc.__cause__ or exc}). Is the server running, "
+                f"and is the URL right (embedder.base_url or OPENAI_BASE_URL)?"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return f"{where} failed with HTTP {exc.status_code}: {exc.message}"
+        return f"{where} failed: {exc}"
+
+    def _redact(self, message: str) -> str:
+        if self._secret and self._secret != NO_KEY:
+            message = message.replace(self._secret, "***")
+        return message
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise missing("openai", "openai", "The OpenAI embedder") from exc
+    return openai
+
+
+def _is_custom(base_url: str | None) -> bool:
+    """True for any server but OpenAI's own."""
+    return bool(base_url) and urlparse(base_url or "").hostname != "api.openai.com"
+
+
+def _api_key(env: str, *, custom: bool) -> str:
+    key = os.environ.get(env, "").strip()
+    if key:
+        return key
+    if custom:
+        return NO_KEY
+    raise ConfigError(
+        f"The OpenAI embedder needs an API key in the environment variable {env}, which is not "
+        f"set. Set it (export {env}=...), or name the variable that holds your key in "
+        f"embedder.api_key_env; for a local OpenAI-compatible server set embedder.base_url."
+    )
