@@ -136,11 +136,19 @@ def load(kb_dir: Path) -> KBConfig:
     return validate(data, source=str(path))
 
 
+#: Sections that define how the index is built: written in full, so that a later release with
+#: other defaults still opens the knowledge base as it was built.
+_INDEX_SECTIONS = ("embedder", "chunking")
+
+
 def save(config: KBConfig, kb_dir: Path) -> Path:
-    """Write ``config`` as ``kb_dir/domainrag.toml`` (None values are left out)."""
+    """Write ``config`` as ``kb_dir/domainrag.toml``: the index-defining sections in full, the
+    others only where they differ from the defaults (so improved defaults reach them)."""
     import tomli_w
 
-    data = config.model_dump(mode="json", exclude_none=True)
+    data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    for section in _INDEX_SECTIONS:
+        data[section] = getattr(config, section).model_dump(mode="json", exclude_none=True)
     path = kb_dir / CONFIG_FILE
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path

@@ -105,7 +105,17 @@ def _import_torch() -> Any:
     except ImportError as exc:
         purpose = "The sentence-transformers embedder"
         raise missing("sentence-transformers", "local", purpose) from exc
+    _quiet_transformers()
     return torch
+
+
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars on our users' terminals (ingest has its own)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        return
+    hf_logging.disable_progress_bar()
 
 
 def _usable_cpus() -> int:
