@@ -28,6 +28,8 @@ SENTENCES = [
 ]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: The torch model by its full spec ("minilm" is the ONNX int8 build, tested elsewhere).
+ST_MINILM = "sentence-transformers:all-MiniLM-L6-v2"
 
 
 def _loopback_only(real_connect: Any) -> Any:
@@ -57,7 +59,7 @@ def minilm() -> Iterator[Any]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
         mp.setattr(socket.socket, "connect", _loopback_only(socket.socket.connect))
-        yield load_embedder(EmbedderConfig(model="minilm"))
+        yield load_embedder(EmbedderConfig(model=ST_MINILM))
 
 
 def test_bundled_minilm_loads_offline_with_normalised_384d_vectors(minilm: Any) -> None:
@@ -87,7 +89,8 @@ def test_vectors_match_sentence_transformers_own_output(minilm: Any) -> None:
 
 
 def test_hub_name_alias_and_max_length_make_the_id(minilm: Any) -> None:
-    config = EmbedderConfig(model="sentence-transformers:sentence-transformers/all-MiniLM-L6-v2", max_length=16)
+    spec = "sentence-transformers:sentence-transformers/all-MiniLM-L6-v2"
+    config = EmbedderConfig(model=spec, max_length=16)
     short = load_embedder(config)
     assert short.id == "sentence-transformers:all-MiniLM-L6-v2@16"
     long_text = " ".join(["word"] * 40) + " and the cat sat on the mat"
@@ -97,7 +100,7 @@ def test_hub_name_alias_and_max_length_make_the_id(minilm: Any) -> None:
 
 def test_max_length_beyond_the_model_is_refused(minilm: Any) -> None:
     with pytest.raises(ConfigError, match="max_length=4096.*512"):
-        load_embedder(EmbedderConfig(model="minilm", max_length=4096))
+        load_embedder(EmbedderConfig(model=ST_MINILM, max_length=4096))
 
 
 def test_unknown_model_offline_fails_fast_with_a_fix(minilm: Any, no_network: None) -> None:
@@ -255,11 +258,13 @@ def test_unknown_provider_lists_the_known_ones() -> None:
         assert known in message
 
 
-def test_minilm_alias_resolves() -> None:
+def test_minilm_aliases_resolve() -> None:
     from domainrag.models.st_embedder import SentenceTransformerEmbedder
 
-    assert parse_spec("minilm") == ("sentence-transformers", "all-MiniLM-L6-v2")
+    assert parse_spec("minilm-torch") == ("sentence-transformers", "all-MiniLM-L6-v2")
     assert registry.get(GROUP, "sentence-transformers") is SentenceTransformerEmbedder
+    provider, model = parse_spec("minilm")
+    assert provider in registry.names(GROUP) and "MiniLM-L6-v2" in model
 
 
 def test_spec_without_provider_is_a_config_error() -> None:

@@ -69,7 +69,7 @@ def reference() -> np.ndarray:
     pytest.importorskip("sentence_transformers")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        embedder = load_embedder(EmbedderConfig(model="minilm", max_length=256))
+        embedder = load_embedder(EmbedderConfig(model="minilm-torch", max_length=256))
     return embedder.embed(SENTENCES)
 
 
