@@ -185,3 +185,16 @@ def test_interrupted_ingest_is_consistent_and_resumes(kb_factory, docs: Path, mo
     fresh = kb_factory("fresh")
     fresh.ingest([docs])
     assert kb.status()["chunks"] == fresh.status()["chunks"]
+
+
+def test_same_spec_loading_another_model_is_refused(kb_factory, docs: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    manifest = kb.store.manifest()
+    manifest["embedder"]["id"] = "fake-en:64-from-an-older-release"
+    kb.store.set_manifest(manifest)
+    reopened = KnowledgeBase.open(kb.path)
+    assert reopened.search("thyroxine", k=1, mode="lexical")  # lexical needs no model
+    with pytest.raises(IndexMismatchError, match="older-release"):
+        reopened.search("thyroxine", k=1, mode="dense")
+    reopened.close()

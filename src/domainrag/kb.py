@@ -72,8 +72,19 @@ class KnowledgeBase:
     # -- models ----------------------------------------------------------------------------
     @cached_property
     def embedder(self) -> BaseEmbedder:
-        """The embedding model, loaded on first use (lexical search never loads it)."""
-        return load_embedder(self.config.embedder)
+        """The embedding model, loaded on first use (lexical search never loads it).
+
+        Its id must match the one the index was built with: the same spec can load a different
+        model (an alias redefined by an upgrade, a replaced local directory)."""
+        embedder = load_embedder(self.config.embedder)
+        built = (self.store.manifest() or {}).get("embedder", {}).get("id")
+        if built and built != embedder.id:
+            raise IndexMismatchError(
+                f"The knowledge base at {self.path} holds vectors of {built}, but "
+                f"{self.config.embedder.model!r} now loads {embedder.id}. Re-index it with "
+                "'domainrag ingest PATH... --reindex', or use another --kb."
+            )
+        return embedder
 
     @cached_property
     def retriever(self) -> Retriever:
