@@ -230,9 +230,9 @@ def _fidelity(vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
 def _token_lengths(texts: list[str]) -> dict[str, float]:
     from tokenizers import Tokenizer
 
-    from domainrag.models.st_embedder import _bundled_path
+    from domainrag.models.bundled import bundled_path
 
-    tokenizer = Tokenizer.from_file(str(_bundled_path() / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(bundled_path() / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
     lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts)])

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from . import config as config_io
 from .config import KBConfig
-from .errors import ConfigError, IndexMismatchError, KnowledgeBaseNotFound
+from .errors import IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
 from .index.sqlite_store import SQLiteStore

@@ -13,9 +13,9 @@ from typing import Iterator
 TOKENIZER_ID = "domainrag-approx-v1"
 
 # CJK Unified Ideographs (+ extension A, compatibility), Hiragana/Katakana, Hangul.
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]", re.UNICODE)
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_CJK_CHAR = re.compile(f"[{CJK_RANGES}]")
+_TOKEN = re.compile(rf"[{CJK_RANGES}]|[^\W{CJK_RANGES}]+|[^\w\s]", re.UNICODE)
 
 # A sentence ends at . ! ? (followed by space/end) or at a CJK full stop, which needs no space.
 # Closing quotes and brackets stay with their sentence.

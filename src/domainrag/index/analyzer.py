@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)", re.UNICODE)
+from ..text import CJK_RANGES
+
+_RUNS = re.compile(rf"([{CJK_RANGES}]+)|([^\W_{CJK_RANGES}]+)", re.UNICODE)
 
 ANALYZER_ID = "en-snowball+zh-jieba-search:v1"
 

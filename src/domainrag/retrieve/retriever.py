@@ -92,9 +92,7 @@ class Retriever:
         return Candidates(lexical, dense, language)
 
     def _dense_applies(self, language: str) -> bool:
-        if not getattr(self.store, "has_vectors", True):
-            return False
-        return self._embedder().covers(language)
+        return self.store.has_vectors and self._embedder().covers(language)
 
     def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> Ranked:
         vector = self._embedder().embed_query(query)

@@ -89,6 +89,11 @@ class StoreConformance:
         assert np.array_equal(store.cached_vectors("m", ["k1", "k2"])["k1"], vec)
         assert store.cached_vectors("other", ["k1"]) == {}
 
+    def test_has_vectors_follows_writes(self, store: Store) -> None:
+        assert not store.has_vectors
+        store.write([make_update("a.txt", "a", ["alpha"])])
+        assert store.has_vectors
+
     def test_empty_store_searches_return_nothing(self, store: Store) -> None:
         assert not len(store.lexical(["x"], 5, None))
         assert store.hits(store.lexical(["x"], 5, None)) == []
