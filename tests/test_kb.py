@@ -158,11 +158,7 @@ def test_missing_kb_and_bad_arguments(tmp_path: Path, kb_factory) -> None:
 def test_interrupted_ingest_is_consistent_and_resumes(kb_factory, docs: Path, monkeypatch) -> None:
     for i in range(12):
         (docs / f"extra{i}.txt").write_text(f"Extra document number {i} about topic {i}. " * 30)
-    kb = kb_factory()
-    kb_builder_batch = 16
-    from domainrag.index import builder as builder_mod
-
-    monkeypatch.setattr(builder_mod.IndexBuilder.__init__, "__defaults__", (None, kb_builder_batch))
+    kb = kb_factory(**{"ingest.batch_chunks": 16})
     embedder = kb.embedder
     real = embedder.embed_batch
     calls = {"n": 0}

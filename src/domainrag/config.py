@@ -65,6 +65,9 @@ class IngestConfig(_Section):
     json_text_fields: list[str] = Field(default_factory=lambda: ["title", "text", "content", "body"])
     #: JSON/JSONL records: the field used as record id (else the record's position).
     json_id_field: str = "_id"
+    #: Chunks embedded together and written in one transaction (whole files only): larger
+    #: batches embed faster, smaller ones lose less work to an interruption.
+    batch_chunks: int = Field(256, ge=1)
 
 
 class RetrievalConfig(_Section):

@@ -111,7 +111,8 @@ class KnowledgeBase:
         if reindex:
             self.store.clear()
         items, scopes, ignored, failed = collect([Path(p) for p in paths], format, self.config.ingest)
-        builder = IndexBuilder(self.store, self.chunker, lambda: self._embedder_for_write(), self.analyzer)
+        builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
+                               batch_chunks=self.config.ingest.batch_chunks)
         with _progress(progress, len(items)) as tick:
             report = builder.run(items, scopes if prune else (), tick)
         report.ignored.extend(ignored)
