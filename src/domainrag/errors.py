@@ -48,6 +48,14 @@ class PluginError(DomainragError):
     """A plug-in name is unknown or a registered plug-in failed to load."""
 
 
+class GenerationError(DomainragError):
+    """A language model call failed (after retries and any fallbacks), or returned nothing usable."""
+
+
+class EmptyKnowledgeBase(DomainragError):
+    """The knowledge base holds no documents yet."""
+
+
 def missing(package: str, extra: str, purpose: str) -> MissingDependencyError:
     """Shorthand used at the point of a lazy import: ``raise missing(...) from exc``."""
     return MissingDependencyError(package, extra, purpose)

@@ -16,7 +16,12 @@ from typing import Any
 
 from .errors import PluginError
 
-GROUPS = ("domainrag.loaders", "domainrag.embedders", "domainrag.stores")
+GROUPS = (
+    "domainrag.loaders",
+    "domainrag.embedders",
+    "domainrag.stores",
+    "domainrag.generators",
+)
 
 _registered: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
 

@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..config import EmbedderConfig
-from ..errors import ConfigError, EmbeddingError, missing
+from ..errors import EmbeddingError, missing
 from .base import BaseEmbedder
+from .sdk_errors import api_key, explain, is_custom, redact
 
 #: Dimensions of OpenAI's own models; other models are asked once, on first use.
 KNOWN_DIMENSIONS = {
@@ -27,8 +28,6 @@ KNOWN_DIMENSIONS = {
 OPENAI_URL = "https://api.openai.com/v1"
 #: OpenAI accepts at most 2048 inputs per request; larger batches are split.
 MAX_INPUTS_PER_REQUEST = 2048
-#: Sent to servers that need no key (a custom base URL and no key in the environment).
-NO_KEY = "not-needed"
 
 
 class OpenAIEmbedder(BaseEmbedder):
@@ -110,45 +109,13 @@ class OpenAIEmbedder(BaseEmbedder):
         return f"The embeddings API at {self.base_url or OPENAI_URL} (model {self.model_name!r})"
 
     def _explain(self, exc: Exception) -> str:
-        """A message for an SDK error that says what went wrong and what to do."""
         import openai
 
-        where, env = self._where(), self.config.api_key_env
-        if isinstance(exc, openai.AuthenticationError):
-            return (
-                f"{where} rejected the API key (HTTP 401: {exc.message}). Check that the "
-                f"environment variable {env} holds a valid key for this server."
-            )
-        if isinstance(exc, openai.PermissionDeniedError):
-            return f"{where} denied access (HTTP 403: {exc.message}). Check the key's permissions."
-        if isinstance(exc, openai.NotFoundError):
-            return (
-                f"{where} answered 404 ({exc.message}). Check the model name and that the base "
-                f"URL ends in /v1 (embedder.base_url or OPENAI_BASE_URL)."
-            )
-        if isinstance(exc, openai.RateLimitError):
-            return (
-                f"{where} is rate-limiting (HTTP 429: {exc.message}) even after "
-                f"{self.max_retries} retries. Wait and try again, or lower embedder.batch_size."
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return (
-                f"{where} did not answer within {self.timeout_s:g} s "
-                f"({self.max_retries} retries). Is the server overloaded?"
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return (
-                f"{where} could not be reached ({exc.__cause__ or exc}). Is the server running, "
-                f"and is the URL right (embedder.base_url or OPENAI_BASE_URL)?"
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return f"{where} failed with HTTP {exc.status_code}: {exc.message}"
-        return f"{where} failed: {exc}"
+        return explain(exc, openai, self._where(), self.config.api_key_env, self.max_retries,
+                       self.timeout_s, "embedder.base_url or OPENAI_BASE_URL")
 
     def _redact(self, message: str) -> str:
-        if self._secret and self._secret != NO_KEY:
-            message = message.replace(self._secret, "***")
-        return message
+        return redact(message, self._secret)
 
 
 def _import_openai() -> Any:
@@ -160,18 +127,10 @@ def _import_openai() -> Any:
 
 
 def _is_custom(base_url: str | None) -> bool:
-    """True for any server but OpenAI's own."""
-    return bool(base_url) and urlparse(base_url or "").hostname != "api.openai.com"
+    return is_custom(base_url, "api.openai.com")
 
 
 def _api_key(env: str, *, custom: bool) -> str:
-    key = os.environ.get(env, "").strip()
-    if key:
-        return key
-    if custom:
-        return NO_KEY
-    raise ConfigError(
-        f"The OpenAI embedder needs an API key in the environment variable {env}, which is not "
-        f"set. Set it (export {env}=...), or name the variable that holds your key in "
-        f"embedder.api_key_env; for a local OpenAI-compatible server set embedder.base_url."
-    )
+    return api_key(env, required=not custom, what="The OpenAI embedder",
+                   hint=", or name the variable that holds your key in embedder.api_key_env; "
+                   "for a local OpenAI-compatible server set embedder.base_url")

@@ -1,0 +1,184 @@
+"""The ``Generator`` seam: language models that complete a chat, and how a spec picks one.
+
+A generator is chosen by a ``provider:model`` string (``openai:gpt-4o-mini``,
+``anthropic:claude-sonnet-4-5``, ``ollama:qwen2.5``, ``extractive``). Providers are plug-ins of
+the ``domainrag.generators`` entry-point group — the built-in ones too — so adding a vendor is
+one small module with a class that implements :meth:`Generator.complete`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
+
+from .. import registry
+from ..errors import ConfigError
+from ..types import Source, Usage
+
+GROUP = "domainrag.generators"
+#: The model used when neither the call, the configuration nor ``$DOMAINRAG_MODEL`` names one.
+OFFLINE_DEFAULT = "extractive"
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """What a generator is asked: the rendered chat ``messages``.
+
+    ``question``, ``sources`` and ``language`` are the data the prompt was rendered from, for
+    generators that work on data rather than on prompts (the extractive one). ``json`` asks for
+    a JSON object (judges).
+    """
+
+    messages: tuple[Message, ...]
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    question: str = ""
+    sources: tuple[Source, ...] = ()
+    language: str = "en"
+    json: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A completed generation. ``model`` is the spec asked for; ``version`` the model string
+    the provider reports (e.g. ``gpt-4o-mini-2024-07-18``); ``finish_reason`` is ``stop`` for a
+    complete answer, ``length`` when cut by the token limit."""
+
+    text: str
+    model: str
+    version: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str = "stop"
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.finish_reason in ("stop", "end_turn", "stop_sequence", "no_evidence")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """Connection settings handed to a provider: ``base_url`` and the *name* of the variable
+    holding the key (``None``: the provider's own defaults), timeout and SDK retries."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    example: str
+    about: str = ""
+    key_env: str | None = None
+    base_url: str | None = None
+    offline: bool = False
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A language model. ``complete`` is the one method to implement (see :class:`BaseGenerator`).
+
+    ``stream`` yields text deltas as they arrive and, last, the :class:`Generation`.
+    """
+
+    id: str
+
+    def complete(self, request: GenerationRequest) -> Generation: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[str | Generation]: ...
+
+
+class BaseGenerator:
+    """Base for generators: ``stream`` defaults to one delta holding the whole completion.
+
+    ``offline`` is true for generators that need no network and no key.
+    """
+
+    offline = False
+
+    def __init__(self, model_name: str, settings: ProviderSettings | None = None) -> None:
+        self.model_name = model_name
+        self.settings = settings or ProviderSettings()
+        self.id = model_name
+
+    def complete(self, request: GenerationRequest) -> Generation:
+        raise NotImplementedError
+
+    def stream(self, request: GenerationRequest) -> Iterator[str | Generation]:
+        generation = self.complete(request)
+        if generation.text:
+            yield generation.text
+        yield generation
+
+    @classmethod
+    def info(cls) -> ProviderInfo:
+        """What ``domainrag models`` shows: an example spec and what the provider needs."""
+        return ProviderInfo(example="", about=(cls.__doc__ or "").strip().split("\n")[0],
+                            offline=cls.offline)
+
+
+def resolve_model(spec: str | None, configured: str | None, env: str | None) -> str:
+    """The model spec to use: the call's, else the configuration's, else ``$DOMAINRAG_MODEL``,
+    else the offline default."""
+    for candidate in (spec, configured, env):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return OFFLINE_DEFAULT
+
+
+def parse_model(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o-mini"`` -> ``("openai", "gpt-4o-mini")``; ``"extractive"`` -> ``("extractive", "")``."""
+    provider, _, model = spec.strip().partition(":")
+    if not provider:
+        raise ConfigError(f"Model {spec!r} is not of the form provider:model. {known_providers()}")
+    return provider, model
+
+
+def known_providers() -> str:
+    return f"Known providers: {', '.join(registry.names(GROUP))}."
+
+
+def load_generator(spec: str, settings: ProviderSettings | None = None) -> BaseGenerator:
+    """Instantiate the generator ``spec`` names, through the plug-in registry."""
+    provider, model = parse_model(spec)
+    if provider not in registry.names(GROUP):
+        raise ConfigError(f"Unknown model provider {provider!r} (in {spec!r}). {known_providers()} "
+                          "'domainrag models' shows what each needs.")
+    factory = registry.get(GROUP, provider)
+    return factory(model, settings)
+
+
+def with_usage_cost(generation: Generation, price: tuple[float, float] | None) -> Generation:
+    """``generation`` with ``usage.cost_usd`` set from ``(input, output)`` USD per million tokens."""
+    if price is None:
+        return generation
+    u = generation.usage
+    cost = (u.prompt_tokens * price[0] + u.completion_tokens * price[1]) / 1_000_000
+    return replace(generation, usage=Usage(u.prompt_tokens, u.completion_tokens, cost))
+
+
+def messages_text(messages: Sequence[Message]) -> str:
+    return "\n".join(m.content for m in messages)
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
+
+    def __enter__(self) -> "Stopwatch":
+        self._start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
