@@ -1,5 +1,6 @@
-"""Shared fixtures: the network is blocked, and a deterministic fake embedder is registered
-through the real plug-in registry (``fake:<dims>``)."""
+"""Shared fixtures: the network is blocked; a deterministic fake embedder (``fake-en:<dims>``)
+and a scripted language model (``scripted:<name>``) are registered through the real plug-in
+registry."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from domainrag import registry
+from domainrag.errors import GenerationError
+from domainrag.models.generation import BaseGenerator, Generation, GenerationRequest
 from domainrag.models.hash_embedder import HashEmbedder
+from domainrag.types import Usage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,6 +37,55 @@ class FakeEnglishEmbedder(HashEmbedder):
 registry.register("domainrag.embedders", "fake-en", FakeEnglishEmbedder)
 
 
+class ScriptedGenerator(BaseGenerator):
+    """A language model that replies from a script, recording every request.
+
+    ``script`` is a list of replies consumed in order (the last one repeats) or a function of
+    the request; a reply is a string, or a ``(text, finish_reason)`` pair. The model name
+    ``fail`` raises :class:`GenerationError` on every call. Usage is 10 prompt + 5 completion
+    tokens per call; the stream yields the reply word by word.
+    """
+
+    script: list | object = ["No answer scripted."]
+    requests: list[GenerationRequest] = []
+
+    def __init__(self, model_name: str = "model", settings=None) -> None:
+        super().__init__(model_name, settings)
+        self.id = f"scripted:{model_name}"
+
+    def complete(self, request: GenerationRequest) -> Generation:
+        ScriptedGenerator.requests.append(request)
+        if self.model_name == "fail":
+            raise GenerationError("scripted failure (HTTP 500)")
+        script = ScriptedGenerator.script
+        if callable(script):
+            reply = script(request)
+        else:
+            reply = script[min(len(ScriptedGenerator.requests) - 1, len(script) - 1)]
+        text, finish = reply if isinstance(reply, tuple) else (reply, "stop")
+        return Generation(text, self.id, f"{self.model_name}-v1", Usage(10, 5), finish)
+
+    def stream(self, request: GenerationRequest):
+        generation = self.complete(request)
+        words = generation.text.split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == len(words) - 1 else word + " "
+            if piece:
+                yield piece
+        yield generation
+
+
+registry.register("domainrag.generators", "scripted", ScriptedGenerator)
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedGenerator]:
+    """The scripted model's class, with a fresh script and request log for this test."""
+    ScriptedGenerator.script = ["No answer scripted."]
+    ScriptedGenerator.requests = []
+    return ScriptedGenerator
+
+
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Unit tests may only talk to loopback; integration tests opt out with a marker."""
@@ -48,6 +101,9 @@ def _block_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReque
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("DOMAINRAG_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+                 "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -138,3 +138,17 @@ def test_clean_markers_keeps_valid_text_unchanged() -> None:
 def test_threshold_is_validated() -> None:
     with pytest.raises(ConfigError, match="1.5"):
         CitationChecker(threshold=1.5)
+
+
+def test_a_marker_followed_by_words_closes_a_claim(checker: CitationChecker) -> None:
+    result = checker.check(
+        "Revenue grew to $1,200,000 in fiscal 2019 [2] and metformin lowers blood glucose [1].", SOURCES)
+    assert [s.sources for s in result.sentences] == [(2,), (1,)]
+    assert all(s.supported for s in result.sentences) and result.grounded == 1.0
+    rows = checker.check("Revenue: fiscal 2019 1,200,000 [2] Revenue grew, up from 950,000 [2]", SOURCES)
+    assert len(rows.sentences) == 2 and rows.grounded == 1.0
+
+
+def test_a_marker_before_punctuation_stays_with_its_sentence(checker: CitationChecker) -> None:
+    result = checker.check("Metformin lowers blood glucose [1], as trials show [1].", SOURCES)
+    assert len(result.sentences) == 1

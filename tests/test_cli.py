@@ -23,9 +23,10 @@ PLUGIN_BOOT = (
 )
 
 
-def run(*args: str, cwd: Path, check_code: int | None = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOMAINRAG_KB": str(cwd / "kb"), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-c", PLUGIN_BOOT, *args], cwd=cwd, env=env,
+def run(*args: str, cwd: Path, check_code: int | None = 0, input: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOMAINRAG_KB": str(cwd / "kb"), "COLUMNS": "200", **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", PLUGIN_BOOT, *args], cwd=cwd, env=env, input=input,
                           capture_output=True, text=True, timeout=120)
     if check_code is not None:
         assert proc.returncode == check_code, proc.stdout + proc.stderr
@@ -103,6 +104,54 @@ def _has_documents(catalog: Path) -> bool:
             return db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] > 0
     except sqlite3.Error:
         return False
+
+
+def test_ask_offline_json_and_table(folder: Path, tmp_path: Path) -> None:
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    data = json.loads(run("ask", "How long are customer records kept?", "--json", cwd=tmp_path).stdout)
+    assert not data["abstained"] and "seven years" in data["text"]
+    assert data["citations"][0]["doc_id"] == "docs/a.md" and data["citations"][0]["supported"]
+    assert data["manifest"]["model"] == "extractive" and data["trace"]["timings_ms"]["total_ms"] > 0
+    table = run("ask", "How long are customer records kept?", cwd=tmp_path).stdout
+    assert "seven years" in table and "docs/a.md" in table and "✓" in table
+    no = run("ask", "Which football team won in 1998?", cwd=tmp_path).stdout
+    assert "do not contain an answer" in no and "abstained" in no
+
+
+def test_ask_bad_input_is_a_one_line_error(folder: Path, tmp_path: Path) -> None:
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    proc = run("ask", "  ", cwd=tmp_path, check_code=1)
+    assert "question is empty" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("ask", "records?", "--model", "openai:gpt-4o-mini", cwd=tmp_path, check_code=1,
+               env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    assert "OPENAI_API_KEY" in proc.stderr
+
+
+def test_ask_streams_from_an_openai_compatible_server(folder: Path, tmp_path: Path) -> None:
+    from openai_stub import OpenAIStub
+
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    with OpenAIStub(api_key=None) as stub:
+        proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
+                   cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
+        failing = run("ask", "How long are customer records kept?", "--model", "openai:gpt-x",
+                      cwd=tmp_path, check_code=1, env={"OPENAI_BASE_URL": stub.url.replace("/v1", "/nope")})
+    assert "Customer records are kept for seven years. [1]" in proc.stdout
+    assert stub.requests[0]["body"]["stream"] is True
+    assert "404" in failing.stderr
+
+
+def test_chat_session_over_stdin(folder: Path, tmp_path: Path) -> None:
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    proc = run("chat", cwd=tmp_path, input="How long are customer records kept?\n \n/reset\nHow often must passwords be rotated?\n/exit\n")
+    assert "seven years" in proc.stdout and "ninety days" in proc.stdout and "History cleared" in proc.stdout
+
+
+def test_models_lists_providers_and_the_default(tmp_path: Path) -> None:
+    proc = run("models", cwd=tmp_path, env={"DOMAINRAG_MODEL": "anthropic:claude-sonnet-4-5"})
+    for name in ("openai", "anthropic", "extractive", "ollama", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        assert name in proc.stdout
+    assert "Default model: anthropic:claude-sonnet-4-5 (from $DOMAINRAG_MODEL)" in proc.stdout
 
 
 def test_help_and_version() -> None:

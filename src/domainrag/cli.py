@@ -20,7 +20,7 @@ from .errors import DomainragError
 if TYPE_CHECKING:  # pragma: no cover
     from .index.builder import IngestReport
     from .kb import KnowledgeBase
-    from .types import Hit
+    from .types import Answer, Hit
 
 EXIT_PARTIAL = 3
 
@@ -127,6 +127,144 @@ def _print_hits(hits: list["Hit"]) -> None:
         text = " ".join(hit.text.split())
         table.add_row(str(rank), f"{hit.score:.3f}", where, text[:300] + ("…" if len(text) > 300 else ""))
     out.print(table)
+
+
+ModelOption = typer.Option(
+    None, "--model", "-m", help="provider:model, e.g. openai:gpt-4o-mini [default: answer.model, $DOMAINRAG_MODEL, else extractive]."
+)
+TemplateOption = typer.Option(None, "--template", help="Prompt template: general, finance, medical, legal, or one in <kb>/templates.")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    kb: Optional[Path] = KbOption,
+    model: Optional[str] = ModelOption,
+    template: Optional[str] = TemplateOption,
+    k: Optional[int] = typer.Option(None, "-k", "--k", min=1, help="Chunks to retrieve [default: answer.k]."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
+    filter: list[str] = typer.Option([], "--filter", help="FIELD=VALUE; repeatable (as for search)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    stream: bool = typer.Option(False, "--stream", help="Print the answer as the model writes it."),
+) -> None:
+    """Answer a question from the documents, with checked citations (or say they do not answer)."""
+    with _open(kb) as base:
+        on_token = _streamer() if stream and not as_json else None
+        answer = base.ask(question, model=model, template=template, k=k, mode=mode,  # type: ignore[arg-type]
+                          filters=_filters(filter), on_token=on_token)
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer, streamed=on_token is not None)
+
+
+@app.command()
+def chat(
+    kb: Optional[Path] = KbOption,
+    model: Optional[str] = ModelOption,
+    template: Optional[str] = TemplateOption,
+    stream: bool = typer.Option(False, "--stream", help="Print answers as the model writes them."),
+) -> None:
+    """Converse with the documents: follow-up questions are understood in context
+    (with a model; the offline default answers each question as asked). /reset clears the
+    history, /exit or Ctrl-D quits."""
+    with _open(kb) as base:
+        conversation = base.chat(model=model, template=template)
+        out.print(f"[dim]Model {base.answerer.model_spec(model)} · /reset clears the history · /exit quits[/dim]")
+        while True:
+            try:
+                question = input("\n? ").strip()
+            except EOFError:
+                break
+            if question in ("/exit", "/quit"):
+                break
+            if question == "/reset":
+                conversation.reset()
+                out.print("[dim]History cleared.[/dim]")
+                continue
+            if not question:
+                continue
+            try:
+                on_token = _streamer() if stream else None
+                answer = conversation.ask(question, on_token=on_token)
+            except DomainragError as exc:  # one bad turn does not end the conversation
+                err.print(f"[red]error:[/red] {exc}")
+                continue
+            _print_answer(answer, streamed=on_token is not None)
+
+
+@app.command()
+def models(kb: Optional[Path] = KbOption) -> None:
+    """List model providers, what each needs, and which model answers by default."""
+    from rich.table import Table
+
+    from . import registry
+    from .config import load
+    from .kb import DEFAULT_KB
+    from .models.generation import GROUP, resolve_model
+
+    kb_dir = Path(kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+    configured = load(kb_dir).answer.model if (kb_dir / "domainrag.toml").exists() else None
+    table = Table(title="Answer model providers (--model provider:model)")
+    for name in ("provider", "example", "key (environment variable)", "endpoint"):
+        table.add_column(name, overflow="fold")
+    for name in registry.names(GROUP):
+        try:
+            info = registry.get(GROUP, name).info()
+        except DomainragError as exc:
+            table.add_row(name, "", "", f"[red]unavailable: {exc}[/red]")
+            continue
+        key = "none needed" if not info.key_env else info.key_env + (" ✓ set" if os.environ.get(info.key_env) else " (not set)")
+        table.add_row(name, info.example, key, info.base_url or ("offline" if info.offline else ""))
+    out.print(table)
+    env = os.environ.get("DOMAINRAG_MODEL")
+    chosen = resolve_model(None, configured, env)
+    origin = ("answer.model in " + str(kb_dir / "domainrag.toml")) if configured else (
+        "$DOMAINRAG_MODEL" if env and env.strip() else "the offline default")
+    out.print(f"Default model: [bold]{chosen}[/bold] (from {origin}). Override per call with --model.")
+
+
+def _streamer():
+    def on_token(delta: str) -> None:
+        out.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+
+    return on_token
+
+
+def _print_answer(answer: "Answer", streamed: bool = False) -> None:
+    from rich.table import Table
+
+    if streamed:
+        out.print()
+    if answer.abstained:
+        out.print(f"[yellow]{answer.text}[/yellow]")
+        reason = answer.trace.get("abstain_reason")
+        out.print(f"[dim]abstained: {reason}[/dim]")
+        return
+    if not streamed or answer.trace.get("removed_markers") or answer.trace.get("retried"):
+        if streamed:
+            out.print("[dim]Checked answer:[/dim]")
+        out.print(answer.text, markup=False, highlight=False)
+    if not answer.complete:
+        err.print(f"[red]The answer is incomplete: the model stopped early "
+                  f"({answer.trace.get('finish_reason')}).[/red]")
+    if answer.citations:
+        table = Table(show_lines=False, box=None, pad_edge=False)
+        for name in ("", "source", "quote", "check"):
+            table.add_column(name, overflow="fold")
+        for c in answer.citations:
+            where = c.doc_id + (f" p.{c.span.page}" if c.span.page else "")
+            quote = " ".join(c.quote.split())
+            mark = f"[green]✓ {c.support:.2f}[/green]" if c.supported else f"[red]✗ {c.support:.2f}[/red]"
+            table.add_row(f"[{c.number}]", where, quote[:160] + ("…" if len(quote) > 160 else ""), mark)
+        out.print(table)
+    removed = answer.trace.get("removed_markers") or []
+    usage = answer.usage
+    cost = f" · ${usage.cost_usd:.4f}" if usage.cost_usd else ""
+    out.print(f"[dim]{answer.manifest.get('model')} · grounded {answer.grounded:.0%} · "
+              f"{usage.prompt_tokens}+{usage.completion_tokens} tokens{cost} · "
+              f"{answer.trace.get('timings_ms', {}).get('total_ms', 0):.0f} ms"
+              + (f" · {len(removed)} fabricated citation(s) removed" if removed else "") + "[/dim]")
 
 
 @app.command()

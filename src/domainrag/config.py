@@ -91,12 +91,63 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=8)
 
 
+class Price(_Section):
+    """List price of a model in USD per million tokens."""
+
+    input: float = Field(ge=0.0)
+    output: float = Field(ge=0.0)
+
+
+class AnswerConfig(_Section):
+    """How questions are answered: the model, the prompt template, context size, checking."""
+
+    #: ``provider:model`` (``openai:gpt-4o-mini``, ``anthropic:claude-sonnet-4-5``,
+    #: ``ollama:qwen2.5``, ``extractive``...). Unset: ``$DOMAINRAG_MODEL``, else ``extractive``
+    #: (offline, no model).
+    model: str | None = None
+    #: Models tried in order when the main one fails after its retries.
+    fallback: list[str] = Field(default_factory=list)
+    #: OpenAI-compatible servers: base URL (else ``OPENAI_BASE_URL``); the *name* of the variable
+    #: holding the key (else the provider's usual one, e.g. ``OPENAI_API_KEY``).
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    #: Retries with exponential backoff on 408/409/429/5xx and connection errors (SDK-managed).
+    max_retries: int = Field(2, ge=0, le=10)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=16)
+    #: Chunks retrieved per question, and the token budget they are packed into.
+    k: int = Field(8, ge=1, le=200)
+    context_tokens: int = Field(3000, ge=100)
+    #: A preset (general, finance, medical, legal) or a template in ``<kb>/templates/``.
+    template: str = "general"
+    #: Language of the prompt and the abstention message: ``auto`` follows the question.
+    language: Literal["auto", "en", "zh"] = "auto"
+    #: A cited sentence is supported when its support score reaches this (see answer/citations.py).
+    citation_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    #: Abstain when the share of supported cited sentences is below this.
+    min_grounded: float = Field(0.5, ge=0.0, le=1.0)
+    #: Abstain before calling the model when the retrieved text covers less than this share of
+    #: the question's (IDF-weighted) content words.
+    min_evidence: float = Field(0.35, ge=0.0, le=1.0)
+    #: Re-ask the model once, listing the problems, when its citations fail the check.
+    strict: bool = False
+    #: A model that judges entailment of each cited sentence (else the offline checker alone).
+    judge: str | None = None
+    #: Abstention text per language, replacing the built-in ones (``{"en": "...", "zh": "..."}``).
+    abstain_message: dict[str, str] = Field(default_factory=dict)
+    #: ``{"openai:gpt-4o-mini": {input = 0.15, output = 0.6}}``: USD per million tokens.
+    prices: dict[str, Price] = Field(default_factory=dict)
+    max_question_chars: int = Field(8000, ge=10)
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
 
     def hash(self) -> str:
         """Stable hash of the whole configuration (recorded in manifests)."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from . import config as config_io
 from .config import KBConfig
-from .errors import IndexMismatchError, KnowledgeBaseNotFound
+from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
 from .index.sqlite_store import SQLiteStore
@@ -19,7 +22,11 @@ from .models.base import BaseEmbedder
 from .models.embedders import load_embedder, resolve
 from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
-from .types import Hit
+from .types import Answer, Hit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .answer.chat import Conversation
+    from .answer.pipeline import Answerer
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -174,6 +181,79 @@ class KnowledgeBase:
         value matches any of its items. ``one_per_doc`` keeps only the best chunk per document.
         """
         return self.retriever.search(query, k, mode, filters, one_per_doc)
+
+    # -- answers ---------------------------------------------------------------------------
+    @cached_property
+    def answerer(self) -> "Answerer":
+        """The answer pipeline, with this knowledge base's templates and configuration."""
+        from . import __version__
+        from .answer.pipeline import Answerer
+        from .answer.templates import Templates
+
+        manifest = {"config_hash": self.config.hash(), "index_hash": self._index_hash(),
+                    "code_version": __version__}
+        return Answerer(self.config.answer, Templates(self.path / "templates"), self.analyzer, manifest)
+
+    def ask(
+        self,
+        question: str,
+        model: str | None = None,
+        template: str | None = None,
+        k: int | None = None,
+        *,
+        mode: Mode | None = None,
+        filters: Mapping[str, Any] | None = None,
+        on_token: Callable[[str], None] | None = None,
+        extra_trace: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        """Answer ``question`` from the documents, with checked citations.
+
+        ``model`` is ``provider:model`` (default: ``answer.model``, ``$DOMAINRAG_MODEL``, else
+        the offline ``extractive``); ``template`` a preset (general, finance, medical, legal)
+        or a template of this knowledge base; ``k`` the chunks retrieved (``answer.k``).
+        ``on_token`` receives the answer's text as the model streams it — the returned
+        :class:`Answer` is the checked one (fabricated markers removed). When the documents do
+        not answer, ``answer.abstained`` is true and ``answer.text`` says so.
+        """
+        question = self._check_question(question)
+        started = time.perf_counter()
+        hits = self.search(question, k or self.config.answer.k, mode, filters)
+        retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
+        return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
+                                    timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
+
+    def chat(self, model: str | None = None, template: str | None = None) -> "Conversation":
+        """A conversation: ``chat.ask(question)`` rewrites follow-ups into standalone questions
+        (with a model configured) and answers them like :meth:`ask`."""
+        from .answer.chat import Conversation
+
+        def ask(question: str, **options: Any) -> Answer:
+            return self.ask(question, model=model, template=template, **options)
+
+        return Conversation(ask, lambda q, history: self.answerer.rewrite(q, history, model))
+
+    def _check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError("The question is empty: ask something, e.g. kb.ask('What is ...?').")
+        limit = self.config.answer.max_question_chars
+        if len(question) > limit:
+            raise ConfigError(
+                f"The question is {len(question):,} characters long; the limit is {limit:,} "
+                "(answer.max_question_chars). Ask a shorter question, or raise the limit."
+            )
+        if not self.store.stats().get("chunks"):
+            raise EmptyKnowledgeBase(
+                f"The knowledge base at {self.path} holds no documents yet. Add some with "
+                f"'domainrag ingest PATH --kb {self.path}' first."
+            )
+        return question.strip()
+
+    def _index_hash(self) -> str | None:
+        manifest = self.store.manifest()
+        if not manifest:
+            return None
+        canonical = json.dumps(manifest, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

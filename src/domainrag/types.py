@@ -1,4 +1,5 @@
-"""Small immutable records shared by every stage: Document, Block, Span, Chunk, Hit."""
+"""Small immutable records shared by every stage: Document, Block, Span, Chunk, Hit, and the
+answer records Source, Usage, Citation, Answer."""
 
 from __future__ import annotations
 
@@ -108,3 +109,103 @@ class Hit:
             "title": self.title,
             "metadata": dict(self.metadata),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A retrieved passage numbered for a prompt: the answer cites it as ``[number]`` (1-based).
+
+    ``start``/``end`` are character offsets of ``text`` in document ``doc_id``.
+    """
+
+    number: int
+    chunk_id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+    title: str = ""
+    source: str = ""
+    heading_path: tuple[str, ...] = ()
+
+    @classmethod
+    def from_hit(cls, number: int, hit: Hit) -> "Source":
+        return cls(number, hit.chunk_id, hit.doc_id, hit.text, hit.span.start, hit.span.end,
+                   hit.span.page, hit.title, hit.source, hit.heading_path)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a model call consumed and what it cost (``None`` when no price is configured)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __add__(self, other: "Usage") -> "Usage":
+        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens, cost)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens, "cost_usd": self.cost_usd}
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One ``[number]`` of an answer, checked: ``sentence`` is the answer's sentence citing it,
+    ``quote`` the passage of the source that best supports it and ``span`` where that quote lies
+    in the document; ``supported`` is the checker's verdict and ``support`` its score."""
+
+    number: int
+    doc_id: str
+    chunk_id: str
+    span: Span
+    quote: str
+    sentence: str
+    support: float
+    supported: bool
+    source: str = ""
+    title: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
+                "source": self.source, "title": self.title, "page": self.span.page,
+                "span": {"start": self.span.start, "end": self.span.end}, "quote": self.quote,
+                "sentence": self.sentence, "support": round(self.support, 4),
+                "supported": self.supported}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A grounded answer.
+
+    ``abstained`` is true when the documents do not answer the question (``text`` then says so
+    in the question's language); ``grounded`` is the share of cited sentences supported by
+    their sources; ``complete`` is false when the model stopped early (token limit, broken
+    stream) — such text is never presented as a full answer. ``manifest`` identifies what
+    produced it (model id and version, template hash, config hash, index manifest hash);
+    ``trace`` holds retrieved chunk ids, timings in ms and the checker's findings.
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    grounded: float
+    usage: Usage
+    manifest: Mapping[str, Any]
+    trace: Mapping[str, Any]
+    complete: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "manifest", _frozen(self.manifest))
+        object.__setattr__(self, "trace", _frozen(self.trace))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "text": self.text, "abstained": self.abstained,
+                "complete": self.complete, "grounded": round(self.grounded, 4),
+                "citations": [c.to_dict() for c in self.citations], "usage": self.usage.to_dict(),
+                "manifest": dict(self.manifest), "trace": dict(self.trace)}

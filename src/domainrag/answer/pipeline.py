@@ -1,0 +1,329 @@
+"""The answer pipeline: hits -> packed sources -> prompt -> model -> checked citations -> Answer.
+
+1. **Pack** the retrieved chunks into ``answer.context_tokens`` (:mod:`.packing`).
+2. **Evidence gate**: if the sources cover less than ``answer.min_evidence`` of the question
+   (:mod:`.evidence`), abstain without calling a model.
+3. **Prompt** from the template (:mod:`.templates`) in the question's language.
+4. **Generate** with the model, then each ``answer.fallback`` model in turn if it fails;
+   streamed deltas go to ``on_token``.
+5. **Check** the ``[n]`` citations (:mod:`.citations`; with ``answer.judge`` a model judges
+   entailment too). In ``strict`` mode a failing answer is re-asked once, listing the problems.
+6. **Abstain** when the model says the sources do not answer, or fewer than
+   ``answer.min_grounded`` of the cited sentences are supported; the draft is kept in the trace.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+from ..config import AnswerConfig
+from ..errors import ConfigError, GenerationError
+from ..index.analyzer import Analyzer
+from ..models.generation import (BaseGenerator, Generation, GenerationRequest, Message,
+                                 ProviderSettings, load_generator, resolve_model, with_usage_cost)
+from ..text import detect_language, sentence_spans
+from ..types import Answer, Citation, Hit, Source, Span, Usage
+from .citations import CheckResult, CitationChecker, strip_markers
+from .evidence import Coverage
+from .judge import LLMJudge
+from .packing import pack, token_counter
+from .templates import LANGUAGE_NAMES, Prompt, Templates, abstain_message, source_fields
+
+CHECKER_ID = "lexical-v1"
+OnToken = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange of a conversation."""
+
+    question: str
+    answer: str
+
+
+@dataclass
+class _Run:
+    """Everything one answer accumulates on its way through the pipeline."""
+
+    question: str
+    language: str
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: Usage = field(default_factory=lambda: Usage(0, 0, 0.0))
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    trace: dict[str, Any] = field(default_factory=dict)
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = round((now - since) * 1000, 3)
+        return now
+
+
+class Answerer:
+    """Answers questions from retrieved hits; holds the model clients between calls.
+
+    ``manifest`` carries what identifies the knowledge base (config hash, index manifest hash,
+    code version); every answer's manifest adds the model, template and checker.
+    """
+
+    def __init__(self, config: AnswerConfig, templates: Templates, analyzer: Analyzer,
+                 manifest: Mapping[str, Any] | None = None) -> None:
+        self.config = config
+        self.templates = templates
+        self.analyzer = analyzer
+        self.checker = CitationChecker(config.citation_threshold, analyzer)
+        self.base_manifest = dict(manifest or {})
+        self._generators: dict[tuple[str, bool], BaseGenerator] = {}
+
+    # -- models -----------------------------------------------------------------------------
+    def model_spec(self, model: str | None = None) -> str:
+        """The model a call uses: ``model``, else ``answer.model``, else ``$DOMAINRAG_MODEL``,
+        else ``extractive``."""
+        return resolve_model(model, self.config.model, os.environ.get("DOMAINRAG_MODEL"))
+
+    def generator(self, spec: str, primary: bool = True) -> BaseGenerator:
+        """The generator for ``spec`` (cached). ``answer.base_url``/``api_key_env`` apply to the
+        primary model only; fallbacks and the judge use their providers' defaults."""
+        key = (spec, primary)
+        if key not in self._generators:
+            c = self.config
+            settings = ProviderSettings(c.base_url if primary else None,
+                                        c.api_key_env if primary else None, c.timeout_s, c.max_retries)
+            self._generators[key] = load_generator(spec, settings)
+        return self._generators[key]
+
+    # -- answering --------------------------------------------------------------------------
+    def answer(self, question: str, hits: Sequence[Hit], *, model: str | None = None,
+               template: str | None = None, on_token: OnToken | None = None,
+               timings: Mapping[str, float] | None = None,
+               extra_trace: Mapping[str, Any] | None = None) -> Answer:
+        run = _Run(question, self._language(question), time.perf_counter(), dict(timings or {}))
+        run.trace.update(extra_trace or {})
+        spec = self.model_spec(model)
+        t = time.perf_counter()
+        counter = token_counter(spec)
+        packed = pack(hits, self.config.context_tokens, counter)
+        evidence = _evidence(question, packed.sources, self.analyzer)
+        run.trace.update(retrieved=[h.chunk_id for h in hits], sources=packed.chunk_ids,
+                         evidence=round(evidence, 4), context_tokens=packed.tokens,
+                         token_counter=counter.id)
+        t = run.lap("pack_ms", t)
+        prompt = self._prompt(template, run, packed.sources)
+        t = run.lap("prompt_ms", t)
+        manifest = {**self.base_manifest, "template": prompt.name, "template_hash": prompt.hash,
+                    "language": run.language, "checker": f"{CHECKER_ID}@{self.checker.threshold:g}",
+                    "judge": self.config.judge}
+        if not packed.sources or evidence < self.config.min_evidence:
+            reason = "no_sources" if not packed.sources else "weak_evidence"
+            return self._abstain(run, reason, {**manifest, "model": spec, "model_version": None})
+        request = GenerationRequest(prompt.messages, self.config.max_tokens, self.config.temperature,
+                                    question, tuple(packed.sources), run.language)
+        generation = self._generate(run, spec, request, on_token)
+        manifest.update(model=generation.model, model_version=generation.version)
+        t = time.perf_counter()
+        check, supported = self._check(run, generation.text, packed.sources)
+        if self.config.strict and _failing(check, supported) and generation.finish_reason != "no_evidence":
+            generation, check, supported = self._retry(run, spec, request, prompt, generation, check, supported)
+            t = time.perf_counter()
+        run.lap("check_ms", t)
+        return self._finish(run, generation, check, supported, packed.sources, manifest)
+
+    def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> tuple[str, Usage]:
+        """A follow-up question rewritten to stand alone (the offline default keeps it as is)."""
+        generator = self.generator(self.model_spec(model))
+        if not history or generator.id == "extractive":
+            return question, Usage(0, 0, 0.0)
+        prompt = self.templates.render("rewrite", self._language(question), question=question,
+                                       history=list(history)[-6:])
+        generation = self._priced(generator.complete(GenerationRequest(prompt.messages, 200)))
+        rewritten = strip_markers(generation.text).strip().splitlines()
+        return (rewritten[0].strip() if rewritten else "") or question, generation.usage
+
+    # -- steps ------------------------------------------------------------------------------
+    def _language(self, question: str) -> str:
+        if self.config.language != "auto":
+            return self.config.language
+        return "zh" if detect_language(question) == "zh" else "en"
+
+    def _prompt(self, template: str | None, run: _Run, sources: Sequence[Source]) -> Prompt:
+        return self.templates.render(
+            template or self.config.template, run.language, question=run.question,
+            sources=source_fields(sources), abstain_message=self._abstain_text(run.language),
+            language_name=LANGUAGE_NAMES.get(run.language, "English"))
+
+    def _abstain_text(self, language: str) -> str:
+        return abstain_message(language, self.config.abstain_message)
+
+    def _generate(self, run: _Run, spec: str, request: GenerationRequest,
+                  on_token: OnToken | None) -> Generation:
+        started = time.perf_counter()
+        chain = [spec, *[m for m in self.config.fallback if m != spec]]
+        errors: list[str] = []
+        for i, model in enumerate(chain):
+            try:
+                generator = self.generator(model, primary=i == 0)
+                generation = self._priced(_call(generator, request, on_token))
+            except (GenerationError, ConfigError) as exc:
+                if len(chain) == 1:
+                    raise
+                run.attempts.append({"model": model, "error": str(exc)})
+                errors.append(f"{model}: {exc}")
+                continue
+            run.attempts.append({"model": generation.model, "error": ""})
+            run.usage += generation.usage
+            run.lap("generate_ms", started)
+            return generation
+        raise GenerationError("Every model failed: " + " | ".join(errors))
+
+    def _priced(self, generation: Generation) -> Generation:
+        if generation.model == "extractive":
+            return generation
+        price = self.config.prices.get(generation.model)
+        if price is None:
+            price = self.config.prices.get(generation.model.split("@")[0])
+        return with_usage_cost(generation, (price.input, price.output) if price else None)
+
+    def _check(self, run: _Run, text: str, sources: Sequence[Source]) -> tuple[CheckResult, list[bool]]:
+        check = self.checker.check(text, sources)
+        supported = [s.supported for s in check.sentences]
+        if self.config.judge:
+            supported = self._judge(run, check, sources, supported)
+        return check, supported
+
+    def _judge(self, run: _Run, check: CheckResult, sources: Sequence[Source],
+               supported: list[bool]) -> list[bool]:
+        judge = LLMJudge(self.generator(self.config.judge or "", primary=False), self.templates)
+        by_number = {s.number: s for s in sources}
+        unparseable = repaired = 0
+        verdicts = list(supported)
+        for i, sentence in enumerate(check.sentences):
+            results = [judge.judge(strip_markers(sentence.text), by_number[n].text) for n in sentence.sources]
+            for r in results:
+                run.usage += r.usage
+                unparseable += r.supported is None
+                repaired += r.repaired
+            readable = [r.supported for r in results if r.supported is not None]
+            if readable:
+                verdicts[i] = any(readable)
+        run.trace["judge"] = {"model": judge.id, "unparseable": unparseable, "repaired": repaired}
+        return verdicts
+
+    def _retry(self, run: _Run, spec: str, request: GenerationRequest, prompt: Prompt,
+               draft: Generation, check: CheckResult, supported: list[bool]):
+        problems = _problems(check, supported, self.config.min_grounded)
+        retry = self.templates.render(prompt.name, run.language, blocks=("retry",), problems=problems,
+                                      abstain_message=self._abstain_text(run.language))
+        messages = (*request.messages, Message("assistant", draft.text), *retry.messages)
+        second = self._generate(run, spec, replace(request, messages=messages), None)
+        check2, supported2 = self._check(run, second.text, request.sources)
+        run.trace["retried"] = {"problems": problems, "first_draft": draft.text}
+        if _grounded(check2, supported2) >= _grounded(check, supported):
+            return second, check2, supported2
+        return draft, check, supported
+
+    def _finish(self, run: _Run, generation: Generation, check: CheckResult, supported: list[bool],
+                sources: Sequence[Source], manifest: dict[str, Any]) -> Answer:
+        run.trace.update(removed_markers=list(check.removed_markers), uncited_sentences=check.uncited,
+                         finish_reason=generation.finish_reason)
+        grounded = _grounded(check, supported)
+        said_no = _says_abstain(check.text, self._abstain_text(run.language))
+        if generation.finish_reason == "no_evidence" or said_no:
+            reason = "no_evidence" if generation.finish_reason == "no_evidence" else "model_abstained"
+            return self._abstain(run, reason, manifest)
+        if grounded < self.config.min_grounded:
+            run.trace["draft"] = check.text
+            return self._abstain(run, "citations_failed", manifest, grounded)
+        citations = tuple(self._citations(check, supported, sources))
+        self._close(run)
+        return Answer(run.question, check.text, citations, False, grounded, run.usage, manifest,
+                      run.trace, complete=generation.complete)
+
+    def _abstain(self, run: _Run, reason: str, manifest: dict[str, Any], grounded: float = 0.0) -> Answer:
+        run.trace["abstain_reason"] = reason
+        self._close(run)
+        return Answer(run.question, self._abstain_text(run.language), (), True, grounded, run.usage,
+                      manifest, run.trace)
+
+    def _close(self, run: _Run) -> None:
+        run.lap("total_ms", run.started)
+        run.trace.update(timings_ms=run.timings, attempts=run.attempts)
+
+    def _citations(self, check: CheckResult, supported: list[bool], sources: Sequence[Source]):
+        by_number = {s.number: s for s in sources}
+        for sentence, ok in zip(check.sentences, supported):
+            claim = strip_markers(sentence.text).strip()
+            for n in sentence.sources:
+                source = by_number[n]
+                start, end, score = self._quote(claim, source)
+                yield Citation(n, source.doc_id, source.chunk_id,
+                               Span(source.doc_id, source.start + start, source.start + end, source.page),
+                               source.text[start:end], claim, sentence.support if len(sentence.sources) == 1 else score,
+                               ok, source.source, source.title)
+
+    def _quote(self, claim: str, source: Source) -> tuple[int, int, float]:
+        """Offsets (in the source text) of its sentence that best supports ``claim``, and its score."""
+        best = (0, len(source.text), -1.0)
+        for start, end in sentence_spans(source.text):
+            score, numbers_ok = self.checker.support(claim, source.text[start:end])
+            score = score if numbers_ok else score / 2
+            if score > best[2]:
+                best = (start, end, score)
+        return best
+
+
+def _call(generator: BaseGenerator, request: GenerationRequest, on_token: OnToken | None) -> Generation:
+    if on_token is None:
+        return generator.complete(request)
+    result: Generation | None = None
+    for item in generator.stream(request):
+        if isinstance(item, Generation):
+            result = item
+        else:
+            on_token(item)
+    if result is None:
+        raise GenerationError(f"{generator.id} ended its stream without a result")
+    return result
+
+
+def _evidence(question: str, sources: Sequence[Source], analyzer: Analyzer) -> float:
+    """The best coverage of the question by one source (text, title and headings)."""
+    if not sources:
+        return 0.0
+    coverage = Coverage(question, analyzer)
+    if not coverage.terms:
+        return 1.0  # nothing to measure (a question of stopwords only): let the model decide
+    texts = [" ".join((s.title, *s.heading_path, s.text)) for s in sources]
+    return max(coverage.scores(texts))
+
+
+def _grounded(check: CheckResult, supported: list[bool]) -> float:
+    cited = [ok for s, ok in zip(check.sentences, supported) if s.sources]
+    return sum(cited) / len(cited) if cited else 0.0
+
+
+def _failing(check: CheckResult, supported: list[bool]) -> bool:
+    cited = [ok for s, ok in zip(check.sentences, supported) if s.sources]
+    return bool(check.removed_markers) or not cited or not all(cited)
+
+
+def _problems(check: CheckResult, supported: list[bool], min_grounded: float) -> list[str]:
+    problems = [f"[{n}] cites a source that was not given." for n in dict.fromkeys(check.removed_markers)]
+    for sentence, ok in zip(check.sentences, supported):
+        if sentence.sources and not ok:
+            cited = ", ".join(f"[{n}]" for n in sentence.sources)
+            problems.append(f'"{strip_markers(sentence.text).strip()}" is not supported by {cited}.')
+    if not any(s.sources for s in check.sentences):
+        problems.append("No sentence cites a source.")
+    return problems
+
+
+def _says_abstain(text: str, message: str) -> bool:
+    def norm(s: str) -> str:
+        return "".join(ch for ch in strip_markers(s).lower() if ch.isalnum())
+
+    said, expected = norm(text), norm(message)
+    return bool(expected) and (said == expected or (said.startswith(expected) and len(said) < 2 * len(expected)))
+
