@@ -1,4 +1,5 @@
-"""The quickstart: ingest the bundled sample and show searches (README's first command)."""
+"""The quickstart: ingest the bundled sample, show searches and offline answers (README's first
+command)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ def sample_dir() -> Path:
     return Path(str(resources.files("domainrag") / "data" / "sample"))
 
 
+def sample_folders() -> list[Path]:
+    """The sample's document folders (its attribution and license files are not documents)."""
+    return sorted(p for p in sample_dir().iterdir() if p.is_dir())
+
+
+#: Asked in step 3: one per scenario, and one the documents do not answer.
+QUESTIONS = (
+    "What medication is used to treat hypothyroidism?",
+    "Why did revenues from FinTech and Business Services increase in 2019?",
+    "劳动者在何种情况下享有与用人单位签订无固定期限劳动合同的权利？",
+    "Who won the football world cup in 1998?",
+)
+
+
 def sample_queries() -> list[dict[str, str]]:
     path = resources.files("domainrag") / "data" / "sample_queries.json"
     return json.loads(path.read_text(encoding="utf-8"))
@@ -27,7 +42,7 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
     overrides = {"embedder.model": embedder} if embedder else None
     console.print(f"[bold]1. Ingesting the bundled sample[/bold] from {sample_dir()} into {kb_dir}")
     with KnowledgeBase.open(kb_dir, create=True, overrides=overrides) as kb:
-        report = kb.ingest([sample_dir()], progress=console.is_terminal)
+        report = kb.ingest(sample_folders(), progress=console.is_terminal)
         s = report.summary()
         console.print(
             f"   {s['added']} added, {s['updated']} updated, {s['skipped']} unchanged, "
@@ -36,7 +51,26 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
         )
         console.print("\n[bold]2. Searching (hybrid: BM25 + dense, language-aware)[/bold]")
         _searches(kb, console)
-        console.print(f"\nTry your own: domainrag search \"...\" --kb {kb_dir}")
+        console.print(f"\n[bold]3. Answering with {kb.answerer.model_spec()}[/bold] "
+                      "(offline: quotes the best-supported sentences; citations checked; abstains "
+                      "when the documents do not say)")
+        for question in QUESTIONS:
+            _answer(kb, question, console)
+        console.print(f"\nTry your own: domainrag ask \"...\" --kb {kb_dir}   (or domainrag search, "
+                      "domainrag chat; --model openai:gpt-4o-mini to use a model)")
+
+
+def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:
+    answer = kb.ask(question)
+    console.print(f"\n[bold cyan]?[/bold cyan] {question}")
+    style = "yellow" if answer.abstained else ""
+    console.print(f"  {answer.text}", style=style, markup=False, highlight=False)
+    for c in answer.citations:
+        mark = "[green]✓ supported[/green]" if c.supported else "[red]✗ unsupported[/red]"
+        console.print(f"  [dim][{c.number}] {c.doc_id}[/dim] {mark}")
+    timing = answer.trace["timings_ms"]["total_ms"]
+    status = f"abstained ({answer.trace['abstain_reason']})" if answer.abstained else f"grounded {answer.grounded:.0%}"
+    console.print(f"  [dim]{status} · {timing:.0f} ms[/dim]")
 
 
 def _searches(kb: KnowledgeBase, console: Console) -> None:
