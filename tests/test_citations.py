@@ -152,3 +152,28 @@ def test_a_marker_followed_by_words_closes_a_claim(checker: CitationChecker) -> 
 def test_a_marker_before_punctuation_stays_with_its_sentence(checker: CitationChecker) -> None:
     result = checker.check("Metformin lowers blood glucose [1], as trials show [1].", SOURCES)
     assert len(result.sentences) == 1
+
+
+def test_embedding_similarity_rescues_paraphrases_in_the_band_only() -> None:
+    asked: list[str] = []
+
+    def similarity(claim: str, candidates) -> float:
+        asked.append(claim)
+        assert candidates and all(isinstance(c, str) for c in candidates)
+        return 0.9
+
+    checker = CitationChecker(similarity=similarity, semantic_threshold=0.8)
+    paraphrase = checker.check("Metformin lowers glucose levels in grown-ups with diabetes [1].", SOURCES)
+    (sentence,) = paraphrase.sentences
+    assert sentence.support < 0.6 and sentence.supported and sentence.semantic == 0.9
+    number = checker.check("Metformin reduces sugar in adults, 850 mg daily [1].", SOURCES)
+    assert not number.sentences[0].supported and number.sentences[0].semantic is None
+    unrelated = checker.check("Quarterly dividends were suspended by the board [1].", SOURCES)
+    assert not unrelated.sentences[0].supported and unrelated.sentences[0].semantic is None
+    assert asked == ["Metformin lowers glucose levels in grown-ups with diabetes."]
+
+
+def test_low_similarity_does_not_rescue() -> None:
+    checker = CitationChecker(similarity=lambda claim, candidates: 0.5)
+    result = checker.check("Metformin lowers glucose levels in grown-ups with diabetes [1].", SOURCES)
+    assert not result.sentences[0].supported and result.sentences[0].semantic == 0.5

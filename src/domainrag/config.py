@@ -125,6 +125,11 @@ class AnswerConfig(_Section):
     language: Literal["auto", "en", "zh"] = "auto"
     #: A cited sentence is supported when its support score reaches this (see answer/citations.py).
     citation_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    #: Paraphrased claims a little short of ``citation_threshold`` are compared with their
+    #: sources by the knowledge base's embedder (when it reads the language); supported from
+    #: this cosine.
+    semantic_support: bool = True
+    semantic_threshold: float = Field(0.8, ge=0.0, le=1.0)
     #: Abstain when the share of supported cited sentences is below this.
     min_grounded: float = Field(0.5, ge=0.0, le=1.0)
     #: Abstain before calling the model when the retrieved text covers less than this share of

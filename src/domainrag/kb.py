@@ -192,7 +192,8 @@ class KnowledgeBase:
 
         manifest = {"config_hash": self.config.hash(), "index_hash": self._index_hash(),
                     "code_version": __version__}
-        return Answerer(self.config.answer, Templates(self.path / "templates"), self.analyzer, manifest)
+        return Answerer(self.config.answer, Templates(self.path / "templates"), self.analyzer, manifest,
+                        embedder=lambda: self.embedder)
 
     def ask(
         self,

@@ -169,12 +169,15 @@ class Citation:
     supported: bool
     source: str = ""
     title: str = ""
+    #: Embedding similarity of the claim to the source, when the checker consulted it.
+    semantic: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"number": self.number, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
                 "source": self.source, "title": self.title, "page": self.span.page,
                 "span": {"start": self.span.start, "end": self.span.end}, "quote": self.quote,
                 "sentence": self.sentence, "support": round(self.support, 4),
+                "semantic": None if self.semantic is None else round(self.semantic, 4),
                 "supported": self.supported}
 
 

@@ -28,12 +28,21 @@ Support score (deterministic, no model)
     preferring sources that contain all its numbers, and it is ``supported`` when that source
     contains all its numbers **and** ``support >= threshold``: a number absent from the cited
     source is never supported, which catches the most dangerous fabrications (doses, amounts).
+
+Embedding overlap (optional)
+    Paraphrases share fewer words. Given a ``similarity`` function (cosine of sentence
+    embeddings; the knowledge base passes its embedder when it reads the claim's language), a
+    claim whose numbers are all in a cited source and whose lexical support falls short by less
+    than ``SEMANTIC_BAND`` is compared with the ``SEMANTIC_CANDIDATES`` sentences of each cited
+    source that share most words with it; ``semantic`` is the best cosine and the claim is
+    supported when it reaches ``semantic_threshold``. Claims with missing numbers or little word
+    overlap are never rescued this way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -46,6 +55,10 @@ from ..types import Source
 #: lowers word overlap, so the default sits below the benchmark's plateau until a paraphrase set
 #: exists to tune on (results/citations.json).
 DEFAULT_THRESHOLD = 0.6
+#: Cosine a paraphrase needs with a source sentence (benchmarks/citations.py --semantic).
+DEFAULT_SEMANTIC_THRESHOLD = 0.8
+SEMANTIC_BAND = 0.3
+SEMANTIC_CANDIDATES = 3
 _MAX_RANGE = 100
 
 _MARKER = re.compile(
@@ -60,7 +73,8 @@ class CitedSentence:
     """One sentence of the cleaned answer: ``CheckResult.text[start:end] == text``.
 
     ``sources`` are the valid numbers cited by its markers (empty when uncited); ``support`` is
-    the score defined in the module docstring (0.0 when uncited).
+    the score defined in the module docstring (0.0 when uncited); ``semantic`` the embedding
+    similarity when it was consulted, else ``None``.
     """
 
     text: str
@@ -69,6 +83,7 @@ class CitedSentence:
     sources: tuple[int, ...]
     support: float
     supported: bool
+    semantic: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,14 +112,24 @@ class _Content:
     numbers: frozenset[str]
 
 
+#: ``similarity(claim, candidates)``: the best cosine of ``claim`` with any candidate, or
+#: ``None`` when it cannot tell (e.g. the embedder does not read the claim's language).
+Similarity = Callable[[str, Sequence[str]], "float | None"]
+
+
 class CitationChecker:
     """Checks the ``[n]`` citations of an answer against its numbered sources, offline."""
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, analyzer: Analyzer | None = None):
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"citation threshold must be between 0 and 1, got {threshold!r}")
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, analyzer: Analyzer | None = None,
+                 similarity: Similarity | None = None,
+                 semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD) -> None:
+        for name, value in (("threshold", threshold), ("semantic_threshold", semantic_threshold)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"citation {name} must be between 0 and 1, got {value!r}")
         self.threshold = threshold
         self.analyzer = analyzer or Analyzer()
+        self.similarity = similarity
+        self.semantic_threshold = semantic_threshold
 
     def check(self, answer: str, sources: Sequence[Source]) -> CheckResult:
         by_number = {s.number: s for s in sources}
@@ -128,11 +153,26 @@ class CitationChecker:
         numbers = tuple(dict.fromkeys(n for m in markers for n in m.numbers))
         if not numbers:
             return CitedSentence(text[start:end], start, end, (), 0.0, False)
-        claim = self._content(strip_markers(text[start:end]))
+        claim_text = strip_markers(text[start:end]).strip()
+        claim = self._content(claim_text)
         scores = (_score(claim, self._source(by_number[n], cache)) for n in numbers)
         score, numbers_ok = max(scores, key=lambda r: (r[1], r[0]))  # sources with all numbers first
         supported = numbers_ok and score >= self.threshold
-        return CitedSentence(text[start:end], start, end, numbers, score, supported)
+        semantic = None
+        if not supported and numbers_ok and self.similarity and score >= self.threshold - SEMANTIC_BAND:
+            semantic = self._semantic(claim_text, claim, [by_number[n] for n in numbers])
+            supported = semantic is not None and semantic >= self.semantic_threshold
+        return CitedSentence(text[start:end], start, end, numbers, score, supported, semantic)
+
+    def _semantic(self, claim_text: str, claim: _Content, sources: list[Source]) -> float | None:
+        """Best cosine of the claim with the sentences of its sources that share most words."""
+        candidates: list[str] = []
+        for source in sources:
+            sentences = [source.text[a:b] for a, b in sentence_spans(source.text)]
+            sentences.sort(key=lambda x: -len(claim.tokens & self._content(x).tokens))
+            candidates.extend(sentences[:SEMANTIC_CANDIDATES])
+        assert self.similarity is not None
+        return self.similarity(claim_text, candidates) if candidates else None
 
     def _source(self, source: Source, cache: dict[int, _Content]) -> _Content:
         if source.number not in cache:

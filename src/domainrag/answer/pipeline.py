@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from ..config import AnswerConfig
-from ..errors import ConfigError, GenerationError
+from ..errors import ConfigError, DomainragError, GenerationError
 from ..index.analyzer import Analyzer
+from ..models.base import BaseEmbedder
 from ..models.generation import (BaseGenerator, Generation, GenerationRequest, Message,
                                  ProviderSettings, load_generator, resolve_model, with_usage_cost)
 from ..text import detect_language, sentence_spans
@@ -70,11 +71,15 @@ class Answerer:
     """
 
     def __init__(self, config: AnswerConfig, templates: Templates, analyzer: Analyzer,
-                 manifest: Mapping[str, Any] | None = None) -> None:
+                 manifest: Mapping[str, Any] | None = None,
+                 embedder: Callable[[], BaseEmbedder] | None = None) -> None:
         self.config = config
         self.templates = templates
         self.analyzer = analyzer
-        self.checker = CitationChecker(config.citation_threshold, analyzer)
+        self._embedder = embedder if config.semantic_support else None
+        self.checker = CitationChecker(config.citation_threshold, analyzer,
+                                       self._similarity if self._embedder else None,
+                                       config.semantic_threshold)
         self.base_manifest = dict(manifest or {})
         self._generators: dict[tuple[str, bool], BaseGenerator] = {}
 
@@ -95,6 +100,19 @@ class Answerer:
             self._generators[key] = load_generator(spec, settings)
         return self._generators[key]
 
+    def _similarity(self, claim: str, candidates: Sequence[str]) -> float | None:
+        """Best cosine of ``claim`` with ``candidates`` under the knowledge base's embedder, or
+        ``None`` when it does not read the claim's language or fails."""
+        assert self._embedder is not None
+        try:
+            embedder = self._embedder()
+            if not embedder.covers(detect_language(claim)):
+                return None
+            vectors = embedder.embed([claim, *candidates])
+        except DomainragError:
+            return None
+        return float(max(vectors[1:] @ vectors[0]))
+
     # -- answering --------------------------------------------------------------------------
     def answer(self, question: str, hits: Sequence[Hit], *, model: str | None = None,
                template: str | None = None, on_token: OnToken | None = None,
@@ -114,7 +132,7 @@ class Answerer:
         prompt = self._prompt(template, run, packed.sources)
         t = run.lap("prompt_ms", t)
         manifest = {**self.base_manifest, "template": prompt.name, "template_hash": prompt.hash,
-                    "language": run.language, "checker": f"{CHECKER_ID}@{self.checker.threshold:g}",
+                    "language": run.language, "checker": self._checker_id(),
                     "judge": self.config.judge}
         if not packed.sources or evidence < self.config.min_evidence:
             reason = "no_sources" if not packed.sources else "weak_evidence"
@@ -143,6 +161,12 @@ class Answerer:
         return (rewritten[0].strip() if rewritten else "") or question, generation.usage
 
     # -- steps ------------------------------------------------------------------------------
+    def _checker_id(self) -> str:
+        checker = f"{CHECKER_ID}@{self.checker.threshold:g}"
+        if self._embedder:
+            checker += f"+semantic@{self.checker.semantic_threshold:g}"
+        return checker
+
     def _language(self, question: str) -> str:
         if self.config.language != "auto":
             return self.config.language
@@ -261,7 +285,7 @@ class Answerer:
                 yield Citation(n, source.doc_id, source.chunk_id,
                                Span(source.doc_id, source.start + start, source.start + end, source.page),
                                source.text[start:end], claim, sentence.support if len(sentence.sources) == 1 else score,
-                               ok, source.source, source.title)
+                               ok, source.source, source.title, sentence.semantic)
 
     def _quote(self, claim: str, source: Source) -> tuple[int, int, float]:
         """Offsets (in the source text) of its sentence that best supports ``claim``, and its score."""
