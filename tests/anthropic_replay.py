@@ -21,16 +21,16 @@ with ``retry-after: <retry_after_s>``; every response waits ``delay_s`` first.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
+
+from loopback import JSONRequestHandler, LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "anthropic"
 
 
-class AnthropicReplay:
+class AnthropicReplay(LoopbackServer):
     """Serves ``POST /v1/messages`` on ``127.0.0.1`` (a free port) from a background thread."""
 
     def __init__(
@@ -44,6 +44,7 @@ class AnthropicReplay:
         delay_s: float = 0.0,
         retry_after_s: float = 0.01,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         if message is None:
             message = json.loads((FIXTURES / "message.json").read_text("utf-8"))
@@ -55,42 +56,15 @@ class AnthropicReplay:
         self.fail_529 = fail_529
         self.delay_s = delay_s
         self.retry_after_s = retry_after_s
-        #: Every request received, in order: {"path", "headers", "body"}.
-        self.requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._url = ""
 
-    @property
-    def url(self) -> str:
-        """Base URL for the SDK, without ``/v1`` (the SDK adds ``/v1/messages``)."""
-        if not self._url:
-            raise RuntimeError("AnthropicReplay has not started; use it as a context manager")
-        return self._url
-
-    def __enter__(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     def respond(
         self, path: str, headers: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, str, str]:
         """``(status, content type, body text)`` for one request, failure modes first."""
-        with self._lock:
-            self.requests.append({"path": path, "headers": headers, "body": body})
-            failure = self._next_failure()
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        failure = self.admit(path, headers, body)
         if failure:
             return failure
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
@@ -129,34 +103,17 @@ def _error(status: int, kind: str, message: str) -> tuple[int, str, str]:
 
 
 def _make_handler(replay: AnthropicReplay) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class _Handler(JSONRequestHandler):
+        def answer(self, path: str, headers: dict[str, str], body: Any) -> None:
+            self._send(*replay.respond(path, headers, body))
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except json.JSONDecodeError:
-                self._send(*_error(400, "invalid_request_error", "Body is not valid JSON."))
-                return
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            self._send(*replay.respond(self.path, headers, body))
+        def not_json(self) -> None:
+            self._send(*_error(400, "invalid_request_error", "Body is not valid JSON."))
 
         def _send(self, status: int, content_type: str, text: str) -> None:
-            raw = text.encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(raw)))
-                self.send_header("request-id", "req_replay")
-                if status in (429, 529):
-                    self.send_header("retry-after", str(replay.retry_after_s))
-                self.end_headers()
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:  # silence per-request logs
-            pass
+            headers = {"request-id": "req_replay"}
+            if status in (429, 529):
+                headers["retry-after"] = str(replay.retry_after_s)
+            self.send(status, content_type, text.encode(), headers)
 
     return _Handler

@@ -35,13 +35,13 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import numpy as np
+from loopback import JSONRequestHandler, LoopbackServer
 
 Payload = dict[str, Any] | Iterator[str]  # a JSON body, or SSE events to stream
 Handler = Callable[[dict[str, Any]], tuple[int, Payload]]
@@ -51,7 +51,8 @@ _SENTENCE = re.compile(r".*?[.!?。]", re.DOTALL)
 _WORD = re.compile(r"\s*\S+\s*")  # one word with the whitespace around it
 
 
-class OpenAIStub:
+class OpenAIStub(LoopbackServer):
+    path = "/v1"
     """Serves the routes on ``127.0.0.1`` (a free port) from a background thread."""
 
     def __init__(
@@ -66,6 +67,7 @@ class OpenAIStub:
         stream_delay_s: float = 0.0,
         fail_midstream: int | None = None,
     ) -> None:
+        super().__init__()
         self.api_key = api_key  # None: any key (or none) is accepted
         self.dimensions = dimensions
         self.fail_429 = fail_429
@@ -76,47 +78,20 @@ class OpenAIStub:
         self.fail_midstream = fail_midstream  # None: streams finish
         #: The chat reply for a request body; replace it to script answers.
         self.chat_reply: Callable[[dict[str, Any]], str] = default_reply
-        #: Every request received, in order: {"path", "headers", "body"}.
-        self.requests: list[dict[str, Any]] = []
         self.routes: dict[str, Handler] = {
             "/v1/embeddings": self.embeddings,
             "/v1/chat/completions": self.chat_completions,
         }
         self._completions = 0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._url = ""
 
-    @property
-    def url(self) -> str:
-        """Base URL for the SDK, ending in ``/v1`` (kept after the stub stops: a closed port)."""
-        if not self._url:
-            raise RuntimeError("OpenAIStub has not started; use it as a context manager")
-        return self._url
-
-    def __enter__(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host}:{port}/v1"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     def respond(
         self, path: str, headers: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, Payload]:
         """Apply the failure modes, then the route's handler."""
-        with self._lock:
-            self.requests.append({"path": path, "headers": headers, "body": body})
-            failure = self._next_failure()
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        failure = self.admit(path, headers, body)
         if failure:
             return failure
         auth = headers.get("authorization", "")
@@ -255,35 +230,20 @@ def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
 
 
 def _make_handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except json.JSONDecodeError:
-                self._send(400, _error("Body is not JSON.", "invalid_request_error", None))
-                return
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            status, payload = stub.respond(self.path, headers, body)
+    class _Handler(JSONRequestHandler):
+        def answer(self, path: str, headers: dict[str, str], body: Any) -> None:
+            status, payload = stub.respond(path, headers, body)
             if isinstance(payload, dict):
                 self._send(status, payload)
             else:
                 self._stream(status, payload)
 
+        def not_json(self) -> None:
+            self._send(400, _error("Body is not JSON.", "invalid_request_error", None))
+
         def _send(self, status: int, payload: dict[str, Any]) -> None:
-            raw = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                if status in (429, 500):
-                    self.send_header("retry-after-ms", str(stub.retry_after_ms))
-                self.end_headers()
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                pass
+            retry = {"retry-after-ms": str(stub.retry_after_ms)} if status in (429, 500) else {}
+            self.send(status, "application/json", json.dumps(payload).encode(), retry)
 
         def _stream(self, status: int, events: Iterator[str]) -> None:
             """Send SSE events with chunked transfer encoding, one HTTP chunk per event."""
@@ -299,8 +259,5 @@ def _make_handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b"0\r\n\r\n")
             except ConnectionError:  # fail_midstream, or the client gave up: just hang up
                 self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # silence per-request logs
-            pass
 
     return _Handler

@@ -219,6 +219,11 @@ class KnowledgeBase:
         question = self._check_question(question)
         started = time.perf_counter()
         hits = self.search(question, k or self.config.answer.k, mode, filters)
+        if not hits and not self.store.stats().get("chunks"):
+            raise EmptyKnowledgeBase(
+                f"The knowledge base at {self.path} holds no documents yet. Add some with "
+                f"'domainrag ingest PATH --kb {self.path}' first."
+            )
         retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
                                     timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
@@ -241,11 +246,6 @@ class KnowledgeBase:
             raise ConfigError(
                 f"The question is {len(question):,} characters long; the limit is {limit:,} "
                 "(answer.max_question_chars). Ask a shorter question, or raise the limit."
-            )
-        if not self.store.stats().get("chunks"):
-            raise EmptyKnowledgeBase(
-                f"The knowledge base at {self.path} holds no documents yet. Add some with "
-                f"'domainrag ingest PATH --kb {self.path}' first."
             )
         return question.strip()
 
