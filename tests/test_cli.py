@@ -154,6 +154,32 @@ def test_models_lists_providers_and_the_default(tmp_path: Path) -> None:
     assert "Default model: anthropic:claude-sonnet-4-5 (from $DOMAINRAG_MODEL)" in proc.stdout
 
 
+def test_eval_a_beir_folder_then_list_runs(tmp_path: Path) -> None:
+    from test_eval import make_beir
+
+    beir = make_beir(tmp_path / "tiny")
+    env = {"DOMAINRAG_CACHE": str(tmp_path / "cache"), "DOMAINRAG_KB": ""}
+    proc = run("eval", str(beir), "--set", "embedder.model=hash:64", "--json", "run.json", "--html", "run.html",
+               "--name", "first", cwd=tmp_path, env=env)
+    assert "Ingesting the BEIR corpus" in proc.stderr and "ndcg@10" in proc.stdout
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert {"run_id", "manifest", "metrics", "scenarios", "cases"} <= set(data)
+    assert data["metrics"]["retrieval"]["recall@10"] == 1.0 and data["manifest"]["overrides"] == {"embedder.model": "hash:64"}
+    assert data["cases"][0]["retrieved"][0] == "d0"
+    assert (tmp_path / "run.html").read_text().startswith("<!doctype html>")
+    kb_dir = next((tmp_path / "cache" / "eval").iterdir())
+    again = run("eval", str(beir), "--set", "embedder.model=hash:64", "--metrics", "retrieval", cwd=tmp_path, env=env)
+    assert "Ingesting" not in again.stderr  # the cached knowledge base is reused
+    listed = run("runs", "--kb", str(kb_dir), cwd=tmp_path, env=env).stdout
+    assert "first" in listed and "tiny:test" in listed
+
+
+def test_eval_reports_a_malformed_suite(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"id": 1}\n')
+    proc = run("eval", str(tmp_path / "bad.jsonl"), cwd=tmp_path, check_code=1)
+    assert "line 1: missing or empty 'question'" in proc.stderr
+
+
 def test_help_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "ingest" in proc.stdout and "search" in proc.stdout

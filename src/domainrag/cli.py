@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -265,6 +267,142 @@ def _print_answer(answer: "Answer", streamed: bool = False) -> None:
               f"{usage.prompt_tokens}+{usage.completion_tokens} tokens{cost} · "
               f"{answer.trace.get('timings_ms', {}).get('total_ms', 0):.0f} ms"
               + (f" · {len(removed)} fabricated citation(s) removed" if removed else "") + "[/dim]")
+
+
+@app.command(name="eval")
+def eval_(
+    suite: Path = typer.Argument(..., help="A JSONL suite, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)."),
+    kb: Optional[Path] = typer.Option(None, "--kb", envvar="DOMAINRAG_KB", help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus]."),
+    split: str = typer.Option("test", "--split", help="BEIR qrels split."),
+    model: Optional[str] = ModelOption,
+    metrics: str = typer.Option("retrieval,answer,citation", "--metrics", help="Comma-separated: retrieval, answer, citation, judge."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model provider:model (sets answer.judge)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Answers computed at a time."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run as JSON here."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the run [default: the suite's]."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE configuration override for this run (e.g. retrieval.k=20); repeatable."),
+) -> None:
+    """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
+    from .evaluate.runner import GROUPS, EvalOptions, run_suite
+    from .evaluate.runs import RunStore
+    from .evaluate.suite import load_suite
+    from .report.terminal import print_run
+
+    groups = frozenset(g.strip() for g in metrics.split(",") if g.strip())
+    if not groups <= set(GROUPS):
+        raise typer.BadParameter(f"unknown group(s) {sorted(groups - set(GROUPS))}; use {', '.join(GROUPS)}", param_hint="--metrics")
+    if groups & {"citation", "judge"}:
+        groups |= {"answer"}
+    overrides = _settings(set_)
+    if judge:
+        overrides["answer.judge"] = judge
+    loaded = load_suite(suite, split)
+    base = _eval_kb(kb, loaded, overrides)
+    with base:
+        store = RunStore(base.path)
+        options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides)
+        base.answerer.cache = _model_cache(base.path)
+        with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
+            run = run_suite(base, loaded, options, store, tick)
+        store.close()
+    print_run(run, out)
+    if json_out:
+        json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+        out.print(f"JSON: {json_out}")
+    if html_out:
+        from .report.html import write_html
+
+        out.print(f"HTML report: {write_html(run, html_out)}")
+
+
+@app.command()
+def runs(kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List stored evaluation runs, newest first."""
+    from rich.table import Table
+
+    from .evaluate.runs import RunStore
+
+    with _open(kb) as base:
+        listed = RunStore(base.path).list()
+    if as_json:
+        out.print_json(json.dumps(listed, ensure_ascii=False))
+        return
+    table = Table()
+    for column in ("run", "name", "created", "status", "model", "cases", "ndcg@10", "token_f1"):
+        table.add_column(column)
+    for r in listed:
+        m, metrics = r["manifest"], r["metrics"]
+        table.add_row(r["run_id"], r["name"], r["created"], r["status"], str(m.get("model") or "—"),
+                      str(m.get("cases")), _num(metrics.get("retrieval", {}).get("ndcg@10")),
+                      _num(metrics.get("answer", {}).get("token_f1")))
+    out.print(table if listed else "[yellow]No runs yet: domainrag eval SUITE[/yellow]")
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _settings(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; values are parsed as JSON when they can be (numbers, lists)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise typer.BadParameter(f"{item!r} is not SECTION.KEY=VALUE", param_hint="--set")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def _eval_kb(kb: Optional[Path], suite: Any, overrides: dict[str, Any]) -> "KnowledgeBase":
+    """The knowledge base to evaluate on; for a BEIR suite an absent or empty one is built from
+    its corpus first (by default in a cache folder keyed by the corpus's hash)."""
+    from .kb import DEFAULT_KB, KnowledgeBase
+
+    path = kb
+    if path is None and suite.is_beir and not Path(DEFAULT_KB).exists():
+        path = _beir_cache(Path(suite.path), overrides)
+    base = KnowledgeBase.open(path, create=suite.is_beir, overrides=overrides or None)
+    if suite.is_beir and not base.store.stats()["chunks"]:
+        err.print(f"Ingesting the BEIR corpus {suite.path} into {base.path} (once; cached)")
+        report = base.ingest([suite.path], format="beir", progress=sys.stderr.isatty())
+        if report.partial:
+            err.print(f"[yellow]{len(report.failed)} corpus entries failed to ingest[/yellow]")
+    return base
+
+
+def _beir_cache(root: Path, overrides: dict[str, Any]) -> Path:
+    import hashlib
+
+    from .models.onnx_export import cache_dir
+
+    digest = hashlib.sha256((root / "corpus.jsonl").read_bytes())
+    digest.update(json.dumps(overrides.get("embedder.model"), default=str).encode())
+    return cache_dir() / "eval" / f"{root.name}-{digest.hexdigest()[:12]}"
+
+
+def _model_cache(kb_path: Path) -> Any:
+    from .models.cache import ModelCache
+
+    return ModelCache(kb_path / "model_cache.sqlite3")
+
+
+@contextmanager
+def _case_progress(total: int) -> Iterator[Any]:
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]Evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda label: bar.update(task, advance=0 if label.startswith(("starting", "resuming")) else 1)
 
 
 @app.command()

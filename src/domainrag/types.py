@@ -1,5 +1,5 @@
-"""Small immutable records shared by every stage: Document, Block, Span, Chunk, Hit, and the
-answer records Source, Usage, Citation, Answer."""
+"""Small immutable records shared by every stage: Document, Block, Span, Chunk, Hit, the
+answer records Source, Usage, Citation, Answer, and the evaluation records Evidence and Case."""
 
 from __future__ import annotations
 
@@ -212,3 +212,35 @@ class Answer:
                 "complete": self.complete, "grounded": round(self.grounded, 4),
                 "citations": [c.to_dict() for c in self.citations], "usage": self.usage.to_dict(),
                 "manifest": dict(self.manifest), "trace": dict(self.trace)}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Gold evidence of a case: a document, optionally narrowed to a char range, a quote (found
+    in the document at run time) or a page; ``relevance`` is its graded relevance (>= 1)."""
+
+    doc_id: str
+    start: int | None = None
+    end: int | None = None
+    quote: str | None = None
+    page: int | None = None
+    relevance: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "start": self.start, "end": self.end, "quote": self.quote,
+                "page": self.page, "relevance": self.relevance}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One evaluation question. ``answers`` are reference answers (may be empty); ``gold`` the
+    evidence; ``scenario`` its tags; ``answerable=False`` means the right output is an
+    abstention; ``generated`` marks machine-written cases (kept apart in reports)."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    gold: tuple[Evidence, ...] = ()
+    scenario: tuple[str, ...] = ()
+    answerable: bool = True
+    generated: bool = False

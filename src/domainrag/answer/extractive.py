@@ -40,6 +40,7 @@ class _Candidate:
 
 class ExtractiveGenerator(BaseGenerator):
     offline = True
+    cacheable = False
 
     def __init__(self, model_name: str = "", settings: ProviderSettings | None = None) -> None:
         super().__init__(model_name, settings)

@@ -12,7 +12,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from ..models.generation import BaseGenerator, GenerationRequest
+from collections.abc import Callable
+
+from ..models.generation import Generation, GenerationRequest
 from ..types import Usage
 from .templates import Templates, quote_data
 
@@ -29,19 +31,19 @@ class Verdict:
 
 
 class LLMJudge:
-    def __init__(self, generator: BaseGenerator, templates: Templates, max_tokens: int = 200) -> None:
-        self.generator = generator
+    """``complete`` calls the judge model (through the caller's cache and price table)."""
+
+    def __init__(self, model_id: str, complete: Callable[[GenerationRequest], Generation],
+                 templates: Templates, max_tokens: int = 200) -> None:
+        self.id = model_id
+        self.complete = complete
         self.templates = templates
         self.max_tokens = max_tokens
-
-    @property
-    def id(self) -> str:
-        return self.generator.id
 
     def judge(self, claim: str, source: str) -> Verdict:
         prompt = self.templates.render("judge", "en", claim=quote_data(claim), source=quote_data(source))
         request = GenerationRequest(prompt.messages, max_tokens=self.max_tokens, json=True)
-        generation = self.generator.complete(request)
+        generation = self.complete(request)
         supported, reason, repaired = parse_verdict(generation.text)
         return Verdict(supported, reason, generation.usage, repaired)
 

@@ -23,6 +23,7 @@ from ..config import AnswerConfig
 from ..errors import ConfigError, DomainragError, GenerationError
 from ..index.analyzer import Analyzer
 from ..models.base import BaseEmbedder
+from ..models.cache import ModelCache, request_key
 from ..models.generation import (BaseGenerator, Generation, GenerationRequest, Message,
                                  ProviderSettings, load_generator, resolve_model, with_usage_cost)
 from ..text import detect_language, sentence_spans
@@ -82,6 +83,8 @@ class Answerer:
                                        config.semantic_threshold)
         self.base_manifest = dict(manifest or {})
         self._generators: dict[tuple[str, bool], BaseGenerator] = {}
+        #: Set a :class:`ModelCache` to serve repeated model calls from it (evaluation runs).
+        self.cache: ModelCache | None = None
 
     # -- models -----------------------------------------------------------------------------
     def model_spec(self, model: str | None = None) -> str:
@@ -99,6 +102,17 @@ class Answerer:
                                         c.api_key_env if primary else None, c.timeout_s, c.max_retries)
             self._generators[key] = load_generator(spec, settings)
         return self._generators[key]
+
+    def prepare(self) -> None:
+        """Load lazily created parts now, in this thread (before answering from a thread
+        pool); without a usable embedder the checker goes on without embedding overlap."""
+        if self._embedder is None:
+            return
+        try:
+            self._embedder()
+        except DomainragError:
+            self._embedder = None
+            self.checker.similarity = None
 
     def _similarity(self, claim: str, candidates: Sequence[str]) -> float | None:
         """Best cosine of ``claim`` with ``candidates`` under the knowledge base's embedder, or
@@ -156,7 +170,7 @@ class Answerer:
             return question, Usage(0, 0, 0.0)
         prompt = self.templates.render("rewrite", self._language(question), question=question,
                                        history=list(history)[-6:])
-        generation = self._priced(generator.complete(GenerationRequest(prompt.messages, 200)))
+        generation = self._complete(generator, GenerationRequest(prompt.messages, 200))
         rewritten = strip_markers(generation.text).strip().splitlines()
         return (rewritten[0].strip() if rewritten else "") or question, generation.usage
 
@@ -189,7 +203,7 @@ class Answerer:
         for i, model in enumerate(chain):
             try:
                 generator = self.generator(model, primary=i == 0)
-                generation = self._priced(_call(generator, request, on_token))
+                generation = self._complete(generator, request, on_token)
             except (GenerationError, ConfigError) as exc:
                 if len(chain) == 1:
                     raise
@@ -201,6 +215,20 @@ class Answerer:
             run.lap("generate_ms", started)
             return generation
         raise GenerationError("Every model failed: " + " | ".join(errors))
+
+    def _complete(self, generator: BaseGenerator, request: GenerationRequest,
+                  on_token: OnToken | None = None) -> Generation:
+        """One model call: from the cache when it holds this request, priced."""
+        key = request_key(generator.id, request) if self.cache and generator.cacheable else None
+        cached = self.cache.get(key) if self.cache and key else None
+        if cached is not None:
+            if on_token and cached.text:
+                on_token(cached.text)
+            return self._priced(cached)
+        generation = _call(generator, request, on_token)
+        if self.cache and key and generation.complete:
+            self.cache.put(key, generation)
+        return self._priced(generation)
 
     def _priced(self, generation: Generation) -> Generation:
         if generation.model == "extractive":
@@ -219,7 +247,8 @@ class Answerer:
 
     def _judge(self, run: _Run, check: CheckResult, sources: Sequence[Source],
                supported: list[bool]) -> list[bool]:
-        judge = LLMJudge(self.generator(self.config.judge or "", primary=False), self.templates)
+        generator = self.generator(self.config.judge or "", primary=False)
+        judge = LLMJudge(generator.id, lambda request: self._complete(generator, request), self.templates)
         by_number = {s.number: s for s in sources}
         unparseable = repaired = 0
         verdicts = list(supported)

@@ -76,8 +76,13 @@ def load_beir_qrels(path: str | Path) -> dict[str, dict[str, int]]:
 
 def load_beir_queries(path: str | Path) -> dict[str, str]:
     """Read a BEIR ``queries.jsonl`` into ``{query_id: text}`` (other fields are ignored)."""
+    return {qid: record["text"] for qid, record in load_beir_query_records(path).items()}
+
+
+def load_beir_query_records(path: str | Path) -> dict[str, dict]:
+    """Read a BEIR ``queries.jsonl`` into ``{query_id: record}`` (every field kept)."""
     path = Path(path)
-    queries: dict[str, str] = {}
+    queries: dict[str, dict] = {}
     for number, line in _lines(path):
         where = f"{path}, line {number}"
         try:
@@ -93,7 +98,7 @@ def load_beir_queries(path: str | Path) -> dict[str, str]:
             raise ConfigError(f"{where}: missing or non-string 'text' for query {qid!r}")
         if str(qid) in queries:
             raise ConfigError(f"{where}: duplicate query id {qid!r}")
-        queries[str(qid)] = text
+        queries[str(qid)] = record
     return queries
 
 

@@ -15,6 +15,7 @@ moved, so a crash at any point (Ctrl-C, kill -9) leaves a consistent knowledge b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -290,6 +291,12 @@ class SQLiteStore:
             return None
         return {"id": row[0], "source": row[1], "title": row[2], "text": row[3],
                 "metadata": json.loads(row[4])}
+
+    def corpus_hash(self) -> str:
+        digest = hashlib.sha256()
+        for source, content in self._db.execute("SELECT source, content_hash FROM sources ORDER BY source"):
+            digest.update(f"{source}\0{content}\n".encode())
+        return digest.hexdigest()[:16]
 
     def stats(self) -> dict[str, Any]:
         def count(table: str) -> int:

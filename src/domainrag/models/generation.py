@@ -106,6 +106,8 @@ class BaseGenerator:
     """
 
     offline = False
+    #: False for generators whose calls cost nothing and need no caching (extractive).
+    cacheable = True
 
     def __init__(self, model_name: str, settings: ProviderSettings | None = None) -> None:
         self.model_name = model_name

@@ -97,3 +97,9 @@ class StoreConformance:
     def test_empty_store_searches_return_nothing(self, store: Store) -> None:
         assert not len(store.lexical(["x"], 5, None))
         assert store.hits(store.lexical(["x"], 5, None)) == []
+
+    def test_corpus_hash_follows_the_sources(self, store: Store) -> None:
+        empty = store.corpus_hash()
+        store.write([make_update("a.txt", "a", ["alpha"])])
+        one = store.corpus_hash()
+        assert one != empty and store.corpus_hash() == one

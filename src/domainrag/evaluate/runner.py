@@ -1,0 +1,249 @@
+"""Run a suite against a knowledge base: per-case records, metrics, scenarios, a stored run.
+
+For each case: the top 100 documents (hybrid by default, one chunk per document) score the
+retrieval metrics against the gold documents and their grades; with ``answer`` metrics the
+question is answered (``KnowledgeBase.ask``'s pipeline, on the chunk-level hits) and scored
+against the reference answers, the gold evidence and the answerability label. Every model call
+goes through a cache keyed by the full request (``model_cache.sqlite3``), so re-running an
+unchanged evaluation makes no model calls; each finished case is stored at once, so an
+interrupted run resumes. Answers run ``concurrency`` at a time (model calls wait on the
+network); retrieval runs first, in the calling thread.
+
+Aggregates: the mean of each per-case score over the cases where it applies, with a 95%
+percentile-bootstrap interval (:mod:`.stats`), overall and per scenario tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
+from .metrics import metric
+from .runs import RunStore
+from .stats import mean_ci
+from .suite import Suite
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..kb import KnowledgeBase
+    from ..types import Answer, Case, Hit
+
+RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map")
+GROUPS = ("retrieval", "answer", "citation", "judge")
+DEPTH = 100
+#: Which group each per-case score belongs to in the summary.
+SCORE_GROUPS = {
+    **{name: "retrieval" for name in RETRIEVAL_METRICS},
+    "exact_match": "answer", "token_f1": "answer", "numeric_match": "answer",
+    "citation_precision": "citation", "citation_recall": "citation", "grounded": "citation",
+    "latency_ms": "cost", "prompt_tokens": "cost", "completion_tokens": "cost", "cost_usd": "cost",
+}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EvalOptions:
+    """What to run: ``metrics`` groups, the model (None: the knowledge base's default), the
+    retrieval mode, at most ``limit`` cases, ``concurrency`` answers at a time."""
+
+    metrics: frozenset[str] = frozenset({"retrieval"})
+    model: str | None = None
+    judge: str | None = None
+    mode: str | None = None
+    limit: int | None = None
+    concurrency: int = 4
+    name: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: RunStore,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Evaluate ``suite`` on ``kb``; returns the run in the JSON contract (also stored)."""
+    cases = list(suite.cases[: options.limit] if options.limit else suite.cases)
+    manifest = _manifest(kb, suite, options, len(cases))
+    key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()
+    run_id, resumed = store.start(options.name or suite.name, manifest, key)
+    done = store.records(run_id)
+    pending = [(i, c) for i, c in enumerate(cases) if c.id not in done]
+    if progress:
+        progress(f"{'resuming' if resumed else 'starting'} {run_id}: {len(done)} done, {len(pending)} to go")
+    _run_cases(kb, pending, options, lambda i, record: store.save_case(run_id, i, record), progress)
+    records = [r for r in store.records(run_id).values()]
+    manifest["model_versions"] = sorted({r["model_version"] for r in records if r.get("model_version")})
+    summary = summarise(records)
+    store.finish(run_id, manifest, summary)
+    return store.load(run_id)
+
+
+def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
+    answers = "answer" in options.metrics
+    answerer = kb.answerer
+    template = answerer.templates.resolve(kb.config.answer.template, "en")
+    return {
+        "suite": suite.path, "suite_name": suite.name, "suite_hash": suite.hash, "split": suite.split,
+        "cases": n_cases, "metrics": sorted(options.metrics),
+        "model": answerer.model_spec(options.model) if answers else None,
+        "judge": options.judge or kb.config.answer.judge,
+        "template": template, "template_hash": answerer.templates.hash(template),
+        "mode": options.mode or kb.config.retrieval.mode, "config_hash": kb.config.hash(),
+        "overrides": options.overrides, "corpus_hash": kb.store.corpus_hash(),
+        "index_hash": answerer.base_manifest.get("index_hash"),
+        "code_version": answerer.base_manifest.get("code_version"), "seed": options.seed,
+    }
+
+
+def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], options: EvalOptions,
+               save: Callable[[int, dict[str, Any]], None], progress: Progress | None) -> None:
+    answers = "answer" in options.metrics
+    if answers:
+        kb.answerer.prepare()  # load models in this thread: the SQLite connection is not shared
+    retrieved = []
+    for i, case in pending:
+        started = time.perf_counter()
+        docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
+        hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
+        retrieved.append((i, case, docs, hits, (time.perf_counter() - started) * 1000))
+    gold_spans = {e.doc_id: kb.store.document(e.doc_id) for _, c in pending for e in c.gold}
+    if not answers:
+        for i, case, docs, _hits, ms in retrieved:
+            save(i, case_record(case, docs, None, ms, gold_spans))
+            if progress:
+                progress(case.id)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
+        futures = [(i, case, docs, ms, pool.submit(_answer, kb, case, hits, options))
+                   for i, case, docs, hits, ms in retrieved]
+        for i, case, docs, ms, future in futures:
+            save(i, case_record(case, docs, future.result(), ms, gold_spans))
+            if progress:
+                progress(case.id)
+
+
+def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions) -> "Answer":
+    return kb.answerer.answer(case.question, hits, model=options.model)
+
+
+# -- per case -------------------------------------------------------------------------------
+def case_record(case: "Case", docs: list[str], answer: "Answer | None", retrieve_ms: float,
+                documents: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """The stored record of one case: what was retrieved and answered, and its scores."""
+    gold, unknown = _resolve_gold(case, documents)
+    record: dict[str, Any] = {
+        "id": case.id, "question": case.question, "scenario": list(case.scenario),
+        "generated": case.generated, "answerable": case.answerable, "answers": list(case.answers),
+        "gold": gold, "unknown_gold": unknown, "retrieved": docs,
+        "scores": {**_retrieval_scores(case, docs), "latency_ms": round(retrieve_ms, 3)},
+        "latency_ms": round(retrieve_ms, 3),
+    }
+    if answer is not None:
+        record.update(_answer_fields(answer))
+        record["scores"].update(_answer_scores(case, answer, gold))
+        record["latency_ms"] = round(retrieve_ms + answer.trace["timings_ms"]["total_ms"], 3)
+        record["scores"]["latency_ms"] = record["latency_ms"]
+    return record
+
+
+def _retrieval_scores(case: "Case", docs: list[str]) -> dict[str, float]:
+    qrels = {e.doc_id: e.relevance for e in case.gold}
+    if not qrels:
+        return {}
+    return {name: metric(name)(docs, qrels) for name in RETRIEVAL_METRICS}
+
+
+def _answer_fields(answer: "Answer") -> dict[str, Any]:
+    return {"answer": answer.text, "abstained": answer.abstained, "complete": answer.complete,
+            "grounded": answer.grounded, "citations": [c.to_dict() for c in answer.citations],
+            "usage": answer.usage.to_dict(), "model_version": answer.manifest.get("model_version"),
+            "abstain_reason": answer.trace.get("abstain_reason")}
+
+
+def _answer_scores(case: "Case", answer: "Answer", gold: list[dict[str, Any]]) -> dict[str, float | None]:
+    scores: dict[str, float | None] = {"prompt_tokens": answer.usage.prompt_tokens,
+                                       "completion_tokens": answer.usage.completion_tokens,
+                                       "cost_usd": answer.usage.cost_usd}
+    if case.answerable and case.answers:
+        text = "" if answer.abstained else answer.text
+        scores["exact_match"] = exact_match(text, case.answers)
+        scores["token_f1"] = token_f1(text, case.answers)
+        scores["numeric_match"] = numeric_match(text, case.answers)
+    if not answer.abstained:
+        scores["grounded"] = answer.grounded
+        cited = [{"doc_id": c.doc_id, "start": c.span.start, "end": c.span.end, "page": c.span.page}
+                 for c in answer.citations]
+        scores.update(citation_scores(cited, gold) or {})
+    return scores
+
+
+def _resolve_gold(case: "Case", documents: dict[str, dict[str, Any] | None]
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Gold evidence with quotes located in the current documents (char ranges), and the
+    doc ids the knowledge base does not hold."""
+    gold, unknown = [], []
+    for e in case.gold:
+        doc = documents.get(e.doc_id)
+        if doc is None:
+            unknown.append(e.doc_id)
+        item = e.to_dict()
+        if doc is not None and e.quote and e.start is None:
+            start = _find(doc["text"], e.quote)
+            if start is not None:
+                item.update(start=start, end=start + len(e.quote))
+        gold.append(item)
+    return gold, unknown
+
+
+def _find(text: str, quote: str) -> int | None:
+    index = text.find(quote)
+    if index < 0:
+        index = text.lower().find(quote.lower())
+    return index if index >= 0 else None
+
+
+# -- aggregates -----------------------------------------------------------------------------
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics and 95% intervals overall and per scenario tag, plus warnings."""
+    metrics, ci95 = _aggregate(records)
+    scenarios = {}
+    for tag in sorted({t for r in records for t in _tags(r)}):
+        mine = [r for r in records if tag in _tags(r)]
+        m, c = _aggregate(mine)
+        scenarios[tag] = {"n": len(mine), "metrics": m, "ci95": c}
+    unknown = sorted({d for r in records for d in r.get("unknown_gold", [])})
+    warnings = [f"{len(unknown)} gold document id(s) not in the knowledge base: {unknown[:10]}"] if unknown else []
+    return {"metrics": metrics, "ci95": ci95, "scenarios": scenarios, "warnings": warnings}
+
+
+def _tags(record: dict[str, Any]) -> list[str]:
+    return [*record.get("scenario", []), *(["generated"] if record.get("generated") else [])]
+
+
+def _aggregate(records: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    metrics: dict[str, dict[str, Any]] = {}
+    ci95: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(n for r in records for n in r["scores"]):
+        group = SCORE_GROUPS.get(name, "other")
+        values = [r["scores"].get(name) for r in records]
+        stats = mean_ci([v for v in values if v is not None])
+        if stats["n"] == 0:
+            continue
+        metrics.setdefault(group, {})[name] = stats["mean"]
+        ci95.setdefault(group, {})[name] = [stats["low"], stats["high"]]
+    answered = [(r["answerable"], r["abstained"]) for r in records if "abstained" in r]
+    if answered:
+        metrics["abstention"] = abstention_scores(answered)
+    if "cost" in metrics:
+        _latency_percentiles(metrics["cost"], [r["latency_ms"] for r in records])
+    return metrics, ci95
+
+
+def _latency_percentiles(cost: dict[str, Any], latencies: Iterable[float]) -> None:
+    ordered = sorted(latencies)
+    if ordered:
+        cost["latency_ms_p50"] = ordered[len(ordered) // 2]
+        cost["latency_ms_p95"] = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]

@@ -1,0 +1,110 @@
+"""Stored evaluation runs: one SQLite file (``runs.sqlite3``) in the knowledge base.
+
+Each run keeps its manifest, its per-case records (written as each case finishes, so an
+interrupted run loses nothing and resumes where it stopped) and, once finished, its summary
+(metrics, confidence intervals, scenarios). A run is found by id, by name (the newest of that
+name), or as ``last`` / ``last~N`` (N runs before the newest).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+RUNS_FILE = "runs.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, key TEXT NOT NULL,
+    status TEXT NOT NULL, manifest TEXT NOT NULL, summary TEXT);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, case_id TEXT NOT NULL,
+    position INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (run_id, case_id));
+"""
+_LAST = re.compile(r"last(?:~(\d+))?")
+
+
+class RunStore:
+    def __init__(self, kb_dir: str | Path) -> None:
+        self.path = Path(kb_dir) / RUNS_FILE
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def start(self, name: str, manifest: dict[str, Any], key: str) -> tuple[str, bool]:
+        """``(run_id, resumed)``: an unfinished run with the same ``key`` (same suite, settings,
+        corpus, model...) is resumed; otherwise a new run starts."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM runs WHERE key=? AND status='running' "
+                                   "ORDER BY created DESC LIMIT 1", (key,)).fetchone()
+            if row:
+                return row[0], True
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            run_id = f"r-{created[:10].replace('-', '')}-{created[11:19].replace(':', '')}-{secrets.token_hex(2)}"
+            self._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, NULL)",
+                             (run_id, name, created, key, json.dumps(manifest, ensure_ascii=False)))
+            return run_id, False
+
+    def save_case(self, run_id: str, position: int, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                             (run_id, record["id"], position, json.dumps(record, ensure_ascii=False)))
+
+    def records(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The case records saved so far, by case id, in suite order."""
+        with self._lock:
+            rows = self._db.execute("SELECT case_id, record FROM results WHERE run_id=? ORDER BY position",
+                                    (run_id,)).fetchall()
+        return {case_id: json.loads(record) for case_id, record in rows}
+
+    def finish(self, run_id: str, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE runs SET status='done', manifest=?, summary=? WHERE id=?",
+                             (json.dumps(manifest, ensure_ascii=False),
+                              json.dumps(summary, ensure_ascii=False), run_id))
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every run, newest first: id, name, created, status, and the headline numbers."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, name, created, status, manifest, summary FROM runs "
+                                    "ORDER BY created DESC, rowid DESC").fetchall()
+        return [{"run_id": r[0], "name": r[1], "created": r[2], "status": r[3],
+                 "manifest": json.loads(r[4]), "metrics": json.loads(r[5])["metrics"] if r[5] else {}}
+                for r in rows]
+
+    def resolve(self, ref: str) -> str:
+        """The id of the run ``ref`` names: an id, a name (its newest run), ``last``, ``last~N``."""
+        runs = [r for r in self.list() if r["status"] == "done"]
+        match = _LAST.fullmatch(ref)
+        if match:
+            back = int(match.group(1) or 0)
+            if back >= len(runs):
+                raise ConfigError(f"No run {ref!r}: {len(runs)} finished run(s) stored in {self.path}.")
+            return runs[back]["run_id"]
+        for run in self.list():
+            if ref in (run["run_id"], run["name"]):
+                return run["run_id"]
+        raise ConfigError(f"No run {ref!r} in {self.path}. 'domainrag runs' lists them.")
+
+    def load(self, ref: str) -> dict[str, Any]:
+        """A run as the JSON contract: run_id, name, created, manifest, metrics, ci95,
+        scenarios, cases."""
+        run_id = self.resolve(ref)
+        with self._lock:
+            row = self._db.execute("SELECT name, created, manifest, summary FROM runs WHERE id=?",
+                                   (run_id,)).fetchone()
+        summary = json.loads(row[3]) if row[3] else {}
+        return {"run_id": run_id, "name": row[0], "created": row[1], "manifest": json.loads(row[2]),
+                **summary, "cases": list(self.records(run_id).values())}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,1 @@
+"""Reports of evaluation runs: terminal tables and a self-contained HTML page."""

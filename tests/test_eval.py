@@ -1,0 +1,195 @@
+"""The evaluation harness: suites, the runner (retrieval, answers, cache, resume), stored runs."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from domainrag.errors import ConfigError
+from domainrag.evaluate.metrics import evaluate_run
+from domainrag.evaluate.runner import EvalOptions, run_suite, summarise
+from domainrag.evaluate.runs import RunStore
+from domainrag.evaluate.suite import load_suite
+from domainrag.models.cache import ModelCache
+
+DOCS = {
+    "thyroid.md": "# Hypothyroidism\n\nHypothyroidism is treated with levothyroxine. The usual starting dose for adults is 50 micrograms daily.",
+    "revenue.txt": "Revenue of the Fintech segment grew 39% year on year to RMB 101.4 billion in 2019.",
+    "backup.txt": "Backups of the billing database run nightly at 2 am and are kept for 35 days.",
+    "law.txt": "第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。",
+}
+CASES = [
+    {"id": "m1", "question": "What is the starting dose of levothyroxine for adults?", "answers": ["50 micrograms daily"],
+     "gold": [{"doc_id": "docs/thyroid.md", "quote": "starting dose for adults is 50 micrograms"}], "scenario": ["medical"]},
+    {"id": "f1", "question": "How much did Fintech revenue grow in 2019?", "answers": ["39%"],
+     "gold": ["docs/revenue.txt"], "scenario": ["finance"]},
+    {"id": "o1", "question": "How long are billing database backups kept?", "answers": ["35 days"],
+     "gold": ["docs/backup.txt"], "scenario": ["ops"]},
+    {"id": "z1", "question": "劳动者连续工作满十年，应当订立什么劳动合同？", "answers": ["无固定期限劳动合同"],
+     "gold": ["docs/law.txt"], "scenario": ["law", "zh"]},
+    {"id": "u1", "question": "Who won the football world cup in 1998?", "answerable": False, "scenario": ["off-topic"]},
+]
+
+
+@pytest.fixture
+def kb(kb_factory, tmp_path: Path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in DOCS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    base = kb_factory()
+    base.ingest([root])
+    return base
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "suite.jsonl"
+    path.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in CASES) + "\n", encoding="utf-8")
+    return path
+
+
+# -- suites -----------------------------------------------------------------------------------
+def test_jsonl_suite_is_parsed(suite_file: Path) -> None:
+    suite = load_suite(suite_file)
+    assert [c.id for c in suite.cases] == ["m1", "f1", "o1", "z1", "u1"]
+    assert suite.cases[0].gold[0].quote and suite.cases[1].gold[0].doc_id == "docs/revenue.txt"
+    assert suite.cases[4].answerable is False and suite.cases[3].scenario == ("law", "zh")
+    assert len(suite.hash) == 16 and suite.format == "jsonl"
+
+
+def test_malformed_lines_are_reported_with_their_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "question": "ok?"}\n{not json\n{"id": "b"}\n\n'
+                    '{"id": "c", "question": "x", "gold": [{"start": 1}]}\n{"id": "a", "question": "again"}\n')
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert "4 malformed line(s)" in message
+    for fragment in ("line 2: invalid JSON", "line 3: missing or empty 'question'", "line 5: gold item",
+                     "line 6: duplicate id 'a'"):
+        assert fragment in message
+
+
+def test_empty_suite_and_missing_split_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ConfigError, match="holds no cases"):
+        load_suite(tmp_path / "empty.jsonl")
+    beir = make_beir(tmp_path / "tiny")
+    with pytest.raises(ConfigError, match=r"no qrels for split 'dev' \(splits found: test\)"):
+        load_suite(beir, split="dev")
+
+
+def make_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    corpus = [{"_id": f"d{i}", "title": f"Doc {i}", "text": text} for i, text in enumerate(DOCS.values())]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in corpus), encoding="utf-8")
+    queries = [{"_id": "q0", "text": "starting dose of levothyroxine", "answers": ["50 micrograms"], "answer_type": "span"},
+               {"_id": "q1", "text": "Fintech revenue growth 2019", "answer": "39%"},
+               {"_id": "q2", "text": "no relevant document"}]
+    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t2\nq1\td1\t1\nq1\td2\t0\nq2\td3\t0\n")
+    return root
+
+
+def test_beir_folder_is_a_suite(tmp_path: Path) -> None:
+    suite = load_suite(make_beir(tmp_path / "tiny"))
+    assert [c.id for c in suite.cases] == ["q0", "q1"]  # q2 has no relevant document
+    q0, q1 = suite.cases
+    assert q0.gold[0].doc_id == "d0" and q0.gold[0].relevance == 2 and q0.answers == ("50 micrograms",)
+    assert q0.scenario == ("tiny", "answer_type:span") and q1.answers == ("39%",)
+    assert [g.doc_id for g in q1.gold] == ["d1"] and suite.is_beir and suite.split == "test"
+
+
+# -- runs -------------------------------------------------------------------------------------
+def test_retrieval_run_scores_and_stores(kb, suite_file: Path) -> None:
+    store = RunStore(kb.path)
+    run = run_suite(kb, load_suite(suite_file), EvalOptions(), store)
+    assert set(run["metrics"]["retrieval"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map"}
+    assert run["metrics"]["retrieval"]["recall@10"] == 1.0
+    case = run["cases"][0]
+    assert case["retrieved"][0] == "docs/thyroid.md" and "answer" not in case
+    assert run["scenarios"]["medical"]["n"] == 1 and "ci95" in run["scenarios"]["medical"]
+    m = run["manifest"]
+    for key in ("suite_hash", "config_hash", "corpus_hash", "index_hash", "template_hash", "code_version", "seed"):
+        assert m[key] is not None
+    assert store.resolve("last") == run["run_id"] == store.resolve("suite")
+    assert [r["run_id"] for r in store.list()] == [run["run_id"]]
+
+
+def test_answer_run_scores_answers_citations_and_abstention(kb, suite_file: Path) -> None:
+    run = run_suite(kb, load_suite(suite_file), EvalOptions(frozenset({"retrieval", "answer"})), RunStore(kb.path))
+    by_id = {c["id"]: c for c in run["cases"]}
+    assert by_id["m1"]["scores"]["numeric_match"] == 1.0 and by_id["m1"]["scores"]["token_f1"] > 0.3
+    assert by_id["m1"]["gold"][0]["start"] is not None  # the quote was located in the document
+    assert by_id["m1"]["scores"]["citation_recall"] == 1.0
+    assert by_id["u1"]["abstained"] is True
+    assert run["metrics"]["abstention"]["abstention_recall"] == 1.0
+    assert run["metrics"]["answer"]["token_f1"] > 0 and "latency_ms_p50" in run["metrics"]["cost"]
+
+
+def test_rerun_with_a_model_makes_no_model_calls(kb, suite_file: Path, scripted) -> None:
+    scripted.script = lambda r: f"{r.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
+    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
+    options = EvalOptions(frozenset({"retrieval", "answer"}), model="scripted:m", concurrency=3)
+    first = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    calls = len(scripted.requests)
+    assert calls >= 3 and first["manifest"]["model_versions"] == ["m-v1"]
+    second = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    assert len(scripted.requests) == calls  # every call served from the cache
+    assert second["run_id"] != first["run_id"]
+    assert [c["answer"] for c in second["cases"]] == [c["answer"] for c in first["cases"]]
+
+
+def test_interrupted_run_resumes_without_losing_cases(kb, suite_file: Path) -> None:
+    store = RunStore(kb.path)
+    seen: list[str] = []
+
+    def stop_after_two(label: str) -> None:
+        seen.append(label)
+        if len(seen) == 3:  # the start message, then two cases
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(kb, load_suite(suite_file), EvalOptions(), store, stop_after_two)
+    (unfinished,) = store.list()
+    assert unfinished["status"] == "running" and len(store.records(unfinished["run_id"])) == 2
+    messages: list[str] = []
+    run = run_suite(kb, load_suite(suite_file), EvalOptions(), store, messages.append)
+    assert run["run_id"] == unfinished["run_id"] and len(run["cases"]) == 5
+    assert messages[0].startswith(f"resuming {run['run_id']}: 2 done, 3 to go")
+
+
+def test_unknown_gold_documents_are_reported_and_the_rest_runs(kb, tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": "x", "question": "billing backups", "gold": ["docs/nope.txt"]}) + "\n"
+                    + json.dumps(CASES[2]) + "\n")
+    run = run_suite(kb, load_suite(path), EvalOptions(), RunStore(kb.path))
+    assert run["warnings"] and "docs/nope.txt" in run["warnings"][0]
+    assert len(run["cases"]) == 2 and run["cases"][1]["scores"]["recall@10"] == 1.0
+
+
+def test_limit_and_name(kb, suite_file: Path) -> None:
+    run = run_suite(kb, load_suite(suite_file), EvalOptions(limit=2, name="baseline"), RunStore(kb.path))
+    assert run["name"] == "baseline" and len(run["cases"]) == 2 and run["manifest"]["cases"] == 2
+
+
+def test_summary_means_equal_trec_eval_aggregates() -> None:
+    rng = random.Random(0)
+    docs = [f"d{i}" for i in range(30)]
+    records, run, qrels = [], {}, {}
+    from domainrag.evaluate.runner import RETRIEVAL_METRICS
+    from domainrag.evaluate.metrics import metric
+
+    for q in range(40):
+        judged = {d: rng.choice([1, 2, 3]) for d in rng.sample(docs, rng.randint(1, 5))}
+        ranking = rng.sample(docs, 20)
+        qrels[f"q{q}"], run[f"q{q}"] = judged, ranking
+        records.append({"id": f"q{q}", "scenario": [], "scores": {m: metric(m)(ranking, judged) for m in RETRIEVAL_METRICS}})
+    expected = evaluate_run(run, qrels, RETRIEVAL_METRICS)
+    got = summarise(records)["metrics"]["retrieval"]
+    for name in RETRIEVAL_METRICS:
+        assert got[name] == pytest.approx(expected[name], abs=1e-12)
