@@ -15,6 +15,7 @@ Semantics every implementation must honour (checked by ``tests/store_conformance
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -62,6 +63,9 @@ class Store(Protocol):
     def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]: ...
     def cache_vectors(self, model: str, items: Mapping[str, np.ndarray]) -> None: ...
     def stats(self) -> dict[str, Any]: ...
+    def iter_documents(self) -> Iterator[dict[str, Any]]:
+        """Every document as ``{"id", "source", "title", "text", "metadata"}``, ordered by id."""
+        ...
     def corpus_hash(self) -> str:
         """A hash of every source and its content hash: equal iff the corpus is the same."""
         ...

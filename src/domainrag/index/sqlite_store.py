@@ -292,6 +292,13 @@ class SQLiteStore:
         return {"id": row[0], "source": row[1], "title": row[2], "text": row[3],
                 "metadata": json.loads(row[4])}
 
+    def iter_documents(self) -> Iterator[dict[str, Any]]:
+        """Every document (id, source, title, text, metadata), ordered by id."""
+        rows = self._db.execute("SELECT id, source, title, text, metadata FROM documents ORDER BY id").fetchall()
+        for row in rows:
+            yield {"id": row[0], "source": row[1], "title": row[2], "text": row[3],
+                   "metadata": json.loads(row[4])}
+
     def corpus_hash(self) -> str:
         digest = hashlib.sha256()
         for source, content in self._db.execute("SELECT source, content_hash FROM sources ORDER BY source"):

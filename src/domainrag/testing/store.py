@@ -103,3 +103,7 @@ class StoreConformance:
         store.write([make_update("a.txt", "a", ["alpha"])])
         one = store.corpus_hash()
         assert one != empty and store.corpus_hash() == one
+
+    def test_iter_documents_lists_every_document(self, store: Store) -> None:
+        store.write([make_update("b.txt", "b", ["beta"]), make_update("a.txt", "a", ["alpha"])])
+        assert [d["id"] for d in store.iter_documents()] == ["a", "b"]
