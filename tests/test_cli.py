@@ -180,6 +180,24 @@ def test_eval_reports_a_malformed_suite(tmp_path: Path) -> None:
     assert "line 1: missing or empty 'question'" in proc.stderr
 
 
+def test_suite_generate_cli(tmp_path: Path) -> None:
+    docs = tmp_path / "policies"
+    docs.mkdir()
+    (docs / "retention.md").write_text("# Retention\n\nCustomer records are kept for 7 years after the account closes.\n"
+                                       "Backups of the billing database are deleted after 90 days by the Storage team.\n")
+    (docs / "rates.csv").write_text("year,region,revenue\n2022,Europe,3.1 million\n2023,Asia,4.2 million\n")
+    run("ingest", str(docs), "--embedder", "hash:64", cwd=tmp_path)
+    proc = run("suite", "generate", "--n", "4", "--seed", "2", "--out", "gen.jsonl", cwd=tmp_path)
+    assert "Wrote 4 case(s) to gen.jsonl: heuristic cloze questions (no model)" in proc.stdout
+    assert "csv 2" in proc.stdout and "markdown 2" in proc.stdout and "policies 4" in proc.stdout
+    records = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["generated"] and "generator:heuristic" in r["scenario"] for r in records)
+    again = run("suite", "generate", "--n", "4", "--seed", "2", "--out", "again.jsonl", cwd=tmp_path)
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "gen.jsonl").read_text() and again.returncode == 0
+    assert "ndcg@10" in run("eval", "gen.jsonl", "--metrics", "retrieval", cwd=tmp_path).stdout
+    empty = run("suite", "generate", "--kb", str(tmp_path / "nokb"), "--out", "x.jsonl", cwd=tmp_path, check_code=1)
+    assert "No knowledge base" in empty.stderr
+
 def test_help_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "ingest" in proc.stdout and "search" in proc.stdout

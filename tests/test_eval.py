@@ -193,3 +193,47 @@ def test_summary_means_equal_trec_eval_aggregates() -> None:
     got = summarise(records)["metrics"]["retrieval"]
     for name in RETRIEVAL_METRICS:
         assert got[name] == pytest.approx(expected[name], abs=1e-12)
+
+
+# -- judge ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("reply, faithfulness, status", [
+    ('{"score": 5, "unsupported_claims": [], "reason": "all supported"}', 1.0, "ok"),
+    ('Here you go: {"score": 3, "unsupported_claims": ["x"]} thanks', 0.5, "repaired"),
+    ("score: 2", 0.25, "repaired"),
+    ('{"score": 9}', None, "unparseable"),
+    ("I think it is fine.", None, "unparseable"),
+])
+def test_judge_replies_are_parsed_repaired_or_counted(reply: str, faithfulness, status: str) -> None:
+    from domainrag.evaluate.judge import parse_judgement
+
+    judgement = parse_judgement(reply)
+    assert (judgement.faithfulness, judgement.status) == (faithfulness, status)
+
+
+def test_judge_metric_scores_counts_and_caches(kb, suite_file: Path, scripted) -> None:
+    replies = iter(['{"score": 5, "unsupported_claims": []}', "not json at all", '{"score": 4} extra'] * 3)
+
+    def reply(request):
+        if request.json:
+            return next(replies)
+        return f"{request.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
+
+    scripted.script = reply
+    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
+    options = EvalOptions(frozenset({"retrieval", "answer", "judge"}), model="scripted:m", judge="scripted:judge",
+                          concurrency=1)
+    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    f = run["metrics"]["faithfulness"]
+    assert f["judged"] == 5 and f["judge_unparseable"] >= 1 and f["judge_repaired"] >= 1
+    assert 0 <= f["faithfulness_judge"] <= 1 and "faithfulness_proxy" in f
+    assert run["manifest"]["judge"] == "scripted:judge" and len(run["manifest"]["judge_rubric_hash"]) == 16
+    unparseable = [c for c in run["cases"] if c["judge"]["status"] == "unparseable"]
+    assert unparseable and all(c["scores"]["faithfulness_judge"] is None for c in unparseable)
+    calls = len(scripted.requests)
+    run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    assert len(scripted.requests) == calls  # answers and verdicts come from the cache
+
+
+def test_judge_metric_needs_a_judge_model(kb, suite_file: Path) -> None:
+    with pytest.raises(ConfigError, match="--judge provider:model"):
+        run_suite(kb, load_suite(suite_file), EvalOptions(frozenset({"retrieval", "answer", "judge"})), RunStore(kb.path))

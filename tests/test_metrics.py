@@ -28,6 +28,8 @@ from domainrag.evaluate.metrics import (
     precision_at_k,
     recall_at_k,
 )
+from domainrag.evaluate.runner import RETRIEVAL_METRICS, summarise
+from domainrag.evaluate.suite import load_suite
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
@@ -342,3 +344,28 @@ def test_metrics_match_pytrec_eval_on_shared_dataset(dataset_dir: Path) -> None:
         sample = {q: qrels[q] for q in rng.sample(sorted(qrels), min(500, len(qrels)))}
         counted = _assert_matches_reference(_synthetic_run(sample, corpus, rng), sample)
         assert counted == len(sample)
+
+
+@pytest.mark.data
+def test_eval_summary_matches_pytrec_eval_on_shared_dataset(dataset_dir: Path) -> None:
+    """``domainrag eval``'s aggregate equals trec_eval's mean: per-case records built as the
+    runner builds them (gold = the BEIR suite's cases, scores = ``metric(m)(ranking, gold)``),
+    averaged by ``summarise``, against pytrec_eval on the split's full qrels."""
+    corpus = _corpus_ids(dataset_dir / "corpus.jsonl")
+    rng = random.Random(f"{dataset_dir.name}:summary")
+    for split in qrels_splits(dataset_dir):
+        cases = {c.id: c for c in load_suite(dataset_dir, split).cases}
+        qrels = load_beir_qrels(qrels_path(dataset_dir, split))
+        sample = {q: qrels[q] for q in rng.sample(sorted(cases), min(500, len(cases)))}
+        run = _synthetic_run(sample, corpus, rng)
+        records = []
+        for qid, ranking in run.items():
+            gold = {e.doc_id: e.relevance for e in cases[qid].gold}
+            records.append({"id": qid, "scenario": [],
+                            "scores": {m: metric(m)(ranking, gold) for m in RETRIEVAL_METRICS}})
+        summary = summarise(records)["metrics"]["retrieval"]
+        ref = _reference(run, sample)
+        assert set(summary) == set(RETRIEVAL_METRICS), split
+        for name in RETRIEVAL_METRICS:
+            expected = math.fsum(ref[q][name] for q in run) / len(run)
+            assert summary[name] == pytest.approx(expected, abs=TOL), (split, name)

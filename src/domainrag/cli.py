@@ -318,6 +318,38 @@ def eval_(
         out.print(f"HTML report: {write_html(run, html_out)}")
 
 
+suite_app = typer.Typer(no_args_is_help=True)
+app.add_typer(suite_app, name="suite", help="Evaluation suites: generate one from the knowledge base's own documents.")
+
+
+@suite_app.command("generate")
+def suite_generate(
+    out_file: Path = typer.Option(..., "--out", help="Where to write the JSONL suite."),
+    n: int = typer.Option(100, "--n", min=1, help="Number of cases."),
+    kb: Optional[Path] = KbOption,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="provider:model writing the questions [default: heuristic cloze questions, no model]."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed: the same seed gives the same suite."),
+) -> None:
+    """Write questions with gold spans and scenario tags from the documents (marked generated)."""
+    from collections import Counter
+
+    from .evaluate.generate import HEURISTIC, generate_suite, write_suite
+
+    with _open(kb) as base:
+        if model:
+            base.answerer.cache = _model_cache(base.path)
+        suite = generate_suite(base, n, model, seed)
+    write_suite(suite.records, out_file)
+    how = "heuristic cloze questions (no model)" if suite.generator == HEURISTIC else f"questions written by {suite.generator}"
+    out.print(f"Wrote {len(suite.records)} case(s) to {out_file}: {how}.")
+    tags = Counter(t for r in suite.records for t in r["scenario"] if not t.startswith("generator:"))
+    out.print("  by scenario: " + " · ".join(f"{tag} {count}" for tag, count in sorted(tags.items())))
+    if suite.skipped or suite.unparseable:
+        out.print(f"  [dim]{suite.skipped} passage(s) skipped, {suite.unparseable} unparseable model repl(ies)[/dim]")
+    if len(suite.records) < n:
+        out.print(f"[yellow]Asked for {n}, wrote {len(suite.records)}: too few usable passages or model replies.[/yellow]")
+
+
 @app.command()
 def runs(kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """List stored evaluation runs, newest first."""

@@ -3,7 +3,6 @@ command)."""
 
 from __future__ import annotations
 
-import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -11,7 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .evaluate.runner import EvalOptions, run_suite
+from .evaluate.runs import RunStore
+from .evaluate.suite import load_suite
 from .kb import KnowledgeBase
+from .report.html import write_html
+from .report.terminal import print_run
 
 
 def sample_dir() -> Path:
@@ -33,9 +37,9 @@ QUESTIONS = (
 )
 
 
-def sample_queries() -> list[dict[str, str]]:
-    path = resources.files("domainrag") / "data" / "sample_queries.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+def sample_suite() -> Path:
+    """The bundled evaluation suite over the sample (questions, reference answers, gold)."""
+    return Path(str(resources.files("domainrag") / "data" / "sample_suite.jsonl"))
 
 
 def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
@@ -56,8 +60,20 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
                       "when the documents do not say)")
         for question in QUESTIONS:
             _answer(kb, question, console)
-        console.print(f"\nTry your own: domainrag ask \"...\" --kb {kb_dir}   (or domainrag search, "
-                      "domainrag chat; --model openai:gpt-4o-mini to use a model)")
+        console.print("\n[bold]4. Evaluating[/bold] the sample suite (retrieval, answers, citations, "
+                      "abstention; per scenario with 95% CIs)")
+        _evaluate(kb, console)
+        console.print(f"\nTry your own: domainrag ask \"...\" --kb {kb_dir}   (or search, chat, "
+                      f"eval SUITE --kb {kb_dir}; --model openai:gpt-4o-mini to use a model)")
+
+
+def _evaluate(kb: KnowledgeBase, console: Console) -> None:
+    store = RunStore(kb.path)
+    options = EvalOptions(frozenset({"retrieval", "answer", "citation"}), name="quickstart")
+    run = run_suite(kb, load_suite(sample_suite()), options, store)
+    store.close()
+    print_run(run, console)
+    console.print(f"   HTML report: {write_html(run, kb.path / 'report.html')}")
 
 
 def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:
@@ -78,13 +94,14 @@ def _searches(kb: KnowledgeBase, console: Console) -> None:
     for name in ("scenario", "question", "top document", "expected", "ms"):
         table.add_column(name, overflow="fold")
     found = 0
-    for item in sample_queries():
+    cases = [c for c in load_suite(sample_suite()).cases if c.gold]
+    for case in cases:
         started = time.perf_counter()
-        hits = kb.search(item["question"], k=3)
+        hits = kb.search(case.question, k=3)
         ms = (time.perf_counter() - started) * 1000
         top = hits[0].doc_id if hits else "-"
-        ok = any(h.doc_id.endswith(item["expected_doc"]) for h in hits)
+        ok = any(h.doc_id == case.gold[0].doc_id for h in hits)
         found += ok
-        table.add_row(item["scenario"], item["question"], top, "✓ top-3" if ok else "✗", f"{ms:.0f}")
+        table.add_row(case.scenario[0], case.question, top, "✓ top-3" if ok else "✗", f"{ms:.0f}")
     console.print(table)
-    console.print(f"   expected document in the top 3 for {found} of {len(sample_queries())} questions")
+    console.print(f"   expected document in the top 3 for {found} of {len(cases)} questions")

@@ -79,7 +79,7 @@ class Answerer:
         self.analyzer = analyzer
         self._embedder = embedder if config.semantic_support else None
         self.checker = CitationChecker(config.citation_threshold, analyzer,
-                                       self._similarity if self._embedder else None,
+                                       self.similarity if self._embedder else None,
                                        config.semantic_threshold)
         self.base_manifest = dict(manifest or {})
         self._generators: dict[tuple[str, bool], BaseGenerator] = {}
@@ -114,7 +114,7 @@ class Answerer:
             self._embedder = None
             self.checker.similarity = None
 
-    def _similarity(self, claim: str, candidates: Sequence[str]) -> float | None:
+    def similarity(self, claim: str, candidates: Sequence[str]) -> float | None:
         """Best cosine of ``claim`` with ``candidates`` under the knowledge base's embedder, or
         ``None`` when it does not read the claim's language or fails."""
         assert self._embedder is not None
@@ -170,7 +170,7 @@ class Answerer:
             return question, Usage(0, 0, 0.0)
         prompt = self.templates.render("rewrite", self._language(question), question=question,
                                        history=list(history)[-6:])
-        generation = self._complete(generator, GenerationRequest(prompt.messages, 200))
+        generation = self.complete(generator, GenerationRequest(prompt.messages, 200))
         rewritten = strip_markers(generation.text).strip().splitlines()
         return (rewritten[0].strip() if rewritten else "") or question, generation.usage
 
@@ -203,7 +203,7 @@ class Answerer:
         for i, model in enumerate(chain):
             try:
                 generator = self.generator(model, primary=i == 0)
-                generation = self._complete(generator, request, on_token)
+                generation = self.complete(generator, request, on_token)
             except (GenerationError, ConfigError) as exc:
                 if len(chain) == 1:
                     raise
@@ -216,7 +216,7 @@ class Answerer:
             return generation
         raise GenerationError("Every model failed: " + " | ".join(errors))
 
-    def _complete(self, generator: BaseGenerator, request: GenerationRequest,
+    def complete(self, generator: BaseGenerator, request: GenerationRequest,
                   on_token: OnToken | None = None) -> Generation:
         """One model call: from the cache when it holds this request, priced."""
         key = request_key(generator.id, request) if self.cache and generator.cacheable else None
@@ -248,7 +248,7 @@ class Answerer:
     def _judge(self, run: _Run, check: CheckResult, sources: Sequence[Source],
                supported: list[bool]) -> list[bool]:
         generator = self.generator(self.config.judge or "", primary=False)
-        judge = LLMJudge(generator.id, lambda request: self._complete(generator, request), self.templates)
+        judge = LLMJudge(generator.id, lambda request: self.complete(generator, request), self.templates)
         by_number = {s.number: s for s in sources}
         unparseable = repaired = 0
         verdicts = list(supported)

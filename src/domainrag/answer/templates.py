@@ -31,11 +31,12 @@ ABSTAIN_MESSAGES = {
     "zh": "文档中没有找到这个问题的答案。",
 }
 _PACKAGE_DIR = Path(__file__).parent / "templates"
-_DELIMITER = re.compile(r"<(?=\s*/?\s*(?:source|claim)\b)", re.IGNORECASE)
+_DELIMITER = re.compile(r"<(?=\s*/?\s*(?:source|claim|context|question|answer)\b)", re.IGNORECASE)
 
 
 def quote_data(text: str) -> str:
-    """``text`` with ``<source>``/``<claim>`` tags neutralised (``<`` -> ``&lt;``)."""
+    """``text`` with the prompts' delimiter tags (source, claim, context, question, answer)
+    neutralised (``<`` -> ``&lt;``)."""
     return _DELIMITER.sub("&lt;", text)
 
 

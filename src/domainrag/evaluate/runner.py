@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
+from .judge import FaithfulnessJudge, rubric_path
 from .metrics import metric
 from .runs import RunStore
 from .stats import mean_ci
@@ -40,6 +42,8 @@ DEPTH = 100
 SCORE_GROUPS = {
     **{name: "retrieval" for name in RETRIEVAL_METRICS},
     "exact_match": "answer", "token_f1": "answer", "numeric_match": "answer",
+    "semantic_similarity": "answer",
+    "faithfulness_proxy": "faithfulness", "faithfulness_judge": "faithfulness",
     "citation_precision": "citation", "citation_recall": "citation", "grounded": "citation",
     "latency_ms": "cost", "prompt_tokens": "cost", "completion_tokens": "cost", "cost_usd": "cost",
 }
@@ -66,19 +70,34 @@ def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: Ru
               progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate ``suite`` on ``kb``; returns the run in the JSON contract (also stored)."""
     cases = list(suite.cases[: options.limit] if options.limit else suite.cases)
+    judge = _judge(kb, options) if "judge" in options.metrics else None
     manifest = _manifest(kb, suite, options, len(cases))
+    if judge:
+        manifest.update(judge=judge.model_id, judge_rubric_hash=judge.rubric_hash)
     key = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()
     run_id, resumed = store.start(options.name or suite.name, manifest, key)
     done = store.records(run_id)
     pending = [(i, c) for i, c in enumerate(cases) if c.id not in done]
     if progress:
         progress(f"{'resuming' if resumed else 'starting'} {run_id}: {len(done)} done, {len(pending)} to go")
-    _run_cases(kb, pending, options, lambda i, record: store.save_case(run_id, i, record), progress)
+    _run_cases(kb, pending, options, judge, lambda i, record: store.save_case(run_id, i, record), progress)
     records = [r for r in store.records(run_id).values()]
     manifest["model_versions"] = sorted({r["model_version"] for r in records if r.get("model_version")})
+    if judge:
+        manifest["judge_versions"] = sorted({r["judge"]["version"] for r in records if r.get("judge")})
     summary = summarise(records)
     store.finish(run_id, manifest, summary)
     return store.load(run_id)
+
+
+def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:
+    spec = options.judge or kb.config.answer.judge
+    if not spec:
+        raise ConfigError("The judge metrics need a judge model: --judge provider:model "
+                          "(or answer.judge in domainrag.toml).")
+    generator = kb.answerer.generator(spec, primary=False)
+    return FaithfulnessJudge(generator.id, lambda request: kb.answerer.complete(generator, request),
+                             kb.answerer.templates, rubric_path(kb.path))
 
 
 def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
@@ -99,7 +118,8 @@ def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: 
 
 
 def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], options: EvalOptions,
-               save: Callable[[int, dict[str, Any]], None], progress: Progress | None) -> None:
+               judge: FaithfulnessJudge | None, save: Callable[[int, dict[str, Any]], None],
+               progress: Progress | None) -> None:
     answers = "answer" in options.metrics
     if answers:
         kb.answerer.prepare()  # load models in this thread: the SQLite connection is not shared
@@ -117,16 +137,30 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
                 progress(case.id)
         return
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
-        futures = [(i, case, docs, ms, pool.submit(_answer, kb, case, hits, options))
+        futures = [(i, case, docs, ms, pool.submit(_answer, kb, case, hits, options, judge))
                    for i, case, docs, hits, ms in retrieved]
         for i, case, docs, ms, future in futures:
-            save(i, case_record(case, docs, future.result(), ms, gold_spans))
+            answer, extra = future.result()
+            record = case_record(case, docs, answer, ms, gold_spans)
+            record["scores"].update(extra.pop("scores"))
+            save(i, {**record, **extra})
             if progress:
                 progress(case.id)
 
 
-def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions) -> "Answer":
-    return kb.answerer.answer(case.question, hits, model=options.model)
+def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions,
+            judge: FaithfulnessJudge | None) -> tuple["Answer", dict[str, Any]]:
+    """The answer, and the scores that need a model: similarity to the references, the judge."""
+    answer = kb.answerer.answer(case.question, hits, model=options.model)
+    extra: dict[str, Any] = {"scores": {}}
+    if case.answers and not answer.abstained:
+        extra["scores"]["semantic_similarity"] = kb.answerer.similarity(answer.text, case.answers)
+    if judge:
+        verdict = judge.judge(case.question, answer.text, [h.text for h in hits])
+        extra["scores"]["faithfulness_judge"] = verdict.faithfulness
+        extra["judge"] = {"status": verdict.status, "unsupported_claims": list(verdict.unsupported_claims),
+                          "reason": verdict.reason, "version": verdict.version}
+    return answer, extra
 
 
 # -- per case -------------------------------------------------------------------------------
@@ -174,10 +208,20 @@ def _answer_scores(case: "Case", answer: "Answer", gold: list[dict[str, Any]]) -
         scores["numeric_match"] = numeric_match(text, case.answers)
     if not answer.abstained:
         scores["grounded"] = answer.grounded
+        scores["faithfulness_proxy"] = faithfulness_proxy(answer)
         cited = [{"doc_id": c.doc_id, "start": c.span.start, "end": c.span.end, "page": c.span.page}
                  for c in answer.citations]
         scores.update(citation_scores(cited, gold) or {})
     return scores
+
+
+def faithfulness_proxy(answer: "Answer") -> float | None:
+    """Offline faithfulness: supported claims over all claims with content (cited or not)."""
+    claims: dict[str, bool] = {}
+    for c in answer.citations:
+        claims[c.sentence] = claims.get(c.sentence, False) or c.supported
+    total = len(claims) + int(answer.trace.get("uncited_sentences", 0))
+    return sum(claims.values()) / total if total else None
 
 
 def _resolve_gold(case: "Case", documents: dict[str, dict[str, Any] | None]
@@ -237,6 +281,11 @@ def _aggregate(records: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, A
     answered = [(r["answerable"], r["abstained"]) for r in records if "abstained" in r]
     if answered:
         metrics["abstention"] = abstention_scores(answered)
+    judged = [r["judge"]["status"] for r in records if r.get("judge")]
+    if judged:
+        metrics.setdefault("faithfulness", {}).update(
+            judged=len(judged), judge_repaired=judged.count("repaired"),
+            judge_unparseable=judged.count("unparseable"))
     if "cost" in metrics:
         _latency_percentiles(metrics["cost"], [r["latency_ms"] for r in records])
     return metrics, ci95
