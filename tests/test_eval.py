@@ -111,7 +111,7 @@ def test_retrieval_run_scores_and_stores(kb, suite_file: Path) -> None:
     assert set(run["metrics"]["retrieval"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map"}
     assert run["metrics"]["retrieval"]["recall@10"] == 1.0
     case = run["cases"][0]
-    assert case["retrieved"][0] == "docs/thyroid.md" and "answer" not in case
+    assert case["retrieved"][0] == "docs/thyroid.md" and case["answer"] is None
     assert run["scenarios"]["medical"]["n"] == 1 and "ci95" in run["scenarios"]["medical"]
     m = run["manifest"]
     for key in ("suite_hash", "config_hash", "corpus_hash", "index_hash", "template_hash", "code_version", "seed"):

@@ -305,9 +305,15 @@ def eval_(
         store = RunStore(base.path)
         options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides)
         base.answerer.cache = _model_cache(base.path)
-        with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
-            run = run_suite(base, loaded, options, store, tick)
-        store.close()
+        try:
+            with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
+                run = run_suite(base, loaded, options, store, tick)
+        except KeyboardInterrupt:
+            err.print("[yellow]Interrupted: the finished cases are saved; run the same command "
+                      "again to resume.[/yellow]")
+            raise typer.Exit(130) from None
+        finally:
+            store.close()
     print_run(run, out)
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")

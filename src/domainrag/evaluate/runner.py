@@ -103,13 +103,14 @@ def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:
 def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
     answers = "answer" in options.metrics
     answerer = kb.answerer
-    template = answerer.templates.resolve(kb.config.answer.template, "en")
+    templates = {lang: answerer.templates.resolve(kb.config.answer.template, lang) for lang in ("en", "zh")}
     return {
         "suite": suite.path, "suite_name": suite.name, "suite_hash": suite.hash, "split": suite.split,
         "cases": n_cases, "metrics": sorted(options.metrics),
         "model": answerer.model_spec(options.model) if answers else None,
         "judge": options.judge or kb.config.answer.judge,
-        "template": template, "template_hash": answerer.templates.hash(template),
+        "template": templates["en"], "template_hash": answerer.templates.hash(templates["en"]),
+        "template_hashes": {lang: answerer.templates.hash(file) for lang, file in templates.items()},
         "mode": options.mode or kb.config.retrieval.mode, "config_hash": kb.config.hash(),
         "overrides": options.overrides, "corpus_hash": kb.store.corpus_hash(),
         "index_hash": answerer.base_manifest.get("index_hash"),
@@ -175,7 +176,9 @@ def case_record(case: "Case", docs: list[str], answer: "Answer | None", retrieve
         "scores": {**_retrieval_scores(case, docs), "latency_ms": round(retrieve_ms, 3)},
         "latency_ms": round(retrieve_ms, 3),
     }
-    if answer is not None:
+    if answer is None:
+        record["answer"] = None  # a retrieval-only run
+    else:
         record.update(_answer_fields(answer))
         record["scores"].update(_answer_scores(case, answer, gold))
         record["latency_ms"] = round(retrieve_ms + answer.trace["timings_ms"]["total_ms"], 3)

@@ -473,7 +473,7 @@ def _case_title(case: Mapping[str, Any], metric: str) -> str:
 
 def _case_fields(case: Mapping[str, Any]) -> str:
     fields = [("question", _esc(case.get("question") or MISSING))]
-    if "answer" in case or "abstained" in case:
+    if case.get("answer") is not None or "abstained" in case:
         fields.append(("answer", _answer(case)))
     if "answers" in case or "answerable" in case:
         fields.append(("reference answers", _references(case)))
