@@ -122,31 +122,40 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
                judge: FaithfulnessJudge | None, save: Callable[[int, dict[str, Any]], None],
                progress: Progress | None) -> None:
     answers = "answer" in options.metrics
-    if answers:
-        kb.answerer.prepare()  # load models in this thread: the SQLite connection is not shared
-    retrieved = []
-    for i, case in pending:
-        started = time.perf_counter()
-        docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
-        hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
-        retrieved.append((i, case, docs, hits, (time.perf_counter() - started) * 1000))
-    gold_spans = {e.doc_id: kb.store.document(e.doc_id) for _, c in pending for e in c.gold}
+    documents = {e.doc_id: kb.store.document(e.doc_id) for _, c in pending for e in c.gold}
+
+    def store(i: int, record: dict[str, Any]) -> None:
+        save(i, record)
+        if progress:
+            progress(record["id"])
+
     if not answers:
-        for i, case, docs, _hits, ms in retrieved:
-            save(i, case_record(case, docs, None, ms, gold_spans))
-            if progress:
-                progress(case.id)
+        for i, case in pending:
+            docs, _hits, ms = _retrieve(kb, case, options, answers=False)
+            store(i, case_record(case, docs, None, ms, documents))
         return
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
+    kb.answerer.prepare()  # load models in this thread: the SQLite connection is not shared
+    retrieved = [(i, case, *_retrieve(kb, case, options, answers=True)) for i, case in pending]
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency))
+    try:
         futures = [(i, case, docs, ms, pool.submit(_answer, kb, case, hits, options, judge))
                    for i, case, docs, hits, ms in retrieved]
         for i, case, docs, ms, future in futures:
             answer, extra = future.result()
-            record = case_record(case, docs, answer, ms, gold_spans)
+            record = case_record(case, docs, answer, ms, documents)
             record["scores"].update(extra.pop("scores"))
-            save(i, {**record, **extra})
-            if progress:
-                progress(case.id)
+            store(i, {**record, **extra})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not start the rest
+
+
+def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: bool
+              ) -> tuple[list[str], list["Hit"], float]:
+    """The top documents (for the retrieval metrics), the chunks to answer from, and the ms."""
+    started = time.perf_counter()
+    docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
+    hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
+    return docs, hits, (time.perf_counter() - started) * 1000
 
 
 def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions,
