@@ -37,6 +37,9 @@ class RunStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a killed process loses nothing committed; only a power cut may lose the
+        # last cases, which a resumed run then recomputes. FULL made each case ~3 ms under load.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def start(self, name: str, manifest: dict[str, Any], key: str) -> tuple[str, bool]:

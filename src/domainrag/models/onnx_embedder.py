@@ -150,6 +150,9 @@ def _session(ort: Any, path: Path) -> InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = usable_cpus()
     options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: queries embed one at a time between NumPy/BLAS
+    # searches, and spinning threads starve those of the cores (benchmarks/RESULTS.md §9).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
