@@ -284,6 +284,8 @@ def eval_(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the run [default: the suite's]."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE configuration override for this run (e.g. retrieval.k=20); repeatable."),
+    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
+    gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
 ) -> None:
     """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
     from .evaluate.runner import GROUPS, EvalOptions, run_suite
@@ -303,6 +305,7 @@ def eval_(
     base = _eval_kb(kb, loaded, overrides)
     with base:
         store = RunStore(base.path)
+        baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
         options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides)
         base.answerer.cache = _model_cache(base.path)
         try:
@@ -312,8 +315,8 @@ def eval_(
             err.print("[yellow]Interrupted: the finished cases are saved; run the same command "
                       "again to resume.[/yellow]")
             raise typer.Exit(130) from None
-        finally:
-            store.close()
+        baseline = store.load(baseline_id) if baseline_id else None
+        store.close()
     print_run(run, out)
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -322,6 +325,8 @@ def eval_(
         from .report.html import write_html
 
         out.print(f"HTML report: {write_html(run, html_out)}")
+    if baseline is not None:
+        _compare_and_report(baseline, run, base.config.gate, False, gate, None, None)
 
 
 suite_app = typer.Typer(no_args_is_help=True)
@@ -356,27 +361,83 @@ def suite_generate(
         out.print(f"[yellow]Asked for {n}, wrote {len(suite.records)}: too few usable passages or model replies.[/yellow]")
 
 
-@app.command()
-def runs(kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
+runs_app = typer.Typer(help="Stored evaluation runs: list them, pin baselines.", no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """List stored evaluation runs, newest first."""
+    if ctx.invoked_subcommand:
+        return
     from rich.table import Table
 
     from .evaluate.runs import RunStore
 
     with _open(kb) as base:
-        listed = RunStore(base.path).list()
+        store = RunStore(base.path)
+        listed, pins = store.list(), store.pins()
     if as_json:
         out.print_json(json.dumps(listed, ensure_ascii=False))
         return
     table = Table()
     for column in ("run", "name", "created", "status", "model", "cases", "ndcg@10", "token_f1"):
         table.add_column(column)
+    pinned = {run_id: name for name, run_id in pins.items()}
     for r in listed:
         m, metrics = r["manifest"], r["metrics"]
-        table.add_row(r["run_id"], r["name"], r["created"], r["status"], str(m.get("model") or "—"),
+        name = r["name"] + (f" [bold](baseline {pinned[r['run_id']]})[/bold]" if r["run_id"] in pinned else "")
+        table.add_row(r["run_id"], name, r["created"], r["status"], str(m.get("model") or "—"),
                       str(m.get("cases")), _num(metrics.get("retrieval", {}).get("ndcg@10")),
                       _num(metrics.get("answer", {}).get("token_f1")))
     out.print(table if listed else "[yellow]No runs yet: domainrag eval SUITE[/yellow]")
+
+
+@runs_app.command("pin")
+def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."),
+             name: str = typer.Argument(..., help="Baseline name, e.g. production."),
+             kb: Optional[Path] = KbOption) -> None:
+    """Name a run as a baseline (for compare and eval --compare-to)."""
+    from .evaluate.runs import RunStore
+
+    with _open(kb) as base:
+        run_id = RunStore(base.path).pin(run, name)
+    out.print(f"Baseline {name!r} → {run_id}")
+
+
+@app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="Baseline run: id, name, pinned baseline, last or last~N."),
+    run_b: str = typer.Argument("last", help="New run [default: last]."),
+    kb: Optional[Path] = KbOption,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    force: bool = typer.Option(False, "--force", help="Compare runs over different suites or corpora (the report is marked)."),
+    gate: bool = typer.Option(False, "--gate", help="Apply [gate] thresholds; exit 1 when they fail."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0001, max=0.5, help="Significance level [default: gate.alpha, 0.05]."),
+) -> None:
+    """Compare two runs case by case: deltas with CIs, p-values, MDE, verdicts per scenario."""
+    from .evaluate.runs import RunStore
+
+    with _open(kb) as base:
+        store = RunStore(base.path)
+        a, b = store.load(run_a), store.load(run_b)
+        _compare_and_report(a, b, base.config.gate, force, gate, alpha, json_out)
+
+
+def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, force: bool,
+                        gate: bool, alpha: Optional[float], json_out: Optional[Path]) -> None:
+    from .compare.compare import compare_runs
+    from .compare.gate import apply_gate
+    from .report.terminal import print_comparison
+
+    report = compare_runs(a, b, force=force, alpha=alpha or gate_config.alpha)
+    if gate:
+        report["gate"] = apply_gate(report, gate_config)
+    print_comparison(report, out)
+    if json_out:
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    if gate and not report["gate"]["passed"]:
+        raise typer.Exit(1)
 
 
 def _num(value: Any) -> str:

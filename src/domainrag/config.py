@@ -146,6 +146,25 @@ class AnswerConfig(_Section):
     max_question_chars: int = Field(8000, ge=10)
 
 
+class Threshold(_Section):
+    """A gate on one metric: the new run's mean must reach ``floor``, and must not fall more than
+    ``max_regression`` below the baseline's (point estimate)."""
+
+    floor: float | None = None
+    max_regression: float | None = Field(None, ge=0.0)
+
+
+class GateConfig(_Section):
+    """CI gates for ``domainrag compare --gate`` / ``eval --compare-to --gate``. With nothing
+    configured, any significant regression (verdict "worse") overall or in a scenario fails."""
+
+    #: ``{"ndcg@10": {floor = 0.6, max_regression = 0.02}}``
+    metrics: dict[str, Threshold] = Field(default_factory=dict)
+    #: ``{"medical": {"token_f1": {max_regression = 0.05}}}``
+    scenarios: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -153,6 +172,7 @@ class KBConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     def hash(self) -> str:
         """Stable hash of the whole configuration (recorded in manifests)."""

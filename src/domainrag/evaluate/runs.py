@@ -24,6 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, key TEXT NOT NULL,
     status TEXT NOT NULL, manifest TEXT NOT NULL, summary TEXT);
+CREATE TABLE IF NOT EXISTS pins (name TEXT PRIMARY KEY, run_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, case_id TEXT NOT NULL,
     position INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (run_id, case_id));
@@ -83,8 +84,23 @@ class RunStore:
                  "manifest": json.loads(r[4]), "metrics": json.loads(r[5])["metrics"] if r[5] else {}}
                 for r in rows]
 
+    def pin(self, ref: str, name: str) -> str:
+        """Name run ``ref`` as the baseline ``name`` (replacing an earlier pin); its id."""
+        run_id = self.resolve(ref)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO pins VALUES (?, ?)", (name, run_id))
+        return run_id
+
+    def pins(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._db.execute("SELECT name, run_id FROM pins ORDER BY name").fetchall())
+
     def resolve(self, ref: str) -> str:
-        """The id of the run ``ref`` names: an id, a name (its newest run), ``last``, ``last~N``."""
+        """The id of the run ``ref`` names: a pinned baseline name, an id, a run name (its newest
+        run), ``last`` or ``last~N`` (finished runs)."""
+        pinned = self.pins().get(ref)
+        if pinned:
+            return pinned
         runs = [r for r in self.list() if r["status"] == "done"]
         match = _LAST.fullmatch(ref)
         if match:
@@ -95,7 +111,9 @@ class RunStore:
         for run in self.list():
             if ref in (run["run_id"], run["name"]):
                 return run["run_id"]
-        raise ConfigError(f"No run {ref!r} in {self.path}. 'domainrag runs' lists them.")
+        recent = ", ".join(f"{r['run_id']} ({r['name']})" for r in self.list()[:5]) or "none"
+        raise ConfigError(f"No run {ref!r} in {self.path}. Recent runs: {recent}. "
+                          "'domainrag runs' lists them all.")
 
     def load(self, ref: str) -> dict[str, Any]:
         """A run as the JSON contract: run_id, name, created, manifest, metrics, ci95,

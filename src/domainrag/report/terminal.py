@@ -70,3 +70,48 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def print_comparison(report: dict[str, Any], console: Console) -> None:
+    """What changed, then per metric and per scenario deltas with CIs and verdicts, the cost
+    and latency axes, flipped cases and the gate."""
+    console.print(f"[bold]A[/bold] {report['a']} ({report.get('a_name')})  →  [bold]B[/bold] "
+                  f"{report['b']} ({report.get('b_name')})")
+    if report.get("forced"):
+        console.print("[red]Forced: the runs used different suites or corpora.[/red]")
+    for key, change in report["manifest_diff"].items():
+        console.print(f"  changed {key}: {fmt(change['a'])} → {fmt(change['b'])}", highlight=False)
+    if report["cases"]["note"]:
+        console.print(f"[yellow]{report['cases']['note']}[/yellow]")
+    console.print(_comparison_table("Metrics (B − A, paired)", report["metrics"]))
+    if report["axes"]:
+        console.print(_comparison_table("Cost and latency (lower is better)", report["axes"]))
+    for tag, scenario in report["scenarios"].items():
+        decided = {k: v for k, v in scenario["metrics"].items() if v["verdict"] != "no detectable difference"}
+        if decided:
+            console.print(_comparison_table(f"Scenario {tag} (n={scenario['n']}, Holm-corrected)", decided))
+    for flip in report["flips"][:10]:
+        console.print(f"  [dim]{flip['direction']}[/dim] {flip['id']}: {flip['question']} "
+                      f"({flip['metric']} {fmt(flip['a_score'])} → {fmt(flip['b_score'])})", highlight=False)
+    gate = report.get("gate")
+    if gate:
+        status = "[green]passed[/green]" if gate["passed"] else "[red]failed[/red]"
+        console.print(f"Gate ({gate['rule']}): {status}")
+        for reason in gate["reasons"]:
+            console.print(f"  ✗ {reason}", highlight=False)
+
+
+_VERDICT_STYLE = {"better": "green", "worse": "red"}
+
+
+def _comparison_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("metric", "n", "A", "B", "Δ", "95% CI", "p", "MDE", "verdict"):
+        table.add_column(name, justify="left" if name in ("metric", "verdict") else "right")
+    for name, r in rows.items():
+        ci = f"{r['ci'][0]:+.3f} … {r['ci'][1]:+.3f}" if r.get("ci") else ""
+        style = _VERDICT_STYLE.get(r["verdict"], "dim")
+        verdict = f"[{style}]{r['verdict']}[/{style}]" + (f" · {r['summary']}" if r.get("summary") else "")
+        table.add_row(name, str(r["n"]), fmt(r["a"]), fmt(r["b"]), f"{r['delta']:+.3f}", ci,
+                      f"{r.get('p_holm', r['p']):.3g}", fmt(r["mde"]), verdict)
+    return table

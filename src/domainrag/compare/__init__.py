@@ -1,0 +1,1 @@
+"""Comparing evaluation runs: paired statistics, manifest diffs, gates."""

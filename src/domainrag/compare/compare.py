@@ -1,0 +1,157 @@
+"""Compare two stored evaluation runs case by case.
+
+1. **Manifest diff** first: what changed (model, version, template, config, corpus, index,
+   suite...). Runs over different suites or corpora are refused unless ``force``, which marks
+   the report.
+2. **Cases**: the comparison is paired over the cases both runs scored (a run interrupted
+   halfway is compared on the intersection, and the report says so).
+3. **Metrics**: for every per-case score both runs have, :func:`.stats.paired` gives each run's
+   mean, the mean delta (B − A) with a paired bootstrap CI, a p-value (McNemar for pass/fail
+   metrics, a sign-flip permutation test otherwise), the minimum detectable effect at this n and
+   a verdict. Higher is better for every quality metric.
+4. **Scenarios**: the same per scenario tag; verdicts there use Holm's correction across the
+   scenarios of each metric (family-wise error at ``alpha``).
+5. **Axes**: cost, tokens and latency (lower is better) with CIs and a plain summary
+   ("37% cheaper").
+6. **Flips**: cases that pass in one run and fail in the other on the headline metric
+   (pass = score >= 0.5; binary metrics pass at 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from .stats import holm_adjusted, paired, ratio_summary
+
+#: Manifest keys that identify what was measured: a difference refuses the comparison.
+SAME_REQUIRED = ("suite_hash", "corpus_hash")
+#: Manifest keys that differ between any two runs and say nothing about what changed.
+IGNORED = ("cases", "model_versions", "judge_versions")
+AXES = {"cost_usd": "cost", "latency_ms": "latency", "prompt_tokens": "tokens",
+        "completion_tokens": "tokens"}
+HEADLINES = ("token_f1", "exact_match", "ndcg@10")
+PASS_AT = 0.5
+MAX_FLIPS = 50
+
+
+def compare_runs(a: dict[str, Any], b: dict[str, Any], *, force: bool = False,
+                 alpha: float = 0.05) -> dict[str, Any]:
+    """The comparison report of runs ``a`` (baseline) and ``b`` (see the module docstring)."""
+    if a["run_id"] == b["run_id"]:
+        raise ConfigError(f"Both sides are run {a['run_id']}: compare two different runs.")
+    diff = manifest_diff(a["manifest"], b["manifest"])
+    refused = [k for k in SAME_REQUIRED if k in diff]
+    if refused and not force:
+        what = ", ".join(f"{k} {diff[k]['a']} vs {diff[k]['b']}" for k in refused)
+        raise ConfigError(f"Runs {a['run_id']} and {b['run_id']} were measured on different data "
+                          f"({what}); their scores are not comparable. Pass --force to compare "
+                          "anyway (the report is marked).")
+    cases_a = {c["id"]: c for c in a["cases"]}
+    common = [(cases_a[c["id"]], c) for c in b["cases"] if c["id"] in cases_a]
+    if not common:
+        raise ConfigError(f"Runs {a['run_id']} and {b['run_id']} have no case in common.")
+    metrics, axes = _metrics(common, alpha)
+    return {
+        "a": a["run_id"], "b": b["run_id"], "a_name": a.get("name"), "b_name": b.get("name"),
+        "forced": bool(refused), "alpha": alpha, "manifest_diff": diff,
+        "cases": _coverage(a, b, len(common)), "metrics": metrics, "axes": axes,
+        "scenarios": _scenarios(common, alpha), "flips": flips(common),
+    }
+
+
+def manifest_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in IGNORED]
+    return {k: {"a": a.get(k), "b": b.get(k)} for k in keys if a.get(k) != b.get(k)}
+
+
+def _coverage(a: dict[str, Any], b: dict[str, Any], common: int) -> dict[str, Any]:
+    n_a, n_b = len(a["cases"]), len(b["cases"])
+    note = ""
+    if common < max(n_a, n_b):
+        note = (f"compared on the {common} cases both runs scored (A has {n_a}, B has {n_b}: "
+                "an interrupted or limited run)")
+    return {"a": n_a, "b": n_b, "common": common, "note": note}
+
+
+def _pairs(common: Sequence[tuple[dict, dict]], name: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for ca, cb in common:
+        x, y = ca["scores"].get(name), cb["scores"].get(name)
+        if x is not None and y is not None:
+            xs.append(float(x))
+            ys.append(float(y))
+    return xs, ys
+
+
+def _names(common: Sequence[tuple[dict, dict]]) -> list[str]:
+    return list(dict.fromkeys(n for ca, cb in common for n in ca["scores"] if n in cb["scores"]))
+
+
+def _metrics(common: Sequence[tuple[dict, dict]], alpha: float) -> tuple[dict, dict]:
+    metrics, axes = {}, {}
+    for name in _names(common):
+        xs, ys = _pairs(common, name)
+        if len(xs) < 2:
+            continue
+        result = _result(paired(xs, ys, alpha=alpha))
+        if name in AXES:
+            result["verdict"] = _axis_verdict(result["verdict"])
+            result["summary"] = ratio_summary(sum(xs), sum(ys), kind=AXES[name])
+            axes[name] = result
+        else:
+            metrics[name] = result
+    return metrics, axes
+
+
+def _axis_verdict(verdict: str) -> str:
+    """Lower is better on cost and latency: an increase is worse."""
+    return {"better": "worse", "worse": "better"}.get(verdict, verdict)
+
+
+def _result(r: Any) -> dict[str, Any]:
+    return {"n": r.n, "a": r.mean_a, "b": r.mean_b, "delta": r.delta, "ci": list(r.ci) if r.ci else None,
+            "p": r.p, "test": r.test, "mde": r.mde, "verdict": r.verdict}
+
+
+def _scenarios(common: Sequence[tuple[dict, dict]], alpha: float) -> dict[str, Any]:
+    tags = sorted({t for _, cb in common for t in cb.get("scenario", [])})
+    by_tag = {t: [(ca, cb) for ca, cb in common if t in cb.get("scenario", [])] for t in tags}
+    out: dict[str, Any] = {t: {"n": len(pairs), "metrics": {}} for t, pairs in by_tag.items()}
+    for name in _names(common):
+        if name in AXES:
+            continue
+        results = {}
+        for tag, pairs in by_tag.items():
+            xs, ys = _pairs(pairs, name)
+            if len(xs) >= 2:
+                results[tag] = _result(paired(xs, ys, alpha=alpha))
+        adjusted = holm_adjusted({t: r["p"] for t, r in results.items()})
+        for tag, r in results.items():
+            r["p_holm"] = adjusted[tag]
+            if r["p_holm"] >= alpha:
+                r["verdict"] = "no detectable difference"
+            out[tag]["metrics"][name] = r
+    for tag in out:
+        out[tag]["correction"] = "holm"
+    return out
+
+
+def flips(common: Sequence[tuple[dict, dict]]) -> list[dict[str, Any]]:
+    """Cases passing in one run and failing in the other on the headline metric."""
+    names = _names(common)
+    metric = next((m for m in HEADLINES if m in names), None)
+    if metric is None:
+        return []
+    out = []
+    for ca, cb in common:
+        x, y = ca["scores"].get(metric), cb["scores"].get(metric)
+        if x is None or y is None or (x >= PASS_AT) == (y >= PASS_AT):
+            continue
+        out.append({"id": cb["id"], "question": cb.get("question"), "metric": metric,
+                    "direction": "fail→pass" if y >= PASS_AT else "pass→fail",
+                    "a_score": x, "b_score": y, "a_answer": ca.get("answer"), "b_answer": cb.get("answer"),
+                    "a_citations": ca.get("citations", []), "b_citations": cb.get("citations", [])})
+    out.sort(key=lambda f: (f["direction"] != "pass→fail", f["id"]))
+    return out[:MAX_FLIPS]

@@ -1,0 +1,122 @@
+"""Comparing runs: refusals, pairing on the intersection, scenarios, flips, gates, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from domainrag.compare.compare import compare_runs, manifest_diff
+from domainrag.compare.gate import apply_gate
+from domainrag.config import GateConfig
+from domainrag.errors import ConfigError
+
+
+def make_run(run_id: str, scores: list[dict], *, manifest: dict | None = None, name: str = "r") -> dict:
+    cases = [{"id": f"c{i}", "question": f"question {i}?", "scenario": ["even" if i % 2 == 0 else "odd"],
+              "answer": f"answer {i}", "citations": [], "scores": s} for i, s in enumerate(scores)]
+    base = {"suite_hash": "s1", "corpus_hash": "k1", "model": "m1", "config_hash": "h1"}
+    return {"run_id": run_id, "name": name, "manifest": {**base, **(manifest or {})}, "cases": cases}
+
+
+def noisy(n: int, shift: float, seed: int, odd_shift: float | None = None) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        delta = odd_shift if odd_shift is not None and i % 2 else shift
+        base = 0.5 + 0.3 * rng.random()
+        out.append({"token_f1": min(1.0, max(0.0, base + delta)), "exact_match": float(base + delta > 0.7),
+                    "latency_ms": 100.0 + 10 * rng.random() + (delta * 100)})
+    return out
+
+
+BASE = noisy(200, 0.0, seed=1)
+
+
+def test_manifest_diff_names_what_changed() -> None:
+    diff = manifest_diff({"model": "a", "seed": 0, "cases": 5}, {"model": "b", "seed": 0, "cases": 9})
+    assert diff == {"model": {"a": "a", "b": "b"}}
+
+
+def test_clear_improvement_is_better_with_ci_and_mde() -> None:
+    report = compare_runs(make_run("A", BASE), make_run("B", noisy(200, 0.1, seed=2), manifest={"model": "m2"}))
+    f1 = report["metrics"]["token_f1"]
+    assert f1["verdict"] == "better" and f1["p"] < 0.01 and f1["ci"][0] > 0 and f1["mde"] > 0
+    assert report["manifest_diff"] == {"model": {"a": "m1", "b": "m2"}}
+    assert report["metrics"]["exact_match"]["test"] == "mcnemar"
+    assert report["axes"]["latency_ms"]["verdict"] == "worse" and "slower" in report["axes"]["latency_ms"]["summary"]
+
+
+def test_identical_runs_show_no_difference_without_dividing_by_zero() -> None:
+    report = compare_runs(make_run("A", BASE), make_run("B", BASE))
+    assert all(m["verdict"] == "no detectable difference" for m in report["metrics"].values())
+    assert report["metrics"]["token_f1"]["p"] == 1.0 and report["flips"] == []
+
+
+def test_scenario_regression_is_found_and_gated() -> None:
+    worse_odd = noisy(200, 0.0, seed=1, odd_shift=-0.15)
+    report = compare_runs(make_run("A", BASE), make_run("B", worse_odd))
+    odd = report["scenarios"]["odd"]["metrics"]["token_f1"]
+    assert odd["verdict"] == "worse" and "p_holm" in odd and report["scenarios"]["odd"]["correction"] == "holm"
+    assert report["scenarios"]["even"]["metrics"]["token_f1"]["verdict"] == "no detectable difference"
+    assert any(f["direction"] == "pass→fail" for f in report["flips"])
+    gate = apply_gate(report, GateConfig())
+    assert not gate["passed"] and any("in scenario 'odd' got worse" in r for r in gate["reasons"])
+
+
+def test_gate_thresholds_floor_and_max_regression() -> None:
+    report = compare_runs(make_run("A", BASE), make_run("B", noisy(200, -0.03, seed=1)))
+    loose = GateConfig(metrics={"token_f1": {"max_regression": 0.05}})
+    assert apply_gate(report, loose)["passed"]
+    strict = GateConfig(metrics={"token_f1": {"floor": 0.9, "max_regression": 0.01}},
+                        scenarios={"odd": {"ndcg@10": {"floor": 0.5}}})
+    reasons = apply_gate(report, strict)["reasons"]
+    assert any("below the floor 0.900" in r for r in reasons)
+    assert any("fell by 0.030" in r and "allowed 0.010" in r for r in reasons)
+    assert any("ndcg@10 in scenario 'odd' could not be checked" in r for r in reasons)
+
+
+def test_refusals_and_the_intersection() -> None:
+    a = make_run("A", BASE)
+    with pytest.raises(ConfigError, match="Both sides are run A"):
+        compare_runs(a, a)
+    other = make_run("B", BASE, manifest={"suite_hash": "s2"})
+    with pytest.raises(ConfigError, match="different data.*--force"):
+        compare_runs(a, other)
+    forced = compare_runs(a, other, force=True)
+    assert forced["forced"] and not apply_gate(forced, GateConfig(metrics={"token_f1": {"floor": 0.0}}))["passed"]
+    half = make_run("B", BASE[:120])
+    report = compare_runs(a, half)
+    assert report["cases"]["common"] == 120 and "compared on the 120 cases" in report["cases"]["note"]
+    disjoint = make_run("C", BASE)
+    for case in disjoint["cases"]:
+        case["id"] = "x" + case["id"]
+    with pytest.raises(ConfigError, match="no case in common"):
+        compare_runs(a, disjoint)
+
+
+def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
+    from test_cli import run
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Retention\n\nCustomer records are kept for seven years.")
+    (docs / "b.txt").write_text("Passwords must be rotated every ninety days.")
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text("\n".join(json.dumps({"id": f"q{i}", "question": q, "gold": [d], "scenario": [s]})
+                               for i, (q, d, s) in enumerate([("How long are customer records kept?", "docs/a.md", "retention"),
+                                                              ("How often are passwords rotated?", "docs/b.txt", "security")])))
+    run("ingest", str(docs), "--embedder", "hash:64", cwd=tmp_path)
+    run("eval", str(suite), "--metrics", "retrieval", "--name", "first", cwd=tmp_path)
+    run("runs", "pin", "first", "production", cwd=tmp_path)
+    assert "baseline production" in run("runs", cwd=tmp_path).stdout
+    proc = run("eval", str(suite), "--metrics", "retrieval", "--mode", "lexical", "--name", "second",
+               "--compare-to", "production", "--gate", cwd=tmp_path)
+    assert "changed mode: hybrid → lexical" in proc.stdout and "Gate (no significant regression): passed" in proc.stdout
+    out = run("compare", "production", "second", "--json", "cmp.json", cwd=tmp_path).stdout
+    data = json.loads((tmp_path / "cmp.json").read_text())
+    assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips"} <= set(data) and "ndcg@10" in out
+    missing = run("compare", "nope", "last", cwd=tmp_path, check_code=1)
+    assert "No run 'nope'" in missing.stderr and "Recent runs:" in missing.stderr
