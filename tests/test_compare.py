@@ -120,3 +120,20 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips"} <= set(data) and "ndcg@10" in out
     missing = run("compare", "nope", "last", cwd=tmp_path, check_code=1)
     assert "No run 'nope'" in missing.stderr and "Recent runs:" in missing.stderr
+
+
+def test_eval_matrix_compares_against_the_first(tmp_path: Path) -> None:
+    from test_cli import run
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Retention\n\nCustomer records are kept for seven years.")
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(json.dumps({"id": "q1", "question": "How long are customer records kept?",
+                                 "answers": ["seven years"], "gold": ["docs/a.md"]}) + "\n")
+    run("ingest", str(docs), "--embedder", "hash:64", cwd=tmp_path)
+    proc = run("eval", str(suite), "--template", "general", "--template", "legal", "--json", "m.json", cwd=tmp_path)
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert len(data["runs"]) == 2 and len(data["comparisons"]) == 1
+    assert data["comparisons"][0]["manifest_diff"]["template"] == {"a": "general.en.j2", "b": "legal.en.j2"}
+    assert "suite / extractive / legal" in proc.stdout

@@ -237,3 +237,24 @@ def test_judge_metric_scores_counts_and_caches(kb, suite_file: Path, scripted) -
 def test_judge_metric_needs_a_judge_model(kb, suite_file: Path) -> None:
     with pytest.raises(ConfigError, match="--judge provider:model"):
         run_suite(kb, load_suite(suite_file), EvalOptions(frozenset({"retrieval", "answer", "judge"})), RunStore(kb.path))
+
+
+def test_matrix_runs_share_retrieval(kb, suite_file: Path, scripted, monkeypatch) -> None:
+    scripted.script = lambda r: f"{r.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
+    calls: list[str] = []
+    real_search = type(kb).search
+
+    def counting(self, query, *args, **kwargs):
+        calls.append(query)
+        return real_search(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(type(kb), "search", counting)
+    shared: dict = {}
+    store = RunStore(kb.path)
+    for model, template in (("scripted:a", "general"), ("scripted:b", "medical")):
+        options = EvalOptions(frozenset({"retrieval", "answer"}), model=model, template=template,
+                              name=f"{model}|{template}", retrieval_cache=shared)
+        run = run_suite(kb, load_suite(suite_file), options, store)
+        assert run["manifest"]["template"] == f"{template}.en.j2" and run["manifest"]["model"] == model
+    assert len(calls) == 2 * len(CASES)  # the second run reused every retrieval
+    assert any("clinician" in r.messages[0].content for r in scripted.requests)  # medical template used

@@ -274,7 +274,8 @@ def eval_(
     suite: Path = typer.Argument(..., help="A JSONL suite, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)."),
     kb: Optional[Path] = typer.Option(None, "--kb", envvar="DOMAINRAG_KB", help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus]."),
     split: str = typer.Option("test", "--split", help="BEIR qrels split."),
-    model: Optional[str] = ModelOption,
+    models: list[str] = typer.Option([], "--model", "-m", help="provider:model; repeat it (and --template) to run a matrix compared against the first."),
+    templates: list[str] = typer.Option([], "--template", help="Prompt template; repeatable (a matrix)."),
     metrics: str = typer.Option("retrieval,answer,citation", "--metrics", help="Comma-separated: retrieval, answer, citation, judge."),
     judge: Optional[str] = typer.Option(None, "--judge", help="Judge model provider:model (sets answer.judge)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
@@ -302,11 +303,19 @@ def eval_(
     if judge:
         overrides["answer.judge"] = judge
     loaded = load_suite(suite, split)
+    grid = [(m, t) for m in (models or [None]) for t in (templates or [None])]
     base = _eval_kb(kb, loaded, overrides)
+    if len(grid) > 1:
+        with base:
+            _eval_matrix(base, loaded, grid, EvalOptions(groups | {"retrieval"}, None, judge, mode, limit,
+                                                         concurrency, name, overrides), json_out)
+        return
+    model, template = grid[0]
     with base:
         store = RunStore(base.path)
         baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
-        options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides)
+        options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides,
+                              template=template)
         base.answerer.cache = _model_cache(base.path)
         try:
             with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
@@ -365,11 +374,42 @@ runs_app = typer.Typer(help="Stored evaluation runs: list them, pin baselines.",
 app.add_typer(runs_app, name="runs")
 
 
+def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[str], Optional[str]]],
+                 options: Any, json_out: Optional[Path]) -> None:
+    """Run every (model, template) of the grid, sharing retrieval, and compare each with the first."""
+    from dataclasses import replace
+
+    from .compare.compare import compare_runs
+    from .evaluate.runner import run_suite
+    from .evaluate.runs import RunStore
+    from .report.terminal import print_comparison, print_run
+
+    store = RunStore(base.path)
+    base.answerer.cache = _model_cache(base.path)
+    shared: dict[Any, Any] = {}
+    runs = []
+    for model, template in grid:
+        label = (f"{options.name or suite.name} / {model or base.answerer.model_spec()} / "
+                 f"{template or base.config.answer.template}")
+        cell = replace(options, model=model, template=template, name=label, retrieval_cache=shared)
+        with _case_progress(min(options.limit or len(suite.cases), len(suite.cases))) as tick:
+            runs.append(run_suite(base, suite, cell, store, tick))
+        print_run(runs[-1], out)
+    store.close()
+    comparisons = [compare_runs(runs[0], run) for run in runs[1:]]
+    for report in comparisons:
+        print_comparison(report, out)
+    if json_out:
+        payload = {"runs": [r["run_id"] for r in runs], "comparisons": comparisons}
+        json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 @runs_app.callback(invoke_without_command=True)
 def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """List stored evaluation runs, newest first."""
     if ctx.invoked_subcommand:
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from .evaluate.runs import RunStore
@@ -386,7 +426,7 @@ def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = type
     pinned = {run_id: name for name, run_id in pins.items()}
     for r in listed:
         m, metrics = r["manifest"], r["metrics"]
-        name = r["name"] + (f" [bold](baseline {pinned[r['run_id']]})[/bold]" if r["run_id"] in pinned else "")
+        name = escape(r["name"]) + (f" [bold](baseline {escape(pinned[r['run_id']])})[/bold]" if r["run_id"] in pinned else "")
         table.add_row(r["run_id"], name, r["created"], r["status"], str(m.get("model") or "—"),
                       str(m.get("cases")), _num(metrics.get("retrieval", {}).get("ndcg@10")),
                       _num(metrics.get("answer", {}).get("token_f1")))

@@ -31,6 +31,8 @@ from ..evaluate.stats import bootstrap_ci
 EXACT_MAX_N = 16
 #: Most random sign bits held in memory at once; larger Monte Carlo jobs run in blocks.
 _MAX_BLOCK_BITS = 1 << 24
+#: Most discordant pairs for which McNemar's binomial tail is summed in exact integers.
+_EXACT_BINOM_MAX = 1000
 #: Relative tolerance when comparing permuted statistics with the observed one (float ties).
 _TIE_RTOL = 1e-9
 
@@ -141,7 +143,8 @@ def minimum_detectable_effect(d: Sequence[float], *, alpha: float = 0.05,
     diffs = np.asarray(d, dtype=float)
     if diffs.size < 2:
         return None
-    sd = float(diffs.std(ddof=1))
+    # Equal differences have sd 0 exactly (std() would leave ~1e-17 of rounding).
+    sd = 0.0 if np.ptp(diffs) == 0 else float(diffs.std(ddof=1))
     z = NormalDist()
     return (z.inv_cdf(1.0 - alpha / 2) + z.inv_cdf(power)) * sd / math.sqrt(diffs.size)
 
@@ -154,15 +157,23 @@ def mcnemar_exact(b_wins: int, a_wins: int) -> float:
     pairs independent) ``b_wins`` is Binomial(b_wins + a_wins, 1/2); the p-value is the
     probability of a split at least as uneven, ``min(1, 2 * P(X <= min(b_wins, a_wins)))`` —
     what ``scipy.stats.binomtest(b_wins, b_wins + a_wins).pvalue`` gives for p = 1/2. Exact
-    integer arithmetic; 1.0 when there is no discordant case. Discrete, hence conservative.
+    integer arithmetic up to 1,000 discordant cases, log-space floating point above (relative
+    error ~1e-12); 1.0 when there is no discordant case. Discrete, hence conservative.
     """
     if b_wins < 0 or a_wins < 0:
         raise ConfigError(f"discordant counts must be >= 0, got {b_wins}, {a_wins}")
     m, k = b_wins + a_wins, min(b_wins, a_wins)
     if m == 0 or 2 * k == m:
         return 1.0
-    tail = sum(math.comb(m, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2**m)
+    if m <= _EXACT_BINOM_MAX:
+        tail = sum(math.comb(m, i) for i in range(k + 1))
+        return min(1.0, 2 * tail / 2**m)
+    # Large m: log-space. log P(X = k), then the ratios P(X = i - 1) / P(X = i) = i / (m - i + 1)
+    # walking down from k (the largest term of the lower tail), summed relative to P(X = k).
+    log_top = math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2)
+    i = np.arange(k, 0, -1, dtype=float)
+    rel = np.exp(np.concatenate(([0.0], np.cumsum(np.log(i / (m - i + 1))))))
+    return min(1.0, 2.0 * math.exp(log_top) * float(rel.sum()))
 
 
 def sign_flip_p(d: Sequence[float], *, n_resamples: int = 4000, seed: int = 0) -> float:

@@ -64,6 +64,10 @@ class EvalOptions:
     name: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    #: A prompt template for this run (None: ``answer.template``).
+    template: str | None = None
+    #: Retrieval results shared between the runs of a matrix (same questions, same settings).
+    retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
 
 
 def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: RunStore,
@@ -103,7 +107,8 @@ def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:
 def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
     answers = "answer" in options.metrics
     answerer = kb.answerer
-    templates = {lang: answerer.templates.resolve(kb.config.answer.template, lang) for lang in ("en", "zh")}
+    chosen = options.template or kb.config.answer.template
+    templates = {lang: answerer.templates.resolve(chosen, lang) for lang in ("en", "zh")}
     return {
         "suite": suite.path, "suite_name": suite.name, "suite_hash": suite.hash, "split": suite.split,
         "cases": n_cases, "metrics": sorted(options.metrics),
@@ -153,15 +158,20 @@ def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: 
               ) -> tuple[list[str], list["Hit"], float]:
     """The top documents (for the retrieval metrics), the chunks to answer from, and the ms."""
     started = time.perf_counter()
-    docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
-    hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
+    cache = options.retrieval_cache if options.retrieval_cache is not None else {}
+    key = (case.question, options.mode)
+    if key not in cache or (answers and not cache[key][1]):
+        docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
+        hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
+        cache[key] = (docs, hits)
+    docs, hits = cache[key]
     return docs, hits, (time.perf_counter() - started) * 1000
 
 
 def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions,
             judge: FaithfulnessJudge | None) -> tuple["Answer", dict[str, Any]]:
     """The answer, and the scores that need a model: similarity to the references, the judge."""
-    answer = kb.answerer.answer(case.question, hits, model=options.model)
+    answer = kb.answerer.answer(case.question, hits, model=options.model, template=options.template)
     extra: dict[str, Any] = {"scores": {}}
     if case.answers and not answer.abstained:
         extra["scores"]["semantic_similarity"] = kb.answerer.similarity(answer.text, case.answers)

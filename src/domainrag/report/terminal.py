@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: The columns of the scenario table: the headline metric of each group, when present.
@@ -60,7 +61,7 @@ def _scenarios(run: dict[str, Any]) -> Table:
                 fmt(value)
                 + (f" [dim]{ci[0]:.2f}–{ci[1]:.2f}[/dim]" if ci and None not in ci else "")
             )
-        table.add_row(tag, str(s["n"]), *cells)
+        table.add_row(escape(tag), str(s["n"]), *cells)
     return table
 
 
@@ -75,12 +76,12 @@ def fmt(value: Any) -> str:
 def print_comparison(report: dict[str, Any], console: Console) -> None:
     """What changed, then per metric and per scenario deltas with CIs and verdicts, the cost
     and latency axes, flipped cases and the gate."""
-    console.print(f"[bold]A[/bold] {report['a']} ({report.get('a_name')})  →  [bold]B[/bold] "
-                  f"{report['b']} ({report.get('b_name')})")
+    console.print(f"[bold]A[/bold] {report['a']} ({escape(str(report.get('a_name')))})  →  [bold]B[/bold] "
+                  f"{report['b']} ({escape(str(report.get('b_name')))})")
     if report.get("forced"):
         console.print("[red]Forced: the runs used different suites or corpora.[/red]")
     for key, change in report["manifest_diff"].items():
-        console.print(f"  changed {key}: {fmt(change['a'])} → {fmt(change['b'])}", highlight=False)
+        console.print(f"  changed {key}: {escape(fmt(change['a']))} → {escape(fmt(change['b']))}", highlight=False)
     if report["cases"]["note"]:
         console.print(f"[yellow]{report['cases']['note']}[/yellow]")
     console.print(_comparison_table("Metrics (B − A, paired)", report["metrics"]))
@@ -91,14 +92,14 @@ def print_comparison(report: dict[str, Any], console: Console) -> None:
         if decided:
             console.print(_comparison_table(f"Scenario {tag} (n={scenario['n']}, Holm-corrected)", decided))
     for flip in report["flips"][:10]:
-        console.print(f"  [dim]{flip['direction']}[/dim] {flip['id']}: {flip['question']} "
+        console.print(f"  [dim]{flip['direction']}[/dim] {escape(flip['id'])}: {escape(str(flip['question']))} "
                       f"({flip['metric']} {fmt(flip['a_score'])} → {fmt(flip['b_score'])})", highlight=False)
     gate = report.get("gate")
     if gate:
         status = "[green]passed[/green]" if gate["passed"] else "[red]failed[/red]"
         console.print(f"Gate ({gate['rule']}): {status}")
         for reason in gate["reasons"]:
-            console.print(f"  ✗ {reason}", highlight=False)
+            console.print(f"  ✗ {escape(reason)}", highlight=False)
 
 
 _VERDICT_STYLE = {"better": "green", "worse": "red"}
