@@ -258,3 +258,26 @@ def test_matrix_runs_share_retrieval(kb, suite_file: Path, scripted, monkeypatch
         assert run["manifest"]["template"] == f"{template}.en.j2" and run["manifest"]["model"] == model
     assert len(calls) == 2 * len(CASES)  # the second run reused every retrieval
     assert any("clinician" in r.messages[0].content for r in scripted.requests)  # medical template used
+
+
+def test_repeats_sample_anew_and_report_flaky_cases(kb, suite_file: Path, scripted) -> None:
+    import itertools
+
+    counter = itertools.count()
+
+    def reply(request):  # a nondeterministic model: every other answer is useless
+        good = "Adults start at 50 micrograms daily [1]." if "levothyroxine" in request.question else "No idea [1]."
+        return good if next(counter) % 2 == 0 else "It depends on many factors [1]."
+
+    scripted.script = reply
+    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
+    options = EvalOptions(frozenset({"retrieval", "answer"}), model="scripted:m", repeat=3, concurrency=1)
+    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    answered = [c for c in run["cases"] if c["answerable"]]
+    assert all(len(c["repeats"]) == 3 for c in answered)
+    assert any(c["flaky"] for c in answered) and run["metrics"]["stability"]["repeats"] == 3
+    assert run["metrics"]["stability"]["flaky_cases"] >= 1 and run["manifest"]["repeat"] == 3
+    calls = len(scripted.requests)
+    assert calls == 3 * sum(1 for c in run["cases"] if c.get("abstain_reason") != "weak_evidence")
+    run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    assert len(scripted.requests) == calls  # each sample cached under its own key

@@ -285,6 +285,7 @@ def eval_(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the run [default: the suite's]."),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE configuration override for this run (e.g. retrieval.k=20); repeatable."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Answers per case (nondeterministic models): per-case variance and flaky cases."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
     gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
 ) -> None:
@@ -308,14 +309,14 @@ def eval_(
     if len(grid) > 1:
         with base:
             _eval_matrix(base, loaded, grid, EvalOptions(groups | {"retrieval"}, None, judge, mode, limit,
-                                                         concurrency, name, overrides), json_out)
+                                                         concurrency, name, overrides, repeat=repeat), json_out)
         return
     model, template = grid[0]
     with base:
         store = RunStore(base.path)
         baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
         options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides,
-                              template=template)
+                              template=template, repeat=repeat)
         base.answerer.cache = _model_cache(base.path)
         try:
             with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:

@@ -131,7 +131,7 @@ class Answerer:
     def answer(self, question: str, hits: Sequence[Hit], *, model: str | None = None,
                template: str | None = None, on_token: OnToken | None = None,
                timings: Mapping[str, float] | None = None,
-               extra_trace: Mapping[str, Any] | None = None) -> Answer:
+               extra_trace: Mapping[str, Any] | None = None, sample: int = 0) -> Answer:
         run = _Run(question, self._language(question), time.perf_counter(), dict(timings or {}))
         run.trace.update(extra_trace or {})
         spec = self.model_spec(model)
@@ -152,7 +152,7 @@ class Answerer:
             reason = "no_sources" if not packed.sources else "weak_evidence"
             return self._abstain(run, reason, {**manifest, "model": spec, "model_version": None})
         request = GenerationRequest(prompt.messages, self.config.max_tokens, self.config.temperature,
-                                    question, tuple(packed.sources), run.language)
+                                    question, tuple(packed.sources), run.language, sample=sample)
         generation = self._generate(run, spec, request, on_token)
         manifest.update(model=generation.model, model_version=generation.version)
         t = time.perf_counter()

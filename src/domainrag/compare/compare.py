@@ -4,7 +4,9 @@
    suite...). Runs over different suites or corpora are refused unless ``force``, which marks
    the report.
 2. **Cases**: the comparison is paired over the cases both runs scored (a run interrupted
-   halfway is compared on the intersection, and the report says so).
+   halfway is compared on the intersection, and the report says so). With ``--repeat``, a
+   case's score is its mean over the samples, so the case stays the unit and every repeat is
+   used.
 3. **Metrics**: for every per-case score both runs have, :func:`.stats.paired` gives each run's
    mean, the mean delta (B − A) with a paired bootstrap CI, a p-value (McNemar for pass/fail
    metrics, a sign-flip permutation test otherwise), the minimum detectable effect at this n and

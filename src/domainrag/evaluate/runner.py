@@ -66,6 +66,9 @@ class EvalOptions:
     seed: int = 0
     #: A prompt template for this run (None: ``answer.template``).
     template: str | None = None
+    #: Answers per case (nondeterministic models): each sample is its own cached model call;
+    #: a case's score is its mean over samples, and cases whose pass/fail differs are flaky.
+    repeat: int = 1
     #: Retrieval results shared between the runs of a matrix (same questions, same settings).
     retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
 
@@ -120,6 +123,7 @@ def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: 
         "overrides": options.overrides, "corpus_hash": kb.store.corpus_hash(),
         "index_hash": answerer.base_manifest.get("index_hash"),
         "code_version": answerer.base_manifest.get("code_version"), "seed": options.seed,
+        "repeat": options.repeat,
     }
 
 
@@ -143,13 +147,17 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
     retrieved = [(i, case, *_retrieve(kb, case, options, answers=True)) for i, case in pending]
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency))
     try:
-        futures = [(i, case, docs, ms, pool.submit(_answer, kb, case, hits, options, judge))
+        futures = [(i, case, docs, ms, [pool.submit(_answer, kb, case, hits, options, judge, r)
+                                        for r in range(max(1, options.repeat))])
                    for i, case, docs, hits, ms in retrieved]
-        for i, case, docs, ms, future in futures:
-            answer, extra = future.result()
-            record = case_record(case, docs, answer, ms, documents)
-            record["scores"].update(extra.pop("scores"))
-            store(i, {**record, **extra})
+        for i, case, docs, ms, jobs in futures:
+            samples = []
+            for job in jobs:
+                answer, extra = job.result()
+                record = case_record(case, docs, answer, ms, documents)
+                record["scores"].update(extra.pop("scores"))
+                samples.append({**record, **extra})
+            store(i, samples[0] if len(samples) == 1 else combine_repeats(samples))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not start the rest
 
@@ -169,9 +177,10 @@ def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: 
 
 
 def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions,
-            judge: FaithfulnessJudge | None) -> tuple["Answer", dict[str, Any]]:
+            judge: FaithfulnessJudge | None, sample: int = 0) -> tuple["Answer", dict[str, Any]]:
     """The answer, and the scores that need a model: similarity to the references, the judge."""
-    answer = kb.answerer.answer(case.question, hits, model=options.model, template=options.template)
+    answer = kb.answerer.answer(case.question, hits, model=options.model, template=options.template,
+                                sample=sample)
     extra: dict[str, Any] = {"scores": {}}
     if case.answers and not answer.abstained:
         extra["scores"]["semantic_similarity"] = kb.answerer.similarity(answer.text, case.answers)
@@ -237,6 +246,26 @@ def _answer_scores(case: "Case", answer: "Answer", gold: list[dict[str, Any]]) -
     return scores
 
 
+def combine_repeats(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from a case's repeated samples: scores are means over the samples, ``score_sd``
+    their standard deviations, ``flaky`` whether the headline metric's pass/fail (>= 0.5)
+    differs between samples; every sample is kept in ``repeats``; the first one's answer shown."""
+    record = dict(samples[0])
+    names = dict.fromkeys(n for s in samples for n in s["scores"])
+    values = {n: [s["scores"][n] for s in samples if s["scores"].get(n) is not None] for n in names}
+    record["scores"] = {n: (sum(v) / len(v) if v else None) for n, v in values.items()}
+    record["score_sd"] = {n: _sd(v) for n, v in values.items() if len(v) > 1}
+    headline = next((n for n in ("token_f1", "exact_match", "ndcg@10") if values.get(n)), None)
+    record["flaky"] = bool(headline) and len({x >= 0.5 for x in values[headline]}) > 1
+    record["repeats"] = [{k: s.get(k) for k in ("answer", "abstained", "citations", "scores")} for s in samples]
+    return record
+
+
+def _sd(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return (sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5
+
+
 def faithfulness_proxy(answer: "Answer") -> float | None:
     """Offline faithfulness: supported claims over all claims with content (cited or not)."""
     claims: dict[str, bool] = {}
@@ -280,6 +309,11 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         mine = [r for r in records if tag in _tags(r)]
         m, c = _aggregate(mine)
         scenarios[tag] = {"n": len(mine), "metrics": m, "ci95": c}
+    repeated = [r for r in records if "repeats" in r]
+    if repeated:
+        metrics["stability"] = {"repeats": len(repeated[0]["repeats"]),
+                                "flaky_cases": sum(r["flaky"] for r in repeated),
+                                "flaky_rate": sum(r["flaky"] for r in repeated) / len(repeated)}
     unknown = sorted({d for r in records for d in r.get("unknown_gold", [])})
     warnings = [f"{len(unknown)} gold document id(s) not in the knowledge base: {unknown[:10]}"] if unknown else []
     return {"metrics": metrics, "ci95": ci95, "scenarios": scenarios, "warnings": warnings}

@@ -23,6 +23,8 @@ def request_key(model_id: str, request: GenerationRequest) -> str:
     payload = {"model": model_id, "messages": [[m.role, m.content] for m in request.messages],
                "max_tokens": request.max_tokens, "temperature": request.temperature,
                "json": request.json}
+    if request.sample:
+        payload["sample"] = request.sample
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -45,6 +45,9 @@ class GenerationRequest:
     sources: tuple[Source, ...] = ()
     language: str = "en"
     json: bool = False
+    #: Which sample of a repeated evaluation this call is: part of the cache key (so repeats
+    #: sample a nondeterministic model anew), never sent to the model.
+    sample: int = 0
 
 
 @dataclass(frozen=True, slots=True)
