@@ -118,6 +118,11 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     out = run("compare", "production", "second", "--json", "cmp.json", cwd=tmp_path).stdout
     data = json.loads((tmp_path / "cmp.json").read_text())
     assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips"} <= set(data) and "ndcg@10" in out
+    adaptive = run("eval", str(suite), "--metrics", "retrieval", "--compare-to", "production", "--adaptive",
+                   cwd=tmp_path).stdout
+    assert "Adaptive: undecided on ndcg@10 after 2 of 2 cases" in adaptive
+    usage = run("eval", str(suite), "--adaptive", cwd=tmp_path, check_code=2)
+    assert "needs --compare-to" in usage.stderr
     missing = run("compare", "nope", "last", cwd=tmp_path, check_code=1)
     assert "No run 'nope'" in missing.stderr and "Recent runs:" in missing.stderr
 

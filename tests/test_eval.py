@@ -281,3 +281,17 @@ def test_repeats_sample_anew_and_report_flaky_cases(kb, suite_file: Path, script
     assert calls == 3 * sum(1 for c in run["cases"] if c.get("abstain_reason") != "weak_evidence")
     run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
     assert len(scripted.requests) == calls  # each sample cached under its own key
+
+
+def test_stop_hook_ends_a_shuffled_run_early(kb, suite_file: Path) -> None:
+    seen: list[str] = []
+
+    def stop(record: dict) -> bool:
+        seen.append(record["id"])
+        return len(seen) == 3
+
+    options = EvalOptions(shuffle=True, seed=7, stop=stop, stop_rule="test: three cases")
+    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    assert [c["id"] for c in run["cases"]] == seen and len(seen) == 3
+    assert run["manifest"]["order"] == "random" and run["manifest"]["stop_rule"] == "test: three cases"
+    assert seen != ["m1", "f1", "o1"]  # the order was shuffled (seed 7)

@@ -288,6 +288,8 @@ def eval_(
     repeat: int = typer.Option(1, "--repeat", min=1, help="Answers per case (nondeterministic models): per-case variance and flaky cases."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
     gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="With --compare-to: cases in random order, stop as soon as the verdict is decided (anytime-valid)."),
+    margin: float = typer.Option(0.02, "--margin", min=0.0, help="With --adaptive: |delta| below this counts as no difference."),
 ) -> None:
     """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
     from .evaluate.runner import GROUPS, EvalOptions, run_suite
@@ -317,6 +319,11 @@ def eval_(
         baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
         options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides,
                               template=template, repeat=repeat)
+        sequential = None
+        if adaptive:
+            if not baseline_id:
+                raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
+            sequential = _adaptive(options, store.load(baseline_id), "answer" in groups, base.config.gate.alpha, margin)
         base.answerer.cache = _model_cache(base.path)
         try:
             with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
@@ -328,6 +335,11 @@ def eval_(
         baseline = store.load(baseline_id) if baseline_id else None
         store.close()
     print_run(run, out)
+    if sequential is not None:
+        test, metric = sequential
+        low, high = test.interval
+        out.print(f"Adaptive: {test.verdict} on {metric} after {test.n} of {len(loaded.cases)} cases "
+                  f"(anytime-valid 95% interval of the mean delta [{low:+.3f}, {high:+.3f}])")
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
         out.print(f"JSON: {json_out}")
@@ -373,6 +385,26 @@ def suite_generate(
 
 runs_app = typer.Typer(help="Stored evaluation runs: list them, pin baselines.", no_args_is_help=False)
 app.add_typer(runs_app, name="runs")
+
+
+def _adaptive(options: Any, baseline: dict[str, Any], answers: bool, alpha: float, margin: float) -> Any:
+    """Set up adaptive stopping against ``baseline``: a confidence sequence on the per-case
+    delta of the headline metric, updated as each case is stored."""
+    from .compare.sequential import SequentialTest
+
+    metric = "token_f1" if answers and any("token_f1" in c["scores"] for c in baseline["cases"]) else "ndcg@10"
+    before = {c["id"]: c["scores"].get(metric) for c in baseline["cases"]}
+    test = SequentialTest(alpha=alpha, equivalence_margin=margin or None)
+
+    def stop(record: dict[str, Any]) -> bool:
+        a, b = before.get(record["id"]), record["scores"].get(metric)
+        if a is not None and b is not None:
+            test.update(b - a)
+        return test.decided
+
+    options.shuffle, options.stop = True, stop
+    options.stop_rule = f"adaptive: PrPl-EB confidence sequence on {metric} vs {baseline['run_id']}, alpha {alpha}, margin {margin}"
+    return test, metric
 
 
 def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[str], Optional[str]]],

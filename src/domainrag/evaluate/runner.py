@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,12 @@ class EvalOptions:
     #: Answers per case (nondeterministic models): each sample is its own cached model call;
     #: a case's score is its mean over samples, and cases whose pass/fail differs are flaky.
     repeat: int = 1
+    #: Evaluate the cases in a random order (seeded by ``seed``): required by adaptive stopping.
+    shuffle: bool = False
+    #: Called with each stored record; returning True stops the run there (adaptive mode).
+    #: ``stop_rule`` describes it for the manifest.
+    stop: Callable[[dict[str, Any]], bool] | None = None
+    stop_rule: str | None = None
     #: Retrieval results shared between the runs of a matrix (same questions, same settings).
     retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
 
@@ -77,6 +84,8 @@ def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: Ru
               progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate ``suite`` on ``kb``; returns the run in the JSON contract (also stored)."""
     cases = list(suite.cases[: options.limit] if options.limit else suite.cases)
+    if options.shuffle:
+        cases = random.Random(options.seed).sample(cases, len(cases))
     judge = _judge(kb, options) if "judge" in options.metrics else None
     manifest = _manifest(kb, suite, options, len(cases))
     if judge:
@@ -123,7 +132,8 @@ def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: 
         "overrides": options.overrides, "corpus_hash": kb.store.corpus_hash(),
         "index_hash": answerer.base_manifest.get("index_hash"),
         "code_version": answerer.base_manifest.get("code_version"), "seed": options.seed,
-        "repeat": options.repeat,
+        "repeat": options.repeat, "order": "random" if options.shuffle else "suite",
+        "stop_rule": options.stop_rule,
     }
 
 
@@ -133,15 +143,18 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
     answers = "answer" in options.metrics
     documents = {e.doc_id: kb.store.document(e.doc_id) for _, c in pending for e in c.gold}
 
-    def store(i: int, record: dict[str, Any]) -> None:
+    def store(i: int, record: dict[str, Any]) -> bool:
+        """Save the record; True when the run should stop here (adaptive mode)."""
         save(i, record)
         if progress:
             progress(record["id"])
+        return bool(options.stop and options.stop(record))
 
     if not answers:
         for i, case in pending:
             docs, _hits, ms = _retrieve(kb, case, options, answers=False)
-            store(i, case_record(case, docs, None, ms, documents))
+            if store(i, case_record(case, docs, None, ms, documents)):
+                return
         return
     kb.answerer.prepare()  # load models in this thread: the SQLite connection is not shared
     retrieved = [(i, case, *_retrieve(kb, case, options, answers=True)) for i, case in pending]
@@ -157,7 +170,8 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
                 record = case_record(case, docs, answer, ms, documents)
                 record["scores"].update(extra.pop("scores"))
                 samples.append({**record, **extra})
-            store(i, samples[0] if len(samples) == 1 else combine_repeats(samples))
+            if store(i, samples[0] if len(samples) == 1 else combine_repeats(samples)):
+                break
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not start the rest
 
