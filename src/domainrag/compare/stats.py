@@ -29,8 +29,8 @@ from ..evaluate.stats import bootstrap_ci
 
 #: Largest n for which the permutation test enumerates all 2**n sign flips (65,536 rows).
 EXACT_MAX_N = 16
-#: Most random sign bits held in memory at once; larger Monte Carlo jobs run in blocks.
-_MAX_BLOCK_BITS = 1 << 24
+#: Most random sign bits per block (32 MiB as float64); larger Monte Carlo jobs run in blocks.
+_MAX_BLOCK_BITS = 1 << 22
 #: Most discordant pairs for which McNemar's binomial tail is summed in exact integers.
 _EXACT_BINOM_MAX = 1000
 #: Relative tolerance when comparing permuted statistics with the observed one (float ties).
