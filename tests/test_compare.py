@@ -115,9 +115,11 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     proc = run("eval", str(suite), "--metrics", "retrieval", "--mode", "lexical", "--name", "second",
                "--compare-to", "production", "--gate", cwd=tmp_path)
     assert "changed mode: hybrid → lexical" in proc.stdout and "Gate (no significant regression): passed" in proc.stdout
-    out = run("compare", "production", "second", "--json", "cmp.json", cwd=tmp_path).stdout
+    out = run("compare", "production", "second", "--json", "cmp.json", "--html", "cmp.html", cwd=tmp_path).stdout
+    page = (tmp_path / "cmp.html").read_text()
+    assert page.startswith("<!doctype html>") and "changed" in page and "https://" not in page
     data = json.loads((tmp_path / "cmp.json").read_text())
-    assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips"} <= set(data) and "ndcg@10" in out
+    assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips", "gate"} <= set(data) and "ndcg@10" in out
     adaptive = run("eval", str(suite), "--metrics", "retrieval", "--compare-to", "production", "--adaptive",
                    cwd=tmp_path).stdout
     assert "Adaptive: undecided on ndcg@10 after 2 of 2 cases" in adaptive

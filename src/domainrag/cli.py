@@ -484,6 +484,7 @@ def compare(
     run_b: str = typer.Argument("last", help="New run [default: last]."),
     kb: Optional[Path] = KbOption,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML comparison here."),
     force: bool = typer.Option(False, "--force", help="Compare runs over different suites or corpora (the report is marked)."),
     gate: bool = typer.Option(False, "--gate", help="Apply [gate] thresholds; exit 1 when they fail."),
     alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0001, max=0.5, help="Significance level [default: gate.alpha, 0.05]."),
@@ -494,21 +495,25 @@ def compare(
     with _open(kb) as base:
         store = RunStore(base.path)
         a, b = store.load(run_a), store.load(run_b)
-        _compare_and_report(a, b, base.config.gate, force, gate, alpha, json_out)
+        _compare_and_report(a, b, base.config.gate, force, gate, alpha, json_out, html_out)
 
 
 def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, force: bool,
-                        gate: bool, alpha: Optional[float], json_out: Optional[Path]) -> None:
+                        gate: bool, alpha: Optional[float], json_out: Optional[Path],
+                        html_out: Optional[Path] = None) -> None:
     from .compare.compare import compare_runs
     from .compare.gate import apply_gate
     from .report.terminal import print_comparison
 
     report = compare_runs(a, b, force=force, alpha=alpha or gate_config.alpha)
-    if gate:
-        report["gate"] = apply_gate(report, gate_config)
+    report["gate"] = apply_gate(report, gate_config)
     print_comparison(report, out)
     if json_out:
         json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    if html_out:
+        from .report.html import render_comparison_html, write_html
+
+        out.print(f"HTML comparison: {write_html(report, html_out, render_comparison_html)}")
     if gate and not report["gate"]["passed"]:
         raise typer.Exit(1)
 

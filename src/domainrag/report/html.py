@@ -99,21 +99,39 @@ def render_html(run: Mapping[str, Any]) -> str:
         _distributions(run),
         _worst_cases(run),
     )
+    return _page(_run_title(run), sections)
+
+
+def render_comparison_html(report: Mapping[str, Any]) -> str:
+    """A comparison of two runs (``compare_runs``'s JSON dict) as one self-contained page:
+    what changed, metric deltas with CIs and verdicts, cost/latency, scenarios, flips, gate."""
+    sections = (
+        _comparison_header(report),
+        _section("metrics", "Metrics (B − A, paired per case)", _delta_table(_sub(report, "metrics"))),
+        _section("axes", "Cost and latency (lower is better)", _delta_table(_sub(report, "axes"))),
+        _section("scenarios", "Scenarios (Holm-corrected verdicts)", _scenario_deltas(report)),
+        _section("flips", "Flipped cases", _flips(_as_list(report.get("flips")))),
+    )
+    return _page(f"{report.get('a')} vs {report.get('b')}", sections)
+
+
+def write_html(run: Mapping[str, Any], path: str | Path, render: Any = None) -> Path:
+    """Write the report of ``run`` (or what ``render`` makes of it) to ``path`` (UTF-8, parent
+    folders created); return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((render or render_html)(run), encoding="utf-8", newline="\n")
+    return target
+
+
+def _page(title: str, sections: Iterable[str]) -> str:
     return (
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_esc(_run_title(run))} · domainrag report</title>\n"
+        f"<title>{_esc(title)} · domainrag report</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
     )
-
-
-def write_html(run: Mapping[str, Any], path: str | Path) -> Path:
-    """Write the report of ``run`` to ``path`` (UTF-8, parent folders created); return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(run), encoding="utf-8", newline="\n")
-    return target
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -551,3 +569,49 @@ def _scores(scores: dict) -> str:
     if not scores:
         return MISSING
     return " · ".join(f"{_code(name)} {_esc(_fmt(value))}" for name, value in scores.items())
+
+
+# --- comparison page ----------------------------------------------------------------------------
+
+
+def _comparison_header(report: Mapping[str, Any]) -> str:
+    title = f"<h1>{_code(report.get('a'))} → {_code(report.get('b'))}</h1>"
+    forced = "<p><strong>Forced: the runs used different suites or corpora.</strong></p>" if report.get("forced") else ""
+    note = _sub(report, "cases").get("note")
+    changes = [[_esc(k), _manifest_value(v.get("a")), _manifest_value(v.get("b"))]
+               for k, v in _sub(report, "manifest_diff").items()]
+    gate = _sub(report, "gate")
+    verdict = ""
+    if gate:
+        status = "passed" if gate.get("passed") else "failed"
+        reasons = "".join(f"<li>{_esc(r)}</li>" for r in _as_list(gate.get("reasons")))
+        verdict = f"<p>Gate ({_esc(gate.get('rule'))}): <strong>{status}</strong></p><ul>{reasons}</ul>"
+    table = _table(("changed", "A", "B"), changes, "manifest") if changes else "<p>No manifest difference.</p>"
+    return f"<header>\n{title}\n{forced}{f'<p>{_esc(note)}</p>' if note else ''}{table}\n{verdict}</header>"
+
+
+def _delta_table(rows: Mapping[str, Any]) -> str:
+    if not rows:
+        return f"<p>{MISSING}</p>"
+    head = ("metric", "n", "A", "B", "Δ", "95% CI", "p", "MDE", "verdict")
+    body = [[_code(name), _fmt(r.get("n")), _fmt(r.get("a")), _fmt(r.get("b")), _fmt(r.get("delta")),
+             _ci(r.get("ci")), _fmt(r.get("p_holm", r.get("p"))), _fmt(r.get("mde")),
+             _esc(r.get("verdict")) + (f" · {_esc(r['summary'])}" if r.get("summary") else "")]
+            for name, r in rows.items()]
+    return _table(head, body, "metrics")
+
+
+def _scenario_deltas(report: Mapping[str, Any]) -> str:
+    parts = [f"<h3>{_esc(tag)} (n={_fmt(s.get('n'))})</h3>\n{_delta_table(_sub(s, 'metrics'))}"
+             for tag, s in _sub(report, "scenarios").items()]
+    return "\n".join(parts) or f"<p>{MISSING}</p>"
+
+
+def _flips(flips: list) -> str:
+    if not flips:
+        return "<p>No case changed between pass and fail.</p>"
+    rows = [[_code(f.get("id")), _esc(f.get("direction")), _esc(f.get("question")),
+             f"{_fmt(f.get('a_score'))} → {_fmt(f.get('b_score'))}", _esc(f.get("a_answer") or MISSING),
+             _esc(f.get("b_answer") or MISSING)] for f in flips]
+    return _table(("case", "flip", "question", "score", "answer A", "answer B"), rows, "flips")
+
