@@ -242,13 +242,15 @@ def test_judge_metric_needs_a_judge_model(kb, suite_file: Path) -> None:
 def test_matrix_runs_share_retrieval(kb, suite_file: Path, scripted, monkeypatch) -> None:
     scripted.script = lambda r: f"{r.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
     calls: list[str] = []
-    real_search = type(kb).search
 
-    def counting(self, query, *args, **kwargs):
-        calls.append(query)
-        return real_search(self, query, *args, **kwargs)
+    def counting(method):
+        def wrapper(self, query, *args, **kwargs):
+            calls.append(query)
+            return method(self, query, *args, **kwargs)
+        return wrapper
 
-    monkeypatch.setattr(type(kb), "search", counting)
+    monkeypatch.setattr(type(kb), "search", counting(type(kb).search))
+    monkeypatch.setattr(type(kb), "rank_documents", counting(type(kb).rank_documents))
     shared: dict = {}
     store = RunStore(kb.path)
     for model, template in (("scripted:a", "general"), ("scripted:b", "medical")):

@@ -113,3 +113,15 @@ def test_beir_import_and_lexical_quality_on_shared_data(kb_factory, shared_data:
         run[qid] = [h.doc_id for h in hits]
     scores = evaluate_run(run, {q: qrels[q] for q in run}, metrics=("ndcg@10",))
     assert scores["ndcg@10"] > 0.8  # BM25 on PubMedQA is strong; a broken index scores ~0
+
+
+def test_rank_documents_matches_one_per_doc_search(kb_factory, tmp_path) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(12):
+        (root / f"d{i}.txt").write_text(f"Topic {i % 3} retention records policy number {i}. " * (i + 1))
+    kb = kb_factory()
+    kb.ingest([root])
+    for mode in ("lexical", "dense", "hybrid"):
+        expected = [h.doc_id for h in kb.search("retention records policy", 10, mode, one_per_doc=True)]
+        assert kb.rank_documents("retention records policy", 10, mode) == expected

@@ -256,6 +256,12 @@ class KnowledgeBase:
         canonical = json.dumps(manifest, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def rank_documents(self, query: str, k: int = 100, mode: Mode | None = None,
+                       filters: Mapping[str, Any] | None = None) -> list[str]:
+        """The ids of the ``k`` best documents for ``query`` (document-level ranking, as the
+        retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
+        return self.retriever.rank_documents(query, k, mode, filters)
+
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {

@@ -183,7 +183,7 @@ def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: 
     cache = options.retrieval_cache if options.retrieval_cache is not None else {}
     key = (case.question, options.mode)
     if key not in cache or (answers and not cache[key][1]):
-        docs = [h.doc_id for h in kb.search(case.question, DEPTH, options.mode, one_per_doc=True)]
+        docs = kb.rank_documents(case.question, DEPTH, options.mode)
         hits = kb.search(case.question, kb.config.answer.k, options.mode) if answers else []
         cache[key] = (docs, hits)
     docs, hits = cache[key]

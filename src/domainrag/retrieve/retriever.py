@@ -60,6 +60,20 @@ class Retriever:
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query`` (see :meth:`KnowledgeBase.search`)."""
         k = k or self.config.k
+        ranked = self._checked_ranked(query, k, mode, filters, one_per_doc)
+        if one_per_doc:
+            ranked = self._one_per_doc(ranked)
+        return self.store.hits(ranked.head(k))
+
+    def rank_documents(self, query: str, k: int, mode: Mode | None = None,
+                       filters: Mapping[str, Any] | None = None) -> list[str]:
+        """The ids of the ``k`` best documents (each by its best chunk), without building hits:
+        what document-level evaluation needs, several times faster than ``search``."""
+        ranked = self._checked_ranked(query, k, mode, filters, one_per_doc=True)
+        return list(dict.fromkeys(self.store.doc_ids(ranked.rows)))[:k]
+
+    def _checked_ranked(self, query: str, k: int, mode: Mode | None, filters: Mapping[str, Any] | None,
+                        one_per_doc: bool) -> Ranked:
         mode = mode or self.config.mode
         if mode not in MODES:
             raise ConfigError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}")
@@ -67,10 +81,7 @@ class Retriever:
             raise ConfigError("The query is empty; give a question or keywords to search for")
         allowed = self.store.allowed(filters)
         n = max(self.config.candidates, k * 4 if one_per_doc else k)
-        ranked = self._ranked(query, mode, n, allowed)
-        if one_per_doc:
-            ranked = self._one_per_doc(ranked)
-        return self.store.hits(ranked.head(k))
+        return self._ranked(query, mode, n, allowed)
 
     def _ranked(self, query: str, mode: Mode, n: int, allowed: np.ndarray | None) -> Ranked:
         if mode == "lexical":
