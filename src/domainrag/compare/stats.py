@@ -91,10 +91,9 @@ def paired(
       else Monte Carlo with ``n_resamples`` flips.
     * **mde** — the minimum detectable effect at this n: the true mean delta that a two-sided
       test at ``alpha`` would detect with probability ``power``, by the normal approximation
-      ``(z[1 - alpha/2] + z[power]) * sd(d, ddof=1) / sqrt(n)``. Binary metrics use the same
-      formula on the {-1, 0, 1} differences (the normal approximation of the paired-proportion
-      test; McNemar's exact test is a little more conservative, so real power is a little lower).
-      The sd is the *observed* one: under an effect that adds variance, real power is lower too.
+      ``(z[1 - alpha/2] + z[power]) * sd(d, ddof=1) / sqrt(n)``. Binary metrics use the power
+      formula of McNemar's test instead (:func:`mcnemar_mde`). The sd (or the discordant share)
+      is the *observed* one: under an effect that adds variance, real power is lower.
     * **verdict** — ``"better"`` / ``"worse"`` when ``p < alpha`` (by the sign of delta),
       otherwise ``"no detectable difference"``. Pass a corrected alpha for per-scenario use, or
       correct the p-values afterwards with :func:`holm`. The CI is built at the same
@@ -127,9 +126,36 @@ def paired(
     if ci:
         _, low, high = bootstrap_ci(d, 1.0 - alpha, n_resamples, seed)
         interval = (low, high)
-    mde = minimum_detectable_effect(d, alpha=alpha, power=power)
+    if binary:
+        mde = mcnemar_mde(n, float((d != 0).mean()), alpha=alpha, power=power)
+    else:
+        mde = minimum_detectable_effect(d, alpha=alpha, power=power)
     verdict = SAME if p >= alpha else (BETTER if delta > 0 else WORSE)
     return PairedResult(n, mean_a, mean_b, delta, interval, p, test, mde, verdict)
+
+
+def mcnemar_mde(n: int, discordant: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest difference of pass rates McNemar's test detects with probability ``power``
+    on ``n`` pairs of which a share ``discordant`` (ψ) differ: the δ solving Connor's (1987)
+    sample-size formula ``n = (z[1-α/2]·√ψ + z[power]·√(ψ - δ²))² / δ²`` (bisection; δ < √ψ).
+    None when n < 2; 0 when no pair differs."""
+    if n < 2:
+        return None
+    if discordant <= 0:
+        return 0.0
+    z = NormalDist()
+    za, zb = z.inv_cdf(1.0 - alpha / 2), z.inv_cdf(power)
+
+    def needed(delta: float) -> float:
+        return (za * math.sqrt(discordant) + zb * math.sqrt(max(discordant - delta**2, 0.0))) ** 2 / delta**2
+
+    low, high = 1e-9, math.sqrt(discordant)
+    if needed(high) > n:
+        return high  # even the largest possible effect needs more pairs
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if needed(mid) > n else (low, mid)
+    return high
 
 
 def minimum_detectable_effect(d: Sequence[float], *, alpha: float = 0.05,
