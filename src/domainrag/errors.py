@@ -7,6 +7,9 @@ edges turn these into short messages; set ``DOMAINRAG_TRACEBACK=1`` to see full 
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 
 class DomainragError(Exception):
     """Base class of every error domainrag raises on purpose."""
@@ -54,6 +57,15 @@ class GenerationError(DomainragError):
 
 class EmptyKnowledgeBase(DomainragError):
     """The knowledge base holds no documents yet."""
+
+
+def require(module: str, package: str, extra: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingDependencyError` naming the extra
+    to install: ``openai = require("openai", "openai", "openai", "OpenAI-compatible models")``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package, extra, purpose) from exc
 
 
 def missing(package: str, extra: str, purpose: str) -> MissingDependencyError:

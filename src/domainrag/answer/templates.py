@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError, missing
+from ..errors import ConfigError
 from ..models.generation import Message
 from ..types import Source
 
@@ -57,10 +57,8 @@ class Templates:
 
     @cached_property
     def _env(self) -> Any:
-        try:
-            import jinja2
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise missing("jinja2", "core", "Prompt templates") from exc
+        import jinja2
+
         dirs = [str(d) for d in (self.override_dir, _PACKAGE_DIR) if d and d.is_dir()]
         return jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
                                   undefined=jinja2.StrictUndefined, keep_trailing_newline=False)

@@ -14,7 +14,7 @@ import time
 from functools import cached_property
 from typing import Any, Iterator
 
-from ..errors import GenerationError, missing
+from ..errors import GenerationError, require
 from ..types import Usage
 from .generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from .sdk_errors import api_key, explain, redact
@@ -29,10 +29,7 @@ class AnthropicGenerator(BaseGenerator):
         super().__init__(model_name, settings)
         if not model_name:
             raise GenerationError("Name a model: anthropic:MODEL (e.g. anthropic:claude-sonnet-4-5).")
-        try:
-            import anthropic
-        except ImportError as exc:
-            raise missing("anthropic", "anthropic", "Anthropic models") from exc
+        anthropic = require("anthropic", "anthropic", "anthropic", "Anthropic models")
         s = self.settings
         self.base_url = s.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
         self.key_env = s.api_key_env or "ANTHROPIC_API_KEY"

@@ -8,9 +8,8 @@ one small module with a class that implements :meth:`Generator.complete`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Literal, Protocol, Sequence, runtime_checkable
+from typing import Iterator, Literal, Protocol, runtime_checkable
 
 from .. import registry
 from ..errors import ConfigError
@@ -171,19 +170,3 @@ def with_usage_cost(generation: Generation, price: tuple[float, float] | None) -
     u = generation.usage
     cost = (u.prompt_tokens * price[0] + u.completion_tokens * price[1]) / 1_000_000
     return replace(generation, usage=Usage(u.prompt_tokens, u.completion_tokens, cost))
-
-
-def messages_text(messages: Sequence[Message]) -> str:
-    return "\n".join(m.content for m in messages)
-
-
-class Stopwatch:
-    """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
-
-    def __enter__(self) -> "Stopwatch":
-        self._start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._start

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..config import EmbedderConfig
-from ..errors import ConfigError, EmbeddingError, missing
+from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
 from .base import BaseEmbedder, normalize
 from .bundled import BUNDLED_ID, bundled_path, usable_cpus
@@ -55,7 +55,9 @@ class OnnxEmbedder(BaseEmbedder):
     def __init__(self, model_name: str = BUNDLED_ID, config: EmbedderConfig | None = None) -> None:
         super().__init__(model_name, config)
         stem, quantize = _variant(model_name)
-        ort, tokenizers = _import_runtime()
+        purpose = "The onnx embedder"
+        ort = require("onnxruntime", "onnxruntime", "local", purpose)
+        tokenizers = require("tokenizers", "tokenizers", "local", purpose)
         source = bundled_path()
         self.max_length = _max_length(source, self.config.max_length, model_name)
         self.path = onnx_export.ensure_onnx(source, stem, quantize)
@@ -96,19 +98,6 @@ def _variant(model_name: str) -> tuple[str, bool]:
             f"'onnx:all-MiniLM-L6-v2' (fp32) or 'onnx:all-MiniLM-L6-v2-int8' (int8, faster); for "
             f"other models use 'sentence-transformers:{model_name}'."
         ) from None
-
-
-def _import_runtime() -> tuple[Any, Any]:
-    purpose = "The onnx embedder"
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise missing("onnxruntime", "local", purpose) from exc
-    try:
-        import tokenizers
-    except ImportError as exc:
-        raise missing("tokenizers", "local", purpose) from exc
-    return onnxruntime, tokenizers
 
 
 def _max_length(source: Path, wanted: int | None, name: str) -> int:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import EmbeddingError, missing
+from ..errors import EmbeddingError, missing, require
 
 #: Environment variable naming the cache directory (default ``~/.cache/domainrag``).
 CACHE_ENV = "DOMAINRAG_CACHE"
@@ -257,19 +257,10 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
 
 def _import_exporter() -> tuple[Any, Any]:
     purpose = "Exporting the bundled embedder to ONNX (once)"
-    try:
-        import torch
-    except ImportError as exc:
-        raise missing("torch", "local", purpose) from exc
-    try:
-        from transformers import AutoModel
-    except ImportError as exc:
-        raise missing("transformers", "local", purpose) from exc
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it to write the file)
-    except ImportError as exc:
-        raise missing("onnx", "local", purpose) from exc
-    return torch, AutoModel
+    torch = require("torch", "torch", "local", purpose)
+    transformers = require("transformers", "transformers", "local", purpose)
+    require("onnx", "onnx", "local", purpose)  # torch's exporter needs it to write the file
+    return torch, transformers.AutoModel
 
 
 def _dummy_inputs(torch: Any, rows: int, length: int) -> tuple[Any, Any, Any]:

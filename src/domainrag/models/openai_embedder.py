@@ -9,13 +9,13 @@ is handed to the SDK only: it is never stored in the id, logged, or echoed in er
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Sequence
+from typing import ClassVar, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
 
 from ..config import EmbedderConfig
-from ..errors import EmbeddingError, missing
+from ..errors import EmbeddingError, require
 from .base import BaseEmbedder
 from .sdk_errors import api_key, explain, is_custom, redact
 
@@ -47,7 +47,7 @@ class OpenAIEmbedder(BaseEmbedder):
         self, model_name: str = "text-embedding-3-small", config: EmbedderConfig | None = None
     ) -> None:
         super().__init__(model_name, config)
-        openai = _import_openai()
+        openai = require("openai", "openai", "openai", "The OpenAI embedder")
         self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._secret = _api_key(self.config.api_key_env, custom=_is_custom(self.base_url))
         self._client = openai.OpenAI(
@@ -116,14 +116,6 @@ class OpenAIEmbedder(BaseEmbedder):
 
     def _redact(self, message: str) -> str:
         return redact(message, self._secret)
-
-
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError as exc:
-        raise missing("openai", "openai", "The OpenAI embedder") from exc
-    return openai
 
 
 def _is_custom(base_url: str | None) -> bool:

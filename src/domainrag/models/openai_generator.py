@@ -15,7 +15,7 @@ import time
 from typing import Any, ClassVar, Iterator
 from urllib.parse import urlparse
 
-from ..errors import GenerationError, missing
+from ..errors import GenerationError, require
 from ..types import Usage
 from .generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from .sdk_errors import api_key, explain, is_custom, redact
@@ -39,7 +39,7 @@ class OpenAIGenerator(BaseGenerator):
         super().__init__(model_name, settings)
         if not model_name:
             raise GenerationError(f"Name a model: {self.provider}:MODEL (e.g. {self.example}).")
-        sdk = _import_openai()
+        sdk = require("openai", "openai", "openai", "OpenAI-compatible models")
         s = self.settings
         self.base_url = s.base_url or self._env_base_url() or self.default_base_url
         self.key_env = s.api_key_env or self.default_key_env
@@ -131,14 +131,6 @@ def _usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
     return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
-
-
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError as exc:
-        raise missing("openai", "openai", "OpenAI-compatible models") from exc
-    return openai
 
 
 class DeepSeekGenerator(OpenAIGenerator):
