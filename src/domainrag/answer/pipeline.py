@@ -141,7 +141,9 @@ class Answerer:
         evidence = _evidence(question, packed.sources, self.analyzer)
         run.trace.update(retrieved=[h.chunk_id for h in hits], sources=packed.chunk_ids,
                          evidence=round(evidence, 4), context_tokens=packed.tokens,
-                         token_counter=counter.id)
+                         token_counter=counter.id,
+                         packing={"duplicates": packed.dropped_duplicates, "merged": packed.merged,
+                                  "over_budget": packed.skipped_for_budget})
         t = run.lap("pack_ms", t)
         prompt = self._prompt(template, run, packed.sources)
         t = run.lap("prompt_ms", t)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..evaluate.runner import HEADLINE_METRICS, PASS_AT
 from .stats import holm_adjusted, paired, ratio_summary
 
 #: Manifest keys that identify what was measured: a difference refuses the comparison.
@@ -33,8 +34,6 @@ SAME_REQUIRED = ("suite_hash", "corpus_hash")
 IGNORED = ("cases", "model_versions", "judge_versions")
 AXES = {"cost_usd": "cost", "latency_ms": "latency", "prompt_tokens": "tokens",
         "completion_tokens": "tokens"}
-HEADLINES = ("token_f1", "exact_match", "ndcg@10")
-PASS_AT = 0.5
 MAX_FLIPS = 50
 
 
@@ -143,7 +142,7 @@ def _scenarios(common: Sequence[tuple[dict, dict]], alpha: float) -> dict[str, A
 def flips(common: Sequence[tuple[dict, dict]]) -> list[dict[str, Any]]:
     """Cases passing in one run and failing in the other on the headline metric."""
     names = _names(common)
-    metric = next((m for m in HEADLINES if m in names), None)
+    metric = next((m for m in HEADLINE_METRICS if m in names), None)
     if metric is None:
         return []
     out = []

@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map")
 GROUPS = ("retrieval", "answer", "citation", "judge")
+#: The per-case score that decides pass/fail (flaky repeats, flipped cases), first one present;
+#: a case passes at ``PASS_AT`` or above (binary scores pass at 1).
+HEADLINE_METRICS = ("token_f1", "exact_match", "ndcg@10")
+PASS_AT = 0.5
 DEPTH = 100
 #: Which group each per-case score belongs to in the summary.
 SCORE_GROUPS = {
@@ -269,8 +273,8 @@ def combine_repeats(samples: list[dict[str, Any]]) -> dict[str, Any]:
     values = {n: [s["scores"][n] for s in samples if s["scores"].get(n) is not None] for n in names}
     record["scores"] = {n: (sum(v) / len(v) if v else None) for n, v in values.items()}
     record["score_sd"] = {n: _sd(v) for n, v in values.items() if len(v) > 1}
-    headline = next((n for n in ("token_f1", "exact_match", "ndcg@10") if values.get(n)), None)
-    record["flaky"] = bool(headline) and len({x >= 0.5 for x in values[headline]}) > 1
+    headline = next((n for n in HEADLINE_METRICS if values.get(n)), None)
+    record["flaky"] = bool(headline) and len({x >= PASS_AT for x in values[headline]}) > 1
     record["repeats"] = [{k: s.get(k) for k in ("answer", "abstained", "citations", "scores")} for s in samples]
     return record
 
