@@ -3,7 +3,7 @@
 Target (from the issue): "Sequential mode reaches the same verdict as the full run in >= 95% of
 simulations while judging on average >= 2x fewer cases".
 
-Each simulation builds a suite of ``--n`` (1000) cases with per-case scores for run A and run B:
+Each simulation builds a suite of ``--n`` (200, 1000 and 5000) cases with per-case scores for run A and run B:
 
 * ``binary`` — pass/fail: true pass ~ Bernoulli(0.6), each run flips it with probability 0.1;
   B's effect: each observed failure of B (or pass, for a negative effect) flips with the
@@ -20,19 +20,23 @@ and -0.05 (medium, worse).
 
 * **Full run**: :func:`domainrag.compare.stats.paired` on all N cases at alpha 0.05
   (``n_resamples=1000``, ``ci=False``) gives the reference verdict.
-* **Sequential**: the cases in a random order, the PrPl-EB confidence sequence of
-  :mod:`domainrag.compare.sequential` at alpha 0.05, ``min_cases=20``, stopping at the first
-  decision ("better"/"worse" when the interval excludes 0, "no detectable difference" when it
-  lies inside ``(-margin, margin)``), for each margin in ``--margins`` (default 0.02 and 0.05).
+* **Sequential**: the cases in a random order fed to
+  :class:`domainrag.compare.sequential.SequentialTest` (the real class, case by case) at alpha
+  0.05, ``min_cases=20``, ``total=N``, stopping at the first decision, under several rules
+  (``--rules``): ``futility=0.05`` (the default of ``--adaptive``: betting test for
+  better/worse, futility stop for "no detectable difference"), ``futility=0.1``, ``betting``
+  (no futility: only better/worse can stop a run early) and ``margin=0.02`` (betting test plus
+  the equivalence stop, no futility).
 * **Scoring**: a sequential run still undecided after all N cases falls back to the full-run
   test on all cases — so its verdict is the full run's by construction, and it costs N cases. A
   run that decided early scores "same" when its verdict equals the full run's. Reported per
-  effect (pooled over shapes) and overall: same-verdict rate, mean cases judged, savings factor
-  N / mean cases, the share decided early, and agreement among those decided early.
+  effect (pooled over shapes) and overall: same-verdict rate, the share of runs the sequential
+  test called better/worse (under "none": its false positives), mean cases judged, savings
+  factor N / mean cases, the share decided early.
 
 Usage::
 
-    python benchmarks/sequential_simulation.py [--reps 150] [--n 1000]
+    python benchmarks/sequential_simulation.py [--reps 150] [--n 200 1000 5000]
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from retrieval import machine, markdown_table, write_json
 
-from domainrag.compare.sequential import confidence_sequence
+from domainrag.compare.sequential import SequentialTest
 from domainrag.compare.stats import paired
 
 EFFECTS = {"none": 0.0, "small": 0.02, "medium": 0.05, "large": 0.10, "medium-worse": -0.05}
@@ -84,19 +88,24 @@ def simulate(shape: str, effect: float, n: int, rng: np.random.Generator
     return a, b
 
 
-def sequential_verdict(low: np.ndarray, high: np.ndarray, min_cases: int,
-                       margin: float | None) -> tuple[str, int]:
-    """First decision of the confidence sequence (same rule as ``SequentialTest.verdict``)."""
-    lo, hi = low[min_cases - 1:], high[min_cases - 1:]
-    better, worse = lo > 0, hi < 0
-    same = (lo > -margin) & (hi < margin) if margin is not None else np.zeros_like(better)
-    hit = np.flatnonzero(better | worse | same)
-    if hit.size == 0:
-        return "undecided", low.size
-    i = int(hit[0])
-    verdict = ("better" if better[i] else "worse" if worse[i]
-               else "no detectable difference")
-    return verdict, i + min_cases
+RULES = {
+    "futility=0.05": {"futility": 0.05},
+    "futility=0.1": {"futility": 0.1},
+    "betting": {"futility": None},
+    "margin=0.02": {"futility": None, "margin": 0.02},
+}
+
+
+def sequential_verdict(d: np.ndarray, alpha: float, min_cases: int, rule: dict[str, Any]
+                       ) -> tuple[str, int]:
+    """First decision of :class:`SequentialTest` fed ``d`` case by case."""
+    test = SequentialTest(alpha=alpha, min_cases=min_cases, total=d.size,
+                          equivalence_margin=rule.get("margin"), futility=rule["futility"])
+    for value in d:
+        test.update(float(value))
+        if test.decided:
+            break
+    return test.verdict, test.n
 
 
 def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -107,6 +116,7 @@ def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
         "realised_delta": float(np.mean([r["delta"] for r in rows])),
         "full_significant": float(np.mean([r["full"] != "no detectable difference"
                                            for r in rows])),
+        "seq_significant": float(np.mean([r["seq"] in ("better", "worse") for r in rows])),
         "same_verdict": float(np.mean([r["same"] for r in rows])),
         "mean_cases": mean_used,
         "savings": n / mean_used,
@@ -118,62 +128,63 @@ def summarise(rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=150, help="simulations per shape and effect")
-    p.add_argument("--n", type=int, default=1000, help="cases per suite")
+    p.add_argument("--n", type=int, nargs="+", default=[200, 1000, 5000], help="cases per suite")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--min-cases", type=int, default=20)
-    p.add_argument("--margins", type=float, nargs="+", default=[0.02, 0.05])
+    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path,
                    default=Path(__file__).parent / "results" / "sequential_simulation.json")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    rows: dict[float, list[dict[str, Any]]] = {m: [] for m in args.margins}
-    for effect_name, effect in EFFECTS.items():
-        for shape in SHAPES:
-            for rep in range(args.reps):
-                a, b = simulate(shape, effect, args.n, rng)
-                full = paired(a, b, alpha=args.alpha, n_resamples=1000, seed=rep,
-                              ci=False).verdict
-                d = (b - a)[rng.permutation(args.n)]
-                low, high = confidence_sequence(d, args.alpha)
-                for margin in args.margins:
-                    seq, used = sequential_verdict(low, high, args.min_cases, margin)
-                    same = True if seq == "undecided" else seq == full
-                    rows[margin].append({"effect": effect_name, "shape": shape, "full": full,
-                                         "seq": seq, "used": used, "same": same,
-                                         "delta": float(d.mean())})
-    elapsed = time.perf_counter() - started
     results: dict[str, Any] = {}
-    header = ["effect", "mean Δ", "full run significant", "same verdict", "mean cases",
-              "savings ×", "decided early", "agree when early"]
-    for margin in args.margins:
-        by_effect = {name: summarise([r for r in rows[margin] if r["effect"] == name], args.n)
-                     for name in EFFECTS}
-        by_cell = {f"{name}/{shape}": summarise([r for r in rows[margin]
-                                                 if r["effect"] == name and r["shape"] == shape],
-                                                args.n)
-                   for name in EFFECTS for shape in SHAPES}
-        overall = summarise(rows[margin], args.n)
-        results[str(margin)] = {"by_effect": by_effect, "by_cell": by_cell, "overall": overall}
+    header = ["effect", "mean Δ", "full run significant", "sequential significant",
+              "same verdict", "mean cases", "savings ×", "decided early"]
 
-        def line(label: str, s: dict[str, Any]) -> list[Any]:
-            agree = "—" if s["agree_when_early"] is None else f"{s['agree_when_early']:.3f}"
-            return [label, f"{s['realised_delta']:+.3f}", f"{s['full_significant']:.3f}",
-                    f"{s['same_verdict']:.3f}", f"{s['mean_cases']:.0f}",
-                    f"{s['savings']:.2f}", f"{s['decided_early']:.3f}", agree]
+    def line(label: str, s: dict[str, Any]) -> list[Any]:
+        return [label, f"{s['realised_delta']:+.3f}", f"{s['full_significant']:.3f}",
+                f"{s['seq_significant']:.3f}", f"{s['same_verdict']:.3f}",
+                f"{s['mean_cases']:.0f}", f"{s['savings']:.2f}", f"{s['decided_early']:.3f}"]
 
-        print(f"\n### equivalence margin {margin} (N={args.n}, alpha={args.alpha}, "
-              f"{args.reps} sims per shape × effect)\n")
-        print(markdown_table(header, [line(k, v) for k, v in by_effect.items()]
-                             + [line("**overall**", overall)]))
-        print("\nper shape:\n")
-        print(markdown_table(header, [line(k, v) for k, v in by_cell.items()]))
+    for n in args.n:
+        rows: dict[str, list[dict[str, Any]]] = {r: [] for r in args.rules}
+        for effect_name, effect in EFFECTS.items():
+            for shape in SHAPES:
+                for rep in range(args.reps):
+                    a, b = simulate(shape, effect, n, rng)
+                    full = paired(a, b, alpha=args.alpha, n_resamples=1000, seed=rep,
+                                  ci=False).verdict
+                    d = (b - a)[rng.permutation(n)]
+                    for rule in args.rules:
+                        seq, used = sequential_verdict(d, args.alpha, args.min_cases, RULES[rule])
+                        same = True if seq == "undecided" else seq == full
+                        rows[rule].append({"effect": effect_name, "shape": shape, "full": full,
+                                           "seq": seq, "used": used, "same": same,
+                                           "delta": float(d.mean())})
+        results[str(n)] = {}
+        for rule in args.rules:
+            by_effect = {name: summarise([r for r in rows[rule] if r["effect"] == name], n)
+                         for name in EFFECTS}
+            by_cell = {f"{name}/{shape}": summarise([r for r in rows[rule] if r["effect"] == name
+                                                     and r["shape"] == shape], n)
+                       for name in EFFECTS for shape in SHAPES}
+            overall = summarise(rows[rule], n)
+            results[str(n)][rule] = {"by_effect": by_effect, "by_cell": by_cell,
+                                     "overall": overall}
+            print(f"\n### N={n}, rule {rule} (alpha={args.alpha}, {args.reps} sims per shape × "
+                  "effect)\n")
+            print(markdown_table(header, [line(k, v) for k, v in by_effect.items()]
+                                 + [line("**overall**", overall)]))
+            if rule == args.rules[0]:
+                print("\nper shape:\n")
+                print(markdown_table(header, [line(k, v) for k, v in by_cell.items()]))
+    elapsed = time.perf_counter() - started
     print(f"\n{elapsed:.1f} s")
     write_json(args.out, {"config": {k: (str(v) if isinstance(v, Path) else v)
                                      for k, v in vars(args).items()},
-                          "effects": EFFECTS, "shapes": list(SHAPES), "seconds": elapsed,
-                          "machine": machine(), "results": results})
+                          "effects": EFFECTS, "shapes": list(SHAPES), "rules": RULES,
+                          "seconds": elapsed, "machine": machine(), "results": results})
 
 
 if __name__ == "__main__":

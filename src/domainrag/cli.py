@@ -288,8 +288,10 @@ def eval_(
     repeat: int = typer.Option(1, "--repeat", min=1, help="Answers per case (nondeterministic models): per-case variance and flaky cases."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
     gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
-    adaptive: bool = typer.Option(False, "--adaptive", help="With --compare-to: cases in random order, stop as soon as the verdict is decided (anytime-valid)."),
-    margin: float = typer.Option(0.02, "--margin", min=0.0, help="With --adaptive: |delta| below this counts as no difference."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="With --compare-to: cases in random order, stop as soon as the verdict is decided (anytime-valid betting test)."),
+    futility: float = typer.Option(0.05, "--futility", min=0.0, max=0.49, help="With --adaptive: stop for 'no detectable difference' when a full run would find one with less than this probability (0: off)."),
+    margin: float = typer.Option(0.0, "--margin", min=0.0, max=1.0, help="With --adaptive: also stop once |delta| < MARGIN is proven (equivalence; 0: off)."),
+    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="With --adaptive: judge at most N cases, decided or not."),
 ) -> None:
     """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
     from .evaluate.runner import GROUPS, EvalOptions, run_suite
@@ -323,7 +325,9 @@ def eval_(
         if adaptive:
             if not baseline_id:
                 raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
-            sequential = _adaptive(options, store.load(baseline_id), "answer" in groups, base.config.gate.alpha, margin)
+            n_cases = min(limit or len(loaded.cases), len(loaded.cases))
+            sequential = _adaptive(options, store.load(baseline_id), "answer" in groups, base.config.gate.alpha,
+                                   [c.id for c in loaded.cases[:n_cases]], futility, margin, budget)
         base.answerer.cache = _model_cache(base.path)
         try:
             with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
@@ -336,10 +340,19 @@ def eval_(
         store.close()
     print_run(run, out)
     if sequential is not None:
+        from rich.markup import escape
+
         test, metric = sequential
         low, high = test.interval
-        out.print(f"Adaptive: {test.verdict} on {metric} after {test.n} of {len(loaded.cases)} cases "
-                  f"(anytime-valid 95% interval of the mean delta [{low:+.3f}, {high:+.3f}])")
+        level = f"{1 - test.alpha:.0%}"
+        if test.decided:
+            out.print(f"Adaptive: [bold]{test.verdict}[/bold] on {metric} after {test.n} of {test.total} "
+                      f"paired cases — {escape(test.reason)}; anytime-valid {level} interval of the mean "
+                      f"delta [{low:+.3f}, {high:+.3f}]")
+        else:
+            out.print(f"Adaptive: undecided on {metric} after {test.n} of {test.total} paired cases "
+                      f"(anytime-valid {level} interval [{low:+.3f}, {high:+.3f}]); the comparison below "
+                      "is the fixed-n test on the cases judged")
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
         out.print(f"JSON: {json_out}")
@@ -387,23 +400,33 @@ runs_app = typer.Typer(help="Stored evaluation runs: list them, pin baselines.",
 app.add_typer(runs_app, name="runs")
 
 
-def _adaptive(options: Any, baseline: dict[str, Any], answers: bool, alpha: float, margin: float) -> Any:
-    """Set up adaptive stopping against ``baseline``: a confidence sequence on the per-case
-    delta of the headline metric, updated as each case is stored."""
+def _adaptive(options: Any, baseline: dict[str, Any], answers: bool, alpha: float, case_ids: list[str],
+              futility: float, margin: float, budget: Optional[int]) -> Any:
+    """Set up adaptive stopping against ``baseline``: a sequential test on the per-case delta of
+    the headline metric, updated as each case is stored (see compare/sequential.py)."""
     from .compare.sequential import SequentialTest
 
     metric = "token_f1" if answers and any("token_f1" in c["scores"] for c in baseline["cases"]) else "ndcg@10"
     before = {c["id"]: c["scores"].get(metric) for c in baseline["cases"]}
-    test = SequentialTest(alpha=alpha, equivalence_margin=margin or None)
+    total = sum(before.get(i) is not None for i in case_ids)
+    if total == 0:
+        raise typer.BadParameter(f"run {baseline['run_id']} has no {metric} score for any case of this suite",
+                                 param_hint="--compare-to")
+    test = SequentialTest(alpha=alpha, total=total, futility=futility or None,
+                          equivalence_margin=margin or None)
+    judged = 0
 
     def stop(record: dict[str, Any]) -> bool:
+        nonlocal judged
+        judged += 1
         a, b = before.get(record["id"]), record["scores"].get(metric)
         if a is not None and b is not None:
             test.update(b - a)
-        return test.decided
+        return test.decided or (budget is not None and judged >= budget)
 
     options.shuffle, options.stop = True, stop
-    options.stop_rule = f"adaptive: PrPl-EB confidence sequence on {metric} vs {baseline['run_id']}, alpha {alpha}, margin {margin}"
+    options.stop_rule = (f"adaptive: betting test on {metric} vs {baseline['run_id']}, alpha {alpha}, "
+                         f"futility {futility or 'off'}, margin {margin or 'off'}, budget {budget or 'none'}")
     return test, metric
 
 

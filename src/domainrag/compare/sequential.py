@@ -1,57 +1,69 @@
-"""Anytime-valid sequential comparison of two runs: stop as soon as the verdict is decided.
+"""Sequential comparison of two runs: stop as soon as the verdict is decided.
 
 ``eval --compare-to X --adaptive`` evaluates the cases in a random order and feeds each case's
 paired difference ``d = score_B - score_A`` (scores in [0, 1], so ``d`` in [-1, 1]) to a
 :class:`SequentialTest`; it stops at the first case where the test is :attr:`~SequentialTest.decided`.
-Unlike re-running :func:`domainrag.compare.stats.paired` after every case (which inflates the
-false-positive rate far beyond ``alpha`` under such "peeking"), the error control here holds
-under continuous monitoring and optional stopping.
+Re-running :func:`domainrag.compare.stats.paired` after every case instead would inflate the
+false-positive rate far beyond ``alpha`` ("peeking"); the rules here do not.
 
-Method — the predictable plug-in empirical-Bernstein confidence sequence ("PrPl-EB") of
-Waudby-Smith & Ramdas (2023), *Estimating means of bounded random variables by betting*, JRSS-B,
-Theorem 2, applied to ``x_i = (d_i + 1) / 2`` in [0, 1], two-sided at level ``alpha``
-(``alpha / 2`` per side), and mapped back with ``delta = 2 x - 1``. At case ``t`` (1-based):
+**"Better" / "worse" — a betting test (anytime-valid).** For the null "mean delta <= 0" a
+gambler starts with wealth 1 and, at each case, stakes a fixed fraction ``lam`` of it on the
+delta being positive: ``K_t(lam) = prod_{i<=t} (1 + lam * d_i)``. Under the null this is a
+nonnegative supermartingale, so by Ville's inequality ``P(sup_t K_t >= 2/alpha) <= alpha/2``:
+the test may be checked after every case and stopped at any time. Not knowing the effect, the
+gambler splits the starting wealth equally over a geometric grid of fractions
+``lam = 0.75 * 2**-k``, k = 0..8 (0.75 down to 0.003) — the "diversified Kelly" mixture of
+Waudby-Smith & Ramdas (2023), *Estimating means of bounded random variables by betting*,
+JRSS-B, §5 — which grows almost as fast as the best fixed fraction in hindsight (a large effect
+is caught by a large ``lam`` after a few dozen cases, a small one by a small ``lam`` later).
+"Better" when the mixture wealth betting on positive deltas reaches ``2/alpha``, "worse" when
+the one betting on negative deltas does (``alpha/2`` each). Once reached, the rejection stands.
 
-* running mean ``mu_t = (1/2 + sum_{i<=t} x_i) / (t + 1)`` and variance
-  ``var_t = (1/4 + sum_{i<=t} (x_i - mu_i)^2) / (t + 1)`` (regularised; ``mu_0 = 1/2``,
-  ``var_0 = 1/4``);
-* predictable bet ``lambda_t = min(sqrt(2 log(2/alpha) / (var_{t-1} t log(1 + t))), 1/2)``;
-* ``v_t = 4 (x_t - mu_{t-1})^2`` and ``psi_E(l) = (-log(1 - l) - l) / 4``;
-* interval ``centre +- radius`` with ``centre = sum lambda_i x_i / sum lambda_i`` and
-  ``radius = (log(2/alpha) + sum v_i psi_E(lambda_i)) / sum lambda_i``, clipped to [0, 1].
+**The interval** is the confidence sequence obtained by inverting the same test at every
+candidate mean ``m`` (bets on ``d - m``, fractions scaled by ``1/(1 + m)`` or ``1/(1 - m)`` to
+stay solvent): ``{m : both wealths < 2/alpha}``. The wealths are monotone in ``m``, so the set
+is an interval, found by bisection; it excludes 0 exactly when the test has decided. With
+``equivalence_margin`` set, the test also decides "no detectable difference" once the points
+``-margin`` and ``+margin`` have both been rejected (an equivalence claim with the same
+``alpha`` guarantee).
 
-The reported interval is the **running intersection** of these intervals (still a valid
-confidence sequence, and it never widens), so once it excludes 0 — or lies inside the
-equivalence band — it stays that way.
+**"No detectable difference" — futility (needs the suite size).** With ``total`` (the number of
+cases a full run would judge) the test also stops when a full run is unlikely to find a
+difference: after ``t`` cases with mean ``m`` and sd ``s``, the mean of all ``total`` cases is
+predicted as ``N(m, s**2 (total - t) / (total * t))`` (finite-population sampling; the flat-prior
+predictive distribution), so the full run's z statistic ``mean * sqrt(total) / s`` is
+``N(m sqrt(total)/s, (total - t)/t)``. When the probability that it ends beyond the two-sided
+critical value falls below ``futility`` (default 0.05), the verdict is "no detectable
+difference". Stopping for futility can only *remove* "better"/"worse" calls, so it never adds
+false positives; its cost is power — it can end a run that the full suite would (just) have
+called significant. ``benchmarks/sequential_simulation.py`` measures that cost against the full
+run's verdict (RESULTS §12).
 
-Assumptions and guarantee:
+Assumptions and guarantees:
 
-* **Cases are evaluated in a uniformly random order** (a random permutation of the suite, or
-  i.i.d. draws from it). The deltas are then exchangeable draws from the suite and the estimand
-  is the **suite mean delta** — what the full run would measure. Strictly, the theorem is stated
-  for draws with a constant conditional mean (sampling with replacement); sampling *without*
-  replacement from a finite suite only makes the sample mean more concentrated, and the
-  simulations in ``benchmarks/sequential_simulation.py`` stay well inside ``alpha``. A fixed,
-  non-random order (easy cases first, grouped by topic) voids the guarantee.
-* **Guarantee:** with probability at least ``1 - alpha``, the interval covers the true mean
-  delta at *every* n simultaneously. Hence stopping the first time the interval excludes 0 (any
-  data-dependent stopping rule, in fact) calls a false "better"/"worse" with probability at most
-  ``alpha``, and a "no detectable difference" decided by an ``equivalence_margin`` is wrong (true
-  |delta| >= margin) with probability at most ``alpha`` as well.
-* The price of validity at every n is width: the interval is wider than a fixed-n interval at
-  the same n (by a ``sqrt(log n)``-ish factor and a conservative constant). Effects near the
-  full run's minimum detectable effect therefore need (almost) all the cases, and proving
-  equivalence within a small margin needs many cases when the deltas are noisy.
-* ``min_cases`` is a guard against deciding on a handful of cases; it does not affect validity.
+* **Cases are an i.i.d. sample of the population the suite stands for (what the full-run test
+  assumes too) and are evaluated in a uniformly random order**, so that under "no difference"
+  each delta has conditional mean 0 (<= 0 for the one-sided nulls) given the ones before. A
+  fixed, non-random order (easy cases first, grouped by topic) voids the guarantee.
+* **False "better"/"worse"**: probability at most ``alpha`` under continuous monitoring and
+  any stopping rule (futility, budget, Ctrl-C). The interval covers the true mean delta at every
+  ``t`` simultaneously with probability at least ``1 - alpha``.
+* **"No detectable difference"** by futility is a prediction about the full run, not a proof of
+  equivalence; with a margin it is a proof (at ``alpha``) that ``|delta| < margin``.
+* The futility rule uses the normal approximation to the full run's test (the sign-flip and
+  McNemar tests of :func:`~domainrag.compare.stats.paired` are close to it at the sizes where
+  stopping early matters).
+* ``min_cases`` guards against deciding on a handful of cases; it does not affect validity.
 
-Only the standard library and numpy are used; everything is deterministic (no randomness here:
-the caller shuffles the cases).
+Only the standard library (and numpy for the interval) is used; everything is deterministic:
+the caller shuffles the cases.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -60,13 +72,18 @@ from ..errors import ConfigError
 from .stats import BETTER, SAME, WORSE
 
 UNDECIDED = "undecided"
-#: Cap on the bets (Waudby-Smith & Ramdas recommend 1/2 or 3/4).
-LAMBDA_CAP = 0.5
+#: Betting fractions of the mixture (equal weights): 0.75, 0.375, ..., 0.0029.
+GRID = tuple(0.75 * 2.0 ** -k for k in range(9))
+#: Default futility threshold: stop when a full run has < 5% chance to find a difference.
+FUTILITY = 0.05
 #: Tolerance for deltas a hair outside [-1, 1] from float rounding (e.g. 1.0000000000000002).
 _RANGE_TOL = 1e-12
+_LOG_G = math.log(len(GRID))
+_GRID = np.array(GRID)
 
 
-def _check_params(alpha: float, min_cases: int, equivalence_margin: float | None) -> None:
+def _check_params(alpha: float, min_cases: int, equivalence_margin: float | None,
+                  total: int | None, futility: float | None) -> None:
     if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
         raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}")
     if isinstance(min_cases, bool) or not isinstance(min_cases, int) or min_cases < 1:
@@ -75,6 +92,10 @@ def _check_params(alpha: float, min_cases: int, equivalence_margin: float | None
             isinstance(equivalence_margin, (int, float)) and 0.0 < equivalence_margin <= 1.0):
         raise ConfigError(f"equivalence_margin must be in (0, 1] or None, got "
                           f"{equivalence_margin!r}")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
+        raise ConfigError(f"total (the suite size) must be an integer >= 1 or None, got {total!r}")
+    if futility is not None and not (isinstance(futility, (int, float)) and 0.0 < futility < 0.5):
+        raise ConfigError(f"futility must be in (0, 0.5) or None (off), got {futility!r}")
 
 
 def _check_delta(delta: Any) -> float:
@@ -88,139 +109,179 @@ def _check_delta(delta: Any) -> float:
     return min(1.0, max(-1.0, value))
 
 
+def _log_mean_exp(values: Iterable[float]) -> float:
+    values = list(values)
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values)) - _LOG_G
+
+
+def log_wealth(deltas: np.ndarray, m: float, side: int) -> float:
+    """Log of the mixture wealth after ``deltas`` betting that the mean exceeds ``m``
+    (``side=+1``) or falls below it (``side=-1``). Non-increasing in ``m`` for ``side=+1``,
+    non-decreasing for ``side=-1``."""
+    scale = 1.0 + m if side > 0 else 1.0 - m
+    if scale <= 0.0 or deltas.size == 0:
+        return 0.0
+    logs = np.log1p(np.outer(side * (deltas - m) / scale, _GRID)).sum(axis=0)
+    top = float(logs.max())
+    return top + math.log(float(np.exp(logs - top).sum())) - _LOG_G
+
+
 class SequentialTest:
-    """Anytime-valid two-sided comparison of mean paired delta against 0 (see module docstring).
+    """Sequential two-sided comparison of the mean paired delta with 0 (see module docstring).
 
     Feed deltas one at a time with :meth:`update` (cases in a uniformly random order); read
-    :attr:`interval` (on the delta scale, running intersection), :attr:`decided` and
-    :attr:`verdict` at any time. ``equivalence_margin`` (None: off) additionally lets the test
-    decide "no detectable difference" once the interval lies inside ``(-margin, margin)``.
-    Nothing is decided before ``min_cases`` deltas.
+    :attr:`verdict`, :attr:`decided`, :attr:`reason`, :attr:`interval` and
+    :attr:`predictive` at any time. ``total`` (the suite size) enables the futility stop;
+    ``equivalence_margin`` (None: off) the equivalence stop. Nothing is decided before
+    ``min_cases`` deltas.
     """
 
     def __init__(self, alpha: float = 0.05, min_cases: int = 20,
-                 equivalence_margin: float | None = None) -> None:
-        _check_params(alpha, min_cases, equivalence_margin)
+                 equivalence_margin: float | None = None, total: int | None = None,
+                 futility: float | None = FUTILITY) -> None:
+        _check_params(alpha, min_cases, equivalence_margin, total, futility)
         self.alpha = float(alpha)
         self.min_cases = min_cases
         self.equivalence_margin = (None if equivalence_margin is None
                                    else float(equivalence_margin))
-        self._log_term = math.log(2.0 / self.alpha)
-        self._n = 0
-        self._sum_x = 0.0
-        self._sum_sq = 0.0          # sum of (x_i - mu_i)^2
-        self._mu_prev = 0.5         # mu_{t-1}
-        self._var_prev = 0.25       # var_{t-1}
-        self._sum_lam = 0.0
-        self._sum_lam_x = 0.0
-        self._sum_v_psi = 0.0
-        self._low = 0.0             # running intersection, x scale
-        self._high = 1.0
+        self.total = total
+        self.futility = futility
+        self.threshold = math.log(2.0 / self.alpha)
+        self._critical = NormalDist().inv_cdf(1.0 - self.alpha / 2.0)
+        self._deltas: list[float] = []
+        self._mean = 0.0
+        self._m2 = 0.0
+        # Log wealth per betting fraction, for each monitored (mean, side).
+        points = [(0.0, 1), (0.0, -1)]
+        if self.equivalence_margin is not None:
+            points += [(-self.equivalence_margin, 1), (self.equivalence_margin, -1)]
+        self._logs = {p: [0.0] * len(GRID) for p in points}
+        self._rejected: dict[tuple[float, int], int] = {}   # point -> n at first rejection
 
     def update(self, delta: float) -> None:
         """Add one case's paired delta (``score_B - score_A``, in [-1, 1])."""
-        x = (_check_delta(delta) + 1.0) / 2.0
-        t = self._n + 1
-        lam = min(math.sqrt(2.0 * self._log_term / (self._var_prev * t * math.log1p(t))),
-                  LAMBDA_CAP)
-        v = 4.0 * (x - self._mu_prev) ** 2
-        self._sum_lam += lam
-        self._sum_lam_x += lam * x
-        self._sum_v_psi += v * (-math.log1p(-lam) - lam) / 4.0
-        self._n = t
-        self._sum_x += x
-        mu = (0.5 + self._sum_x) / (t + 1)
-        self._sum_sq += (x - mu) ** 2
-        self._mu_prev = mu
-        self._var_prev = (0.25 + self._sum_sq) / (t + 1)
-        centre = self._sum_lam_x / self._sum_lam
-        radius = (self._log_term + self._sum_v_psi) / self._sum_lam
-        self._low = max(self._low, centre - radius)
-        self._high = min(self._high, centre + radius)
+        d = _check_delta(delta)
+        self._deltas.append(d)
+        n = len(self._deltas)
+        step = d - self._mean
+        self._mean += step / n
+        self._m2 += step * (d - self._mean)
+        for (m, side), logs in self._logs.items():
+            x = side * (d - m) / (1.0 + side * m)
+            for g, lam in enumerate(GRID):
+                logs[g] += math.log1p(lam * x)
+            if (m, side) not in self._rejected and _log_mean_exp(logs) >= self.threshold:
+                self._rejected[(m, side)] = n
 
     @property
     def n(self) -> int:
         """Number of deltas seen."""
-        return self._n
+        return len(self._deltas)
+
+    @property
+    def mean(self) -> float:
+        """Mean of the deltas seen (0.0 before any)."""
+        return self._mean
+
+    @property
+    def e_values(self) -> dict[str, float]:
+        """Current mixture wealth of the two one-sided tests of 0 (``2/alpha`` decides)."""
+        return {BETTER: math.exp(_log_mean_exp(self._logs[(0.0, 1)])),
+                WORSE: math.exp(_log_mean_exp(self._logs[(0.0, -1)]))}
 
     @property
     def interval(self) -> tuple[float, float]:
-        """Confidence-sequence interval for the mean delta, ``(-1.0, 1.0)`` before any data.
+        """Confidence-sequence interval for the mean delta at the current ``n``;
+        ``(-1.0, 1.0)`` before any data."""
+        if not self._deltas:
+            return (-1.0, 1.0)
+        d = np.asarray(self._deltas)
+        return (self._bound(d, 1), self._bound(d, -1))
 
-        Running intersection, so it never widens. In the rare (probability <= alpha) event that
-        the intersection becomes empty, low > high is returned as is; the verdict then follows
-        the side of 0 that the bounds exclude.
-        """
-        return (2.0 * self._low - 1.0, 2.0 * self._high - 1.0)
+    def _bound(self, d: np.ndarray, side: int) -> float:
+        """Lowest (side +1) or highest (side -1) mean not rejected, by bisection."""
+        inner, outer = (-1.0, 1.0) if side > 0 else (1.0, -1.0)   # rejected .. kept ends
+        if log_wealth(d, inner + side * 1e-9, side) < self.threshold:
+            return inner
+        rejected, kept = inner, outer
+        for _ in range(50):
+            mid = (rejected + kept) / 2.0
+            if log_wealth(d, mid, side) >= self.threshold:
+                rejected = mid
+            else:
+                kept = mid
+            if abs(kept - rejected) < 1e-7:
+                break
+        return kept
+
+    @property
+    def predictive(self) -> float | None:
+        """Predicted probability that a full run over ``total`` cases finds a difference at
+        ``alpha`` (None without ``total``, before 2 cases, or once every case is in)."""
+        n, total = self.n, self.total
+        if total is None or n < 2 or n >= total:
+            return None
+        sd = math.sqrt(self._m2 / (n - 1))
+        if sd == 0.0:
+            if self._mean != 0.0:
+                return 1.0
+            centre = 0.0
+        else:
+            centre = self._mean * math.sqrt(total) / sd
+        spread = math.sqrt((total - n) / n)
+        upper = NormalDist(centre, spread)
+        return (1.0 - upper.cdf(self._critical)) + upper.cdf(-self._critical)
+
+    def _decision(self) -> tuple[str, str]:
+        if self.n < self.min_cases:
+            return UNDECIDED, ""
+        better, worse = self._rejected.get((0.0, 1)), self._rejected.get((0.0, -1))
+        if better or worse:
+            side = BETTER if better and (not worse or better <= worse) else WORSE
+            return side, (f"betting test: wealth reached 2/alpha = {2 / self.alpha:g} "
+                          f"(alpha {self.alpha:g}, anytime-valid)")
+        margin = self.equivalence_margin
+        if margin is not None and (-margin, 1) in self._rejected and (margin, -1) in self._rejected:
+            return SAME, f"equivalence: |delta| < {margin:g} at alpha {self.alpha:g}"
+        predictive = self.predictive
+        if self.futility is not None and predictive is not None and predictive < self.futility:
+            return SAME, (f"futility: a full run over {self.total} cases would find a difference "
+                          f"with probability {predictive:.3g} < {self.futility:g}")
+        return UNDECIDED, ""
 
     @property
     def verdict(self) -> str:
         """``"better"`` / ``"worse"`` / ``"no detectable difference"`` once decided, else
         ``"undecided"``."""
-        if self._n < self.min_cases:
-            return UNDECIDED
-        low, high = self.interval
-        if low > 0.0:
-            return BETTER
-        if high < 0.0:
-            return WORSE
-        margin = self.equivalence_margin
-        if margin is not None and -margin < low and high < margin:
-            return SAME
-        return UNDECIDED
+        return self._decision()[0]
+
+    @property
+    def reason(self) -> str:
+        """Which rule decided, in words ("" while undecided)."""
+        return self._decision()[1]
 
     @property
     def decided(self) -> bool:
-        """True once ``n >= min_cases`` and the interval excludes 0 (or lies inside the
-        equivalence band when a margin is set)."""
+        """True once ``n >= min_cases`` and a rule has decided."""
         return self.verdict != UNDECIDED
 
 
 def run_sequential(deltas_in_order: Iterable[float], alpha: float = 0.05, min_cases: int = 20,
-                   margin: float | None = None) -> dict[str, Any]:
+                   margin: float | None = None, total: int | None = None,
+                   futility: float | None = FUTILITY) -> dict[str, Any]:
     """Feed deltas in the given (random) order and stop at the first decision.
 
     ``deltas_in_order`` may be a lazy iterator (e.g. evaluating cases on demand): nothing after
-    the deciding case is consumed. Returns ``{"verdict", "n_used", "interval"}``; verdict is
-    ``"undecided"`` when the deltas ran out first (the caller then falls back to the full-run
-    test on every case).
+    the deciding case is consumed. Returns ``{"verdict", "n_used", "interval", "reason"}``;
+    verdict is ``"undecided"`` when the deltas ran out first (the caller then falls back to the
+    full-run test on every case).
     """
-    test = SequentialTest(alpha=alpha, min_cases=min_cases, equivalence_margin=margin)
+    test = SequentialTest(alpha=alpha, min_cases=min_cases, equivalence_margin=margin,
+                          total=total, futility=futility)
     for delta in deltas_in_order:
         test.update(delta)
         if test.decided:
             break
-    return {"verdict": test.verdict, "n_used": test.n, "interval": test.interval}
-
-
-def confidence_sequence(deltas: Iterable[float], alpha: float = 0.05
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised PrPl-EB bounds after each delta: ``(low, high)`` arrays on the delta scale.
-
-    The same numbers as :class:`SequentialTest` fed the deltas one by one (running intersection
-    included), up to float rounding — for simulations and plots.
-    """
-    _check_params(alpha, 1, None)
-    d = np.asarray(list(deltas) if not isinstance(deltas, np.ndarray) else deltas, dtype=float)
-    if d.ndim != 1:
-        raise ConfigError("deltas must be a flat sequence of numbers")
-    if d.size and (not np.isfinite(d).all()
-                   or d.min() < -1.0 - _RANGE_TOL or d.max() > 1.0 + _RANGE_TOL):
-        raise ConfigError("paired deltas must be finite and in [-1, 1] (scores in [0, 1])")
-    x = (np.clip(d, -1.0, 1.0) + 1.0) / 2.0
-    n = x.size
-    t = np.arange(1, n + 1, dtype=float)
-    log_term = math.log(2.0 / alpha)
-    mu = (0.5 + np.cumsum(x)) / (t + 1)                    # mu_t
-    var = (0.25 + np.cumsum((x - mu) ** 2)) / (t + 1)      # var_t
-    mu_prev = np.concatenate(([0.5], mu[:-1]))
-    var_prev = np.concatenate(([0.25], var[:-1]))
-    lam = np.minimum(np.sqrt(2.0 * log_term / (var_prev * t * np.log1p(t))), LAMBDA_CAP)
-    v = 4.0 * (x - mu_prev) ** 2
-    psi = (-np.log1p(-lam) - lam) / 4.0
-    sum_lam = np.cumsum(lam)
-    centre = np.cumsum(lam * x) / sum_lam
-    radius = (log_term + np.cumsum(v * psi)) / sum_lam
-    low = np.maximum.accumulate(np.maximum(centre - radius, 0.0)) if n else centre
-    high = np.minimum.accumulate(np.minimum(centre + radius, 1.0)) if n else centre
-    return 2.0 * low - 1.0, 2.0 * high - 1.0
+    return {"verdict": test.verdict, "n_used": test.n, "interval": test.interval,
+            "reason": test.reason}
