@@ -168,11 +168,11 @@ def measure_components(n_chunks: int, dim: int, n_queries: int, repeats: int, se
     texts, qvecs = make_queries(ids, offsets, vocab, centres, labels, n_queries, rng)
     rss0 = rss_mb()
 
-    def corpus_tokens():
+    def corpus_tokens(token_ids: np.ndarray):
         for row in range(n_chunks):
-            yield vocab[ids[offsets[row]:offsets[row + 1]]].tolist()
+            yield vocab[token_ids[offsets[row]:offsets[row + 1]]].tolist()
 
-    lexical, t_lex = timed(lambda: LexicalIndex.build(corpus_tokens()))
+    lexical, t_lex = timed(lambda tokens=ids: LexicalIndex.build(corpus_tokens(tokens)))
     del ids
     result["build_s"] = {"lexical": round(t_lex, 2)}
     result["rss_after_lexical_mb"] = round(rss_mb(), 1)
