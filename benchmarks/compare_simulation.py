@@ -27,8 +27,11 @@ For each shape and n in ``--ns``:
   Reported: the share called "better"/"worse" at ``alpha`` (should be <= alpha; 95% Wilson
   interval), and with the cases split into 5 equal scenarios, the family-wise rate of *any*
   scenario called significant, raw and after :func:`holm_adjusted` (Holm should be <= alpha).
-* **MDE**: the mean ``mde`` that ``paired`` reports over 200 pilot A/A samples of the setting
-  (a stable target; the range a single pilot gives is in the JSON, ``mde_pilot_range``).
+* **MDE**: the MDE as a comparison *reports* it: the mean ``mde`` of ``paired`` over 200 pilot
+  A/A samples (``mde_aa``; the range a single pilot gives is in the JSON, ``mde_pilot_range``),
+  then re-read twice from 200 A/B samples with an effect of the current value planted (the
+  fixed point: an effect can change the spread of the deltas — for pass/fail metrics it adds
+  discordant pairs, so the MDE reported on an A/B comparison is larger than on an A/A one).
 * **A/B at the MDE** (``--reps`` comparisons): B gets an effect whose *expected mean delta equals
   the MDE* — continuous: ``clip(observed + shift, 0, 1)`` with ``shift`` calibrated on 400,000
   simulated cases so that clipping does not shrink it; binary: each observed failure of B turns
@@ -72,6 +75,7 @@ from domainrag.compare.stats import holm_adjusted, paired
 SCENARIOS = 5
 PILOTS = 200
 CALIBRATION_CASES = 400_000
+FIXED_POINT_ROUNDS = 2
 
 
 # --- score models -----------------------------------------------------------------------------
@@ -182,13 +186,24 @@ def simulate(shape: Shape, n: int, args: argparse.Namespace, seed: int) -> dict[
         holm_any += min(holm_adjusted(ps).values()) < args.alpha
     aa_seconds = time.perf_counter() - started
 
-    # MDE from pilots, then A/B with an effect of that expected size.
-    pilots = []
-    for _ in range(PILOTS):
-        true = shape.truth(rng, n)
-        pilots.append(paired(shape.observe(rng, true), shape.observe(rng, true), seed=draw(rng),
-                             ci=False, **options).mde)
-    mde = float(np.mean(pilots))
+    # The MDE as a comparison reports it: A/A pilots give a first value; then B gets an effect
+    # of that size and the MDE is re-read from A/B pilots, until it settles (an effect can
+    # change the spread of the deltas — for pass/fail metrics it adds discordant pairs).
+    def pilot_mdes(size: float | None) -> list[float]:
+        values = []
+        for _ in range(PILOTS):
+            true = shape.truth(rng, n)
+            b = shape.observe(rng, true)
+            if size is not None:
+                b = shape.effect(rng, b, size)
+            values.append(paired(shape.observe(rng, true), b, seed=draw(rng), ci=False,
+                                 **options).mde)
+        return values
+
+    pilots = pilot_mdes(None)
+    mde_aa = mde = float(np.mean(pilots))
+    for _ in range(FIXED_POINT_ROUNDS):
+        mde = float(np.mean(pilot_mdes(shape.calibrate(mde, seed))))
     size = shape.calibrate(mde, seed)
     detected = 0
     deltas, ci_checked, ci_only, test_only = [], 0, 0, 0
@@ -211,7 +226,8 @@ def simulate(shape: Shape, n: int, args: argparse.Namespace, seed: int) -> dict[
         "aa_false_positive": rate(significant, args.reps),
         "scenario_fwer_raw": rate(raw_any, args.reps),
         "scenario_fwer_holm": rate(holm_any, args.reps),
-        "mde": mde, "mde_pilot_range": [float(min(pilots)), float(max(pilots))],
+        "mde": mde, "mde_aa": mde_aa,
+        "mde_pilot_range": [float(min(pilots)), float(max(pilots))],
         "planted_size": size, "mean_realised_delta": float(np.mean(deltas)),
         "ab_power": rate(detected, args.reps),
         "ci_agrees_with_verdict": (rate(ci_checked - ci_only - test_only, ci_checked)
@@ -251,11 +267,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{shape.name} n={n}: A/A {pct(r['aa_false_positive'])}, "
                   f"power {pct(r['ab_power'])} ({r['seconds']} s)", file=sys.stderr)
     header = ["shape", "n", "test", "A/A significant [95% CI]", "5 scenarios: any raw",
-              "5 scenarios: any after Holm", "MDE", "realised Δ", "power at MDE [95% CI]",
+              "5 scenarios: any after Holm", "MDE (A/A)", "MDE (A/B, reported)", "realised Δ", "power at MDE [95% CI]",
               "CI ≡ verdict"]
     rows = [[r["shape"], r["n"], r["test"], pct(r["aa_false_positive"]),
              f"{100 * r['scenario_fwer_raw']['rate']:.1f}%", pct(r["scenario_fwer_holm"]),
-             f"{r['mde']:.3f}", f"{r['mean_realised_delta']:.3f}", pct(r["ab_power"]),
+             f"{r['mde_aa']:.3f}", f"{r['mde']:.3f}", f"{r['mean_realised_delta']:.3f}",
+             pct(r["ab_power"]),
              f"{100 * r['ci_agrees_with_verdict']['rate']:.0f}%"
              if r["ci_agrees_with_verdict"] else "-"] for r in results]
     table = markdown_table(header, rows)

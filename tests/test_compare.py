@@ -66,6 +66,18 @@ def test_scenario_regression_is_found_and_gated() -> None:
     assert not gate["passed"] and any("in scenario 'odd' got worse" in r for r in gate["reasons"])
 
 
+def test_comparison_page_charts_deltas_by_scenario() -> None:
+    from domainrag.report.html import render_comparison_html
+
+    worse_odd = noisy(200, 0.0, seed=1, odd_shift=-0.15)
+    page = render_comparison_html(compare_runs(make_run("A", BASE), make_run("B", worse_odd)))
+    chart = page[page.index('aria-label="Δ token_f1, B − A"'):]
+    chart = chart[: chart.index("</svg>")]
+    assert "all cases" in chart and "odd (n=100)" in chart and "even (n=100)" in chart
+    assert chart.count("<circle") == 3 and 'fill="#b91c1c"' in chart    # odd: worse, in red
+    assert "https://" not in page and "<script" not in page
+
+
 def test_gate_thresholds_floor_and_max_regression() -> None:
     report = compare_runs(make_run("A", BASE), make_run("B", noisy(200, -0.03, seed=1)))
     loose = GateConfig(metrics={"token_f1": {"max_regression": 0.05}})
@@ -122,7 +134,12 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     assert {"a", "b", "manifest_diff", "metrics", "scenarios", "flips", "gate"} <= set(data) and "ndcg@10" in out
     adaptive = run("eval", str(suite), "--metrics", "retrieval", "--compare-to", "production", "--adaptive",
                    cwd=tmp_path).stdout
-    assert "Adaptive: undecided on ndcg@10 after 2 of 2 cases" in adaptive
+    assert "Adaptive: undecided on ndcg@10 after 2 of 2 paired cases" in adaptive
+    budget = run("eval", str(suite), "--metrics", "retrieval", "--compare-to", "production", "--adaptive",
+                 "--budget", "1", "--name", "budgeted", "--json", "budgeted.json", cwd=tmp_path).stdout
+    assert "Adaptive: undecided on ndcg@10 after 1 of 2 paired cases" in budget
+    manifest = json.loads((tmp_path / "budgeted.json").read_text())["manifest"]
+    assert manifest["order"] == "random" and "budget 1" in manifest["stop_rule"]
     usage = run("eval", str(suite), "--adaptive", cwd=tmp_path, check_code=2)
     assert "needs --compare-to" in usage.stderr
     missing = run("compare", "nope", "last", cwd=tmp_path, check_code=1)

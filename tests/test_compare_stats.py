@@ -14,6 +14,8 @@ from domainrag.compare.stats import (
     holm,
     holm_adjusted,
     mcnemar_exact,
+    mcnemar_mde,
+    mcnemar_power,
     minimum_detectable_effect,
     paired,
     ratio_summary,
@@ -250,3 +252,34 @@ def test_ratio_summary_words() -> None:
     assert ratio_summary(0.0, 5.0) is None
     with pytest.raises(ConfigError):
         ratio_summary(1.0, 2.0, kind="quality")
+
+
+def test_mcnemar_power_by_hand() -> None:
+    """n = 2 pairs, psi = 1 (both discordant): McNemar's exact test can never reject at 0.05
+    (smallest p = 2 * 0.5**2 = 0.5), so power is 0 whatever the effect."""
+    assert mcnemar_power(2, 1.0, 1.0) == 0.0
+    # n = 6, psi = 1: only 6-0 or 0-6 splits reject (p = 2/64); power = p_win**6 + (1-p_win)**6.
+    p_win = (1.0 + 0.5) / 2.0
+    assert mcnemar_power(6, 1.0, 0.5) == pytest.approx(p_win**6 + (1 - p_win) ** 6)
+
+
+@pytest.mark.parametrize("n,psi,delta", [(50, 0.2, 0.15), (200, 0.18, 0.08), (1000, 0.2, 0.04)])
+def test_mcnemar_power_matches_simulation(n, psi, delta) -> None:
+    rng = np.random.default_rng(n)
+    p_b, p_a = (psi + delta) / 2, (psi - delta) / 2
+    reps, hits = 3000, 0
+    for _ in range(reps):
+        u = rng.random(n)
+        hits += mcnemar_exact(int((u < p_b).sum()), int(((u >= p_b) & (u < p_b + p_a)).sum())) < 0.05
+    # Binomial(3000, ~0.7) sd ~0.008: 3 sd.
+    assert mcnemar_power(n, psi, delta) == pytest.approx(hits / reps, abs=0.025)
+
+
+def test_mcnemar_mde_reaches_the_requested_power() -> None:
+    for n in (80, 300, 2000, 20000):        # exact below n*psi = 600, normal above
+        mde = mcnemar_mde(n, 0.18)
+        assert 0 < mde < 0.18
+        assert mcnemar_power(n, 0.18, mde) == pytest.approx(0.8, abs=0.01)
+        assert mcnemar_power(n, 0.18, mde * 0.9) < 0.8
+    assert mcnemar_mde(10, 0.2) == 0.2          # nothing detectable: the largest possible effect
+    assert mcnemar_mde(1, 0.5) is None and mcnemar_mde(100, 0.0) == 0.0

@@ -18,7 +18,7 @@ is computed with integer arithmetic and agrees with ``scipy.stats.binomtest``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -91,9 +91,10 @@ def paired(
       else Monte Carlo with ``n_resamples`` flips.
     * **mde** — the minimum detectable effect at this n: the true mean delta that a two-sided
       test at ``alpha`` would detect with probability ``power``, by the normal approximation
-      ``(z[1 - alpha/2] + z[power]) * sd(d, ddof=1) / sqrt(n)``. Binary metrics use the power
-      formula of McNemar's test instead (:func:`mcnemar_mde`). The sd (or the discordant share)
-      is the *observed* one: under an effect that adds variance, real power is lower.
+      ``(z[1 - alpha/2] + z[power]) * sd(d, ddof=1) / sqrt(n)``. Binary metrics use the exact
+      power of McNemar's test instead (:func:`mcnemar_mde`). The sd (or the discordant share)
+      is the one *observed in this comparison*, which already includes whatever spread the
+      effect adds (an A/A pilot would understate it).
     * **verdict** — ``"better"`` / ``"worse"`` when ``p < alpha`` (by the sign of delta),
       otherwise ``"no detectable difference"``. Pass a corrected alpha for per-scenario use, or
       correct the p-values afterwards with :func:`holm`. The CI is built at the same
@@ -134,27 +135,89 @@ def paired(
     return PairedResult(n, mean_a, mean_b, delta, interval, p, test, mde, verdict)
 
 
+#: Above this many expected discordant pairs the exact power sum is replaced by Connor's normal
+#: approximation (discreteness no longer matters and the sum grows with n).
+_EXACT_POWER_MAX = 600
+
+
+def _power_curve(n: int, psi: float, alpha: float) -> Callable[[float], float]:
+    """``delta -> power`` of McNemar's exact test on ``n`` pairs with discordant share ``psi``
+    (see :func:`mcnemar_power`); the binomial tables are built once per curve."""
+    z = NormalDist()
+    if n * psi > _EXACT_POWER_MAX:
+        za = z.inv_cdf(1.0 - alpha / 2)
+
+        def normal(delta: float) -> float:
+            sd = math.sqrt(max(psi - delta**2, 1e-300))
+            return z.cdf((delta * math.sqrt(n) - za * math.sqrt(psi)) / sd)
+        return normal
+    spread = 7.0 * math.sqrt(n * psi * (1.0 - psi)) + 2.0
+    counts = np.arange(max(1, int(n * psi - spread)), min(n, math.ceil(n * psi + spread)) + 1)
+    log_fact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=float)))))
+    j = np.arange(counts[-1] + 1)
+    valid = j[None, :] <= counts[:, None]
+    rest = np.where(valid, counts[:, None] - j[None, :], 0)
+    log_comb = np.where(valid, log_fact[counts][:, None] - log_fact[j][None, :] - log_fact[rest],
+                        -np.inf)
+    # D ~ Binomial(n, psi): the weight of each discordant count.
+    log_w = (log_fact[n] - log_fact[counts] - log_fact[n - counts] + counts * math.log(psi)
+             + ((n - counts) * math.log1p(-psi) if psi < 1.0 else 0.0))
+    weights = np.exp(log_w)
+    # Rejection region of the exact test: k <= c or k >= D - c, c the largest with 2 P(X <= c) < alpha.
+    null_cdf = np.cumsum(np.exp(log_comb - counts[:, None] * math.log(2.0)), axis=1)
+    c = (2.0 * null_cdf < alpha).sum(axis=1) - 1
+    reject = valid & (c[:, None] >= 0) & ((j[None, :] <= c[:, None])
+                                          | (j[None, :] >= (counts - c)[:, None]))
+
+    def exact(delta: float) -> float:
+        p_win = (psi + delta) / (2.0 * psi)
+        if p_win >= 1.0:
+            hit = reject[np.arange(counts.size), counts].astype(float)
+        else:
+            log_pmf = log_comb + j[None, :] * math.log(p_win) + rest * math.log1p(-p_win)
+            hit = np.where(reject, np.exp(log_pmf), 0.0).sum(axis=1)
+        return float(min(1.0, (weights * np.minimum(hit, 1.0)).sum()))
+    return exact
+
+
+def mcnemar_power(n: int, discordant: float, delta: float, *, alpha: float = 0.05) -> float:
+    """Probability that McNemar's exact two-sided test (:func:`mcnemar_exact`) at ``alpha``
+    rejects on ``n`` independent pairs when a share ``discordant`` (ψ) of pairs differ and the
+    pass rates differ by ``delta`` (δ = p[B only] - p[A only], |δ| <= ψ).
+
+    Exact: the discordant count D is Binomial(n, ψ); given D, B's wins are Binomial(D,
+    (ψ + δ) / 2ψ), and the test rejects when they fall in the two tails whose probability under
+    Binomial(D, 1/2) is below ``alpha`` (the rejection region of :func:`mcnemar_exact`). The sum
+    runs over D within 7 sd of nψ. Above nψ = 600, where the test's discreteness no longer
+    matters (the MDE moves by ~1.5%), Connor's (1987) normal approximation is used instead.
+    """
+    if n < 1 or discordant <= 0:
+        return 0.0
+    psi = min(float(discordant), 1.0)
+    return _power_curve(n, psi, alpha)(min(abs(float(delta)), psi))
+
+
 def mcnemar_mde(n: int, discordant: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
-    """The smallest difference of pass rates McNemar's test detects with probability ``power``
-    on ``n`` pairs of which a share ``discordant`` (ψ) differ: the δ solving Connor's (1987)
-    sample-size formula ``n = (z[1-α/2]·√ψ + z[power]·√(ψ - δ²))² / δ²`` (bisection; δ < √ψ).
-    None when n < 2; 0 when no pair differs."""
+    """The smallest difference of pass rates McNemar's exact test detects with probability
+    ``power`` on ``n`` pairs of which a share ``discordant`` (ψ) differ: the δ where
+    :func:`mcnemar_power` reaches ``power`` (bisection; exact, so the conservativeness of the
+    discrete test at small n is priced in). ψ is held fixed, as observed: pass the discordant
+    share of the comparison itself. None when n < 2; 0 when no pair differs; ψ (the largest
+    possible difference) when even that is not detectable at this n."""
     if n < 2:
         return None
     if discordant <= 0:
         return 0.0
-    z = NormalDist()
-    za, zb = z.inv_cdf(1.0 - alpha / 2), z.inv_cdf(power)
-
-    def needed(delta: float) -> float:
-        return (za * math.sqrt(discordant) + zb * math.sqrt(max(discordant - delta**2, 0.0))) ** 2 / delta**2
-
-    low, high = 1e-9, math.sqrt(discordant)
-    if needed(high) > n:
-        return high  # even the largest possible effect needs more pairs
-    for _ in range(100):
+    psi = min(float(discordant), 1.0)
+    curve = _power_curve(n, psi, alpha)
+    if curve(psi) < power:
+        return psi
+    low, high = 0.0, psi
+    for _ in range(40):
         mid = (low + high) / 2
-        low, high = (mid, high) if needed(mid) > n else (low, mid)
+        low, high = (mid, high) if curve(mid) < power else (low, mid)
+        if high - low < 1e-6:
+            break
     return high
 
 

@@ -49,6 +49,7 @@ _LABEL_CHARS = 30
 _HIST_HEIGHT, _HIST_LEFT, _HIST_RIGHT, _HIST_TOP, _HIST_BOTTOM = 220, 40, 660, 20, 190
 
 _INK, _MUTED, _GRID, _ACCENT = "#1f2937", "#6b7280", "#e5e7eb", "#2563eb"
+_VERDICT_COLOURS = {"better": "#15803d", "worse": "#b91c1c"}   # anything else: _MUTED
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -107,7 +108,8 @@ def render_comparison_html(report: Mapping[str, Any]) -> str:
     what changed, metric deltas with CIs and verdicts, cost/latency, scenarios, flips, gate."""
     sections = (
         _comparison_header(report),
-        _section("metrics", "Metrics (B − A, paired per case)", _delta_table(_sub(report, "metrics"))),
+        _section("metrics", "Metrics (B − A, paired per case)",
+                 _delta_table(_sub(report, "metrics")) + _delta_charts(report)),
         _section("axes", "Cost and latency (lower is better)", _delta_table(_sub(report, "axes"))),
         _section("scenarios", "Scenarios (Holm-corrected verdicts)", _scenario_deltas(report)),
         _section("flips", "Flipped cases", _flips(_as_list(report.get("flips")))),
@@ -599,6 +601,49 @@ def _delta_table(rows: Mapping[str, Any]) -> str:
              _esc(r.get("verdict")) + (f" · {_esc(r['summary'])}" if r.get("summary") else "")]
             for name, r in rows.items()]
     return _table(head, body, "metrics")
+
+
+def _delta_charts(report: Mapping[str, Any]) -> str:
+    """One chart per headline metric: Δ with its 95% CI overall and per scenario, around 0."""
+    metrics, scenarios = _sub(report, "metrics"), _sub(report, "scenarios")
+    figures = []
+    for metric in dict.fromkeys(HEADLINE.values()):
+        if metric not in metrics:
+            continue
+        rows = [("all cases", metrics[metric])]
+        rows += [(f"{tag} (n={_fmt(s.get('n'))})", _sub(s, "metrics")[metric])
+                 for tag, s in scenarios.items() if metric in _sub(s, "metrics")]
+        figures.append(_figure(_delta_svg(f"Δ {metric}, B − A", rows),
+                               f"Δ {metric} (B − A) with 95% CI; green better, red worse, grey no "
+                               "detectable difference (scenarios Holm-corrected)"))
+    return "\n".join(figures)
+
+
+def _delta_svg(title: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Rows of (label, metric comparison) as dots and whiskers on an axis symmetric around 0."""
+    bounds = [abs(v) for _, r in rows for v in (_number(r.get("delta")), *(_interval(r.get("ci")) or ()))
+              if v is not None]
+    span = max(bounds + [1e-3]) * 1.1
+    mid = (_LEFT + _RIGHT) / 2
+
+    def x(value: float) -> float:
+        return mid + max(-1.0, min(1.0, value / span)) * (_RIGHT - _LEFT) / 2
+
+    height = _TOP + len(rows) * _ROW + _PAD
+    parts = [_line(x(t * span), _TOP - 6, x(t * span), height - _PAD, _MUTED if t == 0 else _GRID)
+             + _text(x(t * span), _TOP - 16, f"{t * span:+.3g}" if t else "0", "middle", _MUTED)
+             for t in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    for i, (label, r) in enumerate(rows):
+        y = _TOP + i * _ROW + _ROW / 2
+        short = label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
+        point, ci = _number(r.get("delta")), _interval(r.get("ci"))
+        colour = _VERDICT_COLOURS.get(str(r.get("verdict")), _MUTED)
+        parts.append(_text(_LEFT - 10, y, short, "end") + _text(_RIGHT + 10, y, _fmt(point)))
+        if ci is not None:
+            parts.append(_line(x(ci[0]), y, x(ci[1]), y, _INK, ' stroke-width="1.5"'))
+        if point is not None:
+            parts.append(f'<circle cx="{x(point):.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>')
+    return _svg(_WIDTH, height, title, parts)
 
 
 def _scenario_deltas(report: Mapping[str, Any]) -> str:
