@@ -102,6 +102,10 @@ def test_refusals_and_the_intersection() -> None:
     half = make_run("B", BASE[:120])
     report = compare_runs(a, half)
     assert report["cases"]["common"] == 120 and "compared on the 120 cases" in report["cases"]["note"]
+    assert "interrupted or limited" in report["cases"]["note"]
+    adaptive = make_run("B", BASE[:80], manifest={"stop_rule": "adaptive: betting test", "order": "random"})
+    note = compare_runs(a, adaptive)["cases"]["note"]
+    assert "(A has 200, B has 80: B stopped early by its adaptive rule)" in note
     disjoint = make_run("C", BASE)
     for case in disjoint["cases"]:
         case["id"] = "x" + case["id"]

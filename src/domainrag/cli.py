@@ -348,10 +348,10 @@ def eval_(
         if test.decided:
             out.print(f"Adaptive: [bold]{test.verdict}[/bold] on {metric} after {test.n} of {test.total} "
                       f"paired cases — {escape(test.reason)}; anytime-valid {level} interval of the mean "
-                      f"delta [{low:+.3f}, {high:+.3f}]")
+                      f"delta [{low:+.4f}, {high:+.4f}]")
         else:
             out.print(f"Adaptive: undecided on {metric} after {test.n} of {test.total} paired cases "
-                      f"(anytime-valid {level} interval [{low:+.3f}, {high:+.3f}]); the comparison below "
+                      f"(anytime-valid {level} interval [{low:+.4f}, {high:+.4f}]); the comparison below "
                       "is the fixed-n test on the cases judged")
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")

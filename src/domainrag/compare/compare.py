@@ -71,8 +71,11 @@ def _coverage(a: dict[str, Any], b: dict[str, Any], common: int) -> dict[str, An
     n_a, n_b = len(a["cases"]), len(b["cases"])
     note = ""
     if common < max(n_a, n_b):
-        note = (f"compared on the {common} cases both runs scored (A has {n_a}, B has {n_b}: "
-                "an interrupted or limited run)")
+        early = [side for side, run in (("A", a), ("B", b))
+                 if (run.get("manifest") or {}).get("stop_rule") and len(run["cases"]) < max(n_a, n_b)]
+        why = (f"{' and '.join(early)} stopped early by its adaptive rule" if early
+               else "an interrupted or limited run")
+        note = f"compared on the {common} cases both runs scored (A has {n_a}, B has {n_b}: {why})"
     return {"a": n_a, "b": n_b, "common": common, "note": note}
 
 
