@@ -165,3 +165,8 @@ def test_eval_matrix_compares_against_the_first(tmp_path: Path) -> None:
     assert len(data["runs"]) == 2 and len(data["comparisons"]) == 1
     assert data["comparisons"][0]["manifest_diff"]["template"] == {"a": "general.en.j2", "b": "legal.en.j2"}
     assert "suite / extractive / legal" in proc.stdout
+    refused = run("eval", str(suite), "--template", "general", "--template", "legal", "--compare-to", "last",
+                  cwd=tmp_path, check_code=2)
+    assert "matrix run" in refused.stderr
+    stray = run("eval", str(suite), "--budget", "5", cwd=tmp_path, check_code=2)
+    assert "only apply with --adaptive" in stray.stderr

@@ -309,6 +309,12 @@ def eval_(
         overrides["answer.judge"] = judge
     loaded = load_suite(suite, split)
     grid = [(m, t) for m in (models or [None]) for t in (templates or [None])]
+    if len(grid) > 1 and (compare_to or adaptive or gate or html_out):
+        raise typer.BadParameter("a matrix run (several --model/--template) compares every cell with the first "
+                                 "itself; --compare-to, --gate, --adaptive and --html apply to a single run",
+                                 param_hint="--model/--template")
+    if not adaptive and (budget or margin or futility != 0.05):
+        raise typer.BadParameter("--budget, --margin and --futility only apply with --adaptive", param_hint="--adaptive")
     base = _eval_kb(kb, loaded, overrides)
     if len(grid) > 1:
         with base:
