@@ -327,13 +327,16 @@ def eval_(
         baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
         options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides,
                               template=template, repeat=repeat)
-        sequential = None
+        stopper = None
         if adaptive:
+            from .compare.adaptive import AdaptiveStop
+
             if not baseline_id:
                 raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
-            n_cases = min(limit or len(loaded.cases), len(loaded.cases))
-            sequential = _adaptive(options, store.load(baseline_id), "answer" in groups, base.config.gate.alpha,
-                                   [c.id for c in loaded.cases[:n_cases]], futility, margin, budget)
+            stopper = AdaptiveStop(store.load(baseline_id), [c.id for c in loaded.cases[:limit]],
+                                   answers="answer" in groups, alpha=base.config.gate.alpha,
+                                   futility=futility, margin=margin, budget=budget)
+            stopper.apply(options)
         base.answerer.cache = _model_cache(base.path)
         try:
             with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
@@ -345,20 +348,8 @@ def eval_(
         baseline = store.load(baseline_id) if baseline_id else None
         store.close()
     print_run(run, out)
-    if sequential is not None:
-        from rich.markup import escape
-
-        test, metric = sequential
-        low, high = test.interval
-        level = f"{1 - test.alpha:.0%}"
-        if test.decided:
-            out.print(f"Adaptive: [bold]{test.verdict}[/bold] on {metric} after {test.n} of {test.total} "
-                      f"paired cases — {escape(test.reason)}; anytime-valid {level} interval of the mean "
-                      f"delta [{low:+.4f}, {high:+.4f}]")
-        else:
-            out.print(f"Adaptive: undecided on {metric} after {test.n} of {test.total} paired cases "
-                      f"(anytime-valid {level} interval [{low:+.4f}, {high:+.4f}]); the comparison below "
-                      "is the fixed-n test on the cases judged")
+    if stopper is not None:
+        _print_adaptive(stopper.result())
     if json_out:
         json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
         out.print(f"JSON: {json_out}")
@@ -406,34 +397,17 @@ runs_app = typer.Typer(help="Stored evaluation runs: list them, pin baselines.",
 app.add_typer(runs_app, name="runs")
 
 
-def _adaptive(options: Any, baseline: dict[str, Any], answers: bool, alpha: float, case_ids: list[str],
-              futility: float, margin: float, budget: Optional[int]) -> Any:
-    """Set up adaptive stopping against ``baseline``: a sequential test on the per-case delta of
-    the headline metric, updated as each case is stored (see compare/sequential.py)."""
-    from .compare.sequential import SequentialTest
+def _print_adaptive(result: dict[str, Any]) -> None:
+    from rich.markup import escape
 
-    metric = "token_f1" if answers and any("token_f1" in c["scores"] for c in baseline["cases"]) else "ndcg@10"
-    before = {c["id"]: c["scores"].get(metric) for c in baseline["cases"]}
-    total = sum(before.get(i) is not None for i in case_ids)
-    if total == 0:
-        raise typer.BadParameter(f"run {baseline['run_id']} has no {metric} score for any case of this suite",
-                                 param_hint="--compare-to")
-    test = SequentialTest(alpha=alpha, total=total, futility=futility or None,
-                          equivalence_margin=margin or None)
-    judged = 0
-
-    def stop(record: dict[str, Any]) -> bool:
-        nonlocal judged
-        judged += 1
-        a, b = before.get(record["id"]), record["scores"].get(metric)
-        if a is not None and b is not None:
-            test.update(b - a)
-        return test.decided or (budget is not None and judged >= budget)
-
-    options.shuffle, options.stop = True, stop
-    options.stop_rule = (f"adaptive: betting test on {metric} vs {baseline['run_id']}, alpha {alpha}, "
-                         f"futility {futility or 'off'}, margin {margin or 'off'}, budget {budget or 'none'}")
-    return test, metric
+    low, high = result["interval"]
+    where = f"{result['metric']} after {result['n']} of {result['total']} paired cases"
+    interval = f"anytime-valid {1 - result['alpha']:.0%} interval of the mean delta [{low:+.4f}, {high:+.4f}]"
+    if result["verdict"] == "undecided":
+        out.print(f"Adaptive: undecided on {where} ({interval}); the comparison below is the fixed-n "
+                  "test on the cases judged")
+    else:
+        out.print(f"Adaptive: [bold]{result['verdict']}[/bold] on {where} — {escape(result['reason'])}; {interval}")
 
 
 def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[str], Optional[str]]],

@@ -80,6 +80,8 @@ class EvalOptions:
     #: ``stop_rule`` describes it for the manifest.
     stop: Callable[[dict[str, Any]], bool] | None = None
     stop_rule: str | None = None
+    #: Called once the run ends; its dict is stored in the manifest as ``stop_result``.
+    stop_result: Callable[[], dict[str, Any]] | None = None
     #: Retrieval results shared between the runs of a matrix (same questions, same settings).
     retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
 
@@ -98,6 +100,8 @@ def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: Ru
     run_id, resumed = store.start(options.name or suite.name, manifest, key)
     done = store.records(run_id)
     pending = [(i, c) for i, c in enumerate(cases) if c.id not in done]
+    if options.stop and done and _replay(options.stop, [done[c.id] for c in cases if c.id in done]):
+        pending = []   # a resumed adaptive run that had already decided
     if progress:
         progress(f"{'resuming' if resumed else 'starting'} {run_id}: {len(done)} done, {len(pending)} to go")
     _run_cases(kb, pending, options, judge, lambda i, record: store.save_case(run_id, i, record), progress)
@@ -105,9 +109,17 @@ def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: Ru
     manifest["model_versions"] = sorted({r["model_version"] for r in records if r.get("model_version")})
     if judge:
         manifest["judge_versions"] = sorted({r["judge"]["version"] for r in records if r.get("judge")})
+    if options.stop_result:
+        manifest["stop_result"] = options.stop_result()
     summary = summarise(records)
     store.finish(run_id, manifest, summary)
     return store.load(run_id)
+
+
+def _replay(stop: Callable[[dict[str, Any]], bool], records: list[dict[str, Any]]) -> bool:
+    """Feed a resumed run's stored records (in evaluation order) to its stop rule, so that an
+    adaptive test continues where it was; True when it had already decided."""
+    return any(stop(record) for record in records)
 
 
 def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:

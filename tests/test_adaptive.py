@@ -1,0 +1,79 @@
+"""Adaptive evaluation against a baseline (domainrag.compare.adaptive) through the real runner."""
+
+from __future__ import annotations
+
+import pytest
+from test_eval import kb, suite_file  # noqa: F401  (fixtures)
+
+from domainrag.compare.adaptive import AdaptiveStop, headline_metric
+from domainrag.errors import ConfigError
+from domainrag.evaluate.runner import EvalOptions, run_suite
+from domainrag.evaluate.runs import RunStore
+from domainrag.evaluate.suite import load_suite
+
+
+def _baseline(scores: dict[str, float], metric: str = "ndcg@10") -> dict:
+    return {"run_id": "r-base", "cases": [{"id": i, "scores": {metric: v}} for i, v in scores.items()]}
+
+
+def test_stop_pairs_cases_with_the_baseline_and_decides() -> None:
+    ids = [f"c{i}" for i in range(200)]
+    stop = AdaptiveStop(_baseline({i: 0.0 for i in ids}), ids, futility=None)
+    assert stop.test.total == 200 and stop.metric == "ndcg@10"
+    decided_at = next(n for n, i in enumerate(ids, 1) if stop({"id": i, "scores": {"ndcg@10": 1.0}}))
+    assert decided_at == 20 and stop.result()["verdict"] == "better"     # min_cases
+    assert stop.result()["interval"][0] > 0 and "betting test" in stop.result()["reason"]
+
+
+def test_cases_missing_on_either_side_are_skipped_and_budget_caps() -> None:
+    stop = AdaptiveStop(_baseline({"a": 0.5, "b": 0.5}), ["a", "b", "x"], budget=2)
+    assert stop.test.total == 2                      # "x" has no baseline score
+    assert not stop({"id": "x", "scores": {"ndcg@10": 1.0}})
+    assert stop({"id": "a", "scores": {}})           # budget reached, nothing paired
+    assert stop.result() | {"interval": None} == {
+        "metric": "ndcg@10", "verdict": "undecided", "n": 0, "total": 2, "judged": 2,
+        "interval": None, "alpha": 0.05, "reason": ""}
+
+
+def test_bad_baseline_and_budget() -> None:
+    with pytest.raises(ConfigError, match="no ndcg@10 score for any case"):
+        AdaptiveStop(_baseline({"a": 1.0}), ["b"])
+    with pytest.raises(ConfigError, match="budget"):
+        AdaptiveStop(_baseline({"a": 1.0}), ["a"], budget=0)
+
+
+def test_headline_metric() -> None:
+    assert headline_metric(_baseline({"a": 1.0}, "token_f1"), answers=True) == "token_f1"
+    assert headline_metric(_baseline({"a": 1.0}, "token_f1"), answers=False) == "ndcg@10"
+    assert headline_metric(_baseline({"a": 1.0}), answers=True) == "ndcg@10"
+
+
+def test_resumed_adaptive_run_replays_its_stored_cases(kb, suite_file) -> None:  # noqa: F811
+    store = RunStore(kb.path)
+    suite = load_suite(suite_file)
+    baseline = run_suite(kb, suite, EvalOptions(name="base"), store)
+    ids = [c.id for c in suite.cases]
+
+    class Interrupting(AdaptiveStop):
+        def __call__(self, record):
+            if self.judged == 2:
+                raise KeyboardInterrupt
+            return super().__call__(record)
+
+    first = Interrupting(baseline, ids, futility=None)
+    options = EvalOptions(mode="lexical", name="cand")
+    first.apply(options)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(kb, suite, options, store)
+    assert first.judged == 2
+
+    second = AdaptiveStop(baseline, ids, futility=None)
+    options = EvalOptions(mode="lexical", name="cand")
+    second.apply(options)
+    run = run_suite(kb, suite, options, store)
+    assert len(run["cases"]) == len(ids)
+    # The two stored cases were fed again before the rest: the test saw every case once.
+    # (The off-topic case has no gold document, hence no nDCG: it is judged but not paired.)
+    assert second.judged == len(ids) and second.test.n == second.test.total == len(ids) - 1
+    assert run["manifest"]["order"] == "random" and run["manifest"]["stop_rule"] == second.rule
+    assert run["manifest"]["stop_result"]["n"] == len(ids) - 1
