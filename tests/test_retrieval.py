@@ -125,3 +125,18 @@ def test_rank_documents_matches_one_per_doc_search(kb_factory, tmp_path) -> None
     for mode in ("lexical", "dense", "hybrid"):
         expected = [h.doc_id for h in kb.search("retention records policy", 10, mode, one_per_doc=True)]
         assert kb.rank_documents("retention records policy", 10, mode) == expected
+
+
+def test_a_query_searched_twice_is_embedded_once(kb_factory, tmp_path, monkeypatch) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("Customer records are kept for seven years.")
+    kb = kb_factory()
+    kb.ingest([root])
+    calls: list[str] = []
+    embed = kb.embedder.embed_query
+    monkeypatch.setattr(kb.embedder, "embed_query", lambda q: calls.append(q) or embed(q))
+    first = kb.search("how long are records kept", 3, "dense")
+    assert kb.rank_documents("how long are records kept", 3, "hybrid") == [first[0].doc_id]
+    kb.search("another question", 3, "dense")
+    assert calls == ["how long are records kept", "another question"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
@@ -19,6 +20,9 @@ from .fusion import fuse
 
 Mode = Literal["hybrid", "lexical", "dense"]
 MODES = ("hybrid", "lexical", "dense")
+#: Query vectors kept per retriever: a question searched twice (evaluation ranks documents and
+#: then retrieves chunks to answer from; chat, retries) is embedded once.
+QUERY_CACHE = 512
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Retriever:
         self._embedder = embedder
         self.config = config or RetrievalConfig()
         self.analyzer = analyzer or Analyzer()
+        self._query_vector = lru_cache(maxsize=QUERY_CACHE)(self._embed_query)
 
     def search(
         self,
@@ -106,8 +111,12 @@ class Retriever:
         return self.store.has_vectors and self._embedder().covers(language)
 
     def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> Ranked:
+        return self.store.dense(self._query_vector(query), n, allowed)
+
+    def _embed_query(self, query: str) -> np.ndarray:
         vector = self._embedder().embed_query(query)
-        return self.store.dense(vector, n, allowed)
+        vector.flags.writeable = False   # shared by every search of this query
+        return vector
 
     def _one_per_doc(self, ranked: Ranked) -> Ranked:
         docs = self.store.doc_ids(ranked.rows)
