@@ -623,7 +623,7 @@ def _delta_svg(title: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str
     """Rows of (label, metric comparison) as dots and whiskers on an axis symmetric around 0."""
     bounds = [abs(v) for _, r in rows for v in (_number(r.get("delta")), *(_interval(r.get("ci")) or ()))
               if v is not None]
-    span = max(bounds + [1e-3]) * 1.1
+    span = _nice(max(bounds + [1e-3]) * 1.05)
     mid = (_LEFT + _RIGHT) / 2
 
     def x(value: float) -> float:
@@ -631,19 +631,26 @@ def _delta_svg(title: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> str
 
     height = _TOP + len(rows) * _ROW + _PAD
     parts = [_line(x(t * span), _TOP - 6, x(t * span), height - _PAD, _MUTED if t == 0 else _GRID)
-             + _text(x(t * span), _TOP - 16, f"{t * span:+.3g}" if t else "0", "middle", _MUTED)
+             + _text(x(t * span), _TOP - 16, f"{t * span:+g}" if t else "0", "middle", _MUTED)
              for t in (-1.0, -0.5, 0.0, 0.5, 1.0)]
     for i, (label, r) in enumerate(rows):
         y = _TOP + i * _ROW + _ROW / 2
         short = label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
         point, ci = _number(r.get("delta")), _interval(r.get("ci"))
         colour = _VERDICT_COLOURS.get(str(r.get("verdict")), _MUTED)
-        parts.append(_text(_LEFT - 10, y, short, "end") + _text(_RIGHT + 10, y, _fmt(point)))
+        shown = MISSING if point is None else f"{point:+.3f}"
+        parts.append(_text(_LEFT - 10, y, short, "end") + _text(_RIGHT + 10, y, shown))
         if ci is not None:
             parts.append(_line(x(ci[0]), y, x(ci[1]), y, _INK, ' stroke-width="1.5"'))
         if point is not None:
             parts.append(f'<circle cx="{x(point):.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>')
     return _svg(_WIDTH, height, title, parts)
+
+
+def _nice(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 (times a power of ten) that is >= ``value`` > 0."""
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(m * scale for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * scale >= value * (1 - 1e-12))
 
 
 def _scenario_deltas(report: Mapping[str, Any]) -> str:
