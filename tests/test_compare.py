@@ -75,6 +75,12 @@ def test_comparison_page_charts_deltas_by_scenario() -> None:
     chart = chart[: chart.index("</svg>")]
     assert "all cases" in chart and "odd (n=100)" in chart and "even (n=100)" in chart
     assert chart.count("<circle") == 3 and 'fill="#b91c1c"' in chart    # odd: worse, in red
+    cited = make_run("B", worse_odd)
+    for case in cited["cases"]:
+        case["citations"] = [{"number": 1, "doc_id": "docs/<policy>.md", "supported": False}]
+    flips_page = render_comparison_html(compare_runs(make_run("A", BASE), cited))
+    flips = flips_page[flips_page.index('id="flips"'):]
+    assert "[1] <code>docs/&lt;policy&gt;.md</code>" in flips and 'class="bad">✗' in flips
     assert "https://" not in page and "<script" not in page
 
 

@@ -663,7 +663,14 @@ def _flips(flips: list) -> str:
     if not flips:
         return "<p>No case changed between pass and fail.</p>"
     rows = [[_code(f.get("id")), _esc(f.get("direction")), _esc(f.get("question")),
-             f"{_fmt(f.get('a_score'))} → {_fmt(f.get('b_score'))}", _esc(f.get("a_answer") or MISSING),
-             _esc(f.get("b_answer") or MISSING)] for f in flips]
+             f"{_fmt(f.get('a_score'))} → {_fmt(f.get('b_score'))}",
+             _esc(f.get("a_answer") or MISSING) + _cited(f.get("a_citations")),
+             _esc(f.get("b_answer") or MISSING) + _cited(f.get("b_citations"))] for f in flips]
     return _table(("case", "flip", "question", "score", "answer A", "answer B"), rows, "flips")
 
+
+def _cited(citations: Any) -> str:
+    """A compact line under an answer: each citation's number, document and support mark."""
+    marks = [f"[{_esc(_fmt(c.get('number')))}] {_code(c.get('doc_id'))} {_supported(c.get('supported'))}"
+             for c in _as_list(citations) if isinstance(c, Mapping)]
+    return f"<br><small>{' · '.join(marks)}</small>" if marks else ""
