@@ -544,3 +544,53 @@ def test_builder_property_every_block_is_an_exact_ordered_slice(
         assert block.heading_path == expected
         if kind == "heading":
             assert doc.text[block.start : block.end] == path[-1]
+
+
+def make_report_pdf(path: Path) -> Path:
+    """Two pages: a heading, a paragraph, a ruled table, a paragraph after it; a boxed note."""
+    from reportlab.lib import colors
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)])
+    rows = [["Segment", "2019", "2018"], ["Cloud", "1,311", "1,187"], ["Devices", "642", "701"]]
+    table, note = Table(rows), Table([["Figures in thousands of dollars."]])
+    table.setStyle(grid)
+    note.setStyle(grid)
+    story = [Paragraph("Revenue by segment", styles["Heading2"]),
+             Paragraph("Revenue grew in the cloud segment and fell for devices.", styles["BodyText"]),
+             table, Spacer(1, 12),
+             Paragraph("The table above is unaudited.", styles["BodyText"]), PageBreak(),
+             note, Paragraph("Nothing else on this page.", styles["BodyText"])]
+    SimpleDocTemplate(str(path)).build(story)
+    return path
+
+
+def test_pdf_ruled_tables_become_rows_of_cells(tmp_path: Path) -> None:
+    pytest.importorskip("pdfplumber")
+    doc = load_one(make_report_pdf(tmp_path / "report.pdf"))
+    assert blocks_of(doc, "table_row") == ["Segment | 2019 | 2018", "Cloud | 1,311 | 1,187",
+                                           "Devices | 642 | 701"]
+    texts = blocks_of(doc)
+    order = [next(i for i, t in enumerate(texts) if word in t)
+             for word in ("Revenue grew", "Segment | 2019", "unaudited")]
+    assert order == sorted(order)                       # reading order kept around the table
+    assert all(b.page == 1 for b in doc.blocks if b.kind == "table_row")
+    assert doc.metadata["table_pages"] == [1]           # the one-cell box on page 2 is not a table
+    assert block_with(doc, "Figures in thousands of dollars.").page == 2
+    assert sum("1,311" in t for t in texts) == 1        # table text not repeated as lines
+
+
+def test_pdf_tables_off_and_required(tmp_path: Path, monkeypatch) -> None:
+    from domainrag.errors import MissingDependencyError
+    from domainrag.ingest.loaders import pdf_tables
+
+    path = make_report_pdf(tmp_path / "report.pdf")
+    off = load(path, loaders=loaders_by_extension(IngestConfig(pdf_tables="off")))[0]
+    assert blocks_of(off, "table_row") == [] and "1,311" in off.text
+    monkeypatch.setattr(pdf_tables, "available", lambda: False)
+    auto = load(path)[0]                                # auto without pdfplumber: text only
+    assert blocks_of(auto, "table_row") == []
+    with pytest.raises(MissingDependencyError, match=r"domainrag\[pdf-tables\]"):
+        load(path, loaders=loaders_by_extension(IngestConfig(pdf_tables="on")))

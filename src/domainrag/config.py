@@ -68,6 +68,9 @@ class IngestConfig(_Section):
     #: Chunks embedded together and written in one transaction (whole files only): larger
     #: batches embed faster, smaller ones lose less work to an interruption.
     batch_chunks: int = Field(256, ge=1)
+    #: PDF tables as rows of cells through pdfplumber: "auto" when it is installed
+    #: (``domainrag[pdf-tables]``), "on" (required), "off" (pypdf text only).
+    pdf_tables: Literal["auto", "on", "off"] = "auto"
 
 
 class RetrievalConfig(_Section):

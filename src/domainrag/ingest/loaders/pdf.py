@@ -5,6 +5,10 @@ paragraph, and so does a line clearly shorter than the page's longest line (the 
 paragraph, a heading, a table row) or a line followed by a bullet. Encrypted files are opened
 with the empty password when the author allowed it; image-only (scanned) files are refused with
 a hint to OCR them first.
+
+Tables: with pdfplumber installed (``domainrag[pdf-tables]``) and ``ingest.pdf_tables`` "auto"
+(the default) or "on", pages holding ruled tables are re-read by :mod:`.pdf_tables` and their
+tables become ``table_row`` blocks (``cell | cell | cell``), the text around them paragraphs.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any, ClassVar, Iterator
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
-from ...errors import LoaderError
+from ...errors import LoaderError, missing
 from ...types import Document
 from ..base import BaseLoader, DocumentBuilder
+from . import pdf_tables
 
 #: A line shorter than this share of the page's longest line ends its paragraph.
 SHORT_LINE_RATIO = 0.75
@@ -47,16 +52,41 @@ class PdfLoader(BaseLoader):
             reader = open_pdf(path)
             pages, failed = _page_texts(reader)
             info = _info(reader)
+        tables = self._tables(path) if not reader.is_encrypted else {}
         builder = DocumentBuilder()
         for number, text in pages:
             builder.page = number
-            for para in page_paragraphs(text):
-                builder.paragraph(para)
+            for kind, value in tables.get(number, [("text", text)]):
+                if kind == "table":
+                    builder.separate()
+                    for row in value:
+                        builder.table_row(row)
+                    builder.separate()
+                else:
+                    for para in page_paragraphs(str(value)):
+                        builder.paragraph(para)
         if builder.empty:
             raise LoaderError("no extractable text (image-only or scanned PDF?); OCR it first")
         info["failed_pages"] = failed
+        info["table_pages"] = sorted(tables)
         title = str(info.pop("title", "") or "")
         return [builder.build(doc_id, str(path), title=title, metadata=_clean(info))]
+
+    def _tables(self, path: Path) -> dict[int, list[pdf_tables.Segment]]:
+        """Segments of the pages with tables, when table extraction is on and possible."""
+        setting = self.config.pdf_tables
+        if setting == "off" or (setting == "auto" and not pdf_tables.available()):
+            return {}
+        if not pdf_tables.available():
+            raise missing("pdfplumber", "pdf-tables", "tables in PDFs (ingest.pdf_tables = \"on\")")
+        try:
+            return dict(pdf_tables.page_segments(path))
+        except Exception as exc:  # noqa: BLE001 - pdfminer raises anything on damaged files
+            if setting == "on":
+                raise LoaderError(f"pdfplumber could not read the tables ({exc}); "
+                                  "set ingest.pdf_tables = \"auto\" to fall back to text") from exc
+            logging.getLogger(__name__).warning("%s: tables not extracted (%s); text only", path, exc)
+            return {}
 
 
 @contextmanager
