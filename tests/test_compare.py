@@ -150,6 +150,8 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     assert "Adaptive: undecided on ndcg@10 after 1 of 2 paired cases" in budget
     manifest = json.loads((tmp_path / "budgeted.json").read_text())["manifest"]
     assert manifest["order"] == "random" and "budget 1" in manifest["stop_rule"]
+    listing = run("runs", cwd=tmp_path).stdout
+    assert "budgeted" in listing and "stopped" in listing and "1/2" in listing
     usage = run("eval", str(suite), "--adaptive", cwd=tmp_path, check_code=2)
     assert "needs --compare-to" in usage.stderr
     missing = run("compare", "nope", "last", cwd=tmp_path, check_code=1)

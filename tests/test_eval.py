@@ -157,6 +157,7 @@ def test_interrupted_run_resumes_without_losing_cases(kb, suite_file: Path) -> N
         run_suite(kb, load_suite(suite_file), EvalOptions(), store, stop_after_two)
     (unfinished,) = store.list()
     assert unfinished["status"] == "running" and len(store.records(unfinished["run_id"])) == 2
+    assert unfinished["judged"] == 2 and unfinished["manifest"]["cases"] == 5
     messages: list[str] = []
     run = run_suite(kb, load_suite(suite_file), EvalOptions(), store, messages.append)
     assert run["run_id"] == unfinished["run_id"] and len(run["cases"]) == 5

@@ -457,14 +457,22 @@ def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = type
         out.print_json(json.dumps(listed, ensure_ascii=False))
         return
     table = Table()
-    for column in ("run", "name", "created", "status", "model", "cases", "ndcg@10", "token_f1"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True, min_width=22)   # the handle users type (it carries the date)
+    table.add_column("name", overflow="ellipsis", min_width=8)
+    table.add_column("status", no_wrap=True)
+    table.add_column("model", overflow="ellipsis", min_width=8)
+    for column in ("cases", "ndcg@10", "token_f1"):
+        table.add_column(column, no_wrap=True)
     pinned = {run_id: name for name, run_id in pins.items()}
     for r in listed:
         m, metrics = r["manifest"], r["metrics"]
         name = escape(r["name"]) + (f" [bold](baseline {escape(pinned[r['run_id']])})[/bold]" if r["run_id"] in pinned else "")
-        table.add_row(r["run_id"], name, r["created"], r["status"], str(m.get("model") or "—"),
-                      str(m.get("cases")), _num(metrics.get("retrieval", {}).get("ndcg@10")),
+        cases, status = str(m.get("cases")), r["status"]
+        if r["judged"] < (m.get("cases") or 0):    # interrupted, or stopped early by --adaptive
+            cases = f"{r['judged']}/{cases}"
+            status = "stopped" if m.get("stop_rule") and status == "done" else status
+        table.add_row(r["run_id"], name, status, escape(str(m.get("model") or "—")), cases,
+                      _num(metrics.get("retrieval", {}).get("ndcg@10")),
                       _num(metrics.get("answer", {}).get("token_f1")))
     out.print(table if listed else "[yellow]No runs yet: domainrag eval SUITE[/yellow]")
 

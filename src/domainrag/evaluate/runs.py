@@ -76,11 +76,14 @@ class RunStore:
                               json.dumps(summary, ensure_ascii=False), run_id))
 
     def list(self) -> list[dict[str, Any]]:
-        """Every run, newest first: id, name, created, status, and the headline numbers."""
+        """Every run, newest first: id, name, created, status, cases judged (``judged``; fewer
+        than ``manifest["cases"]`` when interrupted or stopped early), the headline numbers."""
         with self._lock:
-            rows = self._db.execute("SELECT id, name, created, status, manifest, summary FROM runs "
-                                    "ORDER BY created DESC, rowid DESC").fetchall()
-        return [{"run_id": r[0], "name": r[1], "created": r[2], "status": r[3],
+            rows = self._db.execute(
+                "SELECT id, name, created, status, manifest, summary, "
+                "(SELECT COUNT(*) FROM results WHERE results.run_id = runs.id) FROM runs "
+                "ORDER BY created DESC, rowid DESC").fetchall()
+        return [{"run_id": r[0], "name": r[1], "created": r[2], "status": r[3], "judged": r[6],
                  "manifest": json.loads(r[4]), "metrics": json.loads(r[5])["metrics"] if r[5] else {}}
                 for r in rows]
 
