@@ -47,12 +47,16 @@ def test_clear_improvement_is_better_with_ci_and_mde() -> None:
     assert report["manifest_diff"] == {"model": {"a": "m1", "b": "m2"}}
     assert report["metrics"]["exact_match"]["test"] == "mcnemar"
     assert report["axes"]["latency_ms"]["verdict"] == "worse" and "slower" in report["axes"]["latency_ms"]["summary"]
+    lo, hi = f1["ci"]
+    assert report["headline"] == (f"token_f1 better by {f1['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
+                                  f"{report['axes']['latency_ms']['summary']}")
 
 
 def test_identical_runs_show_no_difference_without_dividing_by_zero() -> None:
     report = compare_runs(make_run("A", BASE), make_run("B", BASE))
     assert all(m["verdict"] == "no detectable difference" for m in report["metrics"].values())
     assert report["metrics"]["token_f1"]["p"] == 1.0 and report["flips"] == []
+    assert report["headline"] == "token_f1 within ±0.000 (no detectable difference)"
 
 
 def test_scenario_regression_is_found_and_gated() -> None:

@@ -17,6 +17,10 @@
    ("37% cheaper").
 6. **Flips**: cases that pass in one run and fail in the other on the headline metric
    (pass = score >= 0.5; binary metrics pass at 1).
+7. **Headline**: one sentence for people in a hurry — the headline quality metric's verdict
+   ("ndcg@10 better by +0.022 [+0.012, +0.033]", or "token_f1 within ±0.018" when no
+   difference is detectable: the CI's farthest bound) and each axis that moved detectably
+   ("37% cheaper").
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, force: bool = False,
     metrics, axes = _metrics(common, alpha)
     return {
         "a": a["run_id"], "b": b["run_id"], "a_name": a.get("name"), "b_name": b.get("name"),
-        "forced": bool(refused), "alpha": alpha, "manifest_diff": diff,
+        "forced": bool(refused), "alpha": alpha, "headline": headline(metrics, axes), "manifest_diff": diff,
         "cases": _coverage(a, b, len(common)), "metrics": metrics, "axes": axes,
         "scenarios": _scenarios(common, alpha), "flips": flips(common),
     }
@@ -107,6 +111,22 @@ def _metrics(common: Sequence[tuple[dict, dict]], alpha: float) -> tuple[dict, d
         else:
             metrics[name] = result
     return metrics, axes
+
+
+def headline(metrics: dict[str, Any], axes: dict[str, Any]) -> str:
+    """"ndcg@10 better by +0.022 [+0.012, +0.033]; 37% cheaper" (see the module docstring)."""
+    parts = []
+    name = next((m for m in HEADLINE_METRICS if m in metrics), None)
+    if name:
+        m = metrics[name]
+        ci = m["ci"] or [m["delta"], m["delta"]]
+        if m["verdict"] == "no detectable difference":
+            parts.append(f"{name} within ±{max(abs(ci[0]), abs(ci[1])):.3f} (no detectable difference)")
+        else:
+            parts.append(f"{name} {m['verdict']} by {m['delta']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]")
+    parts += [axis["summary"] for axis in axes.values()
+              if axis.get("summary") and axis["verdict"] != "no detectable difference"]
+    return "; ".join(dict.fromkeys(parts))
 
 
 def _axis_verdict(verdict: str) -> str:

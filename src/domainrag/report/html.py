@@ -578,6 +578,8 @@ def _scores(scores: dict) -> str:
 
 def _comparison_header(report: Mapping[str, Any]) -> str:
     title = f"<h1>{_code(report.get('a'))} → {_code(report.get('b'))}</h1>"
+    if report.get("headline"):
+        title += f"\n<p><strong>{_esc(report['headline'])}</strong></p>"
     forced = "<p><strong>Forced: the runs used different suites or corpora.</strong></p>" if report.get("forced") else ""
     note = _sub(report, "cases").get("note")
     changes = [[_esc(k), _manifest_value(v.get("a")), _manifest_value(v.get("b"))]

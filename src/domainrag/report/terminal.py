@@ -80,6 +80,8 @@ def print_comparison(report: dict[str, Any], console: Console) -> None:
                   f"{report['b']} ({escape(str(report.get('b_name')))})")
     if report.get("forced"):
         console.print("[red]Forced: the runs used different suites or corpora.[/red]")
+    if report.get("headline"):
+        console.print(f"[bold]{escape(report['headline'])}[/bold]", highlight=False)
     for key, change in report["manifest_diff"].items():
         console.print(f"  changed {key}: {escape(fmt(change['a']))} → {escape(fmt(change['b']))}", highlight=False)
     if report["cases"]["note"]:
