@@ -140,3 +140,39 @@ def test_a_query_searched_twice_is_embedded_once(kb_factory, tmp_path, monkeypat
     assert kb.rank_documents("how long are records kept", 3, "hybrid") == [first[0].doc_id]
     kb.search("another question", 3, "dense")
     assert calls == ["how long are records kept", "another question"]
+
+
+def test_prepare_loads_the_embedder_only_when_a_search_needs_it(kb_factory, tmp_path) -> None:
+    from domainrag.retrieve.retriever import Retriever
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("Customer records are kept for seven years.")
+    kb = kb_factory()
+    kb.ingest([root])
+    loads: list[int] = []
+    retriever = Retriever(kb.store, lambda: loads.append(1) or kb.embedder, kb.config.retrieval)
+    retriever.prepare("lexical")
+    assert loads == []
+    retriever.prepare("hybrid")
+    assert loads == [1]
+
+
+def test_evaluation_loads_models_before_timing_the_first_case(kb_factory, tmp_path, monkeypatch) -> None:
+    from domainrag.evaluate.runner import EvalOptions, run_suite
+    from domainrag.evaluate.runs import RunStore
+    from domainrag.evaluate.suite import load_suite
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("Customer records are kept for seven years.")
+    kb = kb_factory()
+    kb.ingest([root])
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(json.dumps({"id": "q1", "question": "How long are records kept?", "gold": ["docs/a.txt"]}))
+    events: list[str] = []
+    prepare, rank = kb.retriever.prepare, kb.rank_documents
+    monkeypatch.setattr(kb.retriever, "prepare", lambda mode=None: events.append("prepare") or prepare(mode))
+    monkeypatch.setattr(kb, "rank_documents", lambda *a, **k: events.append("rank") or rank(*a, **k))
+    run_suite(kb, load_suite(suite), EvalOptions(mode="hybrid"), RunStore(kb.path))
+    assert events == ["prepare", "rank"]

@@ -158,6 +158,8 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
                progress: Progress | None) -> None:
     answers = "answer" in options.metrics
     documents = {e.doc_id: kb.store.document(e.doc_id) for _, c in pending for e in c.gold}
+    if pending:
+        kb.retriever.prepare(options.mode)   # model loading is not the first case's latency
 
     def store(i: int, record: dict[str, Any]) -> bool:
         """Save the record; True when the run should stop here (adaptive mode)."""

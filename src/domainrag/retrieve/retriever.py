@@ -77,6 +77,12 @@ class Retriever:
         ranked = self._checked_ranked(query, k, mode, filters, one_per_doc=True)
         return list(dict.fromkeys(self.store.doc_ids(ranked.rows)))[:k]
 
+    def prepare(self, mode: Mode | None = None) -> None:
+        """Load what a search in ``mode`` needs (the embedder, unless lexical or no vectors), so
+        that the first timed search does not pay for loading a model."""
+        if (mode or self.config.mode) != "lexical" and self.store.has_vectors:
+            self._embedder()
+
     def _checked_ranked(self, query: str, k: int, mode: Mode | None, filters: Mapping[str, Any] | None,
                         one_per_doc: bool) -> Ranked:
         mode = mode or self.config.mode
