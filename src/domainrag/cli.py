@@ -289,7 +289,7 @@ def eval_(
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
     gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
     adaptive: bool = typer.Option(False, "--adaptive", help="With --compare-to: cases in random order, stop as soon as the verdict is decided (anytime-valid betting test)."),
-    futility: float = typer.Option(0.05, "--futility", min=0.0, max=0.49, help="With --adaptive: stop for 'no detectable difference' when a full run would find one with less than this probability (0: off)."),
+    futility: Optional[float] = typer.Option(None, "--futility", min=0.0, max=0.49, help="With --adaptive: stop for 'no detectable difference' when a full run would find one with less than this probability [default: 0.05; 0: off]."),
     margin: float = typer.Option(0.0, "--margin", min=0.0, max=1.0, help="With --adaptive: also stop once |delta| < MARGIN is proven (equivalence; 0: off)."),
     budget: Optional[int] = typer.Option(None, "--budget", min=1, help="With --adaptive: judge at most N cases, decided or not."),
 ) -> None:
@@ -313,7 +313,7 @@ def eval_(
         raise typer.BadParameter("a matrix run (several --model/--template) compares every cell with the first "
                                  "itself; --compare-to, --gate, --adaptive and --html apply to a single run",
                                  param_hint="--model/--template")
-    if not adaptive and (budget or margin or futility != 0.05):
+    if not adaptive and (budget or margin or futility is not None):
         raise typer.BadParameter("--budget, --margin and --futility only apply with --adaptive", param_hint="--adaptive")
     base = _eval_kb(kb, loaded, overrides)
     if len(grid) > 1:
@@ -330,12 +330,14 @@ def eval_(
         stopper = None
         if adaptive:
             from .compare.adaptive import AdaptiveStop
+            from .compare.sequential import FUTILITY
 
             if not baseline_id:
                 raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
             stopper = AdaptiveStop(store.load(baseline_id), [c.id for c in loaded.cases[:limit]],
                                    answers="answer" in groups, alpha=base.config.gate.alpha,
-                                   futility=futility, margin=margin, budget=budget)
+                                   futility=FUTILITY if futility is None else futility, margin=margin,
+                                   budget=budget)
             stopper.apply(options)
         base.answerer.cache = _model_cache(base.path)
         try:
