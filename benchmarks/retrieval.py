@@ -82,13 +82,23 @@ def sweep_grid() -> list[Fusion]:
 # --- knowledge base and queries ---------------------------------------------------------------
 
 
-def open_kb(dataset: Path, cache: Path, embedder: str) -> tuple[Any, dict[str, Any]]:
-    """Open (or build) the cached knowledge base of ``dataset``; returns it with ingest facts."""
+def open_kb(dataset: Path, cache: Path, embedder: str, settings: Sequence[str] = ()
+            ) -> tuple[Any, dict[str, Any]]:
+    """Open (or build) the cached knowledge base of ``dataset``; returns it with ingest facts.
+    ``settings`` (``KEY=VALUE`` configuration overrides) get their own cache folder."""
     from domainrag import KnowledgeBase
 
-    path = cache / f"{dataset.name}-{embedder.replace(':', '_').replace('/', '_')}"
+    overrides: dict[str, Any] = {"embedder.model": embedder}
+    for item in settings:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)   # numbers, lists, booleans; else the string
+        except json.JSONDecodeError:
+            overrides[key] = value
+    suffix = "".join(f"-{item}" for item in settings)
+    path = cache / f"{dataset.name}-{embedder}{suffix}".replace(":", "_").replace("/", "_")
     existed = path.exists()
-    kb = KnowledgeBase.open(path, create=True, overrides={"embedder.model": embedder})
+    kb = KnowledgeBase.open(path, create=True, overrides=overrides)
     t0 = time.perf_counter()
     report = kb.ingest([dataset], format="beir", progress=True)
     seconds = time.perf_counter() - t0
@@ -200,7 +210,7 @@ def search_latency(kb: Any, texts: Sequence[str], mode: str) -> dict[str, float]
 
 
 def evaluate_dataset(dataset: Path, args: argparse.Namespace) -> dict[str, Any]:
-    kb, ingest = open_kb(dataset, args.kb_cache, args.embedder)
+    kb, ingest = open_kb(dataset, args.kb_cache, args.embedder, args.set)
     queries, qrels = split_queries(dataset, args.split, args.max_queries)
     candidates, qps = collect_candidates(kb, queries, args.depth)
     fusion = default_fusion(kb)
@@ -241,7 +251,7 @@ def sweep_dataset(dataset: Path, args: argparse.Namespace) -> dict[str, Any] | N
     split = tune_split(dataset, args.split)
     if split is None:
         return None
-    kb, ingest = open_kb(dataset, args.kb_cache, args.embedder)
+    kb, ingest = open_kb(dataset, args.kb_cache, args.embedder, args.set)
     queries, qrels = split_queries(dataset, split, args.max_queries)
     candidates, _ = collect_candidates(kb, queries, args.depth)
     no_dense = sum(1 for c in candidates.values() if c.dense is None)
@@ -330,6 +340,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--depth", type=int, default=100, help="chunks taken from each retriever")
     p.add_argument("--latency-queries", type=int, default=200, help="queries timed per mode")
     p.add_argument("--sweep", action="store_true", help="grid the fusion on the tuning splits")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="configuration override for the knowledge bases (e.g. embedder.max_length=128); "
+                        "repeatable; each combination is cached separately")
     p.add_argument("--json", type=Path, default=None,
                    help="output (default benchmarks/results/retrieval.json, or fusion_sweep.json)")
     return p.parse_args(argv)
@@ -352,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     header = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
               "command": " ".join(["python", *sys.argv]), "embedder": args.embedder,
-              "depth": args.depth}
+              "settings": args.set, "depth": args.depth}
     if args.sweep:
         results = run_each(args.data_dirs, sweep_dataset, args)
         table, means = sweep_table(results)

@@ -38,6 +38,12 @@ BASE = noisy(200, 0.0, seed=1)
 def test_manifest_diff_names_what_changed() -> None:
     diff = manifest_diff({"model": "a", "seed": 0, "cases": 5}, {"model": "b", "seed": 0, "cases": 9})
     assert diff == {"model": {"a": "a", "b": "b"}}
+    settings = {"embedder.max_length": 256, "retrieval.k": 10}
+    new = manifest_diff({"config_hash": "x", "settings": settings},
+                        {"config_hash": "y", "settings": {**settings, "embedder.max_length": 128}})
+    assert new == {"config_hash": {"a": "x", "b": "y"}, "settings.embedder.max_length": {"a": 256, "b": 128}}
+    # A run recorded before settings were: no setting-by-setting noise.
+    assert manifest_diff({"config_hash": "x"}, {"config_hash": "x", "settings": settings}) == {}
 
 
 def test_clear_improvement_is_better_with_ci_and_mde() -> None:

@@ -182,6 +182,13 @@ class KBConfig(_Section):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
+        values: what run manifests record so that a comparison can say which setting changed."""
+        return {f"{section}.{key}": value
+                for section, values in self.model_dump(mode="json").items()
+                for key, value in values.items()}
+
     def with_overrides(self, overrides: dict[str, Any]) -> "KBConfig":
         """A copy with dotted-key overrides applied, e.g. ``{"retrieval.k": 20}``; validated."""
         data = self.model_dump(mode="json")

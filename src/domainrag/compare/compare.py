@@ -67,8 +67,20 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, force: bool = False,
 
 
 def manifest_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{key: {"a", "b"}}`` for every manifest entry that differs; the knowledge-base settings
+    (``settings``) are compared setting by setting (``"settings.embedder.max_length"``) when
+    both runs recorded them (runs of earlier versions did not: ``config_hash`` still differs)."""
+    both = all(isinstance(m.get("settings"), dict) for m in (a, b))
+    a, b = _expand_settings(a, both), _expand_settings(b, both)
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in IGNORED]
     return {k: {"a": a.get(k), "b": b.get(k)} for k in keys if a.get(k) != b.get(k)}
+
+
+def _expand_settings(manifest: dict[str, Any], expand: bool) -> dict[str, Any]:
+    out = {k: v for k, v in manifest.items() if k != "settings"}
+    if expand:
+        out.update({f"settings.{k}": v for k, v in manifest["settings"].items()})
+    return out
 
 
 def _coverage(a: dict[str, Any], b: dict[str, Any], common: int) -> dict[str, Any]:

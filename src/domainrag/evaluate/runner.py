@@ -145,6 +145,7 @@ def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: 
         "template": templates["en"], "template_hash": answerer.templates.hash(templates["en"]),
         "template_hashes": {lang: answerer.templates.hash(file) for lang, file in templates.items()},
         "mode": options.mode or kb.config.retrieval.mode, "config_hash": kb.config.hash(),
+        "settings": kb.config.flat(),
         "overrides": options.overrides, "corpus_hash": kb.store.corpus_hash(),
         "index_hash": answerer.base_manifest.get("index_hash"),
         "code_version": answerer.base_manifest.get("code_version"), "seed": options.seed,
