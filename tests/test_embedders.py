@@ -63,7 +63,7 @@ def minilm() -> Iterator[Any]:
 
 
 def test_bundled_minilm_loads_offline_with_normalised_384d_vectors(minilm: Any) -> None:
-    assert minilm.id == "sentence-transformers:all-MiniLM-L6-v2@256"
+    assert minilm.id == "sentence-transformers:all-MiniLM-L6-v2@128"
     assert minilm.dimensions == 384
     assert minilm.languages == frozenset({"en"})
     vectors = minilm.embed(SENTENCES)

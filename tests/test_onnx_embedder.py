@@ -65,11 +65,12 @@ def exports(onnx_cache: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
-    """sentence-transformers vectors of SENTENCES (max_length 256)."""
+    """sentence-transformers vectors of SENTENCES (the same default truncation, 128)."""
     pytest.importorskip("sentence_transformers")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        embedder = load_embedder(EmbedderConfig(model="minilm-torch", max_length=256))
+        embedder = load_embedder(EmbedderConfig(model="minilm-torch"))
+        assert embedder.id.endswith("@128")
     return embedder.embed(SENTENCES)
 
 
@@ -114,16 +115,16 @@ def test_long_text_is_truncated_at_max_length(exports: dict[str, Any]) -> None:
 
 
 def test_ids_name_the_variant_and_length(exports: dict[str, Any]) -> None:
-    assert exports["fp32"].id == "onnx:all-MiniLM-L6-v2@256"
-    assert exports["int8"].id == "onnx:all-MiniLM-L6-v2-int8@256"
+    assert exports["fp32"].id == "onnx:all-MiniLM-L6-v2@128"       # the default truncation
+    assert exports["int8"].id == "onnx:all-MiniLM-L6-v2-int8@128"
     assert exports["int8"].languages == frozenset({"en"})
     assert exports["int8"].dimensions == 384
 
 
 def test_spec_resolves_through_the_registry(cache_env: Path) -> None:
-    embedder = load_embedder(EmbedderConfig(model="onnx:all-MiniLM-L6-v2-int8", max_length=128))
+    embedder = load_embedder(EmbedderConfig(model="onnx:all-MiniLM-L6-v2-int8", max_length=256))
     assert isinstance(embedder, OnnxEmbedder)
-    assert embedder.id == "onnx:all-MiniLM-L6-v2-int8@128"
+    assert embedder.id == "onnx:all-MiniLM-L6-v2-int8@256"              # an explicit length wins
 
 
 # --- cache -----------------------------------------------------------------------------------

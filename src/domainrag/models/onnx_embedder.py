@@ -23,7 +23,7 @@ from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
 from .base import BaseEmbedder, normalize
-from .bundled import BUNDLED_ID, bundled_path, usable_cpus
+from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
@@ -40,13 +40,12 @@ _NAMES = {
 #: this many (rows x longest row) tokens, so short texts are not padded to the longest one. On
 #: 256-token passages that is 8 rows a run; 512 to 8192 measured within noise of each other.
 TOKENS_PER_RUN = 2048
-_DEFAULT_MAX_LENGTH = 256
 
 
 class OnnxEmbedder(BaseEmbedder):
     """all-MiniLM-L6-v2 (fp32 or int8) on onnxruntime's CPU provider, all usable CPUs.
 
-    The id names the variant and the truncation length: ``onnx:all-MiniLM-L6-v2-int8@256``.
+    The id names the variant and the truncation length: ``onnx:all-MiniLM-L6-v2-int8@128``.
     """
 
     default_languages = frozenset({"en"})
@@ -101,12 +100,12 @@ def _variant(model_name: str) -> tuple[str, bool]:
 
 
 def _max_length(source: Path, wanted: int | None, name: str) -> int:
-    """``wanted`` checked against the model's position embeddings; ``None`` keeps the model's."""
+    """``wanted`` checked against the model's position embeddings; ``None``: the bundled
+    model's default (:data:`~.bundled.BUNDLED_MAX_LENGTH`)."""
     config = _read_json(source / "config.json")
     limit = int(config.get("max_position_embeddings", 512))
     if wanted is None:
-        st_config = _read_json(source / "sentence_bert_config.json")
-        return int(st_config.get("max_seq_length", _DEFAULT_MAX_LENGTH))
+        return min(BUNDLED_MAX_LENGTH, limit)
     if wanted > limit:
         raise ConfigError(
             f"embedder.max_length={wanted} exceeds the {limit} tokens onnx:{name} can read; "

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, missing
 from .base import BaseEmbedder
-from .bundled import BUNDLED_ID, BUNDLED_NAMES, bundled_path, usable_cpus
+from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, BUNDLED_NAMES, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -60,7 +60,8 @@ class SentenceTransformerEmbedder(BaseEmbedder):
 
     ``languages`` defaults to :func:`guess_languages` of the model name (English for the bundled
     all-MiniLM-L6-v2). The id names the model and the truncation length, which changes vectors:
-    ``sentence-transformers:all-MiniLM-L6-v2@256``.
+    ``sentence-transformers:all-MiniLM-L6-v2@128``. With ``max_length`` unset the bundled model
+    reads 128 tokens (as the ONNX one does), any other model its own ``max_seq_length``.
     """
 
     default_languages = frozenset({"en"})
@@ -74,7 +75,10 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         self.model, display_name = _load(model_name, self.device)
         if self.config.languages is None:
             self.languages = guess_languages(display_name)
-        self.model.max_seq_length = _max_length(self.model, self.config.max_length, model_name)
+        wanted = self.config.max_length
+        if wanted is None and display_name == BUNDLED_ID:
+            wanted = BUNDLED_MAX_LENGTH
+        self.model.max_seq_length = _max_length(self.model, wanted, model_name)
         self.dimensions = _dimensions(self.model, model_name)
         self.id = f"sentence-transformers:{display_name}@{self.model.max_seq_length}"
 
