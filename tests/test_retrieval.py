@@ -127,12 +127,19 @@ def test_rank_documents_matches_one_per_doc_search(kb_factory, tmp_path) -> None
         assert kb.rank_documents("retention records policy", 10, mode) == expected
 
 
-def test_a_query_searched_twice_is_embedded_once(kb_factory, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def one_doc_kb(kb_factory, tmp_path):
+    """A knowledge base holding docs/a.txt (one sentence), with vectors."""
     root = tmp_path / "docs"
     root.mkdir()
     (root / "a.txt").write_text("Customer records are kept for seven years.")
     kb = kb_factory()
     kb.ingest([root])
+    return kb
+
+
+def test_a_query_searched_twice_is_embedded_once(one_doc_kb, monkeypatch) -> None:
+    kb = one_doc_kb
     calls: list[str] = []
     embed = kb.embedder.embed_query
     monkeypatch.setattr(kb.embedder, "embed_query", lambda q: calls.append(q) or embed(q))
@@ -142,14 +149,10 @@ def test_a_query_searched_twice_is_embedded_once(kb_factory, tmp_path, monkeypat
     assert calls == ["how long are records kept", "another question"]
 
 
-def test_prepare_loads_the_embedder_only_when_a_search_needs_it(kb_factory, tmp_path) -> None:
+def test_prepare_loads_the_embedder_only_when_a_search_needs_it(one_doc_kb) -> None:
     from domainrag.retrieve.retriever import Retriever
 
-    root = tmp_path / "docs"
-    root.mkdir()
-    (root / "a.txt").write_text("Customer records are kept for seven years.")
-    kb = kb_factory()
-    kb.ingest([root])
+    kb = one_doc_kb
     loads: list[int] = []
     retriever = Retriever(kb.store, lambda: loads.append(1) or kb.embedder, kb.config.retrieval)
     retriever.prepare("lexical")
@@ -158,16 +161,12 @@ def test_prepare_loads_the_embedder_only_when_a_search_needs_it(kb_factory, tmp_
     assert loads == [1]
 
 
-def test_evaluation_loads_models_before_timing_the_first_case(kb_factory, tmp_path, monkeypatch) -> None:
+def test_evaluation_loads_models_before_timing_the_first_case(one_doc_kb, tmp_path, monkeypatch) -> None:
     from domainrag.evaluate.runner import EvalOptions, run_suite
     from domainrag.evaluate.runs import RunStore
     from domainrag.evaluate.suite import load_suite
 
-    root = tmp_path / "docs"
-    root.mkdir()
-    (root / "a.txt").write_text("Customer records are kept for seven years.")
-    kb = kb_factory()
-    kb.ingest([root])
+    kb = one_doc_kb
     suite = tmp_path / "suite.jsonl"
     suite.write_text(json.dumps({"id": "q1", "question": "How long are records kept?", "gold": ["docs/a.txt"]}))
     events: list[str] = []
