@@ -294,20 +294,14 @@ def eval_(
     budget: Optional[int] = typer.Option(None, "--budget", min=1, help="With --adaptive: judge at most N cases, decided or not."),
 ) -> None:
     """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
-    from .evaluate.runner import GROUPS, EvalOptions, run_suite
-    from .evaluate.runs import RunStore
+    from .evaluate.runner import EvalOptions
     from .evaluate.suite import load_suite
     from .report.terminal import print_run
 
-    groups = frozenset(g.strip() for g in metrics.split(",") if g.strip())
-    if not groups <= set(GROUPS):
-        raise typer.BadParameter(f"unknown group(s) {sorted(groups - set(GROUPS))}; use {', '.join(GROUPS)}", param_hint="--metrics")
-    if groups & {"citation", "judge"}:
-        groups |= {"answer"}
+    groups = _metric_groups(metrics)
     overrides = _settings(set_)
     if judge:
         overrides["answer.judge"] = judge
-    loaded = load_suite(suite, split)
     grid = [(m, t) for m in (models or [None]) for t in (templates or [None])]
     if len(grid) > 1 and (compare_to or adaptive or gate or html_out):
         raise typer.BadParameter("a matrix run (several --model/--template) compares every cell with the first "
@@ -315,40 +309,16 @@ def eval_(
                                  param_hint="--model/--template")
     if not adaptive and (budget or margin or futility is not None):
         raise typer.BadParameter("--budget, --margin and --futility only apply with --adaptive", param_hint="--adaptive")
+    loaded = load_suite(suite, split)
     base = _eval_kb(kb, loaded, overrides)
-    if len(grid) > 1:
-        with base:
-            _eval_matrix(base, loaded, grid, EvalOptions(groups | {"retrieval"}, None, judge, mode, limit,
-                                                         concurrency, name, overrides, repeat=repeat), json_out)
-        return
-    model, template = grid[0]
+    options = EvalOptions(groups | {"retrieval"}, None, judge, mode, limit, concurrency, name, overrides, repeat=repeat)
     with base:
-        store = RunStore(base.path)
-        baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
-        options = EvalOptions(groups | {"retrieval"}, model, judge, mode, limit, concurrency, name, overrides,
-                              template=template, repeat=repeat)
-        stopper = None
-        if adaptive:
-            from .compare.adaptive import AdaptiveStop
-            from .compare.sequential import FUTILITY
-
-            if not baseline_id:
-                raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
-            stopper = AdaptiveStop(store.load(baseline_id), [c.id for c in loaded.cases[:limit]],
-                                   answers="answer" in groups, alpha=base.config.gate.alpha,
-                                   futility=FUTILITY if futility is None else futility, margin=margin,
-                                   budget=budget)
-            stopper.apply(options)
-        base.answerer.cache = _model_cache(base.path)
-        try:
-            with _case_progress(min(limit or len(loaded.cases), len(loaded.cases))) as tick:
-                run = run_suite(base, loaded, options, store, tick)
-        except KeyboardInterrupt:
-            err.print("[yellow]Interrupted: the finished cases are saved; run the same command "
-                      "again to resume.[/yellow]")
-            raise typer.Exit(130) from None
-        baseline = store.load(baseline_id) if baseline_id else None
-        store.close()
+        if len(grid) > 1:
+            _eval_matrix(base, loaded, grid, options, json_out)
+            return
+        options.model, options.template = grid[0]
+        run, baseline, stopper = _eval_one(base, loaded, options, compare_to,
+                                           (futility, margin, budget) if adaptive else None)
     print_run(run, out)
     if stopper is not None:
         _print_adaptive(stopper.result())
@@ -361,6 +331,51 @@ def eval_(
         out.print(f"HTML report: {write_html(run, html_out)}")
     if baseline is not None:
         _compare_and_report(baseline, run, base.config.gate, False, gate, None, None)
+
+
+def _metric_groups(metrics: str) -> frozenset[str]:
+    from .evaluate.runner import GROUPS
+
+    groups = frozenset(g.strip() for g in metrics.split(",") if g.strip())
+    if not groups <= set(GROUPS):
+        raise typer.BadParameter(f"unknown group(s) {sorted(groups - set(GROUPS))}; use {', '.join(GROUPS)}", param_hint="--metrics")
+    return groups | {"answer"} if groups & {"citation", "judge"} else groups
+
+
+def _eval_one(base: "KnowledgeBase", suite: Any, options: Any, compare_to: Optional[str],
+              adaptive: Optional[tuple[Optional[float], float, Optional[int]]]) -> tuple[dict, Optional[dict], Any]:
+    """Run one evaluation (resuming an interrupted one); returns the run, the baseline it is to
+    be compared with (or None) and the adaptive stop rule (or None)."""
+    from .evaluate.runner import run_suite
+    from .evaluate.runs import RunStore
+
+    store = RunStore(base.path)
+    try:
+        baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
+        stopper = None
+        if adaptive is not None:
+            from .compare.adaptive import AdaptiveStop
+            from .compare.sequential import FUTILITY
+
+            if not baseline_id:
+                raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
+            futility, margin, budget = adaptive
+            stopper = AdaptiveStop(store.load(baseline_id), [c.id for c in suite.cases[:options.limit]],
+                                   answers="answer" in options.metrics, alpha=base.config.gate.alpha,
+                                   futility=FUTILITY if futility is None else futility, margin=margin,
+                                   budget=budget)
+            stopper.apply(options)
+        base.answerer.cache = _model_cache(base.path)
+        try:
+            with _case_progress(len(suite.cases[:options.limit])) as tick:
+                run = run_suite(base, suite, options, store, tick)
+        except KeyboardInterrupt:
+            err.print("[yellow]Interrupted: the finished cases are saved; run the same command "
+                      "again to resume.[/yellow]")
+            raise typer.Exit(130) from None
+        return run, (store.load(baseline_id) if baseline_id else None), stopper
+    finally:
+        store.close()
 
 
 suite_app = typer.Typer(no_args_is_help=True)
