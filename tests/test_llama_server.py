@@ -100,3 +100,51 @@ def test_kb_ask_with_a_real_model(kb_factory, tmp_path: Path, server_url: str) -
     assert answer.usage.prompt_tokens > 0
     # Whatever the small model wrote, it was checked: cited and supported, or abstained.
     assert answer.abstained or (answer.citations and answer.grounded >= 0.5)
+
+
+def test_model_upgrade_day_with_a_real_model(kb_factory, tmp_path: Path, server_url: str) -> None:
+    """Extractive baseline, then the served model on the same suite: both runs stored with their
+    manifests, compared case by case, the gate applied, and a re-run makes no model call."""
+    import json
+
+    from domainrag.compare.compare import compare_runs
+    from domainrag.compare.gate import apply_gate
+    from domainrag.config import GateConfig
+    from domainrag.evaluate.runner import EvalOptions, run_suite
+    from domainrag.evaluate.runs import RunStore
+    from domainrag.evaluate.suite import load_suite
+    from domainrag.models.cache import ModelCache
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Metformin is a first-line treatment for type 2 diabetes.")
+    (docs / "b.txt").write_text("Customer records are kept for seven years, then destroyed.")
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text("\n".join(json.dumps(c) for c in [
+        {"id": "q1", "question": "What is a first-line treatment for type 2 diabetes?",
+         "answers": ["Metformin"], "gold": ["docs/a.txt"], "scenario": ["medical"]},
+        {"id": "q2", "question": "How long are customer records kept?", "answers": ["seven years"],
+         "gold": ["docs/b.txt"], "scenario": ["policy"]}]))
+    kb = kb_factory(**{"answer.base_url": server_url, "answer.max_tokens": 48})
+    kb.ingest([docs])
+    kb.answerer.cache = ModelCache(Path(kb.path) / "model_cache.sqlite3")
+    store = RunStore(kb.path)
+    loaded = load_suite(suite)
+    groups = frozenset({"retrieval", "answer", "citation"})
+    baseline = run_suite(kb, loaded, EvalOptions(groups, name="extractive"), store)
+    served = run_suite(kb, loaded, EvalOptions(groups, model="openai:smollm2", name="smollm2"), store)
+    assert served["manifest"]["model"] == "openai:smollm2"
+    assert served["manifest"]["model_ids"] == [f"openai:smollm2@{server_url.split('/')[2]}"]
+    assert served["manifest"]["model_versions"]                # what the server reported
+    report = compare_runs(baseline, served)
+    assert report["manifest_diff"]["model"]["b"] == "openai:smollm2"
+    assert report["manifest_diff"]["model_versions"]["b"] == served["manifest"]["model_versions"]
+    assert "token_f1" in report["metrics"] and report["headline"].startswith("token_f1 ")
+    gate = apply_gate(report, GateConfig())
+    assert isinstance(gate["passed"], bool) and gate["rule"] == "no significant regression"
+    stored: list[str] = []                                     # a model call ends in a put
+    put = kb.answerer.cache.put
+    kb.answerer.cache.put = lambda key, generation: stored.append(key) or put(key, generation)
+    again = run_suite(kb, loaded, EvalOptions(groups, model="openai:smollm2", name="smollm2-again"), store)
+    assert [c["answer"] for c in again["cases"]] == [c["answer"] for c in served["cases"]]
+    assert stored == []                                        # every answer came from the cache

@@ -35,7 +35,9 @@ from .stats import holm_adjusted, paired, ratio_summary
 #: Manifest keys that identify what was measured: a difference refuses the comparison.
 SAME_REQUIRED = ("suite_hash", "corpus_hash")
 #: Manifest keys that differ between any two runs and say nothing about what changed.
-IGNORED = ("cases", "model_versions", "judge_versions")
+#: Not compared: the planned case count (the pairing reports coverage). Model and judge versions
+#: *are*: a vendor changing what a name serves is exactly what a comparison must show.
+IGNORED = ("cases",)
 AXES = {"cost_usd": "cost", "latency_ms": "latency", "prompt_tokens": "tokens",
         "completion_tokens": "tokens"}
 MAX_FLIPS = 50

@@ -106,6 +106,9 @@ def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: Ru
         progress(f"{'resuming' if resumed else 'starting'} {run_id}: {len(done)} done, {len(pending)} to go")
     _run_cases(kb, pending, options, judge, lambda i, record: store.save_case(run_id, i, record), progress)
     records = [r for r in store.records(run_id).values()]
+    # What actually answered: the provider's id (with the server for custom base URLs; a
+    # fallback shows up here too) and the version strings it reported.
+    manifest["model_ids"] = sorted({r["model_id"] for r in records if r.get("model_id")})
     manifest["model_versions"] = sorted({r["model_version"] for r in records if r.get("model_version")})
     if judge:
         manifest["judge_versions"] = sorted({r["judge"]["version"] for r in records if r.get("judge")})
@@ -257,7 +260,8 @@ def _retrieval_scores(case: "Case", docs: list[str]) -> dict[str, float]:
 def _answer_fields(answer: "Answer") -> dict[str, Any]:
     return {"answer": answer.text, "abstained": answer.abstained, "complete": answer.complete,
             "grounded": answer.grounded, "citations": [c.to_dict() for c in answer.citations],
-            "usage": answer.usage.to_dict(), "model_version": answer.manifest.get("model_version"),
+            "usage": answer.usage.to_dict(), "model_id": answer.manifest.get("model"),
+            "model_version": answer.manifest.get("model_version"),
             "abstain_reason": answer.trace.get("abstain_reason")}
 
 
