@@ -26,12 +26,13 @@ def test_stop_pairs_cases_with_the_baseline_and_decides() -> None:
 
 
 def test_cases_missing_on_either_side_are_skipped_and_budget_caps() -> None:
-    stop = AdaptiveStop(_baseline({"a": 0.5, "b": 0.5}), ["a", "b", "x"], budget=2)
-    assert stop.test.total == 2                      # "x" has no baseline score
+    stop = AdaptiveStop(_baseline({"a": 0.5, "b": 0.5, "n": float("nan")}), ["a", "b", "x", "n"], budget=3)
+    assert stop.test.total == 2                      # "x" has no baseline score, "n" a NaN
     assert not stop({"id": "x", "scores": {"ndcg@10": 1.0}})
+    assert not stop({"id": "b", "scores": {"ndcg@10": None}})
     assert stop({"id": "a", "scores": {}})           # budget reached, nothing paired
     assert stop.result() | {"interval": None} == {
-        "metric": "ndcg@10", "verdict": "undecided", "n": 0, "total": 2, "judged": 2,
+        "metric": "ndcg@10", "verdict": "undecided", "n": 0, "total": 2, "judged": 3,
         "interval": None, "alpha": 0.05, "reason": ""}
 
 

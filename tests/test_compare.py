@@ -106,6 +106,15 @@ def test_gate_thresholds_floor_and_max_regression() -> None:
     assert any("ndcg@10 in scenario 'odd' could not be checked" in r for r in reasons)
 
 
+def test_missing_null_and_nan_scores_are_left_out_of_the_pairs() -> None:
+    odd = [dict(s) for s in BASE]
+    odd[0]["token_f1"], odd[1]["token_f1"], odd[2]["token_f1"] = None, float("nan"), "n/a"
+    del odd[3]["token_f1"]
+    report = compare_runs(make_run("A", BASE), make_run("B", odd))
+    assert report["metrics"]["token_f1"]["n"] == len(BASE) - 4
+    assert report["metrics"]["token_f1"]["verdict"] == "no detectable difference"
+
+
 def test_refusals_and_the_intersection() -> None:
     a = make_run("A", BASE)
     with pytest.raises(ConfigError, match="Both sides are run A"):

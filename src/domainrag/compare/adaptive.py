@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..evaluate.runner import EvalOptions
 from .sequential import FUTILITY, SequentialTest
+from .stats import is_score
 
 
 def headline_metric(baseline: dict[str, Any], answers: bool) -> str:
@@ -41,7 +42,7 @@ class AdaptiveStop:
         self.baseline_id = baseline["run_id"]
         self.metric = headline_metric(baseline, answers)
         self._before = {c["id"]: c["scores"].get(self.metric) for c in baseline["cases"]}
-        total = sum(self._before.get(i) is not None for i in case_ids)
+        total = sum(is_score(self._before.get(i)) for i in case_ids)
         if total == 0:
             raise ConfigError(f"Run {self.baseline_id} has no {self.metric} score for any case of this "
                               "suite: compare with a run of the same suite.")
@@ -58,7 +59,7 @@ class AdaptiveStop:
         """Take one stored case record; True when the run should stop."""
         self.judged += 1
         a, b = self._before.get(record["id"]), record["scores"].get(self.metric)
-        if a is not None and b is not None:
+        if is_score(a) and is_score(b):
             self.test.update(b - a)
         return self.test.decided or (self.budget is not None and self.judged >= self.budget)
 

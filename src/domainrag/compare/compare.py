@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..evaluate.runner import HEADLINE_METRICS, PASS_AT
-from .stats import holm_adjusted, paired, ratio_summary
+from .stats import holm_adjusted, is_score, paired, ratio_summary
 
 #: Manifest keys that identify what was measured: a difference refuses the comparison.
 SAME_REQUIRED = ("suite_hash", "corpus_hash")
@@ -101,10 +101,11 @@ def _pairs(common: Sequence[tuple[dict, dict]], name: str) -> tuple[list[float],
     xs, ys = [], []
     for ca, cb in common:
         x, y = ca["scores"].get(name), cb["scores"].get(name)
-        if x is not None and y is not None:
+        if is_score(x) and is_score(y):   # missing, null or NaN on either side: not paired
             xs.append(float(x))
             ys.append(float(y))
     return xs, ys
+
 
 
 def _names(common: Sequence[tuple[dict, dict]]) -> list[str]:
@@ -185,7 +186,7 @@ def flips(common: Sequence[tuple[dict, dict]]) -> list[dict[str, Any]]:
     out = []
     for ca, cb in common:
         x, y = ca["scores"].get(metric), cb["scores"].get(metric)
-        if x is None or y is None or (x >= PASS_AT) == (y >= PASS_AT):
+        if not (is_score(x) and is_score(y)) or (x >= PASS_AT) == (y >= PASS_AT):
             continue
         out.append({"id": cb["id"], "question": cb.get("question"), "metric": metric,
                     "direction": "fail→pass" if y >= PASS_AT else "pass→fail",

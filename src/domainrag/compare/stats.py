@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from statistics import NormalDist
 
 import numpy as np
@@ -236,6 +237,12 @@ def minimum_detectable_effect(d: Sequence[float], *, alpha: float = 0.05,
     sd = 0.0 if np.ptp(diffs) == 0 else float(diffs.std(ddof=1))
     z = NormalDist()
     return (z.inv_cdf(1.0 - alpha / 2) + z.inv_cdf(power)) * sd / math.sqrt(diffs.size)
+
+
+def is_score(value: Any) -> bool:
+    """A usable per-case score: a finite number (not None, NaN, a bool or a string). Pairs
+    where either side is not are left out of a comparison."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def mcnemar_exact(b_wins: int, a_wins: int) -> float:
