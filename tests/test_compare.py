@@ -92,6 +92,9 @@ def test_comparison_page_charts_deltas_by_scenario() -> None:
     flips = flips_page[flips_page.index('id="flips"'):]
     assert "[1] <code>docs/&lt;policy&gt;.md</code>" in flips and 'class="bad">✗' in flips
     assert "https://" not in page and "<script" not in page
+    hostile = render_comparison_html(compare_runs(make_run("A", BASE),
+                                                  make_run("B", BASE, manifest={"model": "<script>x</script>"})))
+    assert "<script" not in hostile and "&lt;script&gt;x&lt;/script&gt;" in hostile
 
 
 def test_gate_thresholds_floor_and_max_regression() -> None:

@@ -582,7 +582,7 @@ def _comparison_header(report: Mapping[str, Any]) -> str:
         title += f"\n<p><strong>{_esc(report['headline'])}</strong></p>"
     forced = "<p><strong>Forced: the runs used different suites or corpora.</strong></p>" if report.get("forced") else ""
     note = _sub(report, "cases").get("note")
-    changes = [[_esc(k), _manifest_value(v.get("a")), _manifest_value(v.get("b"))]
+    changes = [[_esc(k), _esc(_manifest_value(v.get("a"))), _esc(_manifest_value(v.get("b")))]
                for k, v in _sub(report, "manifest_diff").items()]
     gate = _sub(report, "gate")
     verdict = ""
