@@ -77,7 +77,7 @@ def test_scenario_regression_is_found_and_gated() -> None:
 
 
 def test_comparison_page_charts_deltas_by_scenario() -> None:
-    from domainrag.report.html import render_comparison_html
+    from domainrag.report.comparison_html import render_comparison_html
 
     worse_odd = noisy(200, 0.0, seed=1, odd_shift=-0.15)
     page = render_comparison_html(compare_runs(make_run("A", BASE), make_run("B", worse_odd)))

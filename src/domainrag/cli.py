@@ -539,7 +539,8 @@ def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, 
     if json_out:
         json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     if html_out:
-        from .report.html import render_comparison_html, write_html
+        from .report.comparison_html import render_comparison_html
+        from .report.html import write_html
 
         out.print(f"HTML comparison: {write_html(report, html_out, render_comparison_html)}")
     if gate and not report["gate"]["passed"]:
