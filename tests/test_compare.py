@@ -190,11 +190,15 @@ def test_eval_matrix_compares_against_the_first(tmp_path: Path) -> None:
     suite.write_text(json.dumps({"id": "q1", "question": "How long are customer records kept?",
                                  "answers": ["seven years"], "gold": ["docs/a.md"]}) + "\n")
     run("ingest", str(docs), "--embedder", "hash:64", cwd=tmp_path)
-    proc = run("eval", str(suite), "--template", "general", "--template", "legal", "--json", "m.json", cwd=tmp_path)
+    proc = run("eval", str(suite), "--template", "general", "--template", "legal", "--json", "m.json",
+               "--html", "m.html", cwd=tmp_path)
     data = json.loads((tmp_path / "m.json").read_text())
     assert len(data["runs"]) == 2 and len(data["comparisons"]) == 1
     assert data["comparisons"][0]["manifest_diff"]["template"] == {"a": "general.en.j2", "b": "legal.en.j2"}
     assert "suite / extractive / legal" in proc.stdout
+    page = (tmp_path / "m.html").read_text()
+    assert page.startswith("<!doctype html>") and 'href="#cell1"' in page and 'id="cell1-metrics"' in page
+    assert "suite / extractive / legal" in page and "https://" not in page
     refused = run("eval", str(suite), "--template", "general", "--template", "legal", "--compare-to", "last",
                   cwd=tmp_path, check_code=2)
     assert "matrix run" in refused.stderr

@@ -303,9 +303,9 @@ def eval_(
     if judge:
         overrides["answer.judge"] = judge
     grid = [(m, t) for m in (models or [None]) for t in (templates or [None])]
-    if len(grid) > 1 and (compare_to or adaptive or gate or html_out):
+    if len(grid) > 1 and (compare_to or adaptive or gate):
         raise typer.BadParameter("a matrix run (several --model/--template) compares every cell with the first "
-                                 "itself; --compare-to, --gate, --adaptive and --html apply to a single run",
+                                 "itself; --compare-to, --gate and --adaptive apply to a single run",
                                  param_hint="--model/--template")
     if not adaptive and (budget or margin or futility is not None):
         raise typer.BadParameter("--budget, --margin and --futility only apply with --adaptive", param_hint="--adaptive")
@@ -314,7 +314,7 @@ def eval_(
     options = EvalOptions(groups | {"retrieval"}, None, judge, mode, limit, concurrency, name, overrides, repeat=repeat)
     with base:
         if len(grid) > 1:
-            _eval_matrix(base, loaded, grid, options, json_out)
+            _eval_matrix(base, loaded, grid, options, json_out, html_out)
             return
         options.model, options.template = grid[0]
         run, baseline, stopper = _eval_one(base, loaded, options, compare_to,
@@ -428,7 +428,7 @@ def _print_adaptive(result: dict[str, Any]) -> None:
 
 
 def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[str], Optional[str]]],
-                 options: Any, json_out: Optional[Path]) -> None:
+                 options: Any, json_out: Optional[Path], html_out: Optional[Path] = None) -> None:
     """Run every (model, template) of the grid, sharing retrieval, and compare each with the first."""
     from dataclasses import replace
 
@@ -455,6 +455,11 @@ def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[st
     if json_out:
         payload = {"runs": [r["run_id"] for r in runs], "comparisons": comparisons}
         json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    if html_out:
+        from .report.comparison_html import render_matrix_html
+        from .report.html import write_html
+
+        out.print(f"HTML comparisons: {write_html(comparisons, html_out, render_matrix_html)}")
 
 
 @runs_app.callback(invoke_without_command=True)

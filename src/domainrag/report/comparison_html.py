@@ -24,15 +24,31 @@ VERDICT_COLOURS = {"better": "#15803d", "worse": "#b91c1c"}
 def render_comparison_html(report: Mapping[str, Any]) -> str:
     """A comparison of two runs (``compare_runs``'s JSON dict) as one self-contained page:
     what changed, metric deltas with CIs and verdicts, cost/latency, scenarios, flips, gate."""
-    sections = (
+    return mk.page(f"{report.get('a')} vs {report.get('b')}", _sections(report))
+
+
+def render_matrix_html(reports: Sequence[Mapping[str, Any]]) -> str:
+    """The comparisons of a matrix run (every cell against the first) on one page: an index
+    of the cells' headlines, then each comparison as :func:`render_comparison_html` shows it."""
+    items = "".join(f'<li><a href="#cell{i}">{mk.esc(r.get("b_name") or r.get("b"))}</a>: '
+                    f'{mk.esc(r.get("headline") or mk.MISSING)}</li>' for i, r in enumerate(reports, 1))
+    base = reports[0].get("a_name") or reports[0].get("a") if reports else mk.MISSING
+    index = (f"<header>\n<h1>Matrix: every cell against {mk.esc(base)}</h1>\n<ol>{items}</ol>\n"
+             "</header>")
+    cells = [f'<article id="cell{i}">\n' + "\n".join(_sections(r, f"cell{i}-")) + "\n</article>"
+             for i, r in enumerate(reports, 1)]
+    return mk.page(f"matrix against {base}", [index, *cells])
+
+
+def _sections(report: Mapping[str, Any], anchor: str = "") -> list[str]:
+    return [
         _comparison_header(report),
-        mk.section("metrics", "Metrics (B − A, paired per case)",
+        mk.section(f"{anchor}metrics", "Metrics (B − A, paired per case)",
                    _delta_table(mk.sub(report, "metrics")) + _delta_charts(report)),
-        mk.section("axes", "Cost and latency (lower is better)", _delta_table(mk.sub(report, "axes"))),
-        mk.section("scenarios", "Scenarios (Holm-corrected verdicts)", _scenario_deltas(report)),
-        mk.section("flips", "Flipped cases", _flips(mk.as_list(report.get("flips")))),
-    )
-    return mk.page(f"{report.get('a')} vs {report.get('b')}", sections)
+        mk.section(f"{anchor}axes", "Cost and latency (lower is better)", _delta_table(mk.sub(report, "axes"))),
+        mk.section(f"{anchor}scenarios", "Scenarios (Holm-corrected verdicts)", _scenario_deltas(report)),
+        mk.section(f"{anchor}flips", "Flipped cases", _flips(mk.as_list(report.get("flips")))),
+    ]
 
 
 def _comparison_header(report: Mapping[str, Any]) -> str:

@@ -55,9 +55,9 @@ def render_html(run: Mapping[str, Any]) -> str:
     return mk.page(_run_title(run), sections)
 
 
-def write_html(run: Mapping[str, Any], path: str | Path, render: Any = None) -> Path:
-    """Write the report of ``run`` (or what ``render`` makes of it) to ``path`` (UTF-8, parent
-    folders created); return the path."""
+def write_html(run: Any, path: str | Path, render: Any = None) -> Path:
+    """Write the report of ``run`` (or what ``render`` makes of it — a comparison, the list of a
+    matrix's comparisons) to ``path`` (UTF-8, parent folders created); return the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text((render or render_html)(run), encoding="utf-8", newline="\n")
