@@ -499,6 +499,28 @@ def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = type
     out.print(table if listed else "[yellow]No runs yet: domainrag eval SUITE[/yellow]")
 
 
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned baseline, last or last~N."),
+              kb: Optional[Path] = KbOption,
+              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run as JSON here."),
+              html_out: Optional[Path] = typer.Option(None, "--html", help="Write its HTML report here.")) -> None:
+    """Show a stored run (summary, scenarios) and write its JSON or HTML report again."""
+    from .evaluate.runs import RunStore
+    from .report.terminal import print_run
+
+    with _open(kb) as base:
+        store = RunStore(base.path)
+        loaded = store.load(store.resolve(run))
+    print_run(loaded, out)
+    if json_out:
+        json_out.write_text(json.dumps(loaded, ensure_ascii=False, indent=1), encoding="utf-8")
+        out.print(f"JSON: {json_out}")
+    if html_out:
+        from .report.html import write_html
+
+        out.print(f"HTML report: {write_html(loaded, html_out)}")
+
+
 @runs_app.command("pin")
 def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."),
              name: str = typer.Argument(..., help="Baseline name, e.g. production."),
