@@ -116,6 +116,8 @@ def test_retrieval_run_scores_and_stores(kb, suite_file: Path) -> None:
     m = run["manifest"]
     for key in ("suite_hash", "config_hash", "corpus_hash", "index_hash", "template_hash", "code_version", "seed"):
         assert m[key] is not None
+    assert m["settings"]["embedder.model"] == "fake-en:64" and m["settings"]["retrieval.mode"] == "hybrid"
+    assert m["settings"] == kb.config.flat() and m["model_ids"] == []     # no answers in this run
     assert store.resolve("last") == run["run_id"] == store.resolve("suite")
     assert [r["run_id"] for r in store.list()] == [run["run_id"]]
 
