@@ -174,6 +174,9 @@ def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
     assert manifest["order"] == "random" and "budget 1" in manifest["stop_rule"]
     listing = run("runs", cwd=tmp_path).stdout
     assert "budgeted" in listing and "stopped" in listing and "1/2" in listing
+    refused = run("runs", "delete", "production", cwd=tmp_path, check_code=1)
+    assert "unpin it first" in refused.stderr
+    assert "Deleted 1 run(s)" in run("runs", "delete", "budgeted", cwd=tmp_path).stdout
     shown = run("runs", "show", "production", "--html", "first.html", "--json", "first.json", cwd=tmp_path)
     assert "first" in shown.stdout and (tmp_path / "first.html").read_text().startswith("<!doctype html>")
     assert json.loads((tmp_path / "first.json").read_text())["name"] == "first"

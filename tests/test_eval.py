@@ -175,6 +175,24 @@ def test_unknown_gold_documents_are_reported_and_the_rest_runs(kb, tmp_path: Pat
     assert len(run["cases"]) == 2 and run["cases"][1]["scores"]["recall@10"] == 1.0
 
 
+def test_runs_are_deleted_with_their_cases_and_pins_protect_baselines(kb, suite_file: Path) -> None:
+    store = RunStore(kb.path)
+    first = run_suite(kb, load_suite(suite_file), EvalOptions(name="first"), store)
+    second = run_suite(kb, load_suite(suite_file), EvalOptions(name="second", mode="lexical"), store)
+    store.pin("first", "production")
+    with pytest.raises(ConfigError, match="baseline 'production'; unpin it first"):
+        store.delete(["second", "production"])
+    assert len(store.list()) == 2                       # nothing deleted
+    with pytest.raises(ConfigError, match="No run 'nope'"):
+        store.delete(["second", "nope"])
+    assert store.delete(["second", "second"]) == [second["run_id"]]
+    assert [r["run_id"] for r in store.list()] == [first["run_id"]] and store.records(second["run_id"]) == {}
+    assert store.unpin("production") == first["run_id"] and store.pins() == {}
+    with pytest.raises(ConfigError, match="No baseline named 'production'"):
+        store.unpin("production")
+    assert store.delete(["first"]) == [first["run_id"]] and store.list() == []
+
+
 def test_limit_and_name(kb, suite_file: Path) -> None:
     run = run_suite(kb, load_suite(suite_file), EvalOptions(limit=2, name="baseline"), RunStore(kb.path))
     assert run["name"] == "baseline" and len(run["cases"]) == 2 and run["manifest"]["cases"] == 2

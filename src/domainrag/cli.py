@@ -521,6 +521,31 @@ def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned basel
         out.print(f"HTML report: {write_html(loaded, html_out)}")
 
 
+@runs_app.command("delete")
+def runs_delete(runs_: list[str] = typer.Argument(..., metavar="RUN...", help="Run ids, names, last or last~N."),
+                kb: Optional[Path] = KbOption) -> None:
+    """Delete stored runs and their case records (pinned baselines are refused: unpin first)."""
+    from .evaluate.runs import RunStore
+
+    with _open(kb) as base:
+        store = RunStore(base.path)
+        try:
+            deleted = store.delete(runs_)
+        finally:
+            store.close()
+    out.print(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}")
+
+
+@runs_app.command("unpin")
+def runs_unpin(name: str = typer.Argument(..., help="Baseline name."), kb: Optional[Path] = KbOption) -> None:
+    """Remove a baseline name (the run stays)."""
+    from .evaluate.runs import RunStore
+
+    with _open(kb) as base:
+        run_id = RunStore(base.path).unpin(name)
+    out.print(f"Baseline {name!r} removed (it named {run_id})")
+
+
 @runs_app.command("pin")
 def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."),
              name: str = typer.Argument(..., help="Baseline name, e.g. production."),

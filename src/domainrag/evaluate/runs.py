@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,39 @@ class RunStore:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO pins VALUES (?, ?)", (name, run_id))
         return run_id
+
+    def unpin(self, name: str) -> str:
+        """Remove the baseline name ``name``; the id of the run it named."""
+        with self._lock:
+            row = self._db.execute("SELECT run_id FROM pins WHERE name=?", (name,)).fetchone()
+            if row:
+                self._db.execute("DELETE FROM pins WHERE name=?", (name,))
+                return row[0]
+        names = ", ".join(self.pins()) or "none"
+        raise ConfigError(f"No baseline named {name!r} in {self.path}; pinned: {names}.")
+
+    def delete(self, refs: Sequence[str]) -> list[str]:
+        """Delete the runs ``refs`` name, with their case records, in one transaction; their
+        ids. Nothing is deleted when a name is unknown or a run is pinned as a baseline (unpin
+        it first)."""
+        ids = list(dict.fromkeys(self.resolve(ref) for ref in refs))
+        pins = self.pins()
+        for run_id in ids:
+            pinned = sorted(name for name, target in pins.items() if target == run_id)
+            if pinned:
+                raise ConfigError(f"Run {run_id} is the baseline {', '.join(map(repr, pinned))}; unpin "
+                                  f"it first: domainrag runs unpin {pinned[0]}")
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for run_id in ids:
+                    self._db.execute("DELETE FROM results WHERE run_id=?", (run_id,))
+                    self._db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return ids
 
     def pins(self) -> dict[str, str]:
         with self._lock:
