@@ -107,7 +107,6 @@ def _pairs(common: Sequence[tuple[dict, dict]], name: str) -> tuple[list[float],
     return xs, ys
 
 
-
 def _names(common: Sequence[tuple[dict, dict]]) -> list[str]:
     return list(dict.fromkeys(n for ca, cb in common for n in ca["scores"] if n in cb["scores"]))
 

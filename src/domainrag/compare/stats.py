@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
