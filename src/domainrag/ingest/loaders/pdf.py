@@ -75,9 +75,10 @@ class PdfLoader(BaseLoader):
     def _tables(self, path: Path) -> dict[int, list[pdf_tables.Segment]]:
         """Segments of the pages with tables, when table extraction is on and possible."""
         setting = self.config.pdf_tables
-        if setting == "off" or (setting == "auto" and not pdf_tables.available()):
+        available = setting != "off" and pdf_tables.available()
+        if setting == "off" or (setting == "auto" and not available):
             return {}
-        if not pdf_tables.available():
+        if not available:
             raise missing("pdfplumber", "pdf-tables", "tables in PDFs (ingest.pdf_tables = \"on\")")
         try:
             return dict(pdf_tables.page_segments(path))

@@ -6,9 +6,9 @@ the page's drawn lines and returns their cells; :func:`page_segments` gives, for
 text outside the tables and the tables' rows, in reading order (top to bottom), so the loader
 can emit table rows as ``cell | cell | cell`` blocks like the HTML and DOCX loaders do.
 
-It costs time (pdfminer lays out every page: about 30 ms a page against pypdf's 3.5 ms on a
-generated report), so pages are only re-read here; the loader keeps pypdf's text for pages
-without tables. Tables without ruling lines (columns aligned by whitespace alone) are not
+It costs time: pdfminer lays out every page to look for tables (about 27 ms a page against
+pypdf's 3 ms on a generated report, ``benchmarks/pdf_tables.py``); only the pages where it finds
+one replace pypdf's text, the others keep it. Tables without ruling lines (columns aligned by whitespace alone) are not
 detected — their text still comes through as lines.
 """
 
