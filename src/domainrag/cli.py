@@ -322,13 +322,7 @@ def eval_(
     print_run(run, out)
     if stopper is not None:
         _print_adaptive(stopper.result())
-    if json_out:
-        json_out.write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
-        out.print(f"JSON: {json_out}")
-    if html_out:
-        from .report.html import write_html
-
-        out.print(f"HTML report: {write_html(run, html_out)}")
+    _write_reports(run, json_out, html_out)
     if baseline is not None:
         _compare_and_report(baseline, run, base.config.gate, False, gate, None, None)
 
@@ -452,14 +446,10 @@ def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[st
     comparisons = [compare_runs(runs[0], run) for run in runs[1:]]
     for report in comparisons:
         print_comparison(report, out)
-    if json_out:
-        payload = {"runs": [r["run_id"] for r in runs], "comparisons": comparisons}
-        json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
-    if html_out:
-        from .report.comparison_html import render_matrix_html
-        from .report.html import write_html
+    from .report.comparison_html import render_matrix_html
 
-        out.print(f"HTML comparisons: {write_html(comparisons, html_out, render_matrix_html)}")
+    _write_reports(comparisons, json_out, html_out, render_matrix_html,
+                   json_data={"runs": [r["run_id"] for r in runs], "comparisons": comparisons})
 
 
 @runs_app.callback(invoke_without_command=True)
@@ -510,15 +500,12 @@ def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned basel
 
     with _open(kb) as base:
         store = RunStore(base.path)
-        loaded = store.load(store.resolve(run))
+        try:
+            loaded = store.load(run)
+        finally:
+            store.close()
     print_run(loaded, out)
-    if json_out:
-        json_out.write_text(json.dumps(loaded, ensure_ascii=False, indent=1), encoding="utf-8")
-        out.print(f"JSON: {json_out}")
-    if html_out:
-        from .report.html import write_html
-
-        out.print(f"HTML report: {write_html(loaded, html_out)}")
+    _write_reports(loaded, json_out, html_out)
 
 
 @runs_app.command("delete")
@@ -588,15 +575,25 @@ def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, 
     report = compare_runs(a, b, force=force, alpha=alpha or gate_config.alpha)
     report["gate"] = apply_gate(report, gate_config)
     print_comparison(report, out)
-    if json_out:
-        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    if html_out:
-        from .report.comparison_html import render_comparison_html
-        from .report.html import write_html
+    from .report.comparison_html import render_comparison_html
 
-        out.print(f"HTML comparison: {write_html(report, html_out, render_comparison_html)}")
+    _write_reports(report, json_out, html_out, render_comparison_html)
     if gate and not report["gate"]["passed"]:
         raise typer.Exit(1)
+
+
+def _write_reports(data: Any, json_out: Optional[Path], html_out: Optional[Path], render: Any = None,
+                   json_data: Any = None) -> None:
+    """``--json``/``--html`` of a run or comparison: ``json_data`` (default ``data``) as JSON,
+    ``render(data)`` (default the run report) as a self-contained page; says where each went."""
+    if json_out:
+        payload = data if json_data is None else json_data
+        json_out.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+        out.print(f"JSON: {json_out}")
+    if html_out:
+        from .report.html import write_html
+
+        out.print(f"HTML report: {write_html(data, html_out, render)}")
 
 
 def _num(value: Any) -> str:
