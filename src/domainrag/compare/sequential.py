@@ -22,7 +22,7 @@ the one betting on negative deltas does (``alpha/2`` each). Once reached, the re
 **The interval** is the confidence sequence obtained by inverting the same test at every
 candidate mean ``m`` (bets on ``d - m``, fractions scaled by ``1/(1 + m)`` or ``1/(1 - m)`` to
 stay solvent): ``{m : both wealths < 2/alpha}``. The wealths are monotone in ``m``, so the set
-is an interval, found by bisection; it excludes 0 exactly when the test has decided. With
+is an interval, found by bisection; at the case where the test decides, it excludes 0. With
 ``equivalence_margin`` set, the test also decides "no detectable difference" once the points
 ``-margin`` and ``+margin`` have both been rejected (an equivalence claim with the same
 ``alpha`` guarantee).
@@ -122,9 +122,7 @@ def log_wealth(deltas: np.ndarray, m: float, side: int) -> float:
     scale = 1.0 + m if side > 0 else 1.0 - m
     if scale <= 0.0 or deltas.size == 0:
         return 0.0
-    logs = np.log1p(np.outer(side * (deltas - m) / scale, _GRID)).sum(axis=0)
-    top = float(logs.max())
-    return top + math.log(float(np.exp(logs - top).sum())) - _LOG_G
+    return _log_mean_exp(np.log1p(np.outer(side * (deltas - m) / scale, _GRID)).sum(axis=0).tolist())
 
 
 class SequentialTest:
