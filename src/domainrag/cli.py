@@ -343,8 +343,7 @@ def _eval_one(base: "KnowledgeBase", suite: Any, options: Any, compare_to: Optio
     from .evaluate.runner import run_suite
     from .evaluate.runs import RunStore
 
-    store = RunStore(base.path)
-    try:
+    with RunStore(base.path) as store:
         baseline_id = store.resolve(compare_to) if compare_to else None  # fail before the work
         stopper = None
         if adaptive is not None:
@@ -368,8 +367,6 @@ def _eval_one(base: "KnowledgeBase", suite: Any, options: Any, compare_to: Optio
                       "again to resume.[/yellow]")
             raise typer.Exit(130) from None
         return run, (store.load(baseline_id) if baseline_id else None), stopper
-    finally:
-        store.close()
 
 
 suite_app = typer.Typer(no_args_is_help=True)
@@ -431,18 +428,17 @@ def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[st
     from .evaluate.runs import RunStore
     from .report.terminal import print_comparison, print_run
 
-    store = RunStore(base.path)
     base.answerer.cache = _model_cache(base.path)
     shared: dict[Any, Any] = {}
     runs = []
-    for model, template in grid:
-        label = (f"{options.name or suite.name} / {model or base.answerer.model_spec()} / "
-                 f"{template or base.config.answer.template}")
-        cell = replace(options, model=model, template=template, name=label, retrieval_cache=shared)
-        with _case_progress(min(options.limit or len(suite.cases), len(suite.cases))) as tick:
-            runs.append(run_suite(base, suite, cell, store, tick))
-        print_run(runs[-1], out)
-    store.close()
+    with RunStore(base.path) as store:
+        for model, template in grid:
+            label = (f"{options.name or suite.name} / {model or base.answerer.model_spec()} / "
+                     f"{template or base.config.answer.template}")
+            cell = replace(options, model=model, template=template, name=label, retrieval_cache=shared)
+            with _case_progress(min(options.limit or len(suite.cases), len(suite.cases))) as tick:
+                runs.append(run_suite(base, suite, cell, store, tick))
+            print_run(runs[-1], out)
     comparisons = [compare_runs(runs[0], run) for run in runs[1:]]
     for report in comparisons:
         print_comparison(report, out)
@@ -462,8 +458,7 @@ def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = type
 
     from .evaluate.runs import RunStore
 
-    with _open(kb) as base:
-        store = RunStore(base.path)
+    with _open(kb) as base, RunStore(base.path) as store:
         listed, pins = store.list(), store.pins()
     if as_json:
         out.print_json(json.dumps(listed, ensure_ascii=False))
@@ -498,12 +493,8 @@ def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned basel
     from .evaluate.runs import RunStore
     from .report.terminal import print_run
 
-    with _open(kb) as base:
-        store = RunStore(base.path)
-        try:
-            loaded = store.load(run)
-        finally:
-            store.close()
+    with _open(kb) as base, RunStore(base.path) as store:
+        loaded = store.load(run)
     print_run(loaded, out)
     _write_reports(loaded, json_out, html_out)
 
@@ -514,12 +505,8 @@ def runs_delete(runs_: list[str] = typer.Argument(..., metavar="RUN...", help="R
     """Delete stored runs and their case records (pinned baselines are refused: unpin first)."""
     from .evaluate.runs import RunStore
 
-    with _open(kb) as base:
-        store = RunStore(base.path)
-        try:
-            deleted = store.delete(runs_)
-        finally:
-            store.close()
+    with _open(kb) as base, RunStore(base.path) as store:
+        deleted = store.delete(runs_)
     out.print(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}")
 
 
@@ -528,8 +515,8 @@ def runs_unpin(name: str = typer.Argument(..., help="Baseline name."), kb: Optio
     """Remove a baseline name (the run stays)."""
     from .evaluate.runs import RunStore
 
-    with _open(kb) as base:
-        run_id = RunStore(base.path).unpin(name)
+    with _open(kb) as base, RunStore(base.path) as store:
+        run_id = store.unpin(name)
     out.print(f"Baseline {name!r} removed (it named {run_id})")
 
 
@@ -540,8 +527,8 @@ def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."
     """Name a run as a baseline (for compare and eval --compare-to)."""
     from .evaluate.runs import RunStore
 
-    with _open(kb) as base:
-        run_id = RunStore(base.path).pin(run, name)
+    with _open(kb) as base, RunStore(base.path) as store:
+        run_id = store.pin(run, name)
     out.print(f"Baseline {name!r} → {run_id}")
 
 
@@ -560,8 +547,8 @@ def compare(
     from .evaluate.runs import RunStore
 
     with _open(kb) as base:
-        store = RunStore(base.path)
-        a, b = store.load(run_a), store.load(run_b)
+        with RunStore(base.path) as store:
+            a, b = store.load(run_a), store.load(run_b)
         _compare_and_report(a, b, base.config.gate, force, gate, alpha, json_out, html_out)
 
 

@@ -68,10 +68,9 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
 
 
 def _evaluate(kb: KnowledgeBase, console: Console) -> None:
-    store = RunStore(kb.path)
     options = EvalOptions(frozenset({"retrieval", "answer", "citation"}), name="quickstart")
-    run = run_suite(kb, load_suite(sample_suite()), options, store)
-    store.close()
+    with RunStore(kb.path) as store:
+        run = run_suite(kb, load_suite(sample_suite()), options, store)
     print_run(run, console)
     console.print(f"   HTML report: {write_html(run, kb.path / 'report.html')}")
 

@@ -166,3 +166,9 @@ class RunStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
