@@ -43,8 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domainrag.answer.citations import (DEFAULT_THRESHOLD, SEMANTIC_BAND, CitationChecker, Source,
-                                        normalize_number)
+from domainrag.answer.citations import DEFAULT_THRESHOLD, SEMANTIC_BAND, CitationChecker, Source, normalize_number
 from domainrag.text import count_tokens, sentence_spans
 
 SUPPORTED = ("verbatim", "lower", "drop_clause")

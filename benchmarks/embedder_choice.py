@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def main() -> None:
     report = {
         "question": "sentence-transformers vs ONNX fp32 vs ONNX int8 for the bundled MiniLM",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
         # Other processes on the machine skew speed; ratios measured side by side stay fair.
         "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},

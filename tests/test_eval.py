@@ -202,8 +202,8 @@ def test_summary_means_equal_trec_eval_aggregates() -> None:
     rng = random.Random(0)
     docs = [f"d{i}" for i in range(30)]
     records, run, qrels = [], {}, {}
-    from domainrag.evaluate.runner import RETRIEVAL_METRICS
     from domainrag.evaluate.metrics import metric
+    from domainrag.evaluate.runner import RETRIEVAL_METRICS
 
     for q in range(40):
         judged = {d: rng.choice([1, 2, 3]) for d in rng.sample(docs, rng.randint(1, 5))}

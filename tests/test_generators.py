@@ -7,14 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
-
-from domainrag.errors import ConfigError, GenerationError
-from domainrag.models.generation import (Generation, GenerationRequest, Message, ProviderSettings,
-                                         load_generator, resolve_model)
-from domainrag.types import Source
-
 from anthropic_replay import AnthropicReplay
 from openai_stub import OpenAIStub
+
+from domainrag.errors import ConfigError, GenerationError
+from domainrag.models.generation import (
+    Generation,
+    GenerationRequest,
+    Message,
+    ProviderSettings,
+    load_generator,
+    resolve_model,
+)
+from domainrag.types import Source
 
 SOURCE = Source(1, "c1", "d1", "Metformin is a first-line treatment for type 2 diabetes. It is cheap.", 0, 70)
 REQUEST = GenerationRequest(
@@ -83,16 +88,14 @@ def test_rate_limits_are_retried(monkeypatch) -> None:
 
 
 def test_server_errors_after_retries_are_explained(monkeypatch) -> None:
-    with OpenAIStub(fail_500=5) as stub:
-        with pytest.raises(GenerationError, match="HTTP 500"):
-            openai_model(stub, monkeypatch, max_retries=1).complete(REQUEST)
+    with OpenAIStub(fail_500=5) as stub, pytest.raises(GenerationError, match="HTTP 500"):
+        openai_model(stub, monkeypatch, max_retries=1).complete(REQUEST)
     assert len(stub.requests) == 2
 
 
 def test_slow_server_times_out_with_a_clear_message(monkeypatch) -> None:
-    with OpenAIStub(delay_s=1.0) as stub:
-        with pytest.raises(GenerationError, match=r"did not answer within 0.2 s"):
-            openai_model(stub, monkeypatch, timeout_s=0.2).complete(REQUEST)
+    with OpenAIStub(delay_s=1.0) as stub, pytest.raises(GenerationError, match=r"did not answer within 0.2 s"):
+        openai_model(stub, monkeypatch, timeout_s=0.2).complete(REQUEST)
 
 
 def test_unreachable_server_says_so(monkeypatch) -> None:

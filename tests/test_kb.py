@@ -131,8 +131,8 @@ def test_different_embedder_is_refused_with_reindex_hint(kb_factory, docs: Path,
 
 def test_reindex_rebuilds_with_new_settings(kb_factory, docs: Path, tmp_path: Path) -> None:
     kb_factory().ingest([docs])
-    from domainrag.kb import KnowledgeBase as KB
     from domainrag.config import KBConfig
+    from domainrag.kb import KnowledgeBase as KB
 
     config = KBConfig().with_overrides({"embedder.model": "hash:32"})
     kb = KB(tmp_path / "other", config)

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domainrag.config import IndexConfig
 from domainrag.index.ranked import Ranked, top_n
 from domainrag.index.vectors import VectorIndex
-from domainrag.config import IndexConfig
 from domainrag.retrieve.fusion import fuse
 
 

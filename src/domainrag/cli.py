@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -41,7 +41,7 @@ KbOption = typer.Option(
 )
 
 
-def _open(kb: Optional[Path], create: bool = False, overrides: dict[str, Any] | None = None) -> "KnowledgeBase":
+def _open(kb: Path | None, create: bool = False, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
     from .kb import KnowledgeBase
 
     return KnowledgeBase.open(kb, create=create, overrides=overrides)
@@ -50,11 +50,11 @@ def _open(kb: Optional[Path], create: bool = False, overrides: dict[str, Any] | 
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (or BEIR folders with --format beir)."),
-    kb: Optional[Path] = KbOption,
+    kb: Path | None = KbOption,
     prune: bool = typer.Option(False, "--prune", help="Remove documents whose files are gone."),
     format: str = typer.Option("files", "--format", help="files | beir"),
     reindex: bool = typer.Option(False, "--reindex", help="Empty the index first (after changing embedder or chunker)."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedding model for a new knowledge base, e.g. minilm, hash:384."),
+    embedder: str | None = typer.Option(None, "--embedder", help="Embedding model for a new knowledge base, e.g. minilm, hash:384."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest documents incrementally: unchanged files are skipped, changed ones replaced."""
@@ -70,7 +70,7 @@ def ingest(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _print_report(report: "IngestReport") -> None:
+def _print_report(report: IngestReport) -> None:
     s = report.summary()
     out.print(
         f"[bold]Ingested[/bold] in {s['seconds']:.1f}s: [green]{s['added']} added[/green], "
@@ -87,9 +87,9 @@ def _print_report(report: "IngestReport") -> None:
 @app.command()
 def search(
     query: str = typer.Argument(..., help="The question or keywords."),
-    kb: Optional[Path] = KbOption,
+    kb: Path | None = KbOption,
     k: int = typer.Option(10, "-k", "--k", min=1, help="Number of results."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense [default: from config]"),
+    mode: str | None = typer.Option(None, "--mode", help="hybrid | lexical | dense [default: from config]"),
     filter: list[str] = typer.Option([], "--filter", help="FIELD=VALUE (path=GLOB, doc_id=ID, or a metadata field); repeatable."),
     one_per_doc: bool = typer.Option(False, "--one-per-doc", help="Only the best chunk of each document."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
@@ -113,7 +113,7 @@ def _filters(items: list[str]) -> dict[str, list[str]] | None:
     return filters or None
 
 
-def _print_hits(hits: list["Hit"]) -> None:
+def _print_hits(hits: list[Hit]) -> None:
     from rich.table import Table
 
     if not hits:
@@ -140,11 +140,11 @@ TemplateOption = typer.Option(None, "--template", help="Prompt template: general
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question."),
-    kb: Optional[Path] = KbOption,
-    model: Optional[str] = ModelOption,
-    template: Optional[str] = TemplateOption,
-    k: Optional[int] = typer.Option(None, "-k", "--k", min=1, help="Chunks to retrieve [default: answer.k]."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
+    kb: Path | None = KbOption,
+    model: str | None = ModelOption,
+    template: str | None = TemplateOption,
+    k: int | None = typer.Option(None, "-k", "--k", min=1, help="Chunks to retrieve [default: answer.k]."),
+    mode: str | None = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
     filter: list[str] = typer.Option([], "--filter", help="FIELD=VALUE; repeatable (as for search)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     stream: bool = typer.Option(False, "--stream", help="Print the answer as the model writes it."),
@@ -162,9 +162,9 @@ def ask(
 
 @app.command()
 def chat(
-    kb: Optional[Path] = KbOption,
-    model: Optional[str] = ModelOption,
-    template: Optional[str] = TemplateOption,
+    kb: Path | None = KbOption,
+    model: str | None = ModelOption,
+    template: str | None = TemplateOption,
     stream: bool = typer.Option(False, "--stream", help="Print answers as the model writes them."),
 ) -> None:
     """Converse with the documents: follow-up questions are understood in context
@@ -196,7 +196,7 @@ def chat(
 
 
 @app.command()
-def models(kb: Optional[Path] = KbOption) -> None:
+def models(kb: Path | None = KbOption) -> None:
     """List model providers, what each needs, and which model answers by default."""
     from rich.table import Table
 
@@ -233,7 +233,7 @@ def _streamer():
     return on_token
 
 
-def _print_answer(answer: "Answer", streamed: bool = False) -> None:
+def _print_answer(answer: Answer, streamed: bool = False) -> None:
     from rich.table import Table
 
     if streamed:
@@ -272,26 +272,26 @@ def _print_answer(answer: "Answer", streamed: bool = False) -> None:
 @app.command(name="eval")
 def eval_(
     suite: Path = typer.Argument(..., help="A JSONL suite, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)."),
-    kb: Optional[Path] = typer.Option(None, "--kb", envvar="DOMAINRAG_KB", help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus]."),
+    kb: Path | None = typer.Option(None, "--kb", envvar="DOMAINRAG_KB", help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus]."),
     split: str = typer.Option("test", "--split", help="BEIR qrels split."),
     models: list[str] = typer.Option([], "--model", "-m", help="provider:model; repeat it (and --template) to run a matrix compared against the first."),
     templates: list[str] = typer.Option([], "--template", help="Prompt template; repeatable (a matrix)."),
     metrics: str = typer.Option("retrieval,answer,citation", "--metrics", help="Comma-separated: retrieval, answer, citation, judge."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="Judge model provider:model (sets answer.judge)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
+    judge: str | None = typer.Option(None, "--judge", help="Judge model provider:model (sets answer.judge)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Answers computed at a time."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run as JSON here."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the run [default: the suite's]."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the run as JSON here."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
+    name: str | None = typer.Option(None, "--name", help="Name of the run [default: the suite's]."),
+    mode: str | None = typer.Option(None, "--mode", help="hybrid | lexical | dense"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE configuration override for this run (e.g. retrieval.k=20); repeatable."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Answers per case (nondeterministic models): per-case variance and flaky cases."),
-    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
+    compare_to: str | None = typer.Option(None, "--compare-to", help="Compare with this run or pinned baseline afterwards."),
     gate: bool = typer.Option(False, "--gate", help="With --compare-to: exit 1 when the [gate] fails."),
     adaptive: bool = typer.Option(False, "--adaptive", help="With --compare-to: cases in random order, stop as soon as the verdict is decided (anytime-valid betting test)."),
-    futility: Optional[float] = typer.Option(None, "--futility", min=0.0, max=0.49, help="With --adaptive: stop for 'no detectable difference' when a full run would find one with less than this probability [default: 0.05; 0: off]."),
+    futility: float | None = typer.Option(None, "--futility", min=0.0, max=0.49, help="With --adaptive: stop for 'no detectable difference' when a full run would find one with less than this probability [default: 0.05; 0: off]."),
     margin: float = typer.Option(0.0, "--margin", min=0.0, max=1.0, help="With --adaptive: also stop once |delta| < MARGIN is proven (equivalence; 0: off)."),
-    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="With --adaptive: judge at most N cases, decided or not."),
+    budget: int | None = typer.Option(None, "--budget", min=1, help="With --adaptive: judge at most N cases, decided or not."),
 ) -> None:
     """Evaluate a suite: retrieval, answer and citation metrics, per scenario with 95% CIs."""
     from .evaluate.runner import EvalOptions
@@ -336,8 +336,8 @@ def _metric_groups(metrics: str) -> frozenset[str]:
     return groups | {"answer"} if groups & {"citation", "judge"} else groups
 
 
-def _eval_one(base: "KnowledgeBase", suite: Any, options: Any, compare_to: Optional[str],
-              adaptive: Optional[tuple[Optional[float], float, Optional[int]]]) -> tuple[dict, Optional[dict], Any]:
+def _eval_one(base: KnowledgeBase, suite: Any, options: Any, compare_to: str | None,
+              adaptive: tuple[float | None, float, int | None] | None) -> tuple[dict, dict | None, Any]:
     """Run one evaluation (resuming an interrupted one); returns the run, the baseline it is to
     be compared with (or None) and the adaptive stop rule (or None)."""
     from .evaluate.runner import run_suite
@@ -377,8 +377,8 @@ app.add_typer(suite_app, name="suite", help="Evaluation suites: generate one fro
 def suite_generate(
     out_file: Path = typer.Option(..., "--out", help="Where to write the JSONL suite."),
     n: int = typer.Option(100, "--n", min=1, help="Number of cases."),
-    kb: Optional[Path] = KbOption,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="provider:model writing the questions [default: heuristic cloze questions, no model]."),
+    kb: Path | None = KbOption,
+    model: str | None = typer.Option(None, "--model", "-m", help="provider:model writing the questions [default: heuristic cloze questions, no model]."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed: the same seed gives the same suite."),
 ) -> None:
     """Write questions with gold spans and scenario tags from the documents (marked generated)."""
@@ -418,8 +418,8 @@ def _print_adaptive(result: dict[str, Any]) -> None:
         out.print(f"Adaptive: [bold]{result['verdict']}[/bold] on {where} — {escape(result['reason'])}; {interval}")
 
 
-def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[str], Optional[str]]],
-                 options: Any, json_out: Optional[Path], html_out: Optional[Path] = None) -> None:
+def _eval_matrix(base: KnowledgeBase, suite: Any, grid: list[tuple[str | None, str | None]],
+                 options: Any, json_out: Path | None, html_out: Path | None = None) -> None:
     """Run every (model, template) of the grid, sharing retrieval, and compare each with the first."""
     from dataclasses import replace
 
@@ -449,7 +449,7 @@ def _eval_matrix(base: "KnowledgeBase", suite: Any, grid: list[tuple[Optional[st
 
 
 @runs_app.callback(invoke_without_command=True)
-def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
+def runs(ctx: typer.Context, kb: Path | None = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """List stored evaluation runs, newest first."""
     if ctx.invoked_subcommand:
         return
@@ -486,9 +486,9 @@ def runs(ctx: typer.Context, kb: Optional[Path] = KbOption, as_json: bool = type
 
 @runs_app.command("show")
 def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned baseline, last or last~N."),
-              kb: Optional[Path] = KbOption,
-              json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run as JSON here."),
-              html_out: Optional[Path] = typer.Option(None, "--html", help="Write its HTML report here.")) -> None:
+              kb: Path | None = KbOption,
+              json_out: Path | None = typer.Option(None, "--json", help="Write the run as JSON here."),
+              html_out: Path | None = typer.Option(None, "--html", help="Write its HTML report here.")) -> None:
     """Show a stored run (summary, scenarios) and write its JSON or HTML report again."""
     from .evaluate.runs import RunStore
     from .report.terminal import print_run
@@ -501,7 +501,7 @@ def runs_show(run: str = typer.Argument("last", help="Run id, name, pinned basel
 
 @runs_app.command("delete")
 def runs_delete(runs_: list[str] = typer.Argument(..., metavar="RUN...", help="Run ids, names, last or last~N."),
-                kb: Optional[Path] = KbOption) -> None:
+                kb: Path | None = KbOption) -> None:
     """Delete stored runs and their case records (pinned baselines are refused: unpin first)."""
     from .evaluate.runs import RunStore
 
@@ -511,7 +511,7 @@ def runs_delete(runs_: list[str] = typer.Argument(..., metavar="RUN...", help="R
 
 
 @runs_app.command("unpin")
-def runs_unpin(name: str = typer.Argument(..., help="Baseline name."), kb: Optional[Path] = KbOption) -> None:
+def runs_unpin(name: str = typer.Argument(..., help="Baseline name."), kb: Path | None = KbOption) -> None:
     """Remove a baseline name (the run stays)."""
     from .evaluate.runs import RunStore
 
@@ -523,7 +523,7 @@ def runs_unpin(name: str = typer.Argument(..., help="Baseline name."), kb: Optio
 @runs_app.command("pin")
 def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."),
              name: str = typer.Argument(..., help="Baseline name, e.g. production."),
-             kb: Optional[Path] = KbOption) -> None:
+             kb: Path | None = KbOption) -> None:
     """Name a run as a baseline (for compare and eval --compare-to)."""
     from .evaluate.runs import RunStore
 
@@ -536,12 +536,12 @@ def runs_pin(run: str = typer.Argument(..., help="Run id, name, last or last~N."
 def compare(
     run_a: str = typer.Argument(..., help="Baseline run: id, name, pinned baseline, last or last~N."),
     run_b: str = typer.Argument("last", help="New run [default: last]."),
-    kb: Optional[Path] = KbOption,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML comparison here."),
+    kb: Path | None = KbOption,
+    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML comparison here."),
     force: bool = typer.Option(False, "--force", help="Compare runs over different suites or corpora (the report is marked)."),
     gate: bool = typer.Option(False, "--gate", help="Apply [gate] thresholds; exit 1 when they fail."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0001, max=0.5, help="Significance level [default: gate.alpha, 0.05]."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0001, max=0.5, help="Significance level [default: gate.alpha, 0.05]."),
 ) -> None:
     """Compare two runs case by case: deltas with CIs, p-values, MDE, verdicts per scenario."""
     from .evaluate.runs import RunStore
@@ -553,8 +553,8 @@ def compare(
 
 
 def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, force: bool,
-                        gate: bool, alpha: Optional[float], json_out: Optional[Path],
-                        html_out: Optional[Path] = None) -> None:
+                        gate: bool, alpha: float | None, json_out: Path | None,
+                        html_out: Path | None = None) -> None:
     from .compare.compare import compare_runs
     from .compare.gate import apply_gate
     from .report.terminal import print_comparison
@@ -569,7 +569,7 @@ def _compare_and_report(a: dict[str, Any], b: dict[str, Any], gate_config: Any, 
         raise typer.Exit(1)
 
 
-def _write_reports(data: Any, json_out: Optional[Path], html_out: Optional[Path], render: Any = None,
+def _write_reports(data: Any, json_out: Path | None, html_out: Path | None, render: Any = None,
                    json_data: Any = None) -> None:
     """``--json``/``--html`` of a run or comparison: ``json_data`` (default ``data``) as JSON,
     ``render(data)`` (default the run report) as a self-contained page; says where each went."""
@@ -601,7 +601,7 @@ def _settings(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def _eval_kb(kb: Optional[Path], suite: Any, overrides: dict[str, Any]) -> "KnowledgeBase":
+def _eval_kb(kb: Path | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:
     """The knowledge base to evaluate on; for a BEIR suite an absent or empty one is built from
     its corpus first (by default in a cache folder keyed by the corpus's hash)."""
     from .kb import DEFAULT_KB, KnowledgeBase
@@ -648,7 +648,7 @@ def _case_progress(total: int) -> Iterator[Any]:
 
 
 @app.command()
-def status(kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
+def status(kb: Path | None = KbOption, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show what the knowledge base holds and how it was built."""
     with _open(kb) as base:
         info = base.status()
@@ -667,7 +667,7 @@ def status(kb: Optional[Path] = KbOption, as_json: bool = typer.Option(False, "-
 @app.command()
 def quickstart(
     kb: Path = typer.Option(Path(".domainrag-quickstart"), "--kb", help="Where to build the sample knowledge base."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedding model [default: minilm]."),
+    embedder: str | None = typer.Option(None, "--embedder", help="Embedding model [default: minilm]."),
 ) -> None:
     """Ingest the bundled sample (medical, finance, Chinese law) and run example searches."""
     from .quickstart import run

@@ -192,7 +192,7 @@ class KBConfig(_Section):
                 for section, values in self.model_dump(mode="json").items()
                 for key, value in values.items()}
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "KBConfig":
+    def with_overrides(self, overrides: dict[str, Any]) -> KBConfig:
         """A copy with dotted-key overrides applied, e.g. ``{"retrieval.k": 20}``; validated."""
         data = self.model_dump(mode="json")
         for dotted, value in overrides.items():

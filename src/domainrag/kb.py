@@ -6,10 +6,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import config as config_io
 from .config import KBConfig
@@ -55,7 +56,7 @@ class KnowledgeBase:
         create: bool = False,
         config: KBConfig | None = None,
         overrides: Mapping[str, Any] | None = None,
-    ) -> "KnowledgeBase":
+    ) -> KnowledgeBase:
         """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
 
         ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
@@ -184,7 +185,7 @@ class KnowledgeBase:
 
     # -- answers ---------------------------------------------------------------------------
     @cached_property
-    def answerer(self) -> "Answerer":
+    def answerer(self) -> Answerer:
         """The answer pipeline, with this knowledge base's templates and configuration."""
         from . import __version__
         from .answer.pipeline import Answerer
@@ -228,7 +229,7 @@ class KnowledgeBase:
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
                                     timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
 
-    def chat(self, model: str | None = None, template: str | None = None) -> "Conversation":
+    def chat(self, model: str | None = None, template: str | None = None) -> Conversation:
         """A conversation: ``chat.ask(question)`` rewrites follow-ups into standalone questions
         (with a model configured) and answers them like :meth:`ask`."""
         from .answer.chat import Conversation
@@ -274,7 +275,7 @@ class KnowledgeBase:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "KnowledgeBase":
+    def __enter__(self) -> KnowledgeBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

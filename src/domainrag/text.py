@@ -8,7 +8,7 @@ It is deterministic and recorded in the index manifest as ``tokenizer = "domainr
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 TOKENIZER_ID = "domainrag-approx-v1"
 

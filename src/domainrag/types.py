@@ -3,9 +3,10 @@ answer records Source, Usage, Citation, Answer, and the evaluation records Evide
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 BlockKind = Literal["heading", "paragraph", "table_row", "list_item", "code", "page_break"]
 
@@ -130,7 +131,7 @@ class Source:
     heading_path: tuple[str, ...] = ()
 
     @classmethod
-    def from_hit(cls, number: int, hit: Hit) -> "Source":
+    def from_hit(cls, number: int, hit: Hit) -> Source:
         return cls(number, hit.chunk_id, hit.doc_id, hit.text, hit.span.start, hit.span.end,
                    hit.span.page, hit.title, hit.source, hit.heading_path)
 
@@ -143,7 +144,7 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float | None = None
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
         return Usage(self.prompt_tokens + other.prompt_tokens,
                      self.completion_tokens + other.completion_tokens, cost)

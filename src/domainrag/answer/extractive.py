@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..index.analyzer import Analyzer
-from ..models.generation import (BaseGenerator, Generation, GenerationRequest, ProviderInfo,
-                                 ProviderSettings)
+from ..models.generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from ..text import detect_language, sentence_spans
 from ..types import Source, Usage
 from .citations import strip_markers

@@ -14,9 +14,10 @@ factor (it counts a word as one token; BPE tokenisers average about 1.3 per Engl
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from ..text import count_tokens, token_offsets
 from ..types import Hit, Source

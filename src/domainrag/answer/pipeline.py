@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..config import AnswerConfig
 from ..errors import ConfigError, DomainragError, GenerationError
 from ..index.analyzer import Analyzer
 from ..models.base import BaseEmbedder
 from ..models.cache import ModelCache, request_key
-from ..models.generation import (BaseGenerator, Generation, GenerationRequest, Message,
-                                 ProviderSettings, load_generator, resolve_model, with_usage_cost)
+from ..models.generation import (
+    BaseGenerator,
+    Generation,
+    GenerationRequest,
+    Message,
+    ProviderSettings,
+    load_generator,
+    resolve_model,
+    with_usage_cost,
+)
 from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Usage
 from .citations import CheckResult, CitationChecker, strip_markers

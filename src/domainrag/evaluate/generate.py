@@ -76,14 +76,7 @@ _ENTITY = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
 _WORD = re.compile(r"\b[A-Za-z][A-Za-z-]{3,}\b")
 _ZH_TERM = re.compile(r"[《“「]([^》”」]{1,30})[》”」]|(?<![A-Za-z])([A-Za-z][\w-]+)")
 _LETTER = re.compile(r"[^\W\d_]")
-_STOPWORDS = frozenset("""
-    about above according across after again against along also although among another because
-    been before being below between both cannot could does doing down during each either every
-    from further have having here however into itself just less made make many more most much
-    must neither only other otherwise over same shall should since some such than that their
-    them then there therefore these they this those though through thus under unless until upon
-    very were what when where whether which while whom whose will with within without would your
-""".split())
+_STOPWORDS = frozenset(["about", "above", "according", "across", "after", "again", "against", "along", "also", "although", "among", "another", "because", "been", "before", "being", "below", "between", "both", "cannot", "could", "does", "doing", "down", "during", "each", "either", "every", "from", "further", "have", "having", "here", "however", "into", "itself", "just", "less", "made", "make", "many", "more", "most", "much", "must", "neither", "only", "other", "otherwise", "over", "same", "shall", "should", "since", "some", "such", "than", "that", "their", "them", "then", "there", "therefore", "these", "they", "this", "those", "though", "through", "thus", "under", "unless", "until", "upon", "very", "were", "what", "when", "where", "whether", "which", "while", "whom", "whose", "will", "with", "within", "without", "would", "your"])
 
 Draft = tuple[str, str]  # (question, answer)
 

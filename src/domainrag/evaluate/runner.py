@@ -86,7 +86,7 @@ class EvalOptions:
     retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
 
 
-def run_suite(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, store: RunStore,
+def run_suite(kb: KnowledgeBase, suite: Suite, options: EvalOptions, store: RunStore,
               progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate ``suite`` on ``kb``; returns the run in the JSON contract (also stored)."""
     cases = list(suite.cases[: options.limit] if options.limit else suite.cases)
@@ -125,7 +125,7 @@ def _replay(stop: Callable[[dict[str, Any]], bool], records: list[dict[str, Any]
     return any(stop(record) for record in records)
 
 
-def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:
+def _judge(kb: KnowledgeBase, options: EvalOptions) -> FaithfulnessJudge:
     spec = options.judge or kb.config.answer.judge
     if not spec:
         raise ConfigError("The judge metrics need a judge model: --judge provider:model "
@@ -135,7 +135,7 @@ def _judge(kb: "KnowledgeBase", options: EvalOptions) -> FaithfulnessJudge:
                              kb.answerer.templates, rubric_path(kb.path))
 
 
-def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
+def _manifest(kb: KnowledgeBase, suite: Suite, options: EvalOptions, n_cases: int) -> dict[str, Any]:
     answers = "answer" in options.metrics
     answerer = kb.answerer
     chosen = options.template or kb.config.answer.template
@@ -157,7 +157,7 @@ def _manifest(kb: "KnowledgeBase", suite: Suite, options: EvalOptions, n_cases: 
     }
 
 
-def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], options: EvalOptions,
+def _run_cases(kb: KnowledgeBase, pending: Sequence[tuple[int, Case]], options: EvalOptions,
                judge: FaithfulnessJudge | None, save: Callable[[int, dict[str, Any]], None],
                progress: Progress | None) -> None:
     answers = "answer" in options.metrics
@@ -198,8 +198,8 @@ def _run_cases(kb: "KnowledgeBase", pending: Sequence[tuple[int, "Case"]], optio
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not start the rest
 
 
-def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: bool
-              ) -> tuple[list[str], list["Hit"], float]:
+def _retrieve(kb: KnowledgeBase, case: Case, options: EvalOptions, answers: bool
+              ) -> tuple[list[str], list[Hit], float]:
     """The top documents (for the retrieval metrics), the chunks to answer from, and the ms."""
     started = time.perf_counter()
     cache = options.retrieval_cache if options.retrieval_cache is not None else {}
@@ -212,8 +212,8 @@ def _retrieve(kb: "KnowledgeBase", case: "Case", options: EvalOptions, answers: 
     return docs, hits, (time.perf_counter() - started) * 1000
 
 
-def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalOptions,
-            judge: FaithfulnessJudge | None, sample: int = 0) -> tuple["Answer", dict[str, Any]]:
+def _answer(kb: KnowledgeBase, case: Case, hits: list[Hit], options: EvalOptions,
+            judge: FaithfulnessJudge | None, sample: int = 0) -> tuple[Answer, dict[str, Any]]:
     """The answer, and the scores that need a model: similarity to the references, the judge."""
     answer = kb.answerer.answer(case.question, hits, model=options.model, template=options.template,
                                 sample=sample)
@@ -229,7 +229,7 @@ def _answer(kb: "KnowledgeBase", case: "Case", hits: list["Hit"], options: EvalO
 
 
 # -- per case -------------------------------------------------------------------------------
-def case_record(case: "Case", docs: list[str], answer: "Answer | None", retrieve_ms: float,
+def case_record(case: Case, docs: list[str], answer: Answer | None, retrieve_ms: float,
                 documents: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
     """The stored record of one case: what was retrieved and answered, and its scores."""
     gold, unknown = _resolve_gold(case, documents)
@@ -250,14 +250,14 @@ def case_record(case: "Case", docs: list[str], answer: "Answer | None", retrieve
     return record
 
 
-def _retrieval_scores(case: "Case", docs: list[str]) -> dict[str, float]:
+def _retrieval_scores(case: Case, docs: list[str]) -> dict[str, float]:
     qrels = {e.doc_id: e.relevance for e in case.gold}
     if not qrels:
         return {}
     return {name: metric(name)(docs, qrels) for name in RETRIEVAL_METRICS}
 
 
-def _answer_fields(answer: "Answer") -> dict[str, Any]:
+def _answer_fields(answer: Answer) -> dict[str, Any]:
     return {"answer": answer.text, "abstained": answer.abstained, "complete": answer.complete,
             "grounded": answer.grounded, "citations": [c.to_dict() for c in answer.citations],
             "usage": answer.usage.to_dict(), "model_id": answer.manifest.get("model"),
@@ -265,7 +265,7 @@ def _answer_fields(answer: "Answer") -> dict[str, Any]:
             "abstain_reason": answer.trace.get("abstain_reason")}
 
 
-def _answer_scores(case: "Case", answer: "Answer", gold: list[dict[str, Any]]) -> dict[str, float | None]:
+def _answer_scores(case: Case, answer: Answer, gold: list[dict[str, Any]]) -> dict[str, float | None]:
     scores: dict[str, float | None] = {"prompt_tokens": answer.usage.prompt_tokens,
                                        "completion_tokens": answer.usage.completion_tokens,
                                        "cost_usd": answer.usage.cost_usd}
@@ -303,7 +303,7 @@ def _sd(values: list[float]) -> float:
     return (sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5
 
 
-def faithfulness_proxy(answer: "Answer") -> float | None:
+def faithfulness_proxy(answer: Answer) -> float | None:
     """Offline faithfulness: supported claims over all claims with content (cited or not)."""
     claims: dict[str, bool] = {}
     for c in answer.citations:
@@ -312,7 +312,7 @@ def faithfulness_proxy(answer: "Answer") -> float | None:
     return sum(claims.values()) / total if total else None
 
 
-def _resolve_gold(case: "Case", documents: dict[str, dict[str, Any] | None]
+def _resolve_gold(case: Case, documents: dict[str, dict[str, Any] | None]
                   ) -> tuple[list[dict[str, Any]], list[str]]:
     """Gold evidence with quotes located in the current documents (char ranges), and the
     doc ids the knowledge base does not hold."""

@@ -14,9 +14,9 @@ Semantics every implementation must honour (checked by ``tests/store_conformance
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Iterator
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ class LexicalIndex:
         self.size = size
 
     @classmethod
-    def build(cls, corpus_tokens: Iterable[Sequence[str]]) -> "LexicalIndex":
+    def build(cls, corpus_tokens: Iterable[Sequence[str]]) -> LexicalIndex:
         import bm25s
 
         tokens = [list(t) for t in corpus_tokens]
@@ -50,7 +50,7 @@ class LexicalIndex:
         tmp.rename(directory)
 
     @classmethod
-    def load(cls, directory: Path, generation: int) -> "LexicalIndex | None":
+    def load(cls, directory: Path, generation: int) -> LexicalIndex | None:
         """The saved index if it was built at ``generation``, else ``None`` (stale or absent)."""
         try:
             state = json.loads((directory / "state.json").read_text())

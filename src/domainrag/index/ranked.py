@@ -15,13 +15,13 @@ class Ranked:
     scores: np.ndarray
 
     @classmethod
-    def empty(cls) -> "Ranked":
+    def empty(cls) -> Ranked:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def head(self, n: int) -> "Ranked":
+    def head(self, n: int) -> Ranked:
         return Ranked(self.rows[:n], self.scores[:n])
 
 

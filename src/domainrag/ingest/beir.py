@@ -8,8 +8,9 @@ is a table, one row per line. Other scalar fields become document metadata.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ConfigError, LoaderError
 from ..types import Document

@@ -13,10 +13,10 @@ import fnmatch
 import os
 import re
 import stat
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Collection, Sequence
 
 from ..config import IngestConfig
 from ..errors import ConfigError

@@ -8,7 +8,7 @@ common metadata fields ``path`` (the doc id path), ``format`` and ``title``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 from .. import registry
 from ..config import IngestConfig

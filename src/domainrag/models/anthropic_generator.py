@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from collections.abc import Iterator
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import GenerationError, require
 from ..types import Usage

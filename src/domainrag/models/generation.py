@@ -8,8 +8,9 @@ one small module with a class that implements :meth:`Generator.complete`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from .. import registry
 from ..errors import ConfigError

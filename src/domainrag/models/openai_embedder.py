@@ -9,7 +9,8 @@ is handed to the SDK only: it is never stored in the id, logged, or echoed in er
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import numpy as np

@@ -10,8 +10,9 @@ scalar fields go to the metadata, where search filters can use them. Record ids 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from ...errors import LoaderError
 from ...types import Document

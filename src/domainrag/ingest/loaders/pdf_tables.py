@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 Row = list[str]
 #: ("text", str) or ("table", rows)
-Segment = tuple[str, Union[str, list[Row]]]
+Segment = tuple[str, str | list[Row]]
 
 
 def available() -> bool:
