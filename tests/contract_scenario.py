@@ -27,7 +27,7 @@ CASES = [
 ]
 #: Values that differ from one execution to the next (ids, times, latencies).
 VOLATILE = ("run_id", "created", "a", "b", "latency_ms", "latency_ms_p50", "latency_ms_p95", "timings_ms",
-            "retrieve_ms", "suite", "corpus_hash", "index_hash", "path", "settings", "config_hash")
+            "retrieve_ms", "suite", "corpus_hash", "index_hash", "path", "settings", "config_hash", "source")
 
 
 def reply(request: Any) -> str:
@@ -48,9 +48,9 @@ def write_inputs(root: Path) -> tuple[Path, Path]:
 
 
 def scrub(value: Any) -> Any:
-    """The contract's shape and stable values: volatile entries replaced by their type name."""
+    """The contract's shape and stable values: volatile entries replaced by a placeholder."""
     if isinstance(value, dict):
-        return {k: (type(v).__name__ if k in VOLATILE else scrub(v)) for k, v in value.items()}
+        return {k: ("<volatile>" if k in VOLATILE else scrub(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v) for v in value]
     return value

@@ -28,6 +28,13 @@ from .types import Answer, Hit
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
     from .answer.pipeline import Answerer
+    from .compare.results import Comparison
+    from .evaluate.generate import GeneratedSuite
+    from .evaluate.run_records import Run
+    from .evaluate.runs import RunStore
+    from .evaluate.suite import Suite
+    from .evaluation import Adaptive, Matrix, SuiteLike
+    from .models.cache import ModelCache
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -41,9 +48,11 @@ class KnowledgeBase:
     Open with :meth:`open`; the constructor takes an already validated configuration.
     """
 
-    def __init__(self, path: Path, config: KBConfig) -> None:
+    def __init__(self, path: Path, config: KBConfig, overrides: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.config = config
+        #: The session's setting overrides (recorded in evaluation manifests).
+        self.overrides: dict[str, Any] = dict(overrides or {})
         self.store = SQLiteStore(self.path, config.index)
         self.chunker = StructureChunker(config.chunking)
         self.analyzer = Analyzer()
@@ -75,7 +84,25 @@ class KnowledgeBase:
         if not exists:
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
-        return cls(kb_dir, effective)
+        return cls(kb_dir, effective, overrides)
+
+    @classmethod
+    def for_suite(
+        cls,
+        suite: Suite,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        progress: bool | Callable[[str], None] = False,
+        notify: Callable[[str], None] | None = None,
+    ) -> KnowledgeBase:
+        """The knowledge base to evaluate ``suite`` on: the one at ``path`` (default as
+        :meth:`open`); for a BEIR suite with none given, one built from the suite's corpus and
+        cached (``$DOMAINRAG_CACHE/eval``, keyed by the corpus and embedder), completed if an
+        earlier build was interrupted. ``notify`` receives a line when a corpus is ingested."""
+        from .evaluation import open_for_suite
+
+        return open_for_suite(suite, path, overrides=overrides, progress=progress, notify=notify)
 
     # -- models ----------------------------------------------------------------------------
     @cached_property
@@ -263,6 +290,98 @@ class KnowledgeBase:
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
         return self.retriever.rank_documents(query, k, mode, filters)
 
+    # -- evaluation ------------------------------------------------------------------------
+    @cached_property
+    def runs(self) -> RunStore:
+        """The stored evaluation runs (``runs.sqlite3``): list, get, pin, unpin, delete."""
+        from .evaluate.runs import RunStore
+
+        return RunStore(self.path)
+
+    @cached_property
+    def model_cache(self) -> ModelCache:
+        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``)."""
+        from .models.cache import ModelCache
+
+        return ModelCache(self.path / "model_cache.sqlite3")
+
+    def evaluate(
+        self,
+        suite: SuiteLike,
+        *,
+        model: str | None = None,
+        template: str | None = None,
+        metrics: Sequence[str] = ("retrieval", "answer", "citation"),
+        judge: str | None = None,
+        mode: Mode | None = None,
+        limit: int | None = None,
+        concurrency: int = 4,
+        name: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+        split: str = "test",
+        adaptive: Adaptive | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Run:
+        """Evaluate a suite (a JSONL file, a BEIR folder or a loaded :class:`Suite`): retrieval,
+        answer, citation (and, with ``judge``, faithfulness) metrics per case, overall and per
+        scenario with 95% intervals. The run is stored (``kb.runs``) as each case finishes, so
+        an interrupted run resumes when called again; model calls are cached, so an unchanged
+        re-run makes none. ``metrics`` groups: retrieval, answer, citation, judge. ``repeat``
+        answers each case several times (nondeterministic models: flaky cases). ``adaptive``
+        stops early against a baseline (:class:`~domainrag.evaluation.Adaptive`)."""
+        from .evaluation import evaluate
+
+        return evaluate(self, suite, split=split, model=model, template=template, metrics=metrics, judge=judge,
+                        mode=mode, limit=limit, concurrency=concurrency, name=name, repeat=repeat, seed=seed,
+                        adaptive=adaptive, progress=progress)
+
+    def evaluate_matrix(
+        self,
+        suite: SuiteLike,
+        *,
+        models: Sequence[str | None] = (None,),
+        templates: Sequence[str | None] = (None,),
+        metrics: Sequence[str] = ("retrieval", "answer", "citation"),
+        judge: str | None = None,
+        mode: Mode | None = None,
+        limit: int | None = None,
+        concurrency: int = 4,
+        name: str | None = None,
+        repeat: int = 1,
+        split: str = "test",
+        progress: Callable[[int, str], None] | None = None,
+    ) -> Matrix:
+        """Evaluate every (model, template) pair on the suite, retrieving once, and compare each
+        run with the first: ``matrix.runs``, ``matrix.comparisons``."""
+        from .evaluation import evaluate_matrix
+
+        return evaluate_matrix(self, suite, models=models, templates=templates, split=split, metrics=metrics,
+                               judge=judge, mode=mode, limit=limit, concurrency=concurrency, name=name,
+                               repeat=repeat, progress=progress)
+
+    def compare(self, baseline: str | Run, new: str | Run = "last", *, force: bool = False,
+                alpha: float | None = None) -> Comparison:
+        """Compare run ``new`` with ``baseline`` case by case (runs, ids, names, pinned
+        baselines, ``last`` or ``last~N``): manifest diff, paired deltas with CIs, p-values,
+        MDE, verdicts per scenario, cost and latency, flipped cases, and the ``[gate]`` result
+        (``comparison.gate.passed``). Runs over different suites or corpora are refused unless
+        ``force``."""
+        from .evaluation import compare
+
+        return compare(self, baseline, new, force=force, alpha=alpha)
+
+    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0) -> GeneratedSuite:
+        """``n`` questions with gold spans written from the documents (heuristic cloze
+        questions, or by ``model``; cached model calls); ``write_suite`` saves them."""
+        from .evaluate.generate import generate_suite
+        from .evaluation import model_cache
+
+        if not model:
+            return generate_suite(self, n, model, seed)
+        with model_cache(self):
+            return generate_suite(self, n, model, seed)
+
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {
@@ -273,6 +392,11 @@ class KnowledgeBase:
         }
 
     def close(self) -> None:
+        """Close the catalog and, when opened, the run store and the model-call cache."""
+        for name in ("runs", "model_cache"):
+            opened = self.__dict__.pop(name, None)
+            if opened is not None:
+                opened.close()
         self.store.close()
 
     def __enter__(self) -> KnowledgeBase:

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -239,7 +239,7 @@ def minimum_detectable_effect(d: Sequence[float], *, alpha: float = 0.05,
     return (z.inv_cdf(1.0 - alpha / 2) + z.inv_cdf(power)) * sd / math.sqrt(diffs.size)
 
 
-def is_score(value: Any) -> bool:
+def is_score(value: Any) -> TypeGuard[float]:
     """A usable per-case score: a finite number (not None, NaN, a bool or a string). Pairs
     where either side is not are left out of a comparison."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
 from .judge import FaithfulnessJudge, rubric_path
 from .metrics import metric
+from .run_records import Run
 from .runs import RunStore
 from .stats import mean_ci
 from .suite import Suite
@@ -53,9 +54,20 @@ SCORE_GROUPS = {
     "latency_ms": "cost", "prompt_tokens": "cost", "completion_tokens": "cost", "cost_usd": "cost",
 }
 Progress = Callable[[str], None]
+#: Retrieval results shared between the runs of a matrix: (question, mode) -> (documents, chunks).
+RetrievalCache = dict[tuple[str, str | None], tuple[list[str], list["Hit"]]]
 
 
-@dataclass
+def metric_groups(names: Iterable[str]) -> frozenset[str]:
+    """The metric groups to run: ``names`` checked against :data:`GROUPS`; citation and judge
+    metrics need answers, so they bring the answer group."""
+    groups = frozenset(g.strip() for g in names if g.strip())
+    if not groups <= set(GROUPS):
+        raise ConfigError(f"Unknown metric group(s) {sorted(groups - set(GROUPS))}: use {', '.join(GROUPS)}.")
+    return groups | {"answer"} if groups & {"citation", "judge"} else groups
+
+
+@dataclass(kw_only=True)
 class EvalOptions:
     """What to run: ``metrics`` groups, the model (None: the knowledge base's default), the
     retrieval mode, at most ``limit`` cases, ``concurrency`` answers at a time."""
@@ -83,12 +95,12 @@ class EvalOptions:
     #: Called once the run ends; its dict is stored in the manifest as ``stop_result``.
     stop_result: Callable[[], dict[str, Any]] | None = None
     #: Retrieval results shared between the runs of a matrix (same questions, same settings).
-    retrieval_cache: dict[tuple[str, str | None], tuple[list[str], list[Any]]] | None = None
+    retrieval_cache: RetrievalCache | None = None
 
 
 def run_suite(kb: KnowledgeBase, suite: Suite, options: EvalOptions, store: RunStore,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """Evaluate ``suite`` on ``kb``; returns the run in the JSON contract (also stored)."""
+              progress: Progress | None = None) -> Run:
+    """Evaluate ``suite`` on ``kb``; returns the stored run."""
     cases = list(suite.cases[: options.limit] if options.limit else suite.cases)
     if options.shuffle:
         cases = random.Random(options.seed).sample(cases, len(cases))
@@ -116,7 +128,7 @@ def run_suite(kb: KnowledgeBase, suite: Suite, options: EvalOptions, store: RunS
         manifest["stop_result"] = options.stop_result()
     summary = summarise(records)
     store.finish(run_id, manifest, summary)
-    return store.load(run_id)
+    return store.get(run_id)
 
 
 def _replay(stop: Callable[[dict[str, Any]], bool], records: list[dict[str, Any]]) -> bool:
