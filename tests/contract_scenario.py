@@ -71,6 +71,10 @@ if __name__ == "__main__":  # pragma: no cover - regenerates the fixtures
     from domainrag.evaluate.suite import load_suite
     from domainrag.models.cache import ModelCache
 
+    from domainrag import registry
+
+    for group, plugin, obj in conftest.FAKES:
+        registry.register(group, plugin, obj)
     conftest.ScriptedGenerator.script = reply
     out = Path(__file__).parent / "fixtures" / "contract"
     with tempfile.TemporaryDirectory() as tmp:

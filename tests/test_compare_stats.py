@@ -81,6 +81,7 @@ def test_monte_carlo_correction_never_zero() -> None:
 # --- McNemar ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mcnemar_matches_scipy_binomtest() -> None:
     binomtest = pytest.importorskip("scipy.stats").binomtest
     for b_wins, a_wins in [(0, 1), (1, 0), (3, 0), (10, 2), (7, 7), (12, 30), (60, 40),

@@ -194,3 +194,15 @@ def test_same_spec_loading_another_model_is_refused(kb_factory, docs: Path) -> N
     with pytest.raises(IndexMismatchError, match="older-release"):
         reopened.search("thyroxine", k=1, mode="dense")
     reopened.close()
+
+
+def test_a_hand_written_config_is_used_and_kept_when_the_knowledge_base_is_created(tmp_path) -> None:
+    from domainrag import KnowledgeBase
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    written = '# our settings\n[embedder]\nmodel = "hash:64"\n[retrieval]\nk = 7\n'
+    (folder / "domainrag.toml").write_text(written)
+    with KnowledgeBase.open(folder, create=True) as kb:
+        assert kb.config.embedder.model == "hash:64" and kb.config.retrieval.k == 7
+    assert (folder / "domainrag.toml").read_text() == written

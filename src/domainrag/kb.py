@@ -69,8 +69,9 @@ class KnowledgeBase:
         """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
 
         ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
-        ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``). On an existing
-        knowledge base, overrides apply to this session only.
+        ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``); a
+        ``domainrag.toml`` already in the folder (written by hand before the first ingest) is
+        read, not replaced. On an existing knowledge base, overrides apply to this session only.
         """
         kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
         exists = (kb_dir / "catalog.sqlite3").exists()
@@ -79,9 +80,11 @@ class KnowledgeBase:
                 f"No knowledge base at {kb_dir}. Create one with 'domainrag ingest PATH --kb {kb_dir}' "
                 "or KnowledgeBase.open(path, create=True)"
             )
-        base = config or (config_io.load(kb_dir) if exists else KBConfig())
+        # A domainrag.toml written by hand before the first ingest is the configuration to use.
+        written = exists or (kb_dir / "domainrag.toml").is_file()
+        base = config or (config_io.load(kb_dir) if written else KBConfig())
         effective = base.with_overrides(dict(overrides)) if overrides else base
-        if not exists:
+        if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
         return cls(kb_dir, effective, overrides)

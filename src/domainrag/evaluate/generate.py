@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from ..answer.templates import quote_data
 from ..errors import ConfigError, EmptyKnowledgeBase
 from ..models.generation import GenerationRequest
+from ..models.json_reply import json_objects
 from ..text import detect_language, sentence_spans
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -301,13 +302,8 @@ def parse_draft(text: str) -> Draft | None:
     """(question, answer) from a model's reply: the first JSON object in the text (the whole
     reply, or one wrapped in prose or a code fence) holding a ``question``; None when there is
     none. A number answer is kept as text; any other non-text answer becomes empty."""
-    decoder = json.JSONDecoder()
-    for brace in re.finditer(r"\{", text):
-        try:
-            data, _ = decoder.raw_decode(text, brace.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("question"), str):
+    for data, _repaired in json_objects(text):
+        if isinstance(data.get("question"), str):
             answer = data.get("answer")
             answer = "" if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) else str(answer)
             return " ".join(data["question"].split()), answer.strip()
