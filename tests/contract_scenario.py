@@ -63,15 +63,13 @@ if __name__ == "__main__":  # pragma: no cover - regenerates the fixtures
     sys.path.insert(0, str(Path(__file__).parent))
     import conftest
 
-    from domainrag import KnowledgeBase
+    from domainrag import KnowledgeBase, registry
     from domainrag.compare.compare import compare_runs
     from domainrag.compare.gate import apply_gate
     from domainrag.evaluate.runner import EvalOptions, run_suite
     from domainrag.evaluate.runs import RunStore
     from domainrag.evaluate.suite import load_suite
     from domainrag.models.cache import ModelCache
-
-    from domainrag import registry
 
     for group, plugin, obj in conftest.FAKES:
         registry.register(group, plugin, obj)

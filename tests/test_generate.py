@@ -140,7 +140,7 @@ def test_model_generator_parses_repairs_and_counts(kb, scripted) -> None:
     request = scripted.requests[0]
     assert request.json and request.max_tokens == 200 and '"question"' in request.messages[0].content
     prompts = [r.messages[1].content for r in scripted.requests[3:]]
-    for record, prompt in zip(suite.records[1:], prompts):
+    for record, prompt in zip(suite.records[1:], prompts, strict=False):
         assert record["gold"][0]["quote"] in prompt
     assert any(r["gold"][0]["quote"].count(". ") >= 1 for r in suite.records if "en" in r["scenario"])
 

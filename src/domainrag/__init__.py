@@ -44,7 +44,32 @@ _LAZY = {
     "gate": "domainrag.compare.gate",
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "KnowledgeBase",
+    "IngestReport",
+    "Document",
+    "Chunk",
+    "Hit",
+    "Span",
+    "Answer",
+    "Citation",
+    "Case",
+    "DomainragError",
+    "Suite",
+    "load_suite",
+    "Run",
+    "RunInfo",
+    "CaseRecord",
+    "RunStore",
+    "Adaptive",
+    "Matrix",
+    "Comparison",
+    "MetricComparison",
+    "GateResult",
+    "compare_runs",
+    "gate",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compare.compare import compare_runs

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -25,8 +24,6 @@ from .errors import DomainragError
 from .report import terminal
 
 if TYPE_CHECKING:  # pragma: no cover
-    import click
-
     from .kb import KnowledgeBase
 
 EXIT_ERROR = 1
@@ -41,7 +38,7 @@ err = Console(stderr=True)
 class _Commands(TyperGroup):
     """Turns library errors into one-line messages (and Ctrl-C into exit 130) for every command."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a (typer-vendored) click Context
         try:
             return super().invoke(ctx)
         except DomainragError as exc:
@@ -248,7 +245,8 @@ def eval_(
     templates: Annotated[list[str] | None, typer.Option(
         "--template", help="Prompt template; repeatable (a matrix).")] = None,
     metrics: MetricsOpt = "retrieval,answer,citation",
-    judge: Annotated[str | None, typer.Option("--judge", help="Judge model provider:model (sets answer.judge).")] = None,
+    judge: Annotated[str | None, typer.Option(
+        "--judge", help="Judge model provider:model (sets answer.judge).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N cases.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Answers computed at a time.")] = 4,
     json_out: JsonOut = None,
@@ -291,11 +289,13 @@ def eval_(
         raise typer.BadParameter("needs --compare-to RUN", param_hint="--adaptive")
     _check_outputs(json_out, html_out)
     loaded = load_suite(suite, split)
-    settings = dict(metrics=metrics.split(","), judge=judge, mode=mode, limit=limit, concurrency=concurrency,
-                    name=name, repeat=repeat)
+    settings: dict[str, Any] = dict(metrics=metrics.split(","), judge=judge, mode=mode, limit=limit,
+                                    concurrency=concurrency, name=name, repeat=repeat)
+    grid_models: list[str | None] = [*models] if models else [None]
+    grid_templates: list[str | None] = [*templates] if templates else [None]
     with _eval_kb(kb, loaded, _settings(set_)) as base:
         if grid_size > 1:
-            _eval_matrix(base, loaded, models or [None], templates or [None], settings, json_out, html_out)
+            _eval_matrix(base, loaded, grid_models, grid_templates, settings, json_out, html_out)
             return
         baseline = base.runs.get(compare_to) if compare_to else None  # fail before the work
         plan = Adaptive(baseline=baseline, futility=futility, margin=margin, budget=budget) \
@@ -303,8 +303,8 @@ def eval_(
         total = len(loaded.cases[:limit])
         try:
             with terminal.case_progress(total, err) as tick:
-                run = base.evaluate(loaded, model=(models or [None])[0], template=(templates or [None])[0],
-                                    adaptive=plan, progress=tick, **settings)
+                run = base.evaluate(loaded, model=grid_models[0], template=grid_templates[0], adaptive=plan,
+                                    progress=tick, **settings)
         except KeyboardInterrupt:
             err.print("[yellow]Interrupted: the finished cases are saved; run the same command "
                       "again to resume.[/yellow]")

@@ -21,9 +21,9 @@ def gate(comparison: Comparison, config: GateConfig) -> GateResult:
         for name, threshold in config.metrics.items():
             reasons += _check(name, comparison.metrics.get(name), threshold, "overall")
         for tag, metrics in config.scenarios.items():
-            scenario = comparison.scenarios[tag].metrics if tag in comparison.scenarios else {}
+            rows = comparison.scenarios[tag].metrics if tag in comparison.scenarios else {}
             for name, threshold in metrics.items():
-                reasons += _check(name, scenario.get(name), threshold, f"in scenario {tag!r}")
+                reasons += _check(name, rows.get(name), threshold, f"in scenario {tag!r}")
     else:
         reasons += [_worse(name, r, "overall") for name, r in comparison.metrics.items() if r.verdict == "worse"]
         for tag, scenario in comparison.scenarios.items():

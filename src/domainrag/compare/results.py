@@ -150,7 +150,8 @@ class GateResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
-        return cls(passed=bool(data["passed"]), reasons=tuple(data.get("reasons") or ()), rule=str(data.get("rule", "")))
+        return cls(passed=bool(data["passed"]), reasons=tuple(data.get("reasons") or ()),
+                   rule=str(data.get("rule", "")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,7 +208,8 @@ class Comparison:
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
         return cls(
             a=str(data["a"]), b=str(data["b"]), a_name=data.get("a_name"), b_name=data.get("b_name"),
-            forced=bool(data.get("forced")), alpha=float(data.get("alpha", 0.05)), headline=str(data.get("headline", "")),
+            forced=bool(data.get("forced")), alpha=float(data.get("alpha", 0.05)),
+            headline=str(data.get("headline", "")),
             manifest_diff={k: dict(v) for k, v in (data.get("manifest_diff") or {}).items()},
             cases=Coverage.from_dict(data["cases"]),
             metrics={k: MetricComparison.from_dict(m) for k, m in (data.get("metrics") or {}).items()},

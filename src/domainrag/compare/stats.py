@@ -263,7 +263,7 @@ def mcnemar_exact(b_wins: int, a_wins: int) -> float:
         return 1.0
     if m <= _EXACT_BINOM_MAX:
         tail = sum(math.comb(m, i) for i in range(k + 1))
-        return min(1.0, 2 * tail / 2**m)
+        return min(1.0, float(2 * tail / 2**m))
     # Large m: log-space. log P(X = k), then the ratios P(X = i - 1) / P(X = i) = i / (m - i + 1)
     # walking down from k (the largest term of the lower tail), summed relative to P(X = k).
     log_top = math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class Suite:
         return self.format == "beir"
 
 
-def load_suite(path: str | Path, split: str = "test") -> Suite:
+def load_suite(path: str | os.PathLike[str], split: str = "test") -> Suite:
     """A JSONL suite, or a BEIR folder's ``split`` as a suite."""
     path = Path(path)
     if path.is_dir():
@@ -123,7 +124,8 @@ def _evidence(item: Any) -> Evidence:
     if not isinstance(item, dict) or not isinstance(item.get("doc_id"), str) or not item["doc_id"]:
         raise ConfigError(f"gold item {item!r} needs a 'doc_id' (or is a document id string)")
     start, end = item.get("start"), item.get("end")
-    if (start is None) != (end is None) or (start is not None and not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end)):
+    valid_range = isinstance(start, int) and isinstance(end, int) and 0 <= start < end
+    if (start is None) != (end is None) or (start is not None and not valid_range):
         raise ConfigError(f"gold item {item!r}: 'start' and 'end' must be given together, 0 <= start < end")
     quote, page, relevance = item.get("quote"), item.get("page"), item.get("relevance", 1)
     if quote is not None and (not isinstance(quote, str) or not quote.strip()):
