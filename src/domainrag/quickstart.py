@@ -79,8 +79,8 @@ def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:
     for c in answer.citations:
         mark = "[green]✓ supported[/green]" if c.supported else "[red]✗ unsupported[/red]"
         console.print(f"  [dim]\\[{c.number}] {escape(c.doc_id)}[/dim] {mark}")
-    timing = answer.trace["timings_ms"]["total_ms"]
-    status = f"abstained ({answer.trace['abstain_reason']})" if answer.abstained else f"grounded {answer.grounded:.0%}"
+    timing = answer.trace.total_ms
+    status = f"abstained ({answer.trace.abstain_reason})" if answer.abstained else f"grounded {answer.grounded:.0%}"
     console.print(f"  [dim]{status} · {timing:.0f} ms[/dim]")
 
 

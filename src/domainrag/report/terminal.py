@@ -93,15 +93,15 @@ def print_answer(answer: Answer, out: Console, err: Console, streamed: bool = Fa
     trace = answer.trace
     if answer.abstained:
         out.print(answer.text, style="yellow", markup=False, highlight=False)
-        out.print(f"[dim]abstained: {escape(trace.get('abstain_reason'))}[/dim]")
+        out.print(f"[dim]abstained: {escape(trace.abstain_reason)}[/dim]")
         return
-    if not streamed or trace.get("removed_markers") or trace.get("retried"):
+    if not streamed or trace.removed_markers or trace.retried:
         if streamed:
             out.print("[dim]Checked answer:[/dim]")
         out.print(answer.text, markup=False, highlight=False)
     if not answer.complete:
         err.print(f"[red]The answer is incomplete: the model stopped early "
-                  f"({escape(trace.get('finish_reason'))}).[/red]")
+                  f"({escape(trace.finish_reason)}).[/red]")
     if answer.citations:
         table = Table(show_lines=False, box=None, pad_edge=False)
         for name in ("", "source", "quote", "check"):
@@ -112,12 +112,11 @@ def print_answer(answer: Answer, out: Console, err: Console, streamed: bool = Fa
             mark = f"[green]✓ {c.support:.2f}[/green]" if c.supported else f"[red]✗ {c.support:.2f}[/red]"
             table.add_row(f"\\[{c.number}]", where, quote, mark)
         out.print(table)
-    removed = trace.get("removed_markers") or []
+    removed = trace.removed_markers
     usage = answer.usage
     cost = f" · ${usage.cost_usd:.4f}" if usage.cost_usd else ""
-    total_ms = (trace.get("timings_ms") or {}).get("total_ms", 0)
     out.print(f"[dim]{escape(answer.manifest.get('model'))} · grounded {answer.grounded:.0%} · "
-              f"{usage.prompt_tokens}+{usage.completion_tokens} tokens{cost} · {total_ms:.0f} ms"
+              f"{usage.prompt_tokens}+{usage.completion_tokens} tokens{cost} · {trace.total_ms:.0f} ms"
               + (f" · {len(removed)} fabricated citation(s) removed" if removed else "") + "[/dim]")
 
 
