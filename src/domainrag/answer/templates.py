@@ -22,7 +22,7 @@ import hashlib
 import re
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -127,7 +127,7 @@ class Templates:
         """Jinja2's errors (and the template's own failures) as :class:`ConfigError` naming the
         file, the line and the fix."""
         import jinja2
-        from jinja2.sandbox import SecurityError
+        from jinja2.exceptions import SecurityError
 
         try:
             yield
@@ -163,10 +163,10 @@ class Templates:
         tracebacks to point into templates), else the template's path."""
         from jinja2.debug import rewrite_traceback_stack
 
-        try:  # the template's lines instead of the compiled module's (needs the error in flight)
+        # The template's lines instead of the compiled module's (needs the error in flight); an
+        # error Jinja cannot map keeps its frames as they are.
+        with suppress(Exception):
             exc = rewrite_traceback_stack()
-        except Exception:  # no error in flight, or one Jinja cannot map: the frames as they are
-            pass
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             if frame.filename.endswith(".j2"):
                 return f"{frame.filename}, line {frame.lineno}"
@@ -175,7 +175,8 @@ class Templates:
     def _ancestors(self, file: str) -> list[Any]:
         from jinja2 import nodes
 
-        chain, current = [], file
+        chain: list[Any] = []
+        current = file
         while True:
             source, _, _ = self._env.loader.get_source(self._env, current)
             extends = self._env.parse(source).find(nodes.Extends)
@@ -203,7 +204,8 @@ class Templates:
 
 def _sandbox() -> type:
     """Jinja2's immutable sandbox with repetition and powers bounded too."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class Sandbox(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**"})
