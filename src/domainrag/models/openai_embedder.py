@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import ClassVar
-from urllib.parse import urlparse
 
 import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import EmbeddingError, require
+from ..redaction import host_port, redact_url
+from ..trust import check as check_trust
 from .base import BaseEmbedder
 from .sdk_errors import api_key, explain, is_custom, redact
 
@@ -27,6 +28,7 @@ KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: OpenAI accepts at most 2048 inputs per request; larger batches are split.
 MAX_INPUTS_PER_REQUEST = 2048
 
@@ -48,6 +50,7 @@ class OpenAIEmbedder(BaseEmbedder):
         self, model_name: str = "text-embedding-3-small", config: EmbedderConfig | None = None
     ) -> None:
         super().__init__(model_name, config)
+        check_trust(self.config.untrusted, f"The embedder openai:{model_name}", OPENAI_URL, DEFAULT_KEY_ENV)
         openai = require("openai", "openai", "openai", "The OpenAI embedder")
         self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._secret = _api_key(self.config.api_key_env, custom=_is_custom(self.base_url))
@@ -60,7 +63,7 @@ class OpenAIEmbedder(BaseEmbedder):
         self._dimensions: int | None = KNOWN_DIMENSIONS.get(model_name)
         self.id = f"openai:{model_name}"
         if _is_custom(self.base_url):
-            self.id += f"@{urlparse(self.base_url or '').netloc}"
+            self.id += f"@{host_port(self.base_url or '')}"
 
     @property
     def dimensions(self) -> int:  # type: ignore[override]
@@ -98,7 +101,7 @@ class OpenAIEmbedder(BaseEmbedder):
         except openai.OpenAIError as exc:
             raise EmbeddingError(self._redact(self._explain(exc))) from exc
         except ValueError as exc:  # the SDK's parser: "No embedding data received"
-            raise EmbeddingError(f"{self._where()} returned no embeddings: {exc}") from exc
+            raise EmbeddingError(self._redact(f"{self._where()} returned no embeddings: {exc}")) from exc
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(texts):
             raise EmbeddingError(
@@ -107,7 +110,7 @@ class OpenAIEmbedder(BaseEmbedder):
         return [list(item.embedding) for item in data]
 
     def _where(self) -> str:
-        return f"The embeddings API at {self.base_url or OPENAI_URL} (model {self.model_name!r})"
+        return f"The embeddings API at {redact_url(self.base_url or OPENAI_URL)} (model {self.model_name!r})"
 
     def _explain(self, exc: Exception) -> str:
         import openai
