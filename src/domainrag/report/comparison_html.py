@@ -55,7 +55,8 @@ def _comparison_header(report: Mapping[str, Any]) -> str:
     title = f"<h1>{mk.code(report.get('a'))} → {mk.code(report.get('b'))}</h1>"
     if report.get("headline"):
         title += f"\n<p><strong>{mk.esc(report['headline'])}</strong></p>"
-    forced = "<p><strong>Forced: the runs used different suites or corpora.</strong></p>" if report.get("forced") else ""
+    forced = ("<p><strong>Forced: the runs used different suites or corpora.</strong></p>"
+              if report.get("forced") else "")
     note = mk.sub(report, "cases").get("note")
     changes = [[mk.esc(k), mk.esc(mk.manifest_value(v.get("a"))), mk.esc(mk.manifest_value(v.get("b")))]
                for k, v in mk.sub(report, "manifest_diff").items()]
