@@ -199,3 +199,27 @@ def test_trusting_a_folder_without_a_configuration_is_refused(tmp_path: Path) ->
 ])
 def test_same_endpoint(url: str, official: str | None, same: bool) -> None:
     assert trust.same_endpoint(url, official) is same
+
+
+def test_the_users_own_config_sets_a_provider_and_vouches_for_the_same_settings(
+        received, _user_config_dir: Path, monkeypatch) -> None:
+    with OpenAIStub(api_key="gateway-key") as stub:
+        (_user_config_dir / "config.toml").write_text(
+            f'[providers.openai]\nbase_url = "{stub.url}"\napi_key_env = "GATEWAY_KEY"\n')
+        monkeypatch.setenv("GATEWAY_KEY", "gateway-key")
+        kb = received(answer={"model": "openai:gpt-test"})
+        assert not kb.ask(QUESTION).abstained and len(stub.requests) == 1  # the user's gateway and key
+        kb = received(answer={"base_url": stub.url + "/", "api_key_env": "GATEWAY_KEY"})  # what the user chose
+        assert not kb.ask(QUESTION).abstained and len(stub.requests) == 2
+        kb = received(answer={"base_url": "http://elsewhere.example/v1"})
+        with pytest.raises(UntrustedSettingsError, match=f"yours is {stub.url}.*config.toml"):
+            kb.ask(QUESTION)
+        assert len(stub.requests) == 2
+
+
+@pytest.mark.parametrize("text", ['[answer]\nbase_url = "x"\n', '[providers.openai]\ntimeout = 3\n',
+                                  '[providers.openai]\nbase_url = 3\n', "providers = 3\n", "not toml ["])
+def test_a_malformed_user_config_is_a_config_error(_user_config_dir: Path, text: str) -> None:
+    (_user_config_dir / "config.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"Your configuration .*config\.toml"):
+        trust.user_provider("openai")

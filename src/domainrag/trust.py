@@ -16,8 +16,20 @@ they are honoured only when harmless or when the user trusted that knowledge bas
   when the model is about to be used, naming the settings and the fix.
 
 Settings the user gives — call arguments, ``--set``/overrides, environment variables
-(``OPENAI_BASE_URL``, ``DOMAINRAG_MODEL``...) — are always honoured, as is a configuration
-written by :func:`domainrag.config.save` on the user's behalf (it trusts what it writes).
+(``OPENAI_BASE_URL``, ``DOMAINRAG_MODEL``...), the user's own ``config.toml`` (below) — are always
+honoured, as is a configuration written by :func:`domainrag.config.save` on the user's behalf (it
+trusts what it writes). A knowledge base's file that names the same URL or variable as the
+user's ``config.toml`` needs no trust either.
+
+The user's ``$DOMAINRAG_CONFIG_DIR/config.toml`` (default ``~/.config/domainrag/config.toml``)
+holds connection settings per provider, for every knowledge base::
+
+    [providers.openai]              # openai:MODEL and the openai embedder
+    base_url = "https://llm-gateway.example.com/v1"
+    api_key_env = "GATEWAY_KEY"
+
+A provider uses, in order: the call's or knowledge base's setting, the environment
+(``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``), this file, the provider's default.
 
 :func:`trust` records a knowledge base as (resolved path, hash of its network settings and model
 specs) in ``$DOMAINRAG_CONFIG_DIR/trusted.json`` (default ``~/.config/domainrag/trusted.json``);
@@ -43,6 +55,7 @@ from .redaction import redact_url
 
 CONFIG_DIR_ENV = "DOMAINRAG_CONFIG_DIR"
 TRUST_FILE = "trusted.json"
+USER_CONFIG_FILE = "config.toml"
 #: Settings that choose where data is sent and which secret goes with it (``section.key``).
 NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env")
 #: What a trust covers: the network settings and the models they are used with.
@@ -72,19 +85,26 @@ class Untrusted:
         left = {k: v for k, v in self.settings.items() if f"{self.section}.{k}" not in keys}
         return Untrusted(self.kb_dir, self.section, left) if left else None
 
-    def check(self, what: str, official_url: str | None, standard_key_env: str | None) -> None:
+    def check(self, what: str, official_url: str | None, standard_key_env: str | None,
+              user: UserProvider | None = None) -> None:
         """Raise :class:`UntrustedSettingsError` if these settings would send data anywhere but
-        ``official_url`` (``None``: the provider has no official endpoint) or send any variable
-        but ``standard_key_env`` as the key. ``what`` names the model about to use them."""
+        ``official_url`` (``None``: the provider has no official endpoint) or the user's own
+        ``user.base_url``, or send any variable but ``standard_key_env`` or ``user.api_key_env``
+        as the key. ``what`` names the model about to use them."""
+        user = user or UserProvider()
         problems = []
         url = self.settings.get("base_url")
-        if url is not None and not same_endpoint(str(url), official_url):
+        if url is not None and not any(same_endpoint(str(url), ok) for ok in (official_url, user.base_url)):
             where = f"the provider's own is {official_url}" if official_url else "the provider has no default"
+            if user.base_url:
+                where += f", yours is {redact_url(user.base_url)}"
             problems.append(f"{self.section}.base_url = {redact_url(str(url))!r} (a server of the file's choosing; "
                             f"{where}), which would receive your questions and the retrieved documents")
         key_env = self.settings.get("api_key_env")
-        if key_env is not None and key_env != standard_key_env:
+        if key_env is not None and key_env not in (standard_key_env, user.api_key_env):
             standard = f"the standard one is {standard_key_env}" if standard_key_env else "the provider needs none"
+            if user.api_key_env:
+                standard += f", yours is {user.api_key_env}"
             problems.append(f"{self.section}.api_key_env = {key_env!r} (that environment variable would be sent "
                             f"as the API key; {standard})")
         if problems:
@@ -95,14 +115,48 @@ class Untrusted:
                 + f". A knowledge base's own file may not choose where your data and secrets are sent. If you "
                 f"know this knowledge base, trust it with 'domainrag trust {self.kb_dir}' (editing these "
                 f"settings later revokes the trust); otherwise remove them from the file, or give them "
-                f"yourself (an option, --set {self.section}.KEY=VALUE, or an environment variable)."
+                f"yourself (an option, --set {self.section}.KEY=VALUE, an environment variable, or "
+                f"{config_dir() / USER_CONFIG_FILE})."
             )
 
 
-def check(untrusted: Untrusted | None, what: str, official_url: str | None, standard_key_env: str | None) -> None:
+def check(untrusted: Untrusted | None, what: str, official_url: str | None, standard_key_env: str | None,
+          user: UserProvider | None = None) -> None:
     """:meth:`Untrusted.check` when there is a record (settings from the user have none)."""
     if untrusted is not None:
-        untrusted.check(what, official_url, standard_key_env)
+        untrusted.check(what, official_url, standard_key_env, user)
+
+
+# -- the user's own configuration ---------------------------------------------------------------
+@dataclass(frozen=True)
+class UserProvider:
+    """A provider's connection settings from the user's ``config.toml`` (``None``: not set)."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+
+def user_provider(provider: str) -> UserProvider:
+    """``[providers.PROVIDER]`` of the user's ``config.toml`` (empty when absent)."""
+    path = config_dir() / USER_CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return UserProvider()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Your configuration {path} cannot be read ({exc}). Fix the file or delete it.") from exc
+    unknown = sorted(set(data) - {"providers"})
+    providers = data.get("providers", {})
+    if unknown or not isinstance(providers, dict):
+        raise ConfigError(f"Your configuration {path} may hold only [providers.NAME] sections with base_url "
+                          f"and api_key_env; found {unknown or ['providers = ' + repr(providers)]}.")
+    section = providers.get(provider, {})
+    wrong = [k for k, v in section.items() if k not in ("base_url", "api_key_env") or not isinstance(v, str)] \
+        if isinstance(section, dict) else [repr(section)]
+    if wrong:
+        raise ConfigError(f"Your configuration {path}: [providers.{provider}] may set only base_url and "
+                          f"api_key_env, as strings; fix {', '.join(wrong)}.")
+    return UserProvider(section.get("base_url") or None, section.get("api_key_env") or None)
 
 
 def same_endpoint(url: str, official_url: str | None) -> bool:

@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from .. import registry
 from ..errors import ConfigError
-from ..trust import Untrusted
+from ..trust import Untrusted, UserProvider
 from ..types import Source, Usage
 
 GROUP = "domainrag.generators"
@@ -83,11 +83,13 @@ class ProviderSettings:
     max_retries: int = 2
     untrusted: Untrusted | None = None
 
-    def check_trust(self, what: str, official_url: str | None, standard_key_env: str | None) -> None:
+    def check_trust(self, what: str, official_url: str | None, standard_key_env: str | None,
+                    user: UserProvider | None = None) -> None:
         """Raise :class:`~domainrag.errors.UntrustedSettingsError` when untrusted settings would
-        send data anywhere but ``official_url`` or a key other than ``standard_key_env``."""
+        send data anywhere but ``official_url`` (or the ``user``'s own URL) or a key other than
+        ``standard_key_env`` (or the user's own variable)."""
         if self.untrusted is not None:
-            self.untrusted.check(what, official_url, standard_key_env)
+            self.untrusted.check(what, official_url, standard_key_env, user)
 
 
 @dataclass(frozen=True, slots=True)

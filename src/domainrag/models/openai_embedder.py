@@ -1,7 +1,8 @@
 """OpenAI and any OpenAI-compatible embeddings API (vLLM, Ollama, llama.cpp, ...) via ``openai``.
 
-The base URL comes from ``embedder.base_url``, else the ``OPENAI_BASE_URL`` variable; the key from
-the environment variable named by ``embedder.api_key_env`` (default ``OPENAI_API_KEY``). Local
+The base URL comes from ``embedder.base_url``, else the ``OPENAI_BASE_URL`` variable, else the
+user's ``[providers.openai]`` (:mod:`domainrag.trust`); the key from the environment variable named
+by ``embedder.api_key_env`` (default: the user's ``[providers.openai]`` one, else ``OPENAI_API_KEY``). Local
 servers usually accept any key, so a custom base URL with no key set sends ``not-needed``. The key
 is handed to the SDK only: it is never stored in the id, logged, or echoed in error messages.
 """
@@ -18,6 +19,7 @@ from ..config import EmbedderConfig
 from ..errors import EmbeddingError, require
 from ..redaction import host_port, redact_url
 from ..trust import check as check_trust
+from ..trust import user_provider
 from .base import BaseEmbedder
 from .sdk_errors import api_key, explain, is_custom, redact
 
@@ -50,10 +52,13 @@ class OpenAIEmbedder(BaseEmbedder):
         self, model_name: str = "text-embedding-3-small", config: EmbedderConfig | None = None
     ) -> None:
         super().__init__(model_name, config)
-        check_trust(self.config.untrusted, f"The embedder openai:{model_name}", OPENAI_URL, DEFAULT_KEY_ENV)
+        user = user_provider("openai")
+        check_trust(self.config.untrusted, f"The embedder openai:{model_name}", OPENAI_URL, DEFAULT_KEY_ENV, user)
         openai = require("openai", "openai", "openai", "The OpenAI embedder")
-        self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        self._secret = _api_key(self.config.api_key_env, custom=_is_custom(self.base_url))
+        self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or user.base_url or None
+        configured = self.config.api_key_env
+        self.key_env = user.api_key_env if configured == DEFAULT_KEY_ENV and user.api_key_env else configured
+        self._secret = _api_key(self.key_env, custom=_is_custom(self.base_url))
         self._client = openai.OpenAI(
             api_key=self._secret,
             base_url=self.base_url,
@@ -115,7 +120,7 @@ class OpenAIEmbedder(BaseEmbedder):
     def _explain(self, exc: Exception) -> str:
         import openai
 
-        return explain(exc, openai, self._where(), self.config.api_key_env, self.max_retries,
+        return explain(exc, openai, self._where(), self.key_env, self.max_retries,
                        self.timeout_s, "embedder.base_url or OPENAI_BASE_URL")
 
     def _redact(self, message: str) -> str:

@@ -1,7 +1,8 @@
 """OpenAI and every OpenAI-compatible chat server, through the official ``openai`` SDK.
 
-``openai:MODEL`` talks to ``answer.base_url``, else ``$OPENAI_BASE_URL``, else OpenAI, with the
-key from ``answer.api_key_env`` (default ``OPENAI_API_KEY``) — local servers (vLLM, llama.cpp,
+``openai:MODEL`` talks to ``answer.base_url``, else ``$OPENAI_BASE_URL``, else the user's
+``[providers.openai]`` (:mod:`domainrag.trust`), else OpenAI, with the key from ``answer.api_key_env``
+(else the user's, else ``OPENAI_API_KEY``) — local servers (vLLM, llama.cpp,
 Ollama) need none. Presets name the usual vendors so no URL needs typing: ``deepseek:``,
 ``qwen:`` (DashScope), ``moonshot:``, ``ollama:``. The SDK retries 408/409/429/5xx and connection
 errors with exponential backoff (honouring ``Retry-After``); errors that remain are raised as
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 from ..errors import GenerationError, require
 from ..redaction import host_port, redact_url
+from ..trust import user_provider
 from ..types import Usage
 from .generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from .sdk_errors import api_key, explain, is_custom, redact
@@ -44,11 +46,12 @@ class OpenAIGenerator(BaseGenerator):
         if not model_name:
             raise GenerationError(f"Name a model: {self.provider}:MODEL (e.g. {self.example}).")
         s = self.settings
+        user = user_provider(self.provider)
         s.check_trust(f"The model {self.provider}:{model_name}", self.default_base_url or self.official_url,
-                      self.default_key_env)
+                      self.default_key_env, user)
         sdk = require("openai", "openai", "openai", "OpenAI-compatible models")
-        self.base_url = s.base_url or self._env_base_url() or self.default_base_url
-        self.key_env = s.api_key_env or self.default_key_env
+        self.base_url = s.base_url or self._env_base_url() or user.base_url or self.default_base_url
+        self.key_env = s.api_key_env or user.api_key_env or self.default_key_env
         custom = is_custom(self.base_url, self.official_host)
         self._secret = api_key(self.key_env, required=self.key_required and not custom,
                                what=f"The {self.provider} model {model_name!r}",
