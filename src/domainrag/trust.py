@@ -113,10 +113,10 @@ class Untrusted:
                 f"{what} would use network settings from {config}, a knowledge base you have not trusted: "
                 + "; ".join(problems)
                 + f". A knowledge base's own file may not choose where your data and secrets are sent. If you "
-                f"know this knowledge base, trust it with 'domainrag trust {self.kb_dir}' (editing these "
-                f"settings later revokes the trust); otherwise remove them from the file, or give them "
-                f"yourself (an option, --set {self.section}.KEY=VALUE, an environment variable, or "
-                f"{config_dir() / USER_CONFIG_FILE})."
+                f"know this knowledge base, trust it: 'domainrag trust {self.kb_dir}' (editing these settings "
+                f"later revokes the trust). Otherwise delete them from the file so that your own settings apply "
+                f"(environment variables such as OPENAI_BASE_URL, or {config_dir() / USER_CONFIG_FILE}), or "
+                f"override them yourself (--set {self.section}.KEY=VALUE, or overrides= in Python)."
             )
 
 
