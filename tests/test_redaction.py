@@ -71,8 +71,8 @@ def test_credentials_in_a_base_url_reach_the_server_and_nothing_else(kb_factory,
         assert sent == "Basic " + base64.b64encode(f"user:{SECRET}".encode()).decode()  # the server got it
         kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
         store = RunStore(kb.path)
-        first = run_suite(kb, load_suite(suite), EvalOptions(frozenset({"retrieval", "answer"}), name="a"), store)
-        second = run_suite(kb, load_suite(suite), EvalOptions(frozenset({"retrieval", "answer"}), name="b"), store)
+        first = run_suite(kb, load_suite(suite), EvalOptions(metrics=frozenset({"retrieval", "answer"}), name="a"), store)
+        second = run_suite(kb, load_suite(suite), EvalOptions(metrics=frozenset({"retrieval", "answer"}), name="b"), store)
         hits = kb.search("first-line treatment for type 2 diabetes")
         stub.fail_500 = 100
         with pytest.raises(GenerationError) as err:

@@ -347,7 +347,7 @@ def test_hostile_text_from_documents_questions_answers_and_names_is_escaped(kb_f
     runs = []
     for i, reply in enumerate((f"Metformin {HOSTILE} [1]", "Insulin <b>bold</b> [1]")):
         scripted.script = [reply]
-        options = EvalOptions(frozenset({"retrieval", "answer"}), model="scripted:m",
+        options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="scripted:m",
                               name=f"run{i} <img src=x onerror=alert(1)>", concurrency=1)
         runs.append(run_suite(kb, load_suite(suite), options, store))
     assert "<img src=x onerror=alert(1)>" in runs[0]["name"] and HOSTILE in runs[0]["cases"][0]["question"]
