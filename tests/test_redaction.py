@@ -71,19 +71,20 @@ def test_credentials_in_a_base_url_reach_the_server_and_nothing_else(kb_factory,
         assert sent == "Basic " + base64.b64encode(f"user:{SECRET}".encode()).decode()  # the server got it
         kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
         store = RunStore(kb.path)
-        first = run_suite(kb, load_suite(suite), EvalOptions(metrics=frozenset({"retrieval", "answer"}), name="a"), store)
-        second = run_suite(kb, load_suite(suite), EvalOptions(metrics=frozenset({"retrieval", "answer"}), name="b"), store)
+        answers = frozenset({"retrieval", "answer"})
+        first = run_suite(kb, load_suite(suite), EvalOptions(metrics=answers, name="a"), store)
+        second = run_suite(kb, load_suite(suite), EvalOptions(metrics=answers, name="b"), store)
         hits = kb.search("first-line treatment for type 2 diabetes")
         stub.fail_500 = 100
         with pytest.raises(GenerationError) as err:
             kb.answerer.answer("What is a first-line treatment for type 2 diabetes?", hits, model="openai:other")
     host = url.split("@")[1].split("/")[0]
     assert answer.manifest["model"] == f"openai:gpt-test@{host}"
-    runs = [store.load(first["run_id"]), store.load(second["run_id"])]
+    runs = [store.get(first.run_id).to_dict(), store.get(second.run_id).to_dict()]
     assert runs[0]["manifest"]["model_ids"] == [f"openai:gpt-test@{host}"]
     assert runs[0]["manifest"]["settings"]["answer.base_url"] == url.replace(f"user:{SECRET}", "***")
     shown = [json.dumps(answer.to_dict()), str(err.value), *(json.dumps(r) for r in runs),
-             render_html(runs[0]), render_comparison_html(compare_runs(runs[0], runs[1], force=True))]
+             render_html(runs[0]), render_comparison_html(compare_runs(first, second, force=True).to_dict())]
     assert "HTTP 500" in str(err.value) and "***@" in str(err.value)
     assert [i for i, text in enumerate(shown) if SECRET in text] == []
     store.close()

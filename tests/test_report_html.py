@@ -350,12 +350,14 @@ def test_hostile_text_from_documents_questions_answers_and_names_is_escaped(kb_f
         options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="scripted:m",
                               name=f"run{i} <img src=x onerror=alert(1)>", concurrency=1)
         runs.append(run_suite(kb, load_suite(suite), options, store))
-    assert "<img src=x onerror=alert(1)>" in runs[0]["name"] and HOSTILE in runs[0]["cases"][0]["question"]
+    pages = [run.to_dict() for run in runs]
+    assert "<img src=x onerror=alert(1)>" in pages[0]["name"] and HOSTILE in pages[0]["cases"][0]["question"]
     store.close()
     comparison = compare_runs(runs[0], runs[1], force=True)
-    assert comparison["flips"]  # the hostile answers are shown side by side
-    for page in (render_html(runs[0]), render_html(runs[1]), render_comparison_html(comparison),
-                 render_matrix_html([comparison, comparison])):
+    assert comparison.flips  # the hostile answers are shown side by side
+    report = comparison.to_dict()
+    for page in (render_html(pages[0]), render_html(pages[1]), render_comparison_html(report),
+                 render_matrix_html([report, report])):
         _assert_inert(page)
 
 
