@@ -117,6 +117,14 @@ def _block_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReque
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _user_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's domainrag configuration (the trust store) in a fresh folder per test."""
+    path = tmp_path_factory.mktemp("user-config")
+    monkeypatch.setenv("DOMAINRAG_CONFIG_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def kb_factory(tmp_path: Path):
     """Open knowledge bases under tmp_path with the fake English embedder by default."""

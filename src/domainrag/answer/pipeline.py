@@ -107,8 +107,8 @@ class Answerer:
         key = (spec, primary)
         if key not in self._generators:
             c = self.config
-            settings = ProviderSettings(c.base_url if primary else None,
-                                        c.api_key_env if primary else None, c.timeout_s, c.max_retries)
+            settings = ProviderSettings(c.base_url if primary else None, c.api_key_env if primary else None,
+                                        c.timeout_s, c.max_retries, c.untrusted if primary else None)
             self._generators[key] = load_generator(spec, settings)
         return self._generators[key]
 

@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from .. import registry
 from ..errors import ConfigError
+from ..trust import Untrusted, UserProvider
 from ..types import Source, Usage
 
 GROUP = "domainrag.generators"
@@ -71,12 +72,24 @@ class Generation:
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
     """Connection settings handed to a provider: ``base_url`` and the *name* of the variable
-    holding the key (``None``: the provider's own defaults), timeout and SDK retries."""
+    holding the key (``None``: the provider's own defaults), timeout and SDK retries.
+
+    ``untrusted`` is set when ``base_url``/``api_key_env`` came from the file of a knowledge base
+    the user has not trusted: a provider that honours them calls :meth:`check_trust` first."""
 
     base_url: str | None = None
     api_key_env: str | None = None
     timeout_s: float = 60.0
     max_retries: int = 2
+    untrusted: Untrusted | None = None
+
+    def check_trust(self, what: str, official_url: str | None, standard_key_env: str | None,
+                    user: UserProvider | None = None) -> None:
+        """Raise :class:`~domainrag.errors.UntrustedSettingsError` when untrusted settings would
+        send data anywhere but ``official_url`` (or the ``user``'s own URL) or a key other than
+        ``standard_key_env`` (or the user's own variable)."""
+        if self.untrusted is not None:
+            self.untrusted.check(what, official_url, standard_key_env, user)
 
 
 @dataclass(frozen=True, slots=True)
