@@ -223,3 +223,20 @@ def test_a_malformed_user_config_is_a_config_error(_user_config_dir: Path, text:
     (_user_config_dir / "config.toml").write_text(text)
     with pytest.raises(ConfigError, match=r"Your configuration .*config\.toml"):
         trust.user_provider("openai")
+
+
+def test_the_trust_command(received, tmp_path: Path) -> None:
+    from test_cli import run
+
+    with OpenAIStub(api_key=None) as stub:
+        kb = received(answer={"model": "openai:gpt-test", "base_url": stub.url})
+        refused = run("ask", QUESTION, "--kb", str(kb.path), cwd=tmp_path, check_code=1)
+        assert refused.stderr.startswith("error: ") and "domainrag trust" in refused.stderr
+        assert stub.requests == []
+        done = run("trust", str(kb.path), cwd=tmp_path)
+        assert "Trusted" in done.stdout and stub.url in done.stdout.replace("\n", "")
+        run("ask", QUESTION, "--kb", str(kb.path), cwd=tmp_path)
+        assert len(stub.requests) == 1
+        assert "No longer trusted" in run("trust", str(kb.path), "--revoke", cwd=tmp_path).stdout
+        run("ask", QUESTION, "--kb", str(kb.path), cwd=tmp_path, check_code=1)
+        assert len(stub.requests) == 1

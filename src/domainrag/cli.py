@@ -519,6 +519,24 @@ def status(kb: KbOpt = None, as_json: JsonFlag = False) -> None:
     out.print(f"  config hash {info['config_hash']} · ANN {'on' if info['ann'] else 'off (exact search)'}")
 
 
+@app.command("trust")
+def trust_cmd(
+    kb: Annotated[Path, typer.Argument(help="Knowledge-base folder whose domainrag.toml you trust.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Forget the trust instead.")] = False,
+) -> None:
+    """Let a knowledge base's own domainrag.toml choose where data is sent (base_url) and which
+    environment variable is sent as the API key (api_key_env). Editing those settings revokes it."""
+    from . import trust as trust_store
+
+    where = terminal.escape(kb.resolve())
+    if revoke:
+        out.print(("No longer trusted: " if trust_store.untrust(kb) else "Was not trusted: ") + where)
+        return
+    shown = trust_store.trust(kb)
+    listed = ", ".join(f"{k} = {v!r}" for k, v in shown.items()) or "no network settings"
+    out.print(f"Trusted {where} with {terminal.escape(listed)}. Editing these settings revokes the trust.")
+
+
 @app.command()
 def quickstart(
     kb: Annotated[Path, typer.Option("--kb", help="Where to build the sample knowledge base.")] = Path(
