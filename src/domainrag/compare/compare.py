@@ -4,9 +4,11 @@
    suite...). Runs over different suites or corpora are refused unless ``force``, which marks
    the report.
 2. **Cases**: the comparison is paired over the cases both runs scored (a run interrupted
-   halfway is compared on the intersection, and the report says so). With ``--repeat``, a
-   case's score is its mean over the samples, so the case stays the unit and every repeat is
-   used.
+   halfway is compared on the intersection, and the report says so). Cases that *failed* in
+   either run (a model call failed: ``"status": "failed"``) are left out of every metric, the
+   retrieval ones too, so that each delta is over one set of cases; ``cases`` then gives
+   ``failed`` (per run) and ``excluded``, and the note says so. With ``--repeat``, a case's
+   score is its mean over the samples, so the case stays the unit and every repeat is used.
 3. **Metrics**: for every per-case score both runs have, :func:`.stats.paired` gives each run's
    mean, the mean delta (B − A) with a paired bootstrap CI, a p-value (McNemar for pass/fail
    metrics, a sign-flip permutation test otherwise), the minimum detectable effect at this n and
@@ -59,13 +61,17 @@ def compare_runs(a: Run, b: Run, *, force: bool = False, alpha: float = 0.05) ->
                           f"({what}); their scores are not comparable. Pass --force to compare "
                           "anyway (the report is marked).")
     cases_a = {c.id: c for c in a.cases}
-    common = [(cases_a[c.id], c) for c in b.cases if c.id in cases_a]
-    if not common:
+    shared = [(cases_a[c.id], c) for c in b.cases if c.id in cases_a]
+    if not shared:
         raise ConfigError(f"Runs {a.run_id} and {b.run_id} have no case in common.")
+    common = [(ca, cb) for ca, cb in shared if not (ca.failed or cb.failed)]
+    if not common:
+        raise ConfigError(f"Runs {a.run_id} and {b.run_id} have no case that both completed: every shared "
+                          "case failed in one of them. Run those evaluations again to retry their failed cases.")
     metrics, axes = _metrics(common, alpha)
     return Comparison(
         a=a.run_id, b=b.run_id, a_name=a.name, b_name=b.name, forced=bool(refused), alpha=alpha,
-        headline=headline(metrics, axes), manifest_diff=diff, cases=_coverage(a, b, len(common)),
+        headline=headline(metrics, axes), manifest_diff=diff, cases=_coverage(a, b, len(shared), len(common)),
         metrics=metrics, axes=axes, scenarios=_scenarios(common, alpha), flips=flips(common),
     )
 
@@ -87,16 +93,23 @@ def _expand_settings(manifest: Mapping[str, Any], expand: bool) -> dict[str, Any
     return out
 
 
-def _coverage(a: Run, b: Run, common: int) -> Coverage:
+def _coverage(a: Run, b: Run, shared: int, common: int) -> Coverage:
+    """How many cases each run has and how many were paired; ``failed`` (per run) and
+    ``excluded`` only when a case failed in either run."""
     n_a, n_b = len(a.cases), len(b.cases)
-    note = ""
-    if common < max(n_a, n_b):
+    notes = []
+    if shared < max(n_a, n_b):
         early = [side for side, run in (("A", a), ("B", b))
                  if run.manifest.stop_rule and len(run.cases) < max(n_a, n_b)]
         why = (f"{' and '.join(early)} stopped early by its adaptive rule" if early
                else "an interrupted or limited run")
-        note = f"compared on the {common} cases both runs scored (A has {n_a}, B has {n_b}: {why})"
-    return Coverage(a=n_a, b=n_b, common=common, note=note)
+        notes.append(f"compared on the {common} cases both runs scored (A has {n_a}, B has {n_b}: {why})")
+    failed = {"a": sum(c.failed for c in a.cases), "b": sum(c.failed for c in b.cases)}
+    if shared > common:
+        notes.append(f"{shared - common} case(s) left out because a model call failed in A ({failed['a']} failed) "
+                     f"or B ({failed['b']} failed); re-run an evaluation to retry its failed cases")
+    return Coverage(a=n_a, b=n_b, common=common, note="; ".join(notes),
+                    failed=failed if failed["a"] or failed["b"] else None, excluded=shared - common)
 
 
 def _pairs(common: Sequence[Pair], name: str) -> tuple[list[float], list[float]]:

@@ -87,21 +87,36 @@ class ScenarioComparison:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Coverage:
-    """How many cases each run has and how many were paired; ``note`` explains a shortfall."""
+    """How many cases each run has and how many were paired; ``note`` explains a shortfall.
+    ``failed`` (``{"a": n, "b": n}``, None when no case failed) counts each run's failed cases
+    (a model call failed); ``excluded`` the shared cases left out because they failed in A or B.
+    Both appear in the JSON only when some case failed."""
 
     a: int
     b: int
     common: int
     note: str = ""
+    failed: Mapping[str, int] | None = None
+    excluded: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    _KEYS = ("a", "b", "common", "note", "failed", "excluded")
+
     def to_dict(self) -> JSONDict:
-        return {"a": self.a, "b": self.b, "common": self.common, "note": self.note, **self.extra}
+        data: JSONDict = {"a": self.a, "b": self.b, "common": self.common, "note": self.note}
+        if self.failed is not None:
+            data["failed"] = dict(self.failed)
+        if self.excluded:
+            data["excluded"] = self.excluded
+        return {**data, **self.extra}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Coverage:
+        failed = data.get("failed")
         return cls(a=int(data["a"]), b=int(data["b"]), common=int(data["common"]), note=str(data.get("note", "")),
-                   extra=MappingProxyType({k: v for k, v in data.items() if k not in ("a", "b", "common", "note")}))
+                   failed=dict(failed) if isinstance(failed, Mapping) else None,
+                   excluded=int(data.get("excluded") or 0),
+                   extra=MappingProxyType({k: v for k, v in data.items() if k not in cls._KEYS}))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,6 +175,18 @@ class CaseRecord:
     def flaky(self) -> bool:
         return bool(self.repeats and self.repeats.flaky)
 
+    @property
+    def failed(self) -> bool:
+        """True when a model call of this case failed: the record then holds its retrieval
+        scores only, and ``error`` says why (see evaluate/faults.py)."""
+        return self.extra.get("status") == "failed"
+
+    @property
+    def error(self) -> Mapping[str, str] | None:
+        """``{"kind", "stage", "message"}`` of a failed case; None otherwise."""
+        error = self.extra.get("error")
+        return error if self.failed and isinstance(error, Mapping) else None
+
     def to_dict(self) -> JSONDict:
         data: JSONDict = {
             "id": self.id, "question": self.question, "scenario": list(self.scenario), "generated": self.generated,
@@ -280,18 +292,22 @@ class RunManifest(Mapping[str, Any]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScenarioSummary:
-    """A scenario tag's share of a run: its case count, metric means and 95% intervals."""
+    """A scenario tag's share of a run: its case count, metric means and 95% intervals, and how
+    many of its cases failed (in the JSON only when some did)."""
 
     n: int
     metrics: Mapping[str, Mapping[str, Any]]
     ci95: Mapping[str, Mapping[str, list[float]]]
+    failed: int = 0
 
     def to_dict(self) -> JSONDict:
-        return {"n": self.n, "metrics": _plain(self.metrics), "ci95": _plain(self.ci95)}
+        data = {"n": self.n, "metrics": _plain(self.metrics), "ci95": _plain(self.ci95)}
+        return {**data, "failed": self.failed} if self.failed else data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScenarioSummary:
-        return cls(n=int(data["n"]), metrics=data.get("metrics") or {}, ci95=data.get("ci95") or {})
+        return cls(n=int(data["n"]), metrics=data.get("metrics") or {}, ci95=data.get("ci95") or {},
+                   failed=int(data.get("failed") or 0))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -347,6 +363,13 @@ class Run:
     def warnings(self) -> tuple[str, ...]:
         return self.summary.warnings if self.summary else ()
 
+    @property
+    def failed(self) -> Mapping[str, Any] | None:
+        """``{"count", "by_kind", "cases"}`` when some case failed (a model call failed; running
+        the same evaluation again retries them), else None."""
+        failed = self.summary.extra.get("failed") if self.summary else None
+        return failed if isinstance(failed, Mapping) else None
+
     def metric(self, name: str) -> Any:
         """The overall value of metric ``name`` (e.g. ``"ndcg@10"``) whatever its group, or None."""
         return next((values[name] for values in self.metrics.values() if name in values), None)
@@ -379,7 +402,8 @@ class Run:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunInfo:
     """A run as ``RunStore.list()`` shows it: without its cases; ``judged`` counts the stored
-    case records (fewer than ``manifest.cases`` when interrupted or stopped early)."""
+    case records (fewer than ``manifest.cases`` when interrupted or stopped early), ``failed``
+    those of them whose model call failed."""
 
     run_id: str
     name: str
@@ -388,10 +412,12 @@ class RunInfo:
     judged: int
     manifest: RunManifest
     metrics: Mapping[str, Mapping[str, Any]]
+    failed: int = 0
 
     def to_dict(self) -> JSONDict:
         return {"run_id": self.run_id, "name": self.name, "created": self.created, "status": self.status,
-                "judged": self.judged, "manifest": self.manifest.to_dict(), "metrics": _plain(self.metrics)}
+                "judged": self.judged, "failed": self.failed, "manifest": self.manifest.to_dict(),
+                "metrics": _plain(self.metrics)}
 
     def metric(self, name: str) -> Any:
         return next((values[name] for values in self.metrics.values() if name in values), None)
