@@ -31,7 +31,9 @@ stream is never mistaken for a complete one.
 A slow local server (llama.cpp on a CPU): ``slots=1`` serves one chat completion at a time, the
 others queue in arrival order; each holds its slot ``service_s`` seconds (prompt processing).
 Like llama.cpp's server, a request whose client has gone (timed out) is cancelled, queued or
-in service, and frees its slot. ``max_in_service`` is the most requests ever served at once.
+in service, and frees its slot; with ``cancel_abandoned=False`` (like llama-cpp-python's server)
+it is served all the same, holding the slot for nothing. ``max_in_service`` is the most requests ever served at once,
+``cancelled`` how many were cancelled.
 
 Fault injection per request: ``stub.fault = lambda body: ...`` returns None (answer normally) or
 ``"500"`` (HTTP 500, which the SDK retries), ``"hang"`` (never answer: the client times out),
@@ -87,6 +89,7 @@ class OpenAIStub(LoopbackServer):
         fail_midstream: int | None = None,
         slots: int | None = None,
         service_s: float = 0.0,
+        cancel_abandoned: bool = True,
     ) -> None:
         super().__init__()
         self.api_key = api_key  # None: any key (or none) is accepted
@@ -99,11 +102,13 @@ class OpenAIStub(LoopbackServer):
         self.fail_midstream = fail_midstream  # None: streams finish
         self.slots = slots  # None: every request is served at once
         self.service_s = service_s
+        self.cancel_abandoned = cancel_abandoned
         #: The chat reply for a request body; replace it to script answers.
         self.chat_reply: Callable[[dict[str, Any]], str] = default_reply
         #: A fault to inject for a chat request body (one of FAULTS), or None.
         self.fault: Callable[[dict[str, Any]], str | None] = lambda body: None
         self.max_in_service = 0
+        self.cancelled = 0
         self._queue: deque[object] = deque()
         self._turn = threading.Condition(self._lock)
         self._closing = threading.Event()
@@ -155,6 +160,8 @@ class OpenAIStub(LoopbackServer):
             if fault in (CUT, DROP):
                 return 200 if fault == CUT else 0, fault
             if not self._serve(gone):
+                with self._lock:
+                    self.cancelled += 1
                 return 0, DROP  # cancelled: the client is gone
         return handler(body)
 
@@ -162,19 +169,18 @@ class OpenAIStub(LoopbackServer):
         """Hold one of ``slots`` for ``service_s`` (queued in arrival order); False when the
         client left first."""
         ticket = object()
+        if not self.cancel_abandoned:
+            gone = lambda: False  # noqa: E731 - the work is done whether anyone waits or not
         with self._turn:
             self._queue.append(ticket)
-            try:
+        try:
+            with self._turn:
                 while self.slots is not None and self._queue.index(ticket) >= self.slots:
                     if gone():
                         return False
                     self._turn.wait(0.02)
                 served = len(self._queue) if self.slots is None else min(self.slots, len(self._queue))
                 self.max_in_service = max(self.max_in_service, served)
-            except BaseException:
-                self._leave(ticket)
-                raise
-        try:
             end = time.monotonic() + self.service_s
             while time.monotonic() < end:
                 if gone():
