@@ -217,23 +217,24 @@ def test_eval_matrix_compares_against_the_first(tmp_path: Path) -> None:
 
 
 def test_failed_cases_are_left_out_of_every_paired_metric_and_counted() -> None:
-    a, b = make_run("A", BASE[:40]), make_run("B", noisy(40, 0.0, seed=3), manifest={"model": "m2"})
+    a, b = run_dict("A", BASE[:40]), run_dict("B", noisy(40, 0.0, seed=3), manifest={"model": "m2"})
     for run in (a, b):
         for i, case in enumerate(run["cases"]):
             case["scores"]["ndcg@10"] = (i % 5) / 4
     for run, ids in ((a, (0, 1)), (b, (1, 2, 3))):
-        for i in ids:   # a failed record keeps retrieval scores only, with its reason
+        for i in ids:   # a failed record keeps its retrieval scores only, with the reason
             run["cases"][i].update(scores={"ndcg@10": 0.5}, answer=None, status="failed",
                                    error={"kind": "timeout", "stage": "answer", "message": "slow"})
-    report = compare_runs(a, b)
-    assert report["cases"] == {"a": 40, "b": 40, "common": 36, "failed": {"a": 2, "b": 3}, "excluded": 4,
-                               "note": "4 case(s) left out because a model call failed in A (2 failed) or B "
-                                       "(3 failed); re-run an evaluation to retry its failed cases"}
-    assert report["metrics"]["token_f1"]["n"] == report["metrics"]["ndcg@10"]["n"] == 36  # retrieval too
-    assert not {f["id"] for f in report["flips"]} & {"c0", "c1", "c2", "c3"}
+    report = compare_runs(Run.from_dict(a), Run.from_dict(b))
+    assert report.to_dict()["cases"] == {
+        "a": 40, "b": 40, "common": 36, "failed": {"a": 2, "b": 3}, "excluded": 4,
+        "note": "4 case(s) left out because a model call failed in A (2 failed) or B (3 failed); re-run an "
+                "evaluation to retry its failed cases"}
+    assert report.metrics["token_f1"].n == report.metrics["ndcg@10"].n == 36   # retrieval scores too
+    assert not {f.id for f in report.flips} & {"c0", "c1", "c2", "c3"}
     clean = compare_runs(make_run("A", BASE[:40]), make_run("B", BASE[:40]))
-    assert clean["cases"] == {"a": 40, "b": 40, "common": 40, "note": ""}   # no failure: no new keys
+    assert clean.to_dict()["cases"] == {"a": 40, "b": 40, "common": 40, "note": ""}   # no failure: no new keys
     for case in b["cases"]:
         case.update(status="failed", error={"kind": "connection", "stage": "answer", "message": "refused"})
     with pytest.raises(ConfigError, match="no case that both completed"):
-        compare_runs(a, b)
+        compare_runs(Run.from_dict(a), Run.from_dict(b))

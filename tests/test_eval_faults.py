@@ -14,10 +14,10 @@ import pytest
 from openai_stub import OpenAIStub, last_user
 
 from domainrag.evaluate.faults import ConcurrencyLimit, failure_kind, is_loopback
+from domainrag.evaluate.run_records import Run
 from domainrag.evaluate.runner import EvalOptions, run_suite
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
-from domainrag.models.cache import ModelCache
 from domainrag.models.generation import GenerationRequest, Message, ProviderSettings, load_generator
 
 N = 12
@@ -33,7 +33,8 @@ def corpus(tmp_path: Path) -> tuple[Path, Path]:
     docs.mkdir()
     cases = []
     for k in range(2, N + 2):  # W2..W13: no id is a prefix of another
-        (docs / f"widget{k}.txt").write_text(f"The weight of the widget model W{k} is {7 * k} grams. It ships in a blue box.")
+        text = f"The weight of the widget model W{k} is {7 * k} grams. It ships in a blue box."
+        (docs / f"widget{k}.txt").write_text(text)
         cases.append({"id": f"w{k}", "question": f"What is the weight of the widget model W{k}?",
                       "answers": [f"{7 * k} grams"], "gold": [f"docs/widget{k}.txt"],
                       "scenario": ["even" if k % 2 == 0 else "odd"]})
@@ -46,7 +47,7 @@ def open_kb(kb_factory: Any, docs: Path, url: str, **settings: Any) -> Any:
     kb = kb_factory(**{"answer.base_url": url, "answer.max_tokens": 64, **settings})
     if not kb.status()["documents"]:
         kb.ingest([docs])
-    kb.answerer.cache = ModelCache(Path(kb.path) / "model_cache.sqlite3")
+    kb.answerer.cache = kb.model_cache
     return kb
 
 
@@ -67,8 +68,9 @@ def asked(stub: OpenAIStub, since: int = 0) -> list[str]:
     return out
 
 
-def failed(run: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {c["id"]: c["error"] for c in run["cases"] if c.get("status") == "failed"}
+def failed(run: Run) -> dict[str, dict[str, str]]:
+    """The failed cases' errors by case id, read from the JSON contract."""
+    return {c["id"]: c["error"] for c in run.to_dict()["cases"] if c.get("status") == "failed"}
 
 
 # -- the slow local server (llama.cpp on a CPU) -----------------------------------------------
@@ -77,16 +79,16 @@ def test_one_slot_server_with_default_settings_completes_and_rerun_is_free(kb_fa
     with OpenAIStub(api_key=None, slots=1, service_s=0.3) as stub:
         kb = open_kb(kb_factory, docs, stub.url)
         store, messages = RunStore(kb.path), []
-        run = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), store, messages.append)
-        assert len(run["cases"]) == N and not failed(run) and "failed" not in run
+        run = run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model=MODEL), store, messages.append)
+        assert len(run.cases) == N and not failed(run) and run.failed is None and "failed" not in run.to_dict()
         assert any(m.startswith("note: answering one case at a time: the model server at 127.0.0.1:") for m in messages)
-        assert sorted(asked(stub)) == sorted(c["id"] for c in run["cases"])  # one call per case, no retry
-        assert stub.max_in_service == 1 and run["metrics"]["answer"]["token_f1"] > 0
+        assert sorted(asked(stub)) == sorted(c.id for c in run.cases)  # one call per case, no retry
+        assert stub.max_in_service == 1 and run.metric("token_f1") > 0
         calls = len(stub.chat_requests)
-        again = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), store)
+        again = run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model=MODEL), store)
         assert len(stub.chat_requests) == calls                     # 0 model calls: all from the cache
-        assert again["run_id"] != run["run_id"] and not failed(again)
-        assert [c["answer"] for c in again["cases"]] == [c["answer"] for c in run["cases"]]
+        assert again.run_id != run.run_id and not failed(again)
+        assert [c.answer for c in again.cases] == [c.answer for c in run.cases]
 
 
 @pytest.mark.parametrize("cancel_abandoned", [True, False], ids=["llama.cpp", "llama-cpp-python"])
@@ -98,12 +100,12 @@ def test_concurrency_is_lowered_when_a_one_slot_server_falls_behind(kb_factory, 
     with OpenAIStub(api_key=None, slots=1, service_s=0.4, cancel_abandoned=cancel_abandoned) as stub:
         kb = open_kb(kb_factory, docs, stub.url, **{"answer.timeout_s": 1.5, "answer.max_retries": 0})
         messages: list[str] = []
-        options = EvalOptions(ANSWERS, model=MODEL, concurrency=4)
+        options = EvalOptions(metrics=ANSWERS, model=MODEL, concurrency=4)
         run = run_suite(kb, load_suite(suite_path), options, RunStore(kb.path), messages.append)
-        assert len(run["cases"]) == N and not failed(run)
+        assert len(run.cases) == N and not failed(run)
         lowered = [m for m in messages if m.startswith("note: the model server fell behind with 4 calls at once")]
         assert lowered and "--concurrency 1" in lowered[0]
-        assert any("this run lowered the concurrency to" in w for w in run["warnings"])
+        assert any("this run lowered the concurrency to" in w for w in run.warnings)
         assert len(stub.chat_requests) > N                          # the timed-out calls were sent again
         calls = len(stub.chat_requests)
         run_suite(kb, load_suite(suite_path), options, RunStore(kb.path))
@@ -118,7 +120,7 @@ def test_faults_fail_their_cases_and_a_rerun_retries_only_them(kb_factory, corpu
         stub.fault = faults_by_widget(faults)
         kb = open_kb(kb_factory, docs, stub.url, **{"answer.timeout_s": 0.5, "answer.max_retries": 1})
         store = RunStore(kb.path)
-        run = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), store)
+        run = run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model=MODEL), store)
         errors = failed(run)
         assert {k: e["kind"] for k, e in errors.items()} == {
             "w3": "server_error", "w5": "timeout", "w7": "connection", "w9": "connection"}
@@ -126,23 +128,26 @@ def test_faults_fail_their_cases_and_a_rerun_retries_only_them(kb_factory, corpu
         assert "HTTP 500" in errors["w3"]["message"] and "0.5 s" in errors["w5"]["message"]
         assert asked(stub).count("w3") == 2                          # the SDK retried once, then gave up
         # The records: failed ones hold retrieval and the reason; the others are unchanged.
-        by_id = {c["id"]: c for c in run["cases"]}
+        data = run.to_dict()
+        by_id = {c["id"]: c for c in data["cases"]}
         assert set(by_id["w3"]["scores"]) == RETRIEVAL_KEYS and by_id["w3"]["answer"] is None
         assert "abstained" not in by_id["w3"] and "usage" not in by_id["w3"]
         assert all("status" not in c and "error" not in c for i, c in by_id.items() if i not in errors)
         # The summary: counted, explained, excluded from answer metrics, kept in retrieval ones.
-        assert run["failed"] == {"count": 4, "by_kind": {"connection": 2, "server_error": 1, "timeout": 1},
-                                 "cases": ["w3", "w5", "w7", "w9"]}
-        assert run["warnings"][0].startswith("4 of 12 cases failed (2 connection, 1 server error, 1 timeout)")
-        assert any("answer.timeout_s" in w and "--concurrency 1" in w for w in run["warnings"])
-        assert run["scenarios"]["odd"]["failed"] == 4 and "failed" not in run["scenarios"]["even"]
-        ok = [c for c in run["cases"] if c["id"] not in errors]
-        f1 = sum(c["scores"]["token_f1"] for c in ok) / len(ok)
-        assert run["metrics"]["answer"]["token_f1"] == pytest.approx(f1)
-        ndcg = sum(c["scores"]["ndcg@10"] for c in run["cases"]) / N
-        assert run["metrics"]["retrieval"]["ndcg@10"] == pytest.approx(ndcg)
+        by_kind = {"connection": 2, "server_error": 1, "timeout": 1}
+        assert data["failed"] == run.failed == {"count": 4, "by_kind": by_kind, "cases": ["w3", "w5", "w7", "w9"]}
+        assert run.warnings[0].startswith("4 of 12 cases failed (2 connection, 1 server error, 1 timeout)")
+        assert any("answer.timeout_s" in w and "--concurrency 1" in w for w in run.warnings)
+        assert data["scenarios"]["odd"]["failed"] == 4 and "failed" not in data["scenarios"]["even"]
+        assert Run.from_dict(data).to_dict() == data                 # the typed records keep it all
+        assert run.case("w3").failed and run.case("w3").error == errors["w3"] and not run.case("w2").failed
+        ok = [c for c in run.cases if not c.failed]
+        f1 = sum(c.scores["token_f1"] for c in ok) / len(ok)
+        assert run.metric("token_f1") == pytest.approx(f1)
+        ndcg = sum(c.scores["ndcg@10"] for c in run.cases) / N
+        assert run.metric("ndcg@10") == pytest.approx(ndcg)
         (listed,) = store.list()
-        assert (listed["status"], listed["judged"], listed["failed"]) == ("done", 12, 4)
+        assert (listed.status, listed.judged, listed.failed) == ("done", 12, 4)
         store.close()
         kb.close()
 
@@ -151,17 +156,35 @@ def test_faults_fail_their_cases_and_a_rerun_retries_only_them(kb_factory, corpu
         kb = open_kb(kb_factory, docs, stub.url, **{"answer.timeout_s": 5, "answer.max_retries": 1})
         store, messages = RunStore(kb.path), []
         before = len(stub.chat_requests)
-        retried = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), store, messages.append)
-        assert messages[0] == f"retrying 4 failed case(s) of {run['run_id']}: 8 done"
-        assert retried["run_id"] == run["run_id"] and sorted(asked(stub, before)) == ["w3", "w5", "w7", "w9"]
-        assert not failed(retried) and "failed" not in retried and len(retried["cases"]) == N
-        assert [c["id"] for c in retried["cases"]] == [c["id"] for c in run["cases"]]   # suite order kept
+        options = EvalOptions(metrics=ANSWERS, model=MODEL)
+        retried = run_suite(kb, load_suite(suite_path), options, store, messages.append)
+        assert messages[0] == f"retrying 4 failed case(s) of {run.run_id}: 8 done"
+        assert retried.run_id == run.run_id and sorted(asked(stub, before)) == ["w3", "w5", "w7", "w9"]
+        assert not failed(retried) and retried.failed is None and len(retried.cases) == N
+        assert [c.id for c in retried.cases] == [c.id for c in run.cases]   # suite order kept
         (listed,) = store.list()
-        assert (listed["status"], listed["failed"]) == ("done", 0)
+        assert (listed.status, listed.failed) == ("done", 0)
         # Nothing failed any more: an unchanged re-run is a new run and makes no model call.
         before = len(stub.chat_requests)
-        third = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), store)
-        assert third["run_id"] != run["run_id"] and len(stub.chat_requests) == before
+        third = run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model=MODEL), store)
+        assert third.run_id != run.run_id and len(stub.chat_requests) == before
+
+
+def test_the_evaluation_api_records_faults_at_its_default_concurrency(kb_factory, corpus) -> None:
+    """``kb.evaluate`` (4 answers at a time by default): a case the server always fails with
+    500 is recorded as failed without lowering the concurrency; calling it again retries it."""
+    docs, suite_path = corpus
+    with OpenAIStub(api_key=None) as stub:
+        stub.fault = faults_by_widget({4: "500", 8: "500"})
+        kb = open_kb(kb_factory, docs, stub.url)
+        messages: list[str] = []
+        run = kb.evaluate(suite_path, model=MODEL, progress=messages.append)
+        assert set(failed(run)) == {"w4", "w8"} and run.failed and run.failed["by_kind"] == {"server_error": 2}
+        assert not any("lowering the concurrency" in m for m in messages)
+        stub.fault = lambda body: None
+        before = len(stub.chat_requests)
+        again = kb.evaluate(suite_path, model=MODEL)
+        assert again.run_id == run.run_id and again.failed is None and sorted(asked(stub, before)) == ["w4", "w8"]
 
 
 def test_a_dead_server_is_given_up_on_after_ten_failures_in_a_row(kb_factory, corpus) -> None:
@@ -169,12 +192,12 @@ def test_a_dead_server_is_given_up_on_after_ten_failures_in_a_row(kb_factory, co
     with OpenAIStub(api_key=None) as stub:
         url = stub.url
     kb = open_kb(kb_factory, docs, url, **{"answer.max_retries": 0})  # the port is closed now
-    run = run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model=MODEL), RunStore(kb.path))
-    assert run["failed"]["by_kind"] == {"connection": 10, "not_attempted": 2}
+    run = run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model=MODEL), RunStore(kb.path))
+    assert run.failed and run.failed["by_kind"] == {"connection": 10, "not_attempted": 2}
     skipped = [e for e in failed(run).values() if e["kind"] == "not_attempted"]
     assert "the 10 model calls before it failed in a row" in skipped[0]["message"]
     assert "could not be reached" in skipped[0]["message"]
-    assert run["metrics"]["retrieval"]["recall@100"] == 1.0 and "answer" not in run["metrics"]
+    assert run.metric("recall@100") == 1.0 and "answer" not in run.metrics
 
 
 def test_a_judge_failure_fails_the_case_at_the_judge_stage(kb_factory, corpus, scripted) -> None:
@@ -182,12 +205,12 @@ def test_a_judge_failure_fails_the_case_at_the_judge_stage(kb_factory, corpus, s
     scripted.script = lambda r: f"{r.sources[0].text.split('. ')[0]}. [1]"
     kb = kb_factory()
     kb.ingest([docs])
-    options = EvalOptions(frozenset({"retrieval", "answer", "judge"}), model="scripted:m", judge="scripted:fail",
-                          limit=3)
+    options = EvalOptions(metrics=frozenset({"retrieval", "answer", "judge"}), model="scripted:m",
+                          judge="scripted:fail", limit=3)
     run = run_suite(kb, load_suite(suite_path), options, RunStore(kb.path))
-    assert {e["stage"] for e in failed(run).values()} == {"judge"} and run["failed"]["count"] == 3
-    assert run["failed"]["by_kind"] == {"model_error": 3}
-    assert "faithfulness" not in run["metrics"] and "cost" not in run["metrics"]
+    assert {e["stage"] for e in failed(run).values()} == {"judge"}
+    assert run.failed and run.failed["count"] == 3 and run.failed["by_kind"] == {"model_error": 3}
+    assert "faithfulness" not in run.metrics and "cost" not in run.metrics
 
 
 def test_a_configuration_error_still_ends_the_run_before_any_case(kb_factory, corpus) -> None:
@@ -197,7 +220,7 @@ def test_a_configuration_error_still_ends_the_run_before_any_case(kb_factory, co
     kb = kb_factory()
     kb.ingest([docs])
     with pytest.raises(ConfigError, match="Unknown model provider 'nope'"):
-        run_suite(kb, load_suite(suite_path), EvalOptions(ANSWERS, model="nope:x"), RunStore(kb.path))
+        run_suite(kb, load_suite(suite_path), EvalOptions(metrics=ANSWERS, model="nope:x"), RunStore(kb.path))
 
 
 # -- the pieces ---------------------------------------------------------------------------------

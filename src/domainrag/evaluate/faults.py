@@ -30,8 +30,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 #: Faults that say the server is overloaded: with other calls in flight, the runner lowers its
-#: concurrency and retries the case alone.
-LOAD_KINDS = frozenset({"timeout", "rate_limit", "server_error"})
+#: concurrency and retries the case alone. Server errors are not among them: a 500 is as often
+#: the request's own fault, and the SDK has already retried it.
+LOAD_KINDS = frozenset({"timeout", "rate_limit"})
 #: After this many failed calls in a row (no success between), the rest are not attempted.
 GIVE_UP_AFTER = 10
 MAX_MESSAGE = 600
