@@ -163,6 +163,38 @@ def test_interrupted_run_resumes_without_losing_cases(kb, suite_file: Path) -> N
     assert messages[0].startswith(f"resuming {run.run_id}: 2 done, 3 to go")
 
 
+def test_an_interrupted_run_with_a_failed_case_resumes_both(kb, suite_file: Path, scripted) -> None:
+    """A case whose model call failed is kept (and counted) when the run is interrupted; the
+    resumed run computes the cases still missing and retries the failed one."""
+    from domainrag.errors import GenerationError
+
+    def reply(request):
+        if "levothyroxine" in request.question and flaky["on"]:
+            raise GenerationError("The openai API at http://x (model 'm') failed with HTTP 502: bad gateway")
+        return f"{request.sources[0].text.split('. ')[0]}. [1]"
+
+    flaky = {"on": True}
+    scripted.script = reply
+    seen: list[str] = []
+
+    def stop_after_two(label: str) -> None:
+        seen.append(label)
+        if len(seen) == 3:  # the start message, then two cases: m1 (failed) and f1
+            raise KeyboardInterrupt
+
+    options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="scripted:m", concurrency=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(kb, load_suite(suite_file), options, RunStore(kb.path), stop_after_two)
+    (unfinished,) = RunStore(kb.path).list()
+    assert (unfinished.status, unfinished.judged, unfinished.failed) == ("running", 2, 1)
+    flaky["on"] = False
+    messages: list[str] = []
+    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path), messages.append)
+    assert run.run_id == unfinished.run_id and messages[0] == f"resuming {run.run_id}: 1 done, 4 to go"
+    assert run.failed is None and not any(c.failed for c in run.cases) and len(run.cases) == 5
+    assert run.case("m1").answer and run.case("m1").outcome is not None   # answered this time
+
+
 def test_unknown_gold_documents_are_reported_and_the_rest_runs(kb, tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"id": "x", "question": "billing backups", "gold": ["docs/nope.txt"]}) + "\n"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openai_stub import OpenAIStub, last_user
+from rich.console import Console
 
 from domainrag.evaluate.faults import ConcurrencyLimit, failure_kind, is_loopback
 from domainrag.evaluate.run_records import Run
@@ -19,6 +20,8 @@ from domainrag.evaluate.runner import EvalOptions, run_suite
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
 from domainrag.models.generation import GenerationRequest, Message, ProviderSettings, load_generator
+from domainrag.report.html import render_html
+from domainrag.report.terminal import print_run
 
 N = 12
 MODEL = "openai:smollm2"
@@ -148,6 +151,11 @@ def test_faults_fail_their_cases_and_a_rerun_retries_only_them(kb_factory, corpu
         assert run.metric("ndcg@10") == pytest.approx(ndcg)
         (listed,) = store.list()
         assert (listed.status, listed.judged, listed.failed) == ("done", 12, 4)
+        # The reports show the run: the terminal prints the failure lines, the page renders.
+        console = Console(record=True, width=300)
+        print_run(run, console)
+        assert "warning: 4 of 12 cases failed" in console.export_text()
+        assert "<html" in render_html(data)
         store.close()
         kb.close()
 
