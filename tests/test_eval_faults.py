@@ -252,6 +252,18 @@ def test_failure_kinds_of_real_sdk_errors(stub_options: dict, settings: dict, ki
     assert failure_kind(info.value) == kind
 
 
+@pytest.mark.parametrize(("failure", "kind"), [("fail_529", "server_error"), ("fail_429", "rate_limit")])
+def test_failure_kinds_of_anthropic_errors(failure: str, kind: str, monkeypatch) -> None:
+    from anthropic_replay import AnthropicReplay
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "replay-key")
+    with AnthropicReplay(**{failure: 5}) as replay:
+        generator = load_generator("anthropic:claude-sonnet-4-6", ProviderSettings(base_url=replay.url, max_retries=0))
+        with pytest.raises(Exception) as info:
+            generator.complete(REQUEST)
+    assert failure_kind(info.value) == kind
+
+
 def test_not_found_and_other_errors() -> None:
     from domainrag.errors import GenerationError
 
