@@ -14,12 +14,12 @@ import pytest
 from openai_stub import OpenAIStub, last_user
 from rich.console import Console
 
-from domainrag.evaluate.faults import ConcurrencyLimit, failure_kind, is_loopback
+from domainrag.evaluate.faults import ConcurrencyLimit, failure_kind
 from domainrag.evaluate.run_records import Run
 from domainrag.evaluate.runner import EvalOptions, run_suite
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
-from domainrag.models.generation import GenerationRequest, Message, ProviderSettings, load_generator
+from domainrag.models.generation import GenerationRequest, Message, ProviderSettings, is_loopback, load_generator
 from domainrag.report.html import render_html
 from domainrag.report.terminal import print_run
 
@@ -288,6 +288,13 @@ def test_concurrency_limit_halves_once_per_round_and_never_below_one() -> None:
     ("http://10.0.0.5:8000/v1", False), ("https://api.openai.com/v1", False), (None, False)])
 def test_loopback_servers_are_recognised(url: str | None, local: bool) -> None:
     assert is_loopback(url) is local
+
+
+def test_calls_to_a_local_server_may_take_ten_minutes_unless_set() -> None:
+    local, remote = "http://127.0.0.1:8080/v1", "http://10.0.0.5:8000/v1"
+    assert load_generator(MODEL, ProviderSettings(base_url=local)).timeout_s == 600
+    assert load_generator(MODEL, ProviderSettings(base_url=remote)).timeout_s == 60
+    assert load_generator(MODEL, ProviderSettings(base_url=local, timeout_s=5)).timeout_s == 5
 
 
 def test_stub_one_slot_queues_and_cancels_requests_whose_client_left() -> None:

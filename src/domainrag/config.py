@@ -133,7 +133,9 @@ class AnswerConfig(_NetworkSection):
     #: holding the key (else the provider's usual one, e.g. ``OPENAI_API_KEY``).
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
+    #: Seconds each try of a model call may take; unset: 600 for a server on this machine
+    #: (a local model on a CPU may need minutes for a long prompt), 60 otherwise.
+    timeout_s: float | None = Field(None, gt=0)
     #: Retries with exponential backoff on 408/409/429/5xx and connection errors (SDK-managed).
     max_retries: int = Field(2, ge=0, le=10)
     temperature: float = Field(0.0, ge=0.0, le=2.0)

@@ -23,11 +23,9 @@ succeeded carry neither key. Kinds:
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 #: Faults that say the server is overloaded: with other calls in flight, the runner lowers its
 #: concurrency and retries the case alone. Server errors are not among them: a 500 is as often
@@ -94,24 +92,11 @@ def failure_summary(records: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] |
     warnings.append(f"first failure ({failed[0]['id']}, {first['kind'].replace('_', ' ')}): {first['message']}")
     if kinds.get("timeout"):
         warnings.append("Timeouts: a slow or one-request-at-a-time model server (llama.cpp, Ollama on a CPU) needs a "
-                        "longer answer.timeout_s (in domainrag.toml, or --set answer.timeout_s=600) and fewer "
-                        "concurrent calls (--concurrency 1); a re-run with a longer timeout retries only the "
-                        "failed cases.")
+                        "longer answer.timeout_s (in domainrag.toml, or --set answer.timeout_s=SECONDS; unset, it is "
+                        "600 s for a server on this machine and 60 s otherwise) and fewer concurrent calls "
+                        "(--concurrency 1); a re-run with a longer timeout retries only the failed cases.")
     summary = {"count": len(failed), "by_kind": by_kind, "cases": [r["id"] for r in failed]}
     return summary, warnings
-
-
-def is_loopback(url: str | None) -> bool:
-    """True when ``url`` points at this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    host = urlparse(url).hostname if url else None
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConcurrencyLimit:

@@ -15,7 +15,8 @@ and retries only its failed cases (the run key ignores ``answer.timeout_s`` and
 ``answer.max_retries``, so a re-run with a longer timeout reopens it too). The concurrency
 adapts: unset, it is 1 for a model server on this machine (llama.cpp, Ollama... usually answer
 one request at a time) and 4 otherwise; a call that fails from overload while others are in
-flight halves it and is retried alone.
+flight halves it and is retried alone. (Calls to a server on this machine may also take 600 s
+each unless ``answer.timeout_s`` is set: ``ProviderSettings.timeout_for``.)
 
 Aggregates: the mean of each per-case score over the cases where it applies, with a 95%
 percentile-bootstrap interval (:mod:`.stats`), overall and per scenario tag. Failed cases have
@@ -38,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, DomainragError, MissingDependencyError
+from ..models.generation import is_loopback
 from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
-from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed, is_loopback
+from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed
 from .judge import FaithfulnessJudge, rubric_path
 from .metrics import metric
 from .run_records import Run
@@ -187,9 +189,11 @@ def _concurrency(kb: KnowledgeBase, options: EvalOptions) -> tuple[int, str | No
     for generator in generators:
         url = str(getattr(generator, "base_url", None) or "")
         if is_loopback(url):
+            timeout = getattr(generator, "timeout_s", None)
+            limit = f"; each try may take {timeout:g} s (answer.timeout_s)" if timeout else ""
             return 1, (f"note: answering one case at a time: the model server at {urlparse(url).netloc} runs on "
                        "this machine, and local servers usually answer one request at a time; set --concurrency "
-                       "N to change it")
+                       f"N to change it{limit}")
     return DEFAULT_CONCURRENCY, None
 
 

@@ -42,8 +42,9 @@ class AnthropicGenerator(BaseGenerator):
         self.key_env = s.api_key_env or user.api_key_env or KEY_ENV
         self._secret = api_key(self.key_env, required=True, what=f"The Anthropic model {model_name!r}",
                                hint=", or name the variable holding your key in answer.api_key_env")
+        self.timeout_s = s.timeout_for(self.base_url)
         self._client = anthropic.Anthropic(api_key=self._secret, base_url=self.base_url,
-                                           max_retries=s.max_retries, timeout=s.timeout_s)
+                                           max_retries=s.max_retries, timeout=self.timeout_s)
         self.id = f"anthropic:{model_name}"
 
     @classmethod
@@ -110,7 +111,7 @@ class AnthropicGenerator(BaseGenerator):
 
         where = f"The Anthropic API at {redact_url(self.base_url or API_URL)} (model {self.model_name!r})"
         message = explain(exc, anthropic, where, self.key_env, self.settings.max_retries,
-                          self.settings.timeout_s, "answer.base_url or ANTHROPIC_BASE_URL")
+                          self.timeout_s, "answer.base_url or ANTHROPIC_BASE_URL")
         return redact(message, self._secret)
 
 

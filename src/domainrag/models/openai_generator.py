@@ -56,8 +56,9 @@ class OpenAIGenerator(BaseGenerator):
         self._secret = api_key(self.key_env, required=self.key_required and not custom,
                                what=f"The {self.provider} model {model_name!r}",
                                hint=", or name the variable holding your key in answer.api_key_env")
+        self.timeout_s = s.timeout_for(self.base_url)
         self._client = sdk.OpenAI(api_key=self._secret, base_url=self.base_url,
-                                  max_retries=s.max_retries, timeout=s.timeout_s)
+                                  max_retries=s.max_retries, timeout=self.timeout_s)
         self.id = f"{self.provider}:{model_name}"
         if custom and self.base_url != self.default_base_url:  # same name, another server
             self.id += f"@{host_port(self.base_url or '')}"
@@ -132,7 +133,7 @@ class OpenAIGenerator(BaseGenerator):
 
         where = f"The {self.provider} API at {redact_url(self.base_url or OPENAI_URL)} (model {self.model_name!r})"
         message = explain(exc, openai, where, self.key_env, self.settings.max_retries,
-                          self.settings.timeout_s, "answer.base_url or OPENAI_BASE_URL")
+                          self.timeout_s, "answer.base_url or OPENAI_BASE_URL")
         return redact(message, self._secret)
 
 
