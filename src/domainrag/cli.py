@@ -2,7 +2,8 @@
 calls the Python API (``KnowledgeBase``) and prints through :mod:`.report.terminal`.
 
 Exit codes: 0 success; 1 an error (a one-line message that names the fix); 2 a usage error
-(bad option or argument); 3 a partial ingest (some files failed, each listed with its reason);
+(bad option or argument); 3 partial work: an ingest where some files failed (each listed with
+its reason) or an evaluation where some cases' model calls failed (re-run it to retry them);
 130 interrupted (Ctrl-C: finished work is kept, the same command resumes). ``eval --gate`` and
 ``compare --gate`` exit 1 when the gate fails. Set ``DOMAINRAG_TRACEBACK=1`` to see full
 tracebacks instead of short messages.
@@ -248,7 +249,9 @@ def eval_(
     judge: Annotated[str | None, typer.Option(
         "--judge", help="Judge model provider:model (sets answer.judge).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N cases.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Answers computed at a time.")] = 4,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help="Answers at a time [default: 1 for a model server on this machine, else 4; "
+                                     "lowered when the server falls behind].")] = None,
     json_out: JsonOut = None,
     html_out: HtmlOut = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the run [default: the suite's].")] = None,
@@ -314,6 +317,8 @@ def eval_(
         _write_reports(run.to_dict(), json_out, html_out)
         if baseline is not None:
             _compare_and_report(base, baseline.run_id, run.run_id, force=False, gate=gate, alpha=None)
+    if run.failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _eval_kb(kb: Path | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:

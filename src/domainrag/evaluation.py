@@ -75,7 +75,7 @@ def as_suite(suite: SuiteLike, split: str = "test") -> Suite:
 
 def evaluate(kb: KnowledgeBase, suite: SuiteLike, *, split: str = "test", model: str | None = None,
              template: str | None = None, metrics: Iterable[str] = DEFAULT_METRICS, judge: str | None = None,
-             mode: str | None = None, limit: int | None = None, concurrency: int = 4, name: str | None = None,
+             mode: str | None = None, limit: int | None = None, concurrency: int | None = None, name: str | None = None,
              repeat: int = 1, seed: int = 0, adaptive: Adaptive | None = None,
              progress: Progress | None = None) -> Run:
     """Run ``suite`` on ``kb`` (see :meth:`KnowledgeBase.evaluate`)."""
@@ -91,7 +91,7 @@ def evaluate(kb: KnowledgeBase, suite: SuiteLike, *, split: str = "test", model:
 def evaluate_matrix(kb: KnowledgeBase, suite: SuiteLike, *, models: Iterable[str | None] = (None,),
                     templates: Iterable[str | None] = (None,), split: str = "test",
                     metrics: Iterable[str] = DEFAULT_METRICS, judge: str | None = None, mode: str | None = None,
-                    limit: int | None = None, concurrency: int = 4, name: str | None = None, repeat: int = 1,
+                    limit: int | None = None, concurrency: int | None = None, name: str | None = None, repeat: int = 1,
                     seed: int = 0, progress: Callable[[int, str], None] | None = None) -> Matrix:
     """Every (model, template) pair, sharing retrieval, each compared with the first
     (see :meth:`KnowledgeBase.evaluate_matrix`). ``progress(cell, label)``."""

@@ -318,7 +318,7 @@ class KnowledgeBase:
         judge: str | None = None,
         mode: Mode | None = None,
         limit: int | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         name: str | None = None,
         repeat: int = 1,
         seed: int = 0,
@@ -331,7 +331,10 @@ class KnowledgeBase:
         scenario with 95% intervals. The run is stored (``kb.runs``) as each case finishes, so
         an interrupted run resumes when called again; model calls are cached, so an unchanged
         re-run makes none. ``metrics`` groups: retrieval, answer, citation, judge. ``repeat``
-        answers each case several times (nondeterministic models: flaky cases). ``adaptive``
+        answers each case several times (nondeterministic models: flaky cases). ``concurrency``:
+        answers at a time (None: 1 for a model server on this machine, else 4; lowered when the
+        server falls behind). A case whose model call fails is stored as failed with its reason
+        (``run.failed``) and the run goes on; evaluating again retries only those. ``adaptive``
         stops early against a baseline (:class:`~domainrag.evaluation.Adaptive`)."""
         from .evaluation import evaluate
 
@@ -349,7 +352,7 @@ class KnowledgeBase:
         judge: str | None = None,
         mode: Mode | None = None,
         limit: int | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         name: str | None = None,
         repeat: int = 1,
         split: str = "test",

@@ -415,9 +415,11 @@ class RunInfo:
     failed: int = 0
 
     def to_dict(self) -> JSONDict:
-        return {"run_id": self.run_id, "name": self.name, "created": self.created, "status": self.status,
-                "judged": self.judged, "failed": self.failed, "manifest": self.manifest.to_dict(),
-                "metrics": _plain(self.metrics)}
+        data: JSONDict = {"run_id": self.run_id, "name": self.name, "created": self.created,
+                          "status": self.status, "judged": self.judged}
+        if self.failed:  # the key only appears when some case failed (the listing's contract)
+            data["failed"] = self.failed
+        return {**data, "manifest": self.manifest.to_dict(), "metrics": _plain(self.metrics)}
 
     def metric(self, name: str) -> Any:
         return next((values[name] for values in self.metrics.values() if name in values), None)

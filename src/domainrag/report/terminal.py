@@ -134,6 +134,11 @@ def print_run(run: Run, console: Console) -> None:
     console.print(_overall(run))
     if len(run.scenarios) > 1:
         console.print(_scenarios(run))
+    failed = run.failed
+    if failed:
+        kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted((failed.get("by_kind") or {}).items()))
+        console.print(f"[red]{failed.get('count')} of {len(run.cases)} cases failed[/red]: {escape(kinds)}; "
+                      "re-run the same command to retry them")
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
@@ -202,6 +207,7 @@ def print_runs(listed: Sequence[RunInfo], pins: Mapping[str, str], console: Cons
         if r.judged < r.manifest.cases:    # interrupted, or stopped early by --adaptive
             cases = f"{r.judged}/{cases}"
             status = "stopped" if r.manifest.stop_rule and status == "done" else status
+        status += f", {r.failed} failed" if r.failed else ""
         table.add_row(r.run_id, name, status, escape(r.manifest.model or "—"), cases,
                       _num(r.metric("ndcg@10")), _num(r.metric("token_f1")))
     console.print(table)
@@ -220,10 +226,18 @@ def case_progress(total: int, console: Console, label: str = "Evaluating") -> It
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..evaluate.runner import NOTICES
+
     with Progress(TextColumn(f"[bold]{escape(label)}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("", total=total)
-        yield lambda line: bar.update(task, advance=0 if line.startswith(("starting", "resuming")) else 1)
+
+        def tick(line: str) -> None:
+            if line.startswith("note:"):
+                bar.console.print(f"[dim]{escape(line)}[/dim]")
+            bar.update(task, advance=0 if line.startswith(NOTICES) else 1)
+
+        yield tick
 
 
 # -- comparisons -----------------------------------------------------------------------------------
