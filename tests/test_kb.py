@@ -121,10 +121,14 @@ def test_different_embedder_is_refused_with_reindex_hint(kb_factory, docs: Path,
     kb = kb_factory()
     kb.ingest([docs])
     kb.close()
-    with pytest.raises(IndexMismatchError, match="--reindex"):
-        KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:32"})
-    with pytest.raises(IndexMismatchError, match="chunker"):
-        KnowledgeBase.open(tmp_path / "kb", overrides={"chunking.target_tokens": 300})
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:32"}) as other, \
+            pytest.raises(IndexMismatchError, match="--reindex"):
+        other.search("thyroxine")
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"chunking.target_tokens": 300}) as other:
+        with pytest.raises(IndexMismatchError, match="chunker"):
+            other.ingest([docs])
+        with pytest.raises(IndexMismatchError, match="chunker"):
+            other.search("thyroxine")
     same = KnowledgeBase.open(tmp_path / "kb")
     assert same.search("thyroxine", k=1)
 

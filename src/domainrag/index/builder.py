@@ -4,11 +4,17 @@ For each source: unchanged (same size and mtime, or same content hash) is skippe
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
 Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text.
+
+One source never sinks the others: any error while reading, chunking or writing a source
+becomes that source's one-line reason in ``IngestReport.failed`` (a batch that fails to write is
+retried source by source), and the ingest goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +23,31 @@ import numpy as np
 
 from ..errors import DomainragError
 from ..ingest.base import Chunker
-from ..ingest.sources import SourceItem
+from ..ingest.sources import SourceItem, in_scope
 from ..models.base import BaseEmbedder
 from ..types import Chunk
 from .analyzer import Analyzer
 from .base import SourceUpdate, Store
 
 Progress = Callable[[str], None]
+_log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: Longest reason kept in a report.
+MAX_REASON_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` as one printable line: control characters (newlines included) become spaces,
+    characters that cannot be UTF-8 (lone surrogates) become ``\\uXXXX`` escapes, and at most
+    ``limit`` characters are kept."""
+    text = _CONTROL.sub(" ", text).strip()
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure(label: str, reason: str) -> tuple[str, str]:
+    """A ``(label, reason)`` entry of ``IngestReport.failed``, both printable on one line."""
+    return one_line(label, 10 * MAX_REASON_CHARS), one_line(reason) or "unknown error"
 
 
 @dataclass
@@ -134,16 +158,22 @@ class IndexBuilder:
                 self.store.touch_source(item.source, item.size, item.mtime_ns)
                 report.skipped.append(item.label)
                 return None
-            documents = item.load()
+            return self._build(item, digest, old is not None)
         except (DomainragError, OSError) as exc:
-            report.failed.append((item.label, str(exc)))
-            return None
+            report.failed.append(failure(item.label, str(exc) or type(exc).__name__))
+        except Exception as exc:  # noqa: BLE001 - one file's unexpected error must not stop the ingest
+            _log.debug("ingest of %s failed", item.label, exc_info=True)
+            report.failed.append(failure(item.label, f"unexpected {type(exc).__name__}: {exc}"))
+        return None
+
+    def _build(self, item: SourceItem, digest: str, existed: bool) -> _Pending:
+        documents = item.load()
         chunks = [c for doc in documents for c in self.chunker.split(doc)]
         titles = {doc.id: doc.title for doc in documents}
         texts = [index_text(c, titles[c.doc_id]) for c in chunks]
         tokens = [self.analyzer.tokenize(t) for t in texts]
         update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
-        return _Pending(update, item.label, old is not None, texts)
+        return _Pending(update, item.label, existed, texts)
 
     def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
         """Embed the pending sources' chunks in one batch, then write them."""
@@ -161,12 +191,13 @@ class IndexBuilder:
     def _write(self, pending: list[_Pending], report: IngestReport) -> None:
         try:
             self.store.write([p.update for p in pending])
-        except DomainragError:
-            for p in pending:  # isolate the failing source, keep the others
+        except Exception:  # noqa: BLE001 - find the failing source(s) below, keep the others
+            for p in pending:
                 try:
                     self.store.write([p.update])
-                except DomainragError as exc:
-                    report.failed.append((p.label, str(exc)))
+                except Exception as exc:  # noqa: BLE001 - becomes this source's reason
+                    _log.debug("writing %s failed", p.label, exc_info=True)
+                    report.failed.append(failure(p.label, f"cannot be stored: {type(exc).__name__}: {exc}"))
                     continue
                 p.count(report)
             return
@@ -189,6 +220,6 @@ class IndexBuilder:
         return np.vstack([cached[k] for k in keys])
 
     def _prune(self, states: dict, seen: set[str], scopes: Sequence[str], report: IngestReport) -> None:
-        gone = [s for s in states if s not in seen and any(s == p or s.startswith(p) for p in scopes)]
+        gone = [s for s in states if s not in seen and any(in_scope(s, scope) for scope in scopes)]
         self.store.remove_sources(gone)
         report.removed.extend(gone)
