@@ -19,7 +19,8 @@ Doctors check hormone levels after six to eight weeks.
 Fatigue, weight gain and feeling cold are common symptoms.
 """
 
-LAW = "第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。\n\n第十七条 保险人应当向投保人说明合同的内容。"
+LAW = ("第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。\n\n"
+       "第十七条 保险人应当向投保人说明合同的内容。")
 
 
 @pytest.fixture

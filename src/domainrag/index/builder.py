@@ -27,7 +27,7 @@ from ..ingest.sources import SourceItem, in_scope
 from ..models.base import BaseEmbedder
 from ..types import Chunk
 from .analyzer import Analyzer
-from .base import SourceUpdate, Store
+from .base import SourceState, SourceUpdate, Store
 
 Progress = Callable[[str], None]
 _log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class IndexBuilder:
             report.seconds = time.perf_counter() - started
         return report
 
-    def _prepare(self, item: SourceItem, states: dict, report: IngestReport) -> _Pending | None:
+    def _prepare(self, item: SourceItem, states: dict[str, SourceState], report: IngestReport) -> _Pending | None:
         old = states.get(item.source)
         if old and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
             report.skipped.append(item.label)
@@ -210,16 +210,18 @@ class IndexBuilder:
         embedder = self._embedder()
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
-        missing = {k: t for k, t in zip(keys, texts) if k not in cached}
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}
         if missing:
             fresh = embedder.embed(list(missing.values()))
-            new = dict(zip(missing.keys(), fresh))
+            new = dict(zip(missing.keys(), fresh, strict=True))
             self.store.cache_vectors(embedder.id, new)
             cached.update(new)
             report.embedded += len(missing)
         return np.vstack([cached[k] for k in keys])
 
-    def _prune(self, states: dict, seen: set[str], scopes: Sequence[str], report: IngestReport) -> None:
+    def _prune(
+        self, states: dict[str, SourceState], seen: set[str], scopes: Sequence[str], report: IngestReport
+    ) -> None:
         gone = [s for s in states if s not in seen and any(in_scope(s, scope) for scope in scopes)]
         self.store.remove_sources(gone)
         report.removed.extend(gone)

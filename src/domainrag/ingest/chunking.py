@@ -140,9 +140,9 @@ class StructureChunker:
                 size = sum(u.tokens for u in current)
             current.append(unit)
             size += unit.tokens
-        if held is not None and current and all(u.block.kind == "heading" for u in current):
-            if current[-1].end - held[0].start <= self.max_chars:
-                held, current = held + current, []
+        headings_only = current and all(u.block.kind == "heading" for u in current)
+        if held is not None and headings_only and current[-1].end - held[0].start <= self.max_chars:
+            held, current = held + current, []
         if held is not None:
             yield held
         if current:
@@ -173,10 +173,7 @@ class StructureChunker:
         start, end = group[0].start, max(u.end for u in group)
         first = group[0].block
         content = next((u.block for u in group if u.block.kind != "heading"), None)
-        if content is not None:
-            path = content.heading_path
-        else:
-            path = first.heading_path + (doc.text[first.start : first.end],)
+        path = content.heading_path if content is not None else (*first.heading_path, doc.text[first.start : first.end])
         text = doc.text[start:end]
         digest = hashlib.sha1(f"{doc.id}\0{start}\0{end}".encode()).hexdigest()[:12]
         return Chunk(

@@ -48,13 +48,13 @@ def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: Ing
     ignored = [(s.path, s.reason) for s in skipped if not s.failed]
     failed = [(s.path, s.reason) for s in skipped if s.failed]
     with ParseWorker(loaders, config) as worker:
-        items: list[SourceItem] = []
+        sources: list[SourceItem] = []
         for f in found:
             try:
-                items.append(_file_item(f, worker))
+                sources.append(_file_item(f, worker))
             except OSError as exc:  # gone or changed since discovery
                 failed.append((f.doc_id, exc.strerror or str(exc)))
-        yield Collected(items, [_scope(p) for p in paths], ignored, failed)
+        yield Collected(sources, [_scope(p) for p in paths], ignored, failed)
 
 
 def _scope(path: Path) -> str:

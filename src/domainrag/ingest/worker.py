@@ -90,8 +90,9 @@ class ParseWorker:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child, self.loaders, self.memory_mb),
-                                  name="domainrag-parse", daemon=True)
+        process = context.Process(  # type: ignore[attr-defined]
+            target=_serve, args=(child, self.loaders, self.memory_mb), name="domainrag-parse", daemon=True
+        )
         process.start()
         child.close()
         self._process, self._conn, self._served = process, parent, 0
