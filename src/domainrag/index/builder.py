@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DomainragError
-from ..ingest.base import Chunker
+from ..ingest.base import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
 from ..models.base import BaseEmbedder
 from ..types import Chunk
@@ -167,7 +167,7 @@ class IndexBuilder:
         return None
 
     def _build(self, item: SourceItem, digest: str, existed: bool) -> _Pending:
-        documents = item.load()
+        documents = [clean_document(d) for d in item.load()]  # any source, plug-ins' too
         chunks = [c for doc in documents for c in self.chunker.split(doc)]
         titles = {doc.id: doc.title for doc in documents}
         texts = [index_text(c, titles[c.doc_id]) for c in chunks]

@@ -18,6 +18,7 @@ starts.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -41,6 +42,22 @@ class _Unit:
 CHARS_PER_TOKEN = 16
 #: Blocks longer than this many ``max_chars`` are split into sentences segment by segment.
 _SEGMENT_CHUNKS = 64
+
+
+_MAY_END_SENTENCE = re.compile(r"[.!?。！？；;\n]")
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """:func:`sentence_spans`, skipped for a run without any sentence-ending character (cheap to
+    find, where the sentence pattern costs ~0.3 µs a character: 15 s on a 50 MB token)."""
+    if _MAY_END_SENTENCE.search(text, start, end):
+        return sentence_spans(text, start, end)
+    piece = text[start:end]
+    stripped = piece.strip()
+    if not stripped:
+        return []
+    start += len(piece) - len(piece.lstrip())
+    return [(start, start + len(stripped))]
 
 
 class StructureChunker:
@@ -82,7 +99,7 @@ class StructureChunker:
                 return
         first = True
         for seg_start, seg_end in self._segments(text, block.start, block.end):
-            for s, e in sentence_spans(text, seg_start, seg_end):
+            for s, e in _sentences(text, seg_start, seg_end):
                 for ws, we, wt in self._windows(text, s, e):
                     yield _Unit(ws, we, wt, block, new_section and first)
                     first = False

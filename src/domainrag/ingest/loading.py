@@ -46,6 +46,8 @@ def load_file(found: FoundFile, loaders: Mapping[str, Loader]) -> list[Document]
         documents = loader.load(found.path, found.doc_id)
     except (DomainragError, MemoryError):
         raise
+    except RecursionError as exc:
+        raise LoaderError("nested too deeply to read (RecursionError); flatten or exclude the file") from exc
     except Exception as exc:
         raise LoaderError(f"{type(exc).__name__}: {exc}") from exc
     documents = [d for d in documents if d.text.strip()]
