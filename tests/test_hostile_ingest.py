@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from hostile import Expected, generate
 
 from domainrag import registry
 from domainrag.config import IngestConfig
@@ -24,8 +25,6 @@ from domainrag.ingest.discover import FoundFile, display_path
 from domainrag.ingest.sources import SourceItem
 from domainrag.ingest.worker import ParseWorker
 from domainrag.types import Document
-
-from hostile import Expected, generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -204,9 +203,9 @@ def test_ingest_reports_budget_failures_per_file(kb_factory, tmp_path: Path) -> 
 
 
 def test_docx_unpacked_size_is_configurable(tmp_path: Path) -> None:
-    from domainrag.ingest.loaders.docx import DocxLoader
-
     from hostile import _body, _docx_with
+
+    from domainrag.ingest.loaders.docx import DocxLoader
 
     path = tmp_path / "big.docx"
     text = " ".join(f"word{i}" for i in range(300_000))
