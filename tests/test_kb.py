@@ -317,3 +317,15 @@ def test_kb_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=f"{path} is a file, not a folder"):
             KnowledgeBase.open(path, create=create)
     assert path.read_text() == "not a knowledge base"
+
+
+def test_prune_keeps_files_that_exist_but_cannot_be_read_now(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    (docs / "notes.txt").write_text("grown " * 2000)  # now over the size cap below
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"ingest.max_file_mb": 0.001}) as capped:
+        report = capped.ingest([docs], prune=True)
+        assert [Path(label).name for label, _ in report.failed] == ["notes.txt"] and not report.removed
+        assert capped.search("seven years closure", k=1, mode="lexical")[0].doc_id == "docs/notes.txt"
+    (docs / "notes.txt").unlink()
+    assert [Path(s).name for s in kb.ingest([docs], prune=True).removed] == ["notes.txt"]

@@ -78,6 +78,10 @@ class IngestReport:
         }
 
 
+def _kept(states: Iterable[str], keep: Sequence[str]) -> set[str]:
+    return {s for s in states if any(in_scope(s, k) for k in keep)} if keep else set()
+
+
 def index_text(chunk: Chunk, title: str) -> str:
     """The text indexed for a chunk: its title and heading path (when the chunk does not already
     start with them) followed by the chunk text."""
@@ -122,7 +126,10 @@ class IndexBuilder:
         items: Iterable[SourceItem],
         prune_scopes: Sequence[str] = (),
         progress: Progress | None = None,
+        keep: Sequence[str] = (),
     ) -> IngestReport:
+        """Ingest ``items``; with ``prune_scopes``, remove the sources in those scopes that were
+        not among the items, except those in a ``keep`` scope (they exist but failed to be read)."""
         report = IngestReport()
         started = time.perf_counter()
         states = self.store.source_states()
@@ -140,7 +147,7 @@ class IndexBuilder:
                     progress(item.label)
             self._flush(pending, report)
             if prune_scopes:
-                self._prune(states, seen, prune_scopes, report)
+                self._prune(states, seen | _kept(states, keep), prune_scopes, report)
         except KeyboardInterrupt:
             report.interrupted = True
         finally:

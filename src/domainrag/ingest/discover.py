@@ -76,10 +76,21 @@ def discover(
 
     Raises :class:`ConfigError` for a root that does not exist.
     """
+    found, skipped, _ = discover_protected(roots, config, extensions)
+    return found, skipped
+
+
+def discover_protected(
+    roots: Sequence[Path], config: IngestConfig, extensions: Collection[str]
+) -> tuple[list[FoundFile], list[Skipped], list[str]]:
+    """:func:`discover`, plus the source keys that still exist but could not be taken this time
+    (an unreadable file or folder, a file over the size cap): a prune must keep what they hold.
+    A key ending in a path separator stands for everything under it."""
     walk = _Walk(config, {e.lower() for e in extensions})
     for root in roots:
         walk.root(Path(root))
-    return walk.results()
+    found, skipped = walk.results()
+    return found, skipped, sorted(walk.protected)
 
 
 def glob_match(rel_path: str, pattern: str) -> bool:
@@ -121,6 +132,7 @@ class _Walk:
         self.by_path: dict[Path, str] = {}
         self.skipped: list[Skipped] = []
         self.visited: set[tuple[int, int]] = set()
+        self.protected: set[str] = set()
 
     def root(self, root: Path) -> None:
         if not root.exists() and not root.is_symlink():
@@ -161,6 +173,7 @@ class _Walk:
             entries = sorted(os.scandir(directory), key=lambda e: (e.is_symlink(), e.name))
         except OSError as exc:
             self.skip(directory, _os_reason(exc))
+            self.protected.add(display_path(str(tree.resolved / directory.relative_to(tree.base))) + "/")
             return []
         subdirs: list[Path] = []
         for entry in entries:
@@ -223,7 +236,10 @@ class _Walk:
     def _file(self, path: Path, doc_id: str, tree: _Tree | None, reached: Path | None) -> None:
         reason, size = self._check(path)
         if reason:
-            self.skip(path, reason, failed=not reason.startswith("unsupported"))
+            failed = not reason.startswith("unsupported")
+            self.skip(path, reason, failed)
+            if failed and path.exists():
+                self.protected.add(display_path(str(reached or _resolved(path))))
             return
         if tree is not None and path.is_symlink() and not self._inside(path, tree):
             return
@@ -234,6 +250,7 @@ class _Walk:
         reason = self._duplicate(doc_id)
         if reason:
             self.skip(path, reason)
+            self.protected.add(display_path(str(reached or resolved)))
             return
         self.by_path[resolved] = doc_id
         self.found[doc_id] = FoundFile(resolved, doc_id, size, reached)
@@ -280,6 +297,13 @@ class _Tree:
     base: Path
     resolved: Path
     prefix: str
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

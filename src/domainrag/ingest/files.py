@@ -12,7 +12,7 @@ from typing import Literal
 from ..config import IngestConfig
 from ..errors import ConfigError
 from .beir import beir_sources, corpus_path
-from .discover import FoundFile, discover, display_path
+from .discover import FoundFile, discover_protected, display_path
 from .loading import loaders_by_extension
 from .sources import SourceItem, sha256_bytes
 from .worker import ParseWorker
@@ -23,12 +23,14 @@ Reason = tuple[str, str]
 @dataclass
 class Collected:
     """What ``ingest`` was asked to read: the sources, the prune scopes (see
-    :func:`~.sources.in_scope`), and the files ignored or failed during discovery, each with a reason."""
+    :func:`~.sources.in_scope`), the files ignored or failed during discovery, each with a reason,
+    and the scopes a prune must keep (files that exist but could not be read this time)."""
 
     items: list[SourceItem]
     scopes: list[str]
     ignored: list[Reason] = field(default_factory=list)
     failed: list[Reason] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -44,7 +46,7 @@ def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: Ing
     if format != "files":
         raise ConfigError(f"Unknown ingest format {format!r}; use 'files' or 'beir'")
     loaders = loaders_by_extension(config)
-    found, skipped = discover(paths, config, loaders.keys())
+    found, skipped, keep = discover_protected(paths, config, loaders.keys())
     ignored = [(s.path, s.reason) for s in skipped if not s.failed]
     failed = [(s.path, s.reason) for s in skipped if s.failed]
     with ParseWorker(loaders, config) as worker:
@@ -54,7 +56,7 @@ def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: Ing
                 sources.append(_file_item(f, worker))
             except OSError as exc:  # gone or changed since discovery
                 failed.append((f.doc_id, exc.strerror or str(exc)))
-        yield Collected(sources, [_scope(p) for p in paths], ignored, failed)
+        yield Collected(sources, [_scope(p) for p in paths], ignored, failed, keep)
 
 
 def _scope(path: Path) -> str:
