@@ -171,8 +171,10 @@ def part1(data: Path, work: Path, rounds: int, good: int, huge_mb: float, timeou
     files = sum(1 for _ in corpus.rglob("*"))
     return {
         "files_in_folder": files,
-        "hostile_files": len(mix["hostile"]) - by_kind["good"],
-        "hostile_rounds_good_files": by_kind["good"],
+        "hostile_files": sum(1 for _, f in mix["hostile"] if not f.kind.startswith("good-")),
+        "hostile_files_to_ingest": sum(1 for _, f in mix["hostile"] if f.expect == "good" and not
+                                       f.kind.startswith("good-")),
+        "plain_good_files": sum(1 for _, f in mix["hostile"] if f.kind.startswith("good-")),
         "medquad_good_files": len(mix["good"]),
         "expectations": dict(by_kind),
         "generate_s": round(generated, 1),
@@ -317,12 +319,16 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "embedder": EMBEDDER, "command": " ".join(["benchmarks/hardening.py", *sys.argv[1:]]),
     }
+    stamp = {"date": result["date"], "command": result["command"]}
     if args.skip != "hostile":
-        result["hostile"] = part1(args.data, work, args.rounds, args.good, args.huge_mb, args.timeout)
+        result["hostile"] = {**stamp, **part1(args.data, work, args.rounds, args.good, args.huge_mb, args.timeout)}
         print(json.dumps({k: v for k, v in result["hostile"].items() if k not in ("lost", "unreported")}, indent=1))
     if args.skip != "kill":
-        result["kill"] = part2(args.data, work, args.kills, args.kill_good, seed=11)
+        result["kill"] = {**stamp, **part2(args.data, work, args.kills, args.kill_good, seed=11)}
         print(json.dumps({k: v for k, v in result["kill"].items() if k != "per_trial"}, indent=1))
+    if args.skip and args.out.exists():  # keep the part not run this time
+        previous = json.loads(args.out.read_text())
+        result = {**{k: v for k, v in previous.items() if k in ("hostile", "kill")}, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")

@@ -11,6 +11,9 @@ what an ingest must do with it.
 - ``excluded``: silently not taken (the default ``**/.*`` exclude);
 - ``either``: damaged files a lenient parser may partly read: ingested or failed, never lost.
 
+Plain good files have kinds starting with ``good-``; every other file is hostile (some of them,
+such as a lone surrogate in JSON or a name that is not UTF-8, must still be ingested).
+
 Used by ``tests/test_hostile_ingest.py`` and ``benchmarks/hardening.py`` (many rounds).
 """
 
@@ -90,20 +93,22 @@ def generate(root: Path, outside: Path, seed: int = 0, huge_mb: float = 5.0, hea
 # -- good files ------------------------------------------------------------------------------
 def _good_files(w: _Writer) -> None:
     p = w.probe()
-    w.add("good/plain.txt", f"Plain text about aspirin dosage {p}.\n\nA second paragraph.".encode(), "txt", "good", p)
+    text = f"Plain text about aspirin dosage {p}.\n\nA second paragraph."
+    w.add("good/plain.txt", text.encode(), "good-txt", "good", p)
     p = w.probe()
-    w.add("good/notes.md", f"# Notes\n\nMarkdown body mentioning {p} and more.\n".encode(), "md", "good", p)
+    w.add("good/notes.md", f"# Notes\n\nMarkdown body mentioning {p} and more.\n".encode(), "good-md", "good", p)
     p = w.probe()
     html = f"<html><head><title>Page</title><script>var x = 'evil';</script></head><body><p>Body {p}</p></body></html>"
-    w.add("good/page.html", html.encode(), "html", "good", p)
+    w.add("good/page.html", html.encode(), "good-html", "good", p)
     p = w.probe()
-    w.add("good/rows.csv", f"name,value\nalpha,{p}\nbeta,2\n".encode(), "csv", "good", p)
+    w.add("good/rows.csv", f"name,value\nalpha,{p}\nbeta,2\n".encode(), "good-csv", "good", p)
     p = w.probe()
-    w.add("good/records.jsonl", (json.dumps({"_id": "r1", "text": f"record {p}"}) + "\n").encode(), "jsonl", "good", p)
+    record = json.dumps({"_id": "r1", "text": f"record {p}"}) + "\n"
+    w.add("good/records.jsonl", record.encode(), "good-jsonl", "good", p)
     p = w.probe()
-    w.add("good/report.docx", _docx(f"Quarterly report {p}"), "docx", "good", p)
+    w.add("good/report.docx", _docx(f"Quarterly report {p}"), "good-docx", "good", p)
     p = w.probe()
-    w.add("good/paper.pdf", _pdf([f"Clinical paper {p}"]), "pdf", "good", p)
+    w.add("good/paper.pdf", _pdf([f"Clinical paper {p}"]), "good-pdf", "good", p)
 
 
 # -- PDF ---------------------------------------------------------------------------------------
