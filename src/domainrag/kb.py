@@ -118,9 +118,14 @@ class KnowledgeBase:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
         Unchanged sources are skipped, changed ones replaced atomically; ``prune`` removes
-        sources under the given paths that no longer exist; ``reindex`` first empties the index
-        (needed after changing the embedder or chunker). Per-file failures are collected in the
-        report, never raised; ``report.partial`` tells whether anything failed.
+        sources under the given paths that no longer exist (a file path matches only itself, a
+        folder its contents; files that exist but cannot be read this time are kept);
+        ``reindex`` first empties the index and records the current embedder and chunking
+        settings (needed after changing them). Each file is parsed under the ``[ingest]`` budgets
+        (``parse_timeout_s``, ``parse_memory_mb``, ``max_unpacked_mb``...). Per-file failures are
+        collected in the report as one-line reasons, never raised; ``report.partial`` tells
+        whether anything failed. Raises :class:`IndexMismatchError` (without ``reindex``) when the
+        index was built with other settings, :class:`ConfigError` for a path that does not exist.
         """
         from .index.builder import failure, one_line
         from .ingest.files import collect
