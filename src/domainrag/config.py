@@ -90,6 +90,21 @@ class IngestConfig(_Section):
     #: PDF tables as rows of cells through pdfplumber: "auto" when it is installed
     #: (``domainrag[pdf-tables]``), "on" (required), "off" (pypdf text only).
     pdf_tables: Literal["auto", "on", "off"] = "auto"
+    #: Symbolic links inside an ingested folder that lead outside it are reported as ignored
+    #: unless this is true (links inside the folder are always followed).
+    follow_external_symlinks: bool = False
+    #: Per-file budgets. Each file is parsed in a worker process that is stopped after
+    #: ``parse_timeout_s`` seconds or when it needs ``parse_memory_mb`` more memory (0: no
+    #: memory limit; the limit is enforced on Linux); the file then fails with that reason.
+    parse_timeout_s: float = Field(120.0, gt=0)
+    parse_memory_mb: int = Field(2048, ge=0)
+    #: Zip containers (.docx): the most bytes all entries may unpack to, and the highest
+    #: unpacked/packed ratio of any entry over 1 MB (zip bombs have ratios of 1000 and more).
+    max_unpacked_mb: float = Field(256.0, gt=0)
+    max_compression_ratio: float = Field(100.0, gt=1)
+    #: The longest chunk in characters, whatever its token count (a 50 MB run of letters is one
+    #: approximate token). None: 16 characters per ``chunking.target_tokens``.
+    max_chunk_chars: int | None = Field(None, ge=64)
 
 
 class RetrievalConfig(_Section):

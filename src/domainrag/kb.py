@@ -54,9 +54,8 @@ class KnowledgeBase:
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
         self.store = SQLiteStore(self.path, config.index)
-        self.chunker = StructureChunker(config.chunking)
+        self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
-        self._check_manifest()
 
     @classmethod
     def open(
@@ -72,8 +71,16 @@ class KnowledgeBase:
         ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``); a
         ``domainrag.toml`` already in the folder (written by hand before the first ingest) is
         read, not replaced. On an existing knowledge base, overrides apply to this session only.
+        Settings that disagree with the ones the index was built with (embedder, chunking) are
+        refused with :class:`IndexMismatchError` when the index is first used — by a search, or
+        by an ingest that does not ``reindex``.
         """
         kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+        if kb_dir.exists() and not kb_dir.is_dir():
+            raise ConfigError(
+                f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
+                "$DOMAINRAG_KB) at a folder — a new one is created on the first ingest — or move the file away."
+            )
         exists = (kb_dir / "catalog.sqlite3").exists()
         if not exists and not create:
             raise KnowledgeBaseNotFound(
@@ -126,6 +133,7 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        self._check_manifest()
         return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
 
     # -- ingest ----------------------------------------------------------------------------
@@ -140,24 +148,42 @@ class KnowledgeBase:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
         Unchanged sources are skipped, changed ones replaced atomically; ``prune`` removes
-        sources under the given paths that no longer exist; ``reindex`` first empties the index
-        (needed after changing the embedder or chunker). Per-file failures are collected in the
-        report, never raised; ``report.partial`` tells whether anything failed.
+        sources under the given paths that no longer exist (a file path matches only itself, a
+        folder its contents; files that exist but cannot be read this time are kept);
+        ``reindex`` first empties the index and records the current embedder and chunking
+        settings (needed after changing them). Each file is parsed under the ``[ingest]`` budgets
+        (``parse_timeout_s``, ``parse_memory_mb``, ``max_unpacked_mb``...). Per-file failures are
+        collected in the report as one-line reasons, never raised; ``report.partial`` tells
+        whether anything failed. Raises :class:`IndexMismatchError` (without ``reindex``) when the
+        index was built with other settings, :class:`ConfigError` for a path that does not exist.
         """
+        from .index.builder import failure, one_line
         from .ingest.files import collect
 
-        if reindex:
-            self.store.clear()
-        items, scopes, ignored, failed = collect([Path(p) for p in paths], format, self.config.ingest)
-        builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
-                               batch_chunks=self.config.ingest.batch_chunks)
-        with _progress(progress, len(items)) as tick:
-            report = builder.run(items, scopes if prune else (), tick)
-        report.ignored.extend(ignored)
-        report.failed[:0] = failed
+        if not reindex:
+            self._check_manifest()
+        with collect([Path(p) for p in paths], format, self.config.ingest) as found:
+            if reindex:
+                self._reindex()
+            builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
+                                   batch_chunks=self.config.ingest.batch_chunks)
+            with _progress(progress, len(found.items)) as tick:
+                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep)
+        report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
+        report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:
             self.store.refresh()
         return report
+
+    def _reindex(self) -> None:
+        """Empty the index (its manifest included: the next write records the current settings)
+        and make ``domainrag.toml`` describe the index as it is now built."""
+        self.store.clear()
+        self.__dict__.pop("embedder", None)
+        saved = config_io.load(self.path)
+        if (saved.embedder, saved.chunking) != (self.config.embedder, self.config.chunking):
+            rebuilt = saved.model_copy(update={"embedder": self.config.embedder, "chunking": self.config.chunking})
+            config_io.save(rebuilt, self.path)
 
     def _embedder_for_write(self) -> BaseEmbedder:
         embedder = self.embedder
@@ -177,6 +203,7 @@ class KnowledgeBase:
         }
 
     def _check_manifest(self) -> None:
+        """Raise :class:`IndexMismatchError` when the index was built with other settings."""
         built = self.store.manifest()
         if not built:
             return
@@ -420,10 +447,11 @@ def _progress(progress: bool | Callable[[str], None], total: int) -> Iterator[Ca
     if not progress:
         yield None
         return
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.description}", style="dim"))
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("", total=total)
-        yield lambda label: bar.update(task, advance=1, description=label[-50:])
+        yield lambda label: bar.update(task, advance=1, description=escape(label[-50:]))
