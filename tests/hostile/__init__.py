@@ -249,6 +249,8 @@ def _names(w: _Writer) -> None:
     w.add("names/..hidden-dots.txt", b"hidden by the default exclude", "name-leading-dots", "excluded")
     w.add(b"names/\xff\xfe-binary-name.exe", b"MZ", "name-not-utf8-unsupported", "ignored")
     w.add(b"names/\xff-empty.txt", b"", "name-not-utf8-empty", "failed")
+    # A failing file whose path is Rich markup: its reason line must print as written.
+    w.add("names/[/[link=x]y[/link] [/quote].txt", b"", "name-markup-failed", "failed")
 
 
 # -- symlinks ----------------------------------------------------------------------------------
