@@ -359,7 +359,7 @@ def grounded_share(sentences: Sequence[CitedSentence], verdicts: Sequence[bool])
     """Share of the counted pieces whose verdict is supported (module docstring, roles): claims
     and echoes always count, fragments when unsupported or when there is no claim at all."""
     has_claim = any(s.role == CLAIM for s in sentences)
-    counted = [ok for s, ok in zip(sentences, verdicts)
+    counted = [ok for s, ok in zip(sentences, verdicts, strict=False)
                if s.role in (CLAIM, ECHO) or (s.role == FRAGMENT and (not ok or not has_claim))]
     return sum(counted) / len(counted) if counted else 0.0
 
@@ -508,7 +508,7 @@ def _sentences_with_markers(text: str) -> list[tuple[tuple[int, int], list[_Mark
         owned[i].append(marker)
         spans[i][0] = min(spans[i][0], marker.start)
         spans[i][1] = max(spans[i][1], marker.end)
-    return [((s[0], s[1]), o) for s, o in zip(spans, owned)]
+    return [((s[0], s[1]), o) for s, o in zip(spans, owned, strict=False)]
 
 
 def _owner(spans: list[list[int]], offset: int) -> int | None:

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from ..text import CJK_RANGES
 
 #: Stems (the analyzer's) of words that speak about the answer or its documents, not the world.
-META_WORDS = frozenset(
-    "here follow below abov sourc document text passag excerpt context provid base accord state say said "
-    "mention note see refer cite citat summari summar overal brief conclus regard answer question inform "
-    "detail specifi describ explain discuss address cover given list hope help let know ask "
-    "资料 文档 文件 来源 根据 以下 如下 回答 问题 答案 信息 提到 提供 所述 综上 总之 总结 参见 参考 见 显示 表明".split()
-)
+META_WORDS = frozenset([
+    "here", "follow", "below", "abov", "sourc", "document", "passag", "excerpt", "context", "provid", "accord",
+    "state", "say", "said", "mention", "see", "refer", "cite", "citat", "summari", "summar", "overal", "brief",
+    "conclus", "regard", "answer", "question", "inform", "detail", "specifi", "describ", "explain", "discuss",
+    "hope", "help", "资料", "文档", "文件", "来源", "根据", "以下", "如下", "回答", "问题", "答案", "信息", "提到",
+    "提供", "所述", "综上", "总之", "总结", "参见", "参考", "显示", "表明",
+])
 
 _CLAUSE_END = re.compile(r"[,;:.!?，；：。！？、()\[\]]")
 _EN_NEGATION = re.compile(
@@ -212,10 +213,7 @@ def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset
             return True
         if not scope and not source_scopes:
             return True
-    for scope in aligned_scopes:
-        if scope & claim_items and not any(scope & c for c in claim_scopes):
-            return True
-    return False
+    return any(scope & claim_items and not any(scope & c for c in claim_scopes) for scope in aligned_scopes)
 
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")

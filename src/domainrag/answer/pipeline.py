@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -284,7 +284,8 @@ class Answerer:
         return verdicts
 
     def _retry(self, run: _Run, spec: str, request: GenerationRequest, prompt: Prompt,
-               draft: Generation, check: CheckResult, supported: list[bool], instructions: str):
+               draft: Generation, check: CheckResult, supported: list[bool],
+               instructions: str) -> tuple[Generation, CheckResult, list[bool]]:
         problems = _problems(check, supported, self.config.min_grounded)
         retry = self.templates.render(prompt.name, run.language, blocks=("retry",), problems=problems,
                                       abstain_message=self._abstain_text(run.language))
@@ -327,9 +328,10 @@ class Answerer:
         run.lap("total_ms", run.started)
         run.trace.update(timings_ms=run.timings, attempts=run.attempts)
 
-    def _citations(self, check: CheckResult, supported: list[bool], sources: Sequence[Source]):
+    def _citations(self, check: CheckResult, supported: list[bool],
+                   sources: Sequence[Source]) -> Iterator[Citation]:
         by_number = {s.number: s for s in sources}
-        for sentence, ok in zip(check.sentences, supported):
+        for sentence, ok in zip(check.sentences, supported, strict=False):
             if sentence.role == META:
                 continue
             claim = sentence.claim
@@ -392,7 +394,7 @@ def _grounded(check: CheckResult, supported: list[bool]) -> float:
 
 
 def _failing(check: CheckResult, supported: list[bool]) -> bool:
-    counted = [ok for s, ok in zip(check.sentences, supported)
+    counted = [ok for s, ok in zip(check.sentences, supported, strict=False)
                if s.role in (CLAIM, ECHO) or (s.role == FRAGMENT and not ok)]
     cited = any(s.sources for s in check.sentences)
     return bool(check.removed_markers) or check.delimiters or not cited or not all(counted)
@@ -402,7 +404,7 @@ def _problems(check: CheckResult, supported: list[bool], min_grounded: float) ->
     problems = [f"[{n}] cites a source that was not given." for n in dict.fromkeys(check.removed_markers)]
     if check.delimiters:
         problems.append("The answer repeats the prompt's <source> blocks instead of answering.")
-    for sentence, ok in zip(check.sentences, supported):
+    for sentence, ok in zip(check.sentences, supported, strict=False):
         if sentence.role == ECHO:
             problems.append(f'"{sentence.claim}" repeats the instructions instead of answering.')
         elif sentence.reason == "uncited":
