@@ -101,6 +101,8 @@ _BODY = rf"{_ITEM}(?:\s*[,，、]\s*{_ITEM})*"
 _MARKER = re.compile(rf"\[\s*({_BODY})\s*\]|【\s*({_BODY})\s*】")
 _MARKER_WITH_SPACE = re.compile(r"[ \t]*(?:" + _MARKER.pattern + ")")
 
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
 CLAIM, FRAGMENT, META, ECHO = "claim", "fragment", "meta", "echo"
 
 
@@ -113,7 +115,9 @@ class CitedSentence:
     similarity when it was consulted, else ``None``. ``role`` is ``claim``, ``fragment``,
     ``meta`` or ``echo`` (module docstring); ``reason`` says why it is unsupported (``uncited``,
     ``words``, ``number``, ``unit``, ``negation``, ``echo``; empty when supported or meta);
-    ``claim`` is the text that was checked (markers and absorbed marker-only pieces left out).
+    ``claim`` is the text that was checked (markers and absorbed marker-only pieces left out);
+    ``checked`` the sources it was checked against: its own, or for an uncited claim those of the
+    nearest cited piece of its paragraph (next, else previous).
     """
 
     text: str
@@ -126,6 +130,7 @@ class CitedSentence:
     role: str = CLAIM
     reason: str = ""
     claim: str = ""
+    checked: tuple[int, ...] = ()
 
     @property
     def counted(self) -> bool:
@@ -218,7 +223,8 @@ class CitationChecker:
         cache: dict[int, _SourceContent] = {}
         reference = lex.ngrams(instructions) if instructions else set()
         pieces = self._pieces(text)
-        sentences = [self._sentence(text, p, by_number, cache, reference) for p in pieces]
+        sentences = [self._sentence(text, p, by_number, cache, reference, _nearby(text, pieces, i))
+                     for i, p in enumerate(pieces)]
         grounded = grounded_share(sentences, [s.supported for s in sentences])
         uncited = sum(1 for s in sentences if s.reason == "uncited")
         echoed = sum(1 for s in sentences if s.role == ECHO)
@@ -260,9 +266,10 @@ class CitationChecker:
         return len(content.tokens - lex.META_WORDS) + len(content.numbers)
 
     def _sentence(self, text: str, piece: _Piece, by_number: dict[int, Source],
-                  cache: dict[int, _SourceContent], reference: set[tuple[str, ...]]) -> CitedSentence:
+                  cache: dict[int, _SourceContent], reference: set[tuple[str, ...]],
+                  nearby: tuple[int, ...] = ()) -> CitedSentence:
         start, end = piece.start, piece.end
-        numbers = tuple(dict.fromkeys(n for m in piece.markers for n in m.numbers))
+        numbers = _numbers(piece)
         claim_text = " ".join(lex.ENUMERATOR.sub(" ", strip_markers(text[piece.claim_start : piece.claim_end])).split())
         claim = self._content(claim_text)
         weight = len(claim.tokens - lex.META_WORDS) + len(claim.numbers)
@@ -270,23 +277,27 @@ class CitationChecker:
         if reference and self._echoes(claim_text, reference, [by_number[n] for n in by_number], cache):
             return _with(base, role=ECHO, reason="echo")
         if not numbers:
-            if weight >= 3 or claim.numbers:
+            if weight < 3 and not claim.numbers:
+                return _with(base, role=META)
+            if not nearby:
                 return _with(base, role=CLAIM, reason="uncited")
-            return _with(base, role=META)
         if not weight:
             return _with(base, role=META)
-        role = FRAGMENT if weight <= FRAGMENT_ITEMS else CLAIM
-        verdicts = [self._judge(claim, self._source(by_number[n], cache)) for n in numbers]
+        role = FRAGMENT if weight <= FRAGMENT_ITEMS and numbers else CLAIM
+        checked = numbers or nearby
+        verdicts = [self._judge(claim, self._source(by_number[n], cache)) for n in checked]
         score, ok, reason = max(verdicts, key=lambda v: (v[1], v[0]))
         supported = ok and score >= self.threshold
         semantic = None
         if not supported and ok and self.similarity and score >= self.threshold - SEMANTIC_BAND:
-            semantic = self._semantic(claim_text, claim, [by_number[n] for n in numbers])
+            semantic = self._semantic(claim_text, claim, [by_number[n] for n in checked])
             supported = semantic is not None and semantic >= self.semantic_threshold
         if not supported and not reason:
             reason = "words"
+        if not supported and not numbers:
+            reason = "uncited"
         return _with(base, support=score, supported=supported, semantic=semantic, role=role,
-                     reason="" if supported else reason)
+                     reason="" if supported else reason, checked=checked)
 
     def _judge(self, claim: _Content, source: _SourceContent) -> tuple[float, bool, str]:
         """(score, passes the number/unit/negation tests, reason when it does not)."""
@@ -347,6 +358,25 @@ class CitationChecker:
             pos = m.end()
         out.extend(self.analyzer.tokenize(text[pos:]))
         return out
+
+
+def _numbers(piece: _Piece) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(n for m in piece.markers for n in m.numbers))
+
+
+def _nearby(text: str, pieces: list[_Piece], i: int) -> tuple[int, ...]:
+    """For an uncited piece: the sources of the next cited piece of its paragraph, else of the
+    previous one (``"A. B [1]."`` checks A against [1] too; it must still be supported there)."""
+    if pieces[i].markers:
+        return ()
+    for direction in (range(i + 1, len(pieces)), range(i - 1, -1, -1)):
+        for j in direction:
+            lo, hi = sorted((pieces[i], pieces[j]), key=lambda p: p.start)
+            if _PARAGRAPH.search(text, lo.end, hi.start):
+                break
+            if pieces[j].markers:
+                return _numbers(pieces[j])
+    return ()
 
 
 def _with(sentence: CitedSentence, **changes: object) -> CitedSentence:

@@ -272,7 +272,7 @@ class Answerer:
         for i, sentence in enumerate(check.sentences):
             if sentence.role in (META, ECHO):
                 continue
-            results = [judge.judge(sentence.claim, by_number[n].text) for n in sentence.sources]
+            results = [judge.judge(sentence.claim, by_number[n].text) for n in sentence.checked]
             for r in results:
                 run.usage += r.usage
                 unparseable += r.supported is None
