@@ -306,9 +306,7 @@ class CitationChecker:
             return score, False, "number"
         if lex.unit_conflicts(claim.quantities, source.whole.quantities):
             return score / 2, False, "unit"
-        aligned = max(source.sentences, key=lambda s: len(claim.items & s.items), default=None)
-        aligned_scopes = list(aligned.scopes) if aligned and claim.items & aligned.items else []
-        if lex.negation_conflict(list(claim.scopes), claim.items, list(source.whole.scopes), aligned_scopes):
+        if lex.negation_conflict(list(claim.scopes), claim.items, _aligned_scopes(claim, source)):
             return score / 2, False, "negation"
         return score, True, ""
 
@@ -358,6 +356,15 @@ class CitationChecker:
             pos = m.end()
         out.extend(self.analyzer.tokenize(text[pos:]))
         return out
+
+
+def _aligned_scopes(claim: _Content, source: _SourceContent) -> list[frozenset[str]]:
+    """Negation scopes of the source sentences the claim restates: those sharing at least half as
+    many items with it as the best one (a claim may join two sentences), and at least two."""
+    overlaps = [len(claim.items & s.items) for s in source.sentences]
+    best = max(overlaps, default=0)
+    return [scope for s, k in zip(source.sentences, overlaps, strict=True)
+            if k and k >= max(2, best / 2) for scope in s.scopes]
 
 
 def _numbers(piece: _Piece) -> tuple[int, ...]:

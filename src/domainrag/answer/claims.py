@@ -5,8 +5,11 @@ of a supported sentence passes and a common falsification fails:
 
 Negation
     A negation cue (English ``not``, ``no``, ``never``, ``n't``, ``without``, ``cannot``, ...;
-    Chinese ``不``, ``没``, ``无``, ``未``, ``非``, ...) *scopes* the first two content items (stemmed
-    words or numbers) that follow it in its clause. ``"is not 81 mg"`` scopes ``{81, mg}``.
+    Chinese ``不``, ``没``, ``无``, ``未``, ``非``, ...) *scopes* the first ``SCOPE_ITEMS`` content items
+    (stemmed words or numbers) that follow it in its clause: ``"is not 81 mg once"`` scopes
+    ``{81, mg, onc}``. The source sentence a claim restates is the one sharing most of its items;
+    a negation of the claim must share an item with a negation of that sentence, and a negation of
+    that sentence must not be dropped on items the claim repeats.
     Quantity bounds (``"no more than"``, ``"not less than"``) and ``"not only"`` are not negations.
 
 Numbers with units
@@ -46,13 +49,13 @@ _EN_NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none|nothing|nobody|nowhere)\b|n['’]t\b", re.IGNORECASE)
 _EN_NOT_NEGATION = re.compile(
     r"\b(?:not?|never)\s+(?:more|less|fewer|greater|later|earlier|sooner|higher|lower)\s+than\b"
-    r"|\bnot\s+only\b|\bno\.\s*\d", re.IGNORECASE)
+    r"|\bnot\s+only\b|\bno\.", re.IGNORECASE)
 _ZH_NEGATION = re.compile("不得|不能|不可|不应|不要|不会|不是|不|没有|没|无法|无需|无|未经|未|非|勿|莫|否")
 #: Chinese words that contain a negation character but do not negate.
 _ZH_NOT_NEGATION = re.compile(
     "非常|无论|不论|未来|不断|不同|不仅|不过|不少|不久|不管|无线|毫不|并非常|否则|是否|能否|可否|与否")
 
-_NUM = r"(?:(?<![\w.])\d{1,3}(?:[,，]\d{3})+(?![\d,，])|(?<![\w.])\d+)(?:\.\d+)?|(?<![\w.])\.\d+"
+_NUM = r"(?:(?<![\w.])\d{1,3}(?:[,，]\d{3})+(?!\d|[,，]\d)|(?<![\w.])\d+)(?:\.\d+)?|(?<![\w.])\.\d+"
 NUMBER = re.compile(_NUM)
 
 _CURRENCY = {
@@ -186,10 +189,12 @@ def unit_conflicts(claim: Iterable[Quantity], source: Iterable[Quantity]) -> lis
 
 
 Items = Callable[[str], list[str]]
+#: Content items after a negation cue that it scopes.
+SCOPE_ITEMS = 3
 
 
 def negation_scopes(text: str, items: Items) -> list[frozenset[str]]:
-    """For each negation cue of ``text``: the first two content items after it in its clause.
+    """For each negation cue of ``text``: the first ``SCOPE_ITEMS`` content items after it in its clause.
 
     ``items`` turns text into its content items in order (stemmed words and numbers)."""
     masked = _EN_NOT_NEGATION.sub(lambda m: " " * len(m.group()), text)
@@ -199,21 +204,20 @@ def negation_scopes(text: str, items: Items) -> list[frozenset[str]]:
         for m in pattern.finditer(masked):
             rest = text[m.end() :]
             end = _CLAUSE_END.search(rest)
-            head = items(rest[: end.start()] if end else rest)[:2]
+            head = items(rest[: end.start()] if end else rest)[:SCOPE_ITEMS]
             scopes.append(frozenset(head))
     return scopes
 
 
 def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset[str],
-                      source_scopes: list[frozenset[str]], aligned_scopes: list[frozenset[str]]) -> bool:
-    """True when the claim negates what no negation of the source covers, or drops a negation
-    of the source sentence it restates (``aligned_scopes``) on items it repeats."""
+                      source_scopes: list[frozenset[str]]) -> bool:
+    """True when a negation of the claim shares no item with a negation of the source sentence
+    it restates (``source_scopes``), or a negation of that sentence whose items the claim repeats
+    has no counterpart in the claim."""
     for scope in claim_scopes:
-        if scope and not any(scope & s for s in source_scopes):
+        if not any(scope & s for s in source_scopes) and (scope or not source_scopes):
             return True
-        if not scope and not source_scopes:
-            return True
-    return any(scope & claim_items and not any(scope & c for c in claim_scopes) for scope in aligned_scopes)
+    return any(scope & claim_items and not any(scope & c for c in claim_scopes) for scope in source_scopes)
 
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")

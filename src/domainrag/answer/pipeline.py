@@ -158,7 +158,7 @@ class Answerer:
                                   "over_budget": packed.skipped_for_budget})
         t = run.lap("pack_ms", t)
         prompt = self._prompt(template, run, packed.sources)
-        instructions = _instructions(prompt, run.question, packed.sources, self._abstain_text(run.language))
+        instructions = prompt_instructions(prompt, run.question, packed.sources, self._abstain_text(run.language))
         t = run.lap("prompt_ms", t)
         manifest = {**self.base_manifest, "template": prompt.name, "template_hash": prompt.hash,
                     "language": run.language, "checker": self._checker_id(),
@@ -303,16 +303,13 @@ class Answerer:
                          document_markers=list(check.document_markers), echoed_sentences=check.echoed,
                          finish_reason=generation.finish_reason)
         grounded = _grounded(check, supported)
-        said_no = _says_abstain(check.text, self._abstain_text(run.language))
-        if generation.finish_reason == "no_evidence" or said_no:
-            reason = "no_evidence" if generation.finish_reason == "no_evidence" else "model_abstained"
+        reason = abstain_reason(check, supported, self.config.min_grounded, self._abstain_text(run.language),
+                                generation.finish_reason)
+        if reason in ("no_evidence", "model_abstained"):
             return self._abstain(run, reason, manifest)
-        if check.delimiters or check.echoed:
+        if reason:
             run.trace["draft"] = check.text
-            return self._abstain(run, "echoed_prompt", manifest, grounded)
-        if grounded < self.config.min_grounded:
-            run.trace["draft"] = check.text
-            return self._abstain(run, "citations_failed", manifest, grounded)
+            return self._abstain(run, reason, manifest, grounded)
         citations = tuple(self._citations(check, supported, sources))
         self._close(run)
         return Answer(run.question, check.text, citations, False, grounded, run.usage, manifest,
@@ -379,7 +376,22 @@ def _evidence(question: str, sources: Sequence[Source], analyzer: Analyzer) -> f
     return max(coverage.scores(texts))
 
 
-def _instructions(prompt: Prompt, question: str, sources: Sequence[Source], abstain: str) -> str:
+def abstain_reason(check: CheckResult, supported: Sequence[bool], min_grounded: float, abstain_message: str,
+                   finish_reason: str = "stop") -> str | None:
+    """Why a checked answer is not shown (``no_evidence``, ``model_abstained``, ``echoed_prompt``,
+    ``citations_failed``), or ``None`` when it is shown."""
+    if finish_reason == "no_evidence":
+        return "no_evidence"
+    if _says_abstain(check.text, abstain_message):
+        return "model_abstained"
+    if check.delimiters or check.echoed:
+        return "echoed_prompt"
+    if grounded_share(check.sentences, supported) < min_grounded:
+        return "citations_failed"
+    return None
+
+
+def prompt_instructions(prompt: Prompt, question: str, sources: Sequence[Source], abstain: str) -> str:
     """The prompt's own text: its messages without the sources' fields, the question and the
     abstention message (which a model is asked to repeat)."""
     text = "\n".join(m.content for m in prompt.messages)
@@ -389,7 +401,7 @@ def _instructions(prompt: Prompt, question: str, sources: Sequence[Source], abst
     return text
 
 
-def _grounded(check: CheckResult, supported: list[bool]) -> float:
+def _grounded(check: CheckResult, supported: Sequence[bool]) -> float:
     return grounded_share(check.sentences, supported)
 
 
