@@ -172,6 +172,8 @@ class _Content:
     scopes: tuple[frozenset[str], ...] = ()
     #: every number as written and as scaled (``"1.2 million"`` is also ``"1200000"``)
     values: frozenset[str] = frozenset()
+    #: each negation's items to the end of its clause
+    clauses: tuple[frozenset[str], ...] = ()
 
     @property
     def items(self) -> frozenset[str]:
@@ -306,7 +308,8 @@ class CitationChecker:
             return score, False, "number"
         if lex.unit_conflicts(claim.quantities, source.whole.quantities):
             return score / 2, False, "unit"
-        if lex.negation_conflict(list(claim.scopes), claim.items, _aligned_scopes(claim, source)):
+        scopes, clauses = _aligned_scopes(claim, source)
+        if lex.negation_conflict(list(claim.scopes), claim.items, scopes, clauses):
             return score / 2, False, "negation"
         return score, True, ""
 
@@ -344,7 +347,8 @@ class CitationChecker:
         values = numbers | {v for q in quantities if (v := lex.scaled(q))}
         words = lex.NUMBER.sub(" ", text)
         return _Content(frozenset(self.analyzer.tokenize(words)), numbers, quantities,
-                        tuple(lex.negation_scopes(text, self._items)), values)
+                        tuple(lex.negation_scopes(text, self._items)), values,
+                        tuple(lex.negation_scopes(text, self._items, None)))
 
     def _items(self, text: str) -> list[str]:
         """Content items of ``text`` in order: normalised numbers and analyzer tokens."""
@@ -358,13 +362,15 @@ class CitationChecker:
         return out
 
 
-def _aligned_scopes(claim: _Content, source: _SourceContent) -> list[frozenset[str]]:
-    """Negation scopes of the source sentences the claim restates: those sharing at least half as
-    many items with it as the best one (a claim may join two sentences), and at least two."""
+def _aligned_scopes(claim: _Content, source: _SourceContent
+                    ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """Negation scopes and negated clauses of the source sentences the claim restates: those
+    sharing at least half as many items with it as the best one (a claim may join two
+    sentences), and at least two."""
     overlaps = [len(claim.items & s.items) for s in source.sentences]
     best = max(overlaps, default=0)
-    return [scope for s, k in zip(source.sentences, overlaps, strict=True)
-            if k and k >= max(2, best / 2) for scope in s.scopes]
+    aligned = [s for s, k in zip(source.sentences, overlaps, strict=True) if k and k >= max(2, best / 2)]
+    return [x for s in aligned for x in s.scopes], [x for s in aligned for x in s.clauses]
 
 
 def _numbers(piece: _Piece) -> tuple[int, ...]:

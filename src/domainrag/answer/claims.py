@@ -7,9 +7,9 @@ Negation
     A negation cue (English ``not``, ``no``, ``never``, ``n't``, ``without``, ``cannot``, ...;
     Chinese ``不``, ``没``, ``无``, ``未``, ``非``, ...) *scopes* the first ``SCOPE_ITEMS`` content items
     (stemmed words or numbers) that follow it in its clause: ``"is not 81 mg once"`` scopes
-    ``{81, mg, onc}``. The source sentence a claim restates is the one sharing most of its items;
-    a negation of the claim must share an item with a negation of that sentence, and a negation of
-    that sentence must not be dropped on items the claim repeats.
+    ``{81, mg, onc}``. The source sentences a claim restates are those sharing most of its items;
+    a negation of the claim must share an item with a negated clause of them, and a negation of
+    them must not be dropped on items the claim repeats.
     Quantity bounds (``"no more than"``, ``"not less than"``) and ``"not only"`` are not negations.
 
 Numbers with units
@@ -193,10 +193,11 @@ Items = Callable[[str], list[str]]
 SCOPE_ITEMS = 3
 
 
-def negation_scopes(text: str, items: Items) -> list[frozenset[str]]:
+def negation_scopes(text: str, items: Items, limit: int | None = SCOPE_ITEMS) -> list[frozenset[str]]:
     """For each negation cue of ``text``: the first ``SCOPE_ITEMS`` content items after it in its clause.
 
-    ``items`` turns text into its content items in order (stemmed words and numbers)."""
+    ``items`` turns text into its content items in order (stemmed words and numbers); with
+    ``limit=None`` the scope runs to the clause's end."""
     masked = _EN_NOT_NEGATION.sub(lambda m: " " * len(m.group()), text)
     masked = _ZH_NOT_NEGATION.sub(lambda m: "_" * len(m.group()), masked)
     scopes = []
@@ -204,20 +205,23 @@ def negation_scopes(text: str, items: Items) -> list[frozenset[str]]:
         for m in pattern.finditer(masked):
             rest = text[m.end() :]
             end = _CLAUSE_END.search(rest)
-            head = items(rest[: end.start()] if end else rest)[:SCOPE_ITEMS]
+            head = items(rest[: end.start()] if end else rest)[:limit]
             scopes.append(frozenset(head))
     return scopes
 
 
 def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset[str],
-                      source_scopes: list[frozenset[str]]) -> bool:
-    """True when a negation of the claim shares no item with a negation of the source sentence
-    it restates (``source_scopes``), or a negation of that sentence whose items the claim repeats
-    has no counterpart in the claim."""
+                      source_scopes: list[frozenset[str]], source_clauses: list[frozenset[str]]) -> bool:
+    """True when a negation of the claim shares fewer than two items with every negated clause of the source
+    sentence it restates (``source_clauses``: each negation's items to its clause's end; the
+    voice may change, ``"we do not sell your data"`` / ``"your data is not sold"``), or a
+    negation of that sentence (``source_scopes``) whose items the claim repeats has no
+    counterpart in the claim."""
     for scope in claim_scopes:
-        if not any(scope & s for s in source_scopes) and (scope or not source_scopes):
+        if not any(len(scope & s) >= min(2, len(scope)) for s in source_clauses) and (scope or not source_clauses):
             return True
-    return any(scope & claim_items and not any(scope & c for c in claim_scopes) for scope in source_scopes)
+    return any(scope & claim_items and not any(clause & c for c in claim_scopes)
+               for scope, clause in zip(source_scopes, source_clauses, strict=True))
 
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")
