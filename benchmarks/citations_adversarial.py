@@ -111,7 +111,7 @@ ANTONYMS = {"increase": "decrease", "increased": "decreased", "increases": "decr
             "before": "after", "after": "before", "positive": "negative", "negative": "positive",
             "improved": "worsened", "reduced": "raised", "reduces": "raises", "gain": "loss", "loss": "gain"}
 REFORMATS = ((re.compile(r"(\d)\s?mg\b"), r"\1 milligrams"), (re.compile(r"(\d)\s?%"), r"\1 percent"),
-             (re.compile(r"(\d),(\d{3})(?!\d)"), r"\1\2"), (re.compile(r"(\d)\s?kg\b"), r"\1 kilograms"),
+             (re.compile(r"(?<![\d,])(\d{1,3}),(\d{3})(?![\d,])"), r"\1\2"), (re.compile(r"(\d)\s?kg\b"), r"\1 kilograms"),
              (re.compile(r"(\d)\s?ml\b"), r"\1 milliliters"))
 
 

@@ -212,16 +212,22 @@ def negation_scopes(text: str, items: Items, limit: int | None = SCOPE_ITEMS) ->
 
 def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset[str],
                       source_scopes: list[frozenset[str]], source_clauses: list[frozenset[str]]) -> bool:
-    """True when a negation of the claim shares fewer than two items with every negated clause of the source
-    sentence it restates (``source_clauses``: each negation's items to its clause's end; the
-    voice may change, ``"we do not sell your data"`` / ``"your data is not sold"``), or a
-    negation of that sentence (``source_scopes``) whose items the claim repeats has no
-    counterpart in the claim."""
+    """True when a negation of the claim has no counterpart among the negations of the source
+    sentences it restates, or one of those, on two items the claim repeats, has none in the claim.
+
+    A counterpart shares an item with the negation's scope (``source_scopes``), or two items with
+    its clause (``source_clauses``: its items to the clause's end; the voice may change, ``"we do
+    not sell your data"`` / ``"your data is not sold"``)."""
+    pairs = list(zip(source_scopes, source_clauses, strict=True))
+
+    def kept(scope: frozenset[str], source_scope: frozenset[str], clause: frozenset[str]) -> bool:
+        return bool(scope & source_scope) or len(scope & clause) >= 2
+
     for scope in claim_scopes:
-        if not any(len(scope & s) >= min(2, len(scope)) for s in source_clauses) and (scope or not source_clauses):
+        if not any(kept(scope, s, c) for s, c in pairs) and (scope or not pairs):
             return True
-    return any(scope & claim_items and not any(clause & c for c in claim_scopes)
-               for scope, clause in zip(source_scopes, source_clauses, strict=True))
+    return any(len(s & claim_items) >= min(2, len(s)) and not any(kept(c, s, clause) for c in claim_scopes)
+               for s, clause in pairs)
 
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")
