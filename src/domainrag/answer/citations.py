@@ -180,11 +180,18 @@ class _Content:
         return self.tokens | self.numbers
 
 
-@dataclass(frozen=True)
+@dataclass
 class _SourceContent:
+    text: str
     whole: _Content
     sentences: tuple[_Content, ...]
-    ngrams: frozenset[tuple[str, ...]]
+    _ngrams: frozenset[tuple[str, ...]] | None = None
+
+    @property
+    def ngrams(self) -> frozenset[tuple[str, ...]]:
+        if self._ngrams is None:
+            self._ngrams = frozenset(lex.ngrams(self.text))
+        return self._ngrams
 
 
 @dataclass
@@ -308,8 +315,8 @@ class CitationChecker:
             return score, False, "number"
         if lex.unit_conflicts(claim.quantities, source.whole.quantities):
             return score / 2, False, "unit"
-        scopes, clauses = _aligned_scopes(claim, source)
-        if lex.negation_conflict(list(claim.scopes), claim.items, scopes, clauses):
+        near, top = _aligned_scopes(claim, source)
+        if lex.negation_conflict(list(claim.scopes), claim.items, near, top):
             return score / 2, False, "negation"
         return score, True, ""
 
@@ -337,7 +344,7 @@ class CitationChecker:
         if source.number not in cache:
             text = strip_markers(source.text)  # a document's own [n] are not numbers it states
             sentences = tuple(self._content(text[a:b]) for a, b in sentence_spans(text))
-            cache[source.number] = _SourceContent(self._content(text), sentences, frozenset(lex.ngrams(text)))
+            cache[source.number] = _SourceContent(text, _merge(sentences), sentences)
         return cache[source.number]
 
     def _content(self, text: str) -> _Content:
@@ -362,15 +369,24 @@ class CitationChecker:
         return out
 
 
+def _merge(parts: Sequence[_Content]) -> _Content:
+    """The content of a text from that of its sentences (words never span two sentences)."""
+    return _Content(frozenset().union(*(p.tokens for p in parts)), frozenset().union(*(p.numbers for p in parts)),
+                    tuple(q for p in parts for q in p.quantities), tuple(x for p in parts for x in p.scopes),
+                    frozenset().union(*(p.values for p in parts)), tuple(x for p in parts for x in p.clauses))
+
+
 def _aligned_scopes(claim: _Content, source: _SourceContent
-                    ) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
-    """Negation scopes and negated clauses of the source sentences the claim restates: those
-    sharing at least half as many items with it as the best one (a claim may join two
-    sentences), and at least two."""
+                    ) -> tuple[list[lex.Negation], list[list[lex.Negation]]]:
+    """(scope, clause) of the negations of the source sentences the claim restates: of those
+    sharing at least half as many items with it as the best one, and at least two (a claim may
+    join two sentences), and of each of the best ones (whose negations it must not drop)."""
     overlaps = [len(claim.items & s.items) for s in source.sentences]
     best = max(overlaps, default=0)
-    aligned = [s for s, k in zip(source.sentences, overlaps, strict=True) if k and k >= max(2, best / 2)]
-    return [x for s in aligned for x in s.scopes], [x for s in aligned for x in s.clauses]
+    near = [s for s, k in zip(source.sentences, overlaps, strict=True) if k and k >= max(2, best / 2)]
+    top = [s for s, k in zip(source.sentences, overlaps, strict=True) if k and k == best]
+    return ([p for s in near for p in zip(s.scopes, s.clauses, strict=True)],
+            [list(zip(s.scopes, s.clauses, strict=True)) for s in top])
 
 
 def _numbers(piece: _Piece) -> tuple[int, ...]:

@@ -49,7 +49,7 @@ _EN_NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|without|neither|nor|none|nothing|nobody|nowhere)\b|n['’]t\b", re.IGNORECASE)
 _EN_NOT_NEGATION = re.compile(
     r"\b(?:not?|never)\s+(?:more|less|fewer|greater|later|earlier|sooner|higher|lower)\s+than\b"
-    r"|\bnot\s+only\b|\bno\.", re.IGNORECASE)
+    r"|\bnot\s+only\b|\bno\.|\b(?:than|or)\s+not\b", re.IGNORECASE)
 _ZH_NEGATION = re.compile("不得|不能|不可|不应|不要|不会|不是|不|没有|没|无法|无需|无|未经|未|非|勿|莫|否")
 #: Chinese words that contain a negation character but do not negate.
 _ZH_NOT_NEGATION = re.compile(
@@ -210,24 +210,29 @@ def negation_scopes(text: str, items: Items, limit: int | None = SCOPE_ITEMS) ->
     return scopes
 
 
+Negation = tuple[frozenset[str], frozenset[str]]
+
+
 def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset[str],
-                      source_scopes: list[frozenset[str]], source_clauses: list[frozenset[str]]) -> bool:
+                      near: list[Negation], top: list[list[Negation]]) -> bool:
     """True when a negation of the claim has no counterpart among the negations of the source
-    sentences it restates, or one of those, on two items the claim repeats, has none in the claim.
+    sentences it restates (``near``), or each sentence it restates best (``top``, their
+    negations) has a negation, on two items the claim repeats, without one in the claim.
 
-    A counterpart shares an item with the negation's scope (``source_scopes``), or two items with
-    its clause (``source_clauses``: its items to the clause's end; the voice may change, ``"we do
-    not sell your data"`` / ``"your data is not sold"``)."""
-    pairs = list(zip(source_scopes, source_clauses, strict=True))
+    Negations are (scope, clause) pairs; the clause holds the items to the clause's end. A
+    counterpart shares an item with the scope, or two with the clause (the voice may change:
+    ``"we do not sell your data"`` / ``"your data is not sold"``)."""
 
-    def kept(scope: frozenset[str], source_scope: frozenset[str], clause: frozenset[str]) -> bool:
-        return bool(scope & source_scope) or len(scope & clause) >= 2
+    def kept(scope: frozenset[str], negation: Negation) -> bool:
+        return bool(scope & negation[0]) or len(scope & negation[1]) >= 2
 
     for scope in claim_scopes:
-        if not any(kept(scope, s, c) for s, c in pairs) and (scope or not pairs):
+        if not any(kept(scope, n) for n in near) and (scope or not near):
             return True
-    return any(len(s & claim_items) >= min(2, len(s)) and not any(kept(c, s, clause) for c in claim_scopes)
-               for s, clause in pairs)
+    def dropped(n: Negation) -> bool:
+        return len(n[0] & claim_items) >= min(2, len(n[0])) and not any(kept(c, n) for c in claim_scopes)
+
+    return bool(top) and all(any(dropped(n) for n in sentence) for sentence in top)
 
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")
