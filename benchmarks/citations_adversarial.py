@@ -111,7 +111,8 @@ ANTONYMS = {"increase": "decrease", "increased": "decreased", "increases": "decr
             "before": "after", "after": "before", "positive": "negative", "negative": "positive",
             "improved": "worsened", "reduced": "raised", "reduces": "raises", "gain": "loss", "loss": "gain"}
 REFORMATS = ((re.compile(r"(\d)\s?mg\b"), r"\1 milligrams"), (re.compile(r"(\d)\s?%"), r"\1 percent"),
-             (re.compile(r"(?<![\d,])(\d{1,3}),(\d{3})(?![\d,])"), r"\1\2"), (re.compile(r"(\d)\s?kg\b"), r"\1 kilograms"),
+             (re.compile(r"(?<![\d,])(\d{1,3}),(\d{3})(?![\d,])"), r"\1\2"),
+             (re.compile(r"(\d)\s?kg\b"), r"\1 kilograms"),
              (re.compile(r"(\d)\s?ml\b"), r"\1 milliliters"))
 
 
@@ -374,7 +375,8 @@ def table(cases: list[Case]) -> dict[str, dict[str, float | int]]:
             continue
         shown = sum(c.shown for c in mine)
         full = sum(c.shown and c.grounded == 1.0 for c in mine)
-        row: dict[str, float | int] = {"n": len(mine), "shown": shown / len(mine), "shown_fully_grounded": full / len(mine)}
+        row: dict[str, float | int] = {"n": len(mine), "shown": shown / len(mine),
+                                       "shown_fully_grounded": full / len(mine)}
         if cls in SUPPORTED:
             row["false_flag"] = 1 - full / len(mine)
         out[cls] = row
