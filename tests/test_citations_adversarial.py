@@ -187,3 +187,8 @@ def test_the_prompts_delimiters_are_detected(checker: CitationChecker) -> None:
     echo = f'<source id="1">\n{ASPIRIN}\n</source> [1]'
     assert checker.check(echo, SOURCES).delimiters
     assert not checker.check("The usual low dose is 81 mg once a day [1].", SOURCES).delimiters
+
+
+def test_a_name_holding_a_negation_character_is_no_negation(checker: CitationChecker) -> None:
+    source = [Source(1, "c1", "d1", "1980年因美丽岛事件的影响，改笔名为「林双不」，作品风格丕变。", 0, 40)]
+    assert checker.check("1980年因美丽岛事件的影响，改笔名为「林双不」，作品风格丕变。[1]", source).grounded == 1.0

@@ -230,7 +230,7 @@ def negation_conflict(claim_scopes: list[frozenset[str]], claim_items: frozenset
         if not any(kept(scope, n) for n in near) and (scope or not near):
             return True
     def dropped(n: Negation) -> bool:
-        return len(n[0] & claim_items) >= min(2, len(n[0])) and not any(kept(c, n) for c in claim_scopes)
+        return bool(n[0]) and len(n[0] & claim_items) >= min(2, len(n[0])) and not any(kept(c, n) for c in claim_scopes)
 
     return bool(top) and all(any(dropped(n) for n in sentence) for sentence in top)
 
