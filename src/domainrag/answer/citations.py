@@ -20,8 +20,10 @@ Sentences and claims
     sentence, and a marker followed by more words ends a claim (``"Revenue grew [1] and costs
     fell [2]."`` is two claims). Each piece gets a ``role``:
 
-    * ``claim`` — states a fact: it counts towards ``grounded``, cited or not (an uncited claim is
-      unsupported, ``reason="uncited"``);
+    * ``claim`` — states a fact: it counts towards ``grounded``, cited or not. An uncited claim is
+      checked against the sources of the nearest cited piece of its paragraph (the next, else the
+      previous: ``"A. B [1]."`` checks A against [1]) and is unsupported (``reason="uncited"``)
+      unless one of them supports it; an uncited claim alone in its paragraph is unsupported;
     * ``fragment`` — a cited piece of at most ``FRAGMENT_ITEMS`` content words and numbers (``"50
       mg [1]"``): it counts only when unsupported, or when the answer has no claim at all, so short
       pieces copied from a source cannot outvote an unsupported claim;
@@ -40,7 +42,11 @@ Support score (deterministic, no model)
     normalised (``"1,200,000"`` == ``"1200000"``, ``"5.50"`` == ``"5.5"``):
 
     * ``lexical`` = share of the claim's distinct content tokens and numbers found in the source;
-    * ``numbers`` = share of the claim's distinct numbers found in the source (1.0 when none).
+    * ``numbers`` = share of the claim's distinct numbers found in the source (1.0 when none),
+      as written or scaled (``"$1.2 million"`` is found as ``"1,200,000"``).
+
+    Meta words of the claim (``"according to the documents"``) that the source lacks are left
+    out, and a source's own ``[n]`` markers are not numbers it states.
 
     ``support = lexical`` when every number is found, else ``lexical * numbers / 2``. Two more
     tests (:mod:`.claims`) halve the score and fail the claim: a number stated with a currency,
@@ -52,6 +58,13 @@ Support score (deterministic, no model)
 
 Grounded
     ``grounded`` = supported counted pieces / counted pieces (see roles above), 0.0 when none.
+
+Limits (benchmarks/citations_adversarial.py)
+    Word rules cannot tell an antonym (``"increased"`` for ``"decreased"``) from a synonym, and a
+    claim that adds an invented clause to a supported sentence passes while its words stay above
+    the threshold; honest paraphrases in other words (or a negation reworded, ``"shouldn't take"``
+    for ``"not recommended"``) are flagged. ``answer.judge`` (a model judging entailment) covers
+    what these rules do not.
 
 Embedding overlap (optional)
     Paraphrases share fewer words. Given a ``similarity`` function (cosine of sentence
@@ -141,7 +154,8 @@ class CitedSentence:
 @dataclass(frozen=True)
 class CheckResult:
     """The checked answer: ``text`` has invalid and copied markers removed; ``grounded`` is the
-    share of counted pieces that are supported (0.0 if none); ``uncited`` counts uncited claims;
+    share of counted pieces that are supported (0.0 if none); ``uncited`` counts the uncited
+    claims that no nearby citation supports;
     ``document_markers`` the numbers of markers removed as copied from a document; ``echoed``
     the pieces copied from the prompt's instructions; ``delimiters`` whether the answer holds
     the prompt's source delimiters (it echoes the prompt)."""
