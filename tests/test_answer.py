@@ -166,7 +166,8 @@ def test_weak_evidence_abstains_without_calling_the_model(kb, scripted) -> None:
 
 
 def test_strict_mode_re_asks_once_listing_the_problems(kb_factory, kb, scripted) -> None:
-    scripted.script = ["The dose is 500 milligrams [1][12].", "The usual starting dose for adults is 50 micrograms daily [1]."]
+    scripted.script = ["The dose is 500 milligrams [1][12].",
+                       "The usual starting dose for adults is 50 micrograms daily [1]."]
     strict = kb_factory("strict", **{"answer.strict": True})
     strict.ingest([Path(kb.path).parent / "docs"])
     answer = strict.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")

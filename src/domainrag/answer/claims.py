@@ -7,10 +7,13 @@ Negation
     A negation cue (English ``not``, ``no``, ``never``, ``n't``, ``without``, ``cannot``, ...;
     Chinese ``不``, ``没``, ``无``, ``未``, ``非``, ...) *scopes* the first ``SCOPE_ITEMS`` content items
     (stemmed words or numbers) that follow it in its clause: ``"is not 81 mg once"`` scopes
-    ``{81, mg, onc}``. The source sentences a claim restates are those sharing most of its items;
-    a negation of the claim must share an item with a negated clause of them, and a negation of
-    them must not be dropped on items the claim repeats.
-    Quantity bounds (``"no more than"``, ``"not less than"``) and ``"not only"`` are not negations.
+    ``{81, mg, onc}``. The source sentences a claim restates are those sharing at least half as
+    many items with it as the best one. Each negation of the claim needs a counterpart among
+    their negations (sharing an item with its scope, or two with its clause: the items to the
+    clause's end, so ``"your data is not sold"`` matches ``"we do not sell your data"``); and the
+    claim must not drop a negation of the sentence it restates best when it repeats two of the
+    negation's items. Quantity bounds (``"no more than"``, ``"more likely than not"``), ``"not
+    only"`` and ``"No."`` are not negations.
 
 Numbers with units
     A number is read with the currency before it and the scale and unit after it
