@@ -248,3 +248,19 @@ def test_help_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "search", "x", "--kb", "/nonexistent/kb"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: No knowledge base") and "Traceback" not in proc.stderr
+
+
+def test_ask_flags_uncited_claims_and_reprints_a_changed_stream(folder: Path, tmp_path: Path) -> None:
+    from openai_stub import OpenAIStub
+
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    with OpenAIStub(api_key=None) as stub:
+        stub.chat_reply = lambda body: ("Customer records are kept for seven years [1]. "
+                                        "Auditors from the regional tax office inspect them every March.")
+        proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
+                   cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
+        assert "1 sentence(s) cite no source" in proc.stdout
+        stub.chat_reply = lambda body: "Customer records are kept for seven years [1] [7]."
+        proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
+                   cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
+    assert "Checked answer:" in proc.stdout and "fabricated citation(s) removed" in proc.stdout

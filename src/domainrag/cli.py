@@ -156,7 +156,7 @@ def ask(
     if as_json:
         _print_json(answer.to_dict())
     else:
-        terminal.print_answer(answer, out, err, streamed=on_token is not None)
+        terminal.print_answer(answer, out, err, streamed=on_token)
 
 
 @app.command()
@@ -192,7 +192,7 @@ def chat(
             except DomainragError as exc:  # one bad turn does not end the conversation
                 err.print(f"[red]error:[/red] {terminal.escape(exc)}")
                 continue
-            terminal.print_answer(answer, out, err, streamed=on_token is not None)
+            terminal.print_answer(answer, out, err, streamed=on_token)
 
 
 @app.command()

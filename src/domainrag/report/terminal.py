@@ -78,25 +78,34 @@ def print_hits(hits: Sequence[Hit], out: Console) -> None:
     out.print(table)
 
 
-def streamer(out: Console) -> Callable[[str], None]:
-    """Prints the answer's text as the model writes it (never as markup)."""
+class Streamer:
+    """Prints the answer's text as the model writes it (never as markup) and keeps it, so the
+    checked answer is shown again when it differs from what was streamed."""
 
-    def on_token(delta: str) -> None:
-        out.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.text = ""
 
-    return on_token
+    def __call__(self, delta: str) -> None:
+        self.text += delta
+        self.out.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
 
 
-def print_answer(answer: Answer, out: Console, err: Console, streamed: bool = False) -> None:
-    if streamed:
+def streamer(out: Console) -> Streamer:
+    return Streamer(out)
+
+
+def print_answer(answer: Answer, out: Console, err: Console, streamed: Streamer | None = None) -> None:
+    if streamed is not None:
         out.print()
     trace = answer.trace
     if answer.abstained:
         out.print(answer.text, style="yellow", markup=False, highlight=False)
         out.print(f"[dim]abstained: {escape(trace.abstain_reason)}[/dim]")
         return
-    if not streamed or trace.removed_markers or trace.retried:
-        if streamed:
+    changed = streamed is not None and " ".join(streamed.text.split()) != " ".join(answer.text.split())
+    if streamed is None or changed or trace.retried:
+        if streamed is not None:
             out.print("[dim]Checked answer:[/dim]")
         out.print(answer.text, markup=False, highlight=False)
     if not answer.complete:
@@ -112,6 +121,9 @@ def print_answer(answer: Answer, out: Console, err: Console, streamed: bool = Fa
             mark = f"[green]✓ {c.support:.2f}[/green]" if c.supported else f"[red]✗ {c.support:.2f}[/red]"
             table.add_row(f"\\[{c.number}]", where, quote, mark)
         out.print(table)
+    if trace.uncited_sentences:
+        out.print(f"[yellow]{trace.uncited_sentences} sentence(s) cite no source and no nearby citation supports "
+                  "them: check them before relying on the answer.[/yellow]")
     removed = trace.removed_markers
     usage = answer.usage
     cost = f" · ${usage.cost_usd:.4f}" if usage.cost_usd else ""
