@@ -120,7 +120,7 @@ def build_case(corpus: str, docs: list[dict], i: int, rng: random.Random) -> Cas
     chosen = [doc, docs[others[0]], docs[others[1]]]
     rng.shuffle(chosen)
     sources = [
-        Source(n, f"{d['_id']}#0", d["_id"], d["text"], 0, len(d["text"])) for n, d in enumerate(chosen, 1)
+        Source(number=n, chunk_id=f"{d['_id']}#0", doc_id=d["_id"], text=d["text"], start=0, end=len(d["text"])) for n, d in enumerate(chosen, 1)
     ]
     n_doc = chosen.index(doc) + 1
     n_other = rng.choice([n for n in (1, 2, 3) if n != n_doc])

@@ -220,7 +220,7 @@ def build(corpus: str, docs: list[dict], i: int, rng: random.Random, templates: 
 
     def add(cls: str, answer: str | None, source_texts: list[str] | None = None) -> None:
         if answer:
-            srcs = [Source(k, f"{d['_id']}#0", d["_id"], t, 0, len(t))
+            srcs = [Source(number=k, chunk_id=f"{d['_id']}#0", doc_id=d["_id"], text=t, start=0, end=len(t))
                     for k, (d, t) in enumerate(zip(chosen, source_texts or texts, strict=True), 1)]
             cases.append(Case(corpus, cls, answer, srcs, doc.get("title") or "What do the documents say?"))
 
@@ -291,7 +291,7 @@ def build(corpus: str, docs: list[dict], i: int, rng: random.Random, templates: 
 
 
 def _sources(chosen: list[dict], texts: list[str]) -> list[Source]:
-    return [Source(k, f"{d['_id']}#0", d["_id"], t, 0, len(t), title=d.get("title", ""))
+    return [Source(number=k, chunk_id=f"{d['_id']}#0", doc_id=d["_id"], text=t, start=0, end=len(t), title=d.get("title", ""))
             for k, (d, t) in enumerate(zip(chosen, texts, strict=True), 1)]
 
 
@@ -337,7 +337,7 @@ HAND: tuple[tuple[str, str], ...] = (
 
 
 def hand_cases() -> list[Case]:
-    sources = [Source(k, f"hand{k}#0", f"hand{k}", t, 0, len(t)) for k, t in enumerate(PASSAGES, 1)]
+    sources = [Source(number=k, chunk_id=f"hand{k}#0", doc_id=f"hand{k}", text=t, start=0, end=len(t)) for k, t in enumerate(PASSAGES, 1)]
     return [Case("hand", cls, answer, sources) for cls, answer in HAND]
 
 

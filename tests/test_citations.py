@@ -14,10 +14,10 @@ from domainrag.answer.citations import (
 from domainrag.errors import ConfigError
 
 SOURCES = [
-    Source(1, "c1", "d1", "Metformin lowers blood glucose in adults with type 2 diabetes. "
-           "The usual starting dose is 500 mg twice daily.", 0, 100, page=3),
-    Source(2, "c2", "d2", "Revenue grew to $1,200,000 in fiscal 2019, up from $950,000.", 0, 60),
-    Source(3, "c3", "d3", "糖尿病患者需要控制血糖和饮食，并定期检查。", 0, 20),
+    Source(number=1, chunk_id="c1", doc_id="d1", text="Metformin lowers blood glucose in adults with type 2 diabetes. "
+           "The usual starting dose is 500 mg twice daily.", start=0, end=100, page=3),
+    Source(number=2, chunk_id="c2", doc_id="d2", text="Revenue grew to $1,200,000 in fiscal 2019, up from $950,000.", start=0, end=60),
+    Source(number=3, chunk_id="c3", doc_id="d3", text="糖尿病患者需要控制血糖和饮食，并定期检查。", start=0, end=20),
 ]
 
 

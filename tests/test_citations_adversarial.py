@@ -12,8 +12,8 @@ ASPIRIN = ("Low-dose aspirin is used to prevent heart attacks in adults at high 
            "syndrome. A meta-analysis found the benefit was small [2].")
 REVENUE = "Revenue grew to $1,200,000 in fiscal 2019, up from $950,000 in 2018."
 LAW = "第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。"
-SOURCES = [Source(1, "c1", "d1", ASPIRIN, 0, len(ASPIRIN)), Source(2, "c2", "d2", REVENUE, 0, len(REVENUE)),
-           Source(3, "c3", "d3", LAW, 0, len(LAW))]
+SOURCES = [Source(number=1, chunk_id="c1", doc_id="d1", text=ASPIRIN, start=0, end=len(ASPIRIN)), Source(number=2, chunk_id="c2", doc_id="d2", text=REVENUE, start=0, end=len(REVENUE)),
+           Source(number=3, chunk_id="c3", doc_id="d3", text=LAW, start=0, end=len(LAW))]
 UNSUPPORTED = "Aspirin cures migraines in teenagers within one hour"
 
 
@@ -150,7 +150,7 @@ def test_a_documents_own_marker_copied_by_the_model_is_not_a_citation(checker: C
 
 
 def test_a_real_citation_that_looks_like_a_document_marker_is_kept(checker: CitationChecker) -> None:
-    own = [Source(1, "c1", "d1", "Revenue grew 5% in 2019 [1].", 0, 28)]
+    own = [Source(number=1, chunk_id="c1", doc_id="d1", text="Revenue grew 5% in 2019 [1].", start=0, end=28)]
     result = checker.check("Revenue grew 5% in 2019 [1].", own)
     assert result.document_markers == () and result.grounded == 1.0
 
@@ -176,8 +176,8 @@ def test_sentences_copied_from_the_instructions_are_echoes(checker: CitationChec
 
 
 def test_a_source_quoting_the_instructions_is_no_echo(checker: CitationChecker) -> None:
-    quoting = [Source(1, "c1", "d1", "Copy numbers, amounts, dates, units and names exactly as the sources "
-                      "state them.", 0, 80)]
+    quoting = [Source(number=1, chunk_id="c1", doc_id="d1", text="Copy numbers, amounts, dates, units and names exactly as the sources "
+                      "state them.", start=0, end=80)]
     result = checker.check("Copy numbers, amounts, dates, units and names exactly as the sources state them [1].",
                            quoting, INSTRUCTIONS)
     assert result.echoed == 0 and result.grounded == 1.0
@@ -190,5 +190,5 @@ def test_the_prompts_delimiters_are_detected(checker: CitationChecker) -> None:
 
 
 def test_a_name_holding_a_negation_character_is_no_negation(checker: CitationChecker) -> None:
-    source = [Source(1, "c1", "d1", "1980年因美丽岛事件的影响，改笔名为「林双不」，作品风格丕变。", 0, 40)]
+    source = [Source(number=1, chunk_id="c1", doc_id="d1", text="1980年因美丽岛事件的影响，改笔名为「林双不」，作品风格丕变。", start=0, end=40)]
     assert checker.check("1980年因美丽岛事件的影响，改笔名为「林双不」，作品风格丕变。[1]", source).grounded == 1.0

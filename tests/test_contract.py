@@ -51,3 +51,4 @@ def test_a_fresh_evaluation_keeps_the_contract(kb_factory, tmp_path: Path, scrip
     for name, produced in shapes.items():
         expected = json.loads((FIXTURES / f"{name}.shape.json").read_text(encoding="utf-8"))
         assert scrub(produced) == expected, name
+        assert json.dumps(scrub(produced)) == json.dumps(expected), f"{name}: the keys' order changed"

@@ -21,7 +21,7 @@ from domainrag.models.generation import (
 )
 from domainrag.types import Source
 
-SOURCE = Source(1, "c1", "d1", "Metformin is a first-line treatment for type 2 diabetes. It is cheap.", 0, 70)
+SOURCE = Source(number=1, chunk_id="c1", doc_id="d1", text="Metformin is a first-line treatment for type 2 diabetes. It is cheap.", start=0, end=70)
 REQUEST = GenerationRequest(
     (Message("system", "Answer from the sources."),
      Message("user", f'<source id="1">\n{SOURCE.text}\n</source>\nQuestion: What treats diabetes?')),

@@ -112,7 +112,7 @@ class Hit:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Source:
     """A retrieved passage numbered for a prompt: the answer cites it as ``[number]`` (1-based).
 
@@ -132,8 +132,9 @@ class Source:
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit) -> Source:
-        return cls(number, hit.chunk_id, hit.doc_id, hit.text, hit.span.start, hit.span.end,
-                   hit.span.page, hit.title, hit.source, hit.heading_path)
+        return cls(number=number, chunk_id=hit.chunk_id, doc_id=hit.doc_id, text=hit.text, start=hit.span.start,
+                   end=hit.span.end, page=hit.span.page, title=hit.title, source=hit.source,
+                   heading_path=hit.heading_path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,7 @@ class Usage:
                 "total_tokens": self.prompt_tokens + self.completion_tokens, "cost_usd": self.cost_usd}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Citation:
     """One ``[number]`` of an answer, checked: ``sentence`` is the answer's sentence citing it,
     ``quote`` the passage of the source that best supports it and ``span`` where that quote lies
@@ -245,7 +246,7 @@ class Trace(Mapping[str, Any]):
         return dict(self._data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
     """A grounded answer.
 

@@ -113,9 +113,9 @@ def pack(hits: Sequence[Hit], budget: int, counter: TokenCounter) -> Packed:
             draft.end = draft.start + len(draft.text)
             cost = counter.count(draft.text) + SOURCE_OVERHEAD
         h = draft.hit
-        packed.sources.append(Source(len(packed.sources) + 1, h.chunk_id, h.doc_id, draft.text,
-                                     draft.start, draft.end, h.span.page, h.title, h.source,
-                                     h.heading_path))
+        packed.sources.append(Source(number=len(packed.sources) + 1, chunk_id=h.chunk_id, doc_id=h.doc_id,
+                                     text=draft.text, start=draft.start, end=draft.end, page=h.span.page,
+                                     title=h.title, source=h.source, heading_path=h.heading_path))
         packed.chunk_ids.append(draft.chunk_ids)
         packed.tokens += cost
     return packed

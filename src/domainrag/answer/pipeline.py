@@ -39,7 +39,7 @@ from ..models.generation import (
     with_usage_cost,
 )
 from ..text import detect_language, sentence_spans
-from ..types import Answer, Citation, Hit, Source, Span, Usage
+from ..types import Answer, Citation, Hit, Source, Span, Trace, Usage
 from .citations import CLAIM, ECHO, FRAGMENT, META, CheckResult, CitationChecker, grounded_share, strip_markers
 from .evidence import Coverage
 from .judge import LLMJudge
@@ -312,14 +312,15 @@ class Answerer:
             return self._abstain(run, reason, manifest, grounded)
         citations = tuple(self._citations(check, supported, sources))
         self._close(run)
-        return Answer(run.question, check.text, citations, False, grounded, run.usage, manifest,
-                      run.trace, complete=generation.complete)
+        return Answer(question=run.question, text=check.text, citations=citations, abstained=False,
+                      grounded=grounded, usage=run.usage, manifest=manifest, trace=Trace(run.trace),
+                      complete=generation.complete)
 
     def _abstain(self, run: _Run, reason: str, manifest: dict[str, Any], grounded: float = 0.0) -> Answer:
         run.trace["abstain_reason"] = reason
         self._close(run)
-        return Answer(run.question, self._abstain_text(run.language), (), True, grounded, run.usage,
-                      manifest, run.trace)
+        return Answer(question=run.question, text=self._abstain_text(run.language), citations=(), abstained=True,
+                      grounded=grounded, usage=run.usage, manifest=manifest, trace=Trace(run.trace))
 
     def _close(self, run: _Run) -> None:
         run.lap("total_ms", run.started)
@@ -335,10 +336,11 @@ class Answerer:
             for n in sentence.sources:
                 source = by_number[n]
                 start, end, score = self._quote(claim, source)
-                yield Citation(n, source.doc_id, source.chunk_id,
-                               Span(source.doc_id, source.start + start, source.start + end, source.page),
-                               source.text[start:end], claim, sentence.support if len(sentence.sources) == 1 else score,
-                               ok, source.source, source.title, sentence.semantic)
+                yield Citation(number=n, doc_id=source.doc_id, chunk_id=source.chunk_id,
+                               span=Span(source.doc_id, source.start + start, source.start + end, source.page),
+                               quote=source.text[start:end], sentence=claim,
+                               support=sentence.support if len(sentence.sources) == 1 else score,
+                               supported=ok, source=source.source, title=source.title, semantic=sentence.semantic)
 
     def _quote(self, claim: str, source: Source) -> tuple[int, int, float]:
         """Offsets (in the source text) of its sentence that best supports ``claim``, and its score."""
