@@ -39,3 +39,21 @@ def test_invalid_toml_says_how_to_fix(tmp_path: Path) -> None:
 def test_config_hash_changes_with_settings() -> None:
     assert KBConfig().hash() == KBConfig().hash()
     assert KBConfig().hash() != KBConfig().with_overrides({"retrieval.k": 3}).hash()
+
+
+@pytest.mark.parametrize("group, name", [("domainrag.generators", "nope"), ("domainrag.embedders", "nope"),
+                                         ("domainrag.loaders", "nope")])
+def test_every_unknown_plugin_is_a_plugin_error_listing_the_known_ones(group: str, name: str) -> None:
+    from domainrag import registry
+    from domainrag.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"Unknown .*'nope'.*Known: "):
+        registry.get(group, name)
+
+
+def test_an_unknown_model_provider_is_a_plugin_error() -> None:
+    from domainrag.errors import PluginError
+    from domainrag.models.generation import load_generator
+
+    with pytest.raises(PluginError, match=r"Unknown model provider 'nope' \(in 'nope:x'\)\. Known providers: .*openai"):
+        load_generator("nope:x")

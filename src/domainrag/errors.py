@@ -52,8 +52,9 @@ class EmbeddingError(DomainragError):
     """An embedding model failed or returned vectors of the wrong shape."""
 
 
-class PluginError(DomainragError):
-    """A plug-in name is unknown or a registered plug-in failed to load."""
+class PluginError(ConfigError):
+    """A plug-in name is unknown (a provider, embedder, loader or store) or a registered plug-in
+    failed to load; the message lists the known names."""
 
 
 class GenerationError(DomainragError):

@@ -15,7 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 from .. import registry
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError
 from ..trust import Untrusted, UserProvider
 from ..types import Source, Usage
 
@@ -200,7 +200,7 @@ def load_generator(spec: str, settings: ProviderSettings | None = None) -> BaseG
     """Instantiate the generator ``spec`` names, through the plug-in registry."""
     provider, model = parse_model(spec)
     if provider not in registry.names(GROUP):
-        raise ConfigError(f"Unknown model provider {provider!r} (in {spec!r}). {known_providers()} "
+        raise PluginError(f"Unknown model provider {provider!r} (in {spec!r}). {known_providers()} "
                           "'domainrag models' shows what each needs.")
     factory = registry.get(GROUP, provider)
     return factory(model, settings)
