@@ -43,9 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import Fusion, default_fusion, doc_ranking, forced_dense, machine, write_json  # noqa: E402
 
 from domainrag import registry  # noqa: E402
+from domainrag.compare.stats import paired  # noqa: E402
 from domainrag.config import EmbedderConfig  # noqa: E402
 from domainrag.evaluate.beir import load_beir_qrels, load_beir_queries, qrels_path  # noqa: E402
-from domainrag.evaluate.metrics import evaluate_run  # noqa: E402
+from domainrag.evaluate.metrics import per_query  # noqa: E402
 from domainrag.models.base import BaseEmbedder  # noqa: E402
 from domainrag.models.embedders import load_embedder  # noqa: E402
 
@@ -150,10 +151,11 @@ def quality(subset: Path, cache: Path, embedder: str) -> dict[str, Any]:
     texts = list(queries.values())[:50]
     latency = search_p50(kb, texts)
     kb.close()
-    scores = {m: round(evaluate_run(r, qrels, (METRIC,))[METRIC], 4) for m, r in runs.items()}
+    each = {m: {q: round(s[METRIC], 4) for q, s in per_query(r, qrels, (METRIC,)).items()} for m, r in runs.items()}
+    scores = {m: round(sum(v.values()) / len(v), 4) if v else 0.0 for m, v in each.items()}
     return {"embedder": embedder, "queries": len(queries), "queries_without_dense": no_dense,
             "fusion": fusion.label, "ndcg@10": scores, "candidates_s": round(seconds, 2),
-            "hybrid_search_p50_ms": latency, **facts}
+            "hybrid_search_p50_ms": latency, **facts, "per_query": each}
 
 
 def search_p50(kb: Any, texts: Sequence[str]) -> float:
@@ -209,6 +211,30 @@ def speed(embedder_spec: str, texts: list[str], repeats: int = 3) -> dict[str, A
             "batch_order_max_abs_diff": float(np.abs(batch[:12] - reordered).max())}
 
 
+# --- paired comparisons -----------------------------------------------------------------------
+
+
+def comparisons(per_set: dict[str, Any], embedders: Sequence[str]) -> dict[str, Any]:
+    """Each candidate's dense and hybrid against today's default hybrid and the best plain baseline
+    (BM25, baseline dense or RRF, whichever has the best mean), paired per query (our ``compare``
+    statistics: bootstrap 95% CI of the mean difference, sign-flip permutation p)."""
+    base = per_set[embedders[0]]["per_query"]
+    plain = {"BM25": base["lexical"], f"{embedders[0]} dense": base["dense"], "RRF": base["rrf"]}
+    best_name = max(plain, key=lambda k: sum(plain[k].values()))
+    refs = {f"{embedders[0]} hybrid": base["hybrid"], f"best plain ({best_name})": plain[best_name]}
+    out: dict[str, Any] = {}
+    for e in embedders[1:]:
+        for mode in ("dense", "hybrid"):
+            cand = per_set[e]["per_query"][mode]
+            for ref_name, ref in refs.items():
+                qids = sorted(ref)
+                r = paired([ref[q] for q in qids], [cand[q] for q in qids])
+                out[f"{e} {mode} vs {ref_name}"] = {
+                    "delta": round(r.delta, 4), "ci95": [round(x, 4) for x in r.ci] if r.ci else None,
+                    "p": round(r.p, 4), "verdict": r.verdict}
+    return out
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -246,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         subset = subsample(d, args.cache / "subsets", args.queries, args.docs)
         for e in embedders:
             print(f"{d.name} {e} ...", file=sys.stderr, flush=True)
-            results.setdefault(d.name, {})[e] = quality(subset, args.cache, e)
+            fresh = quality(subset, args.cache, e)
+            before = results.get(d.name, {}).get(e, {})
+            if fresh["reused"] and "ingest_chunks_per_s" in before:   # keep the first ingest's speed
+                fresh.update(ingest_s=before["ingest_s"], ingest_chunks_per_s=before["ingest_chunks_per_s"])
+            results.setdefault(d.name, {})[e] = fresh
             print(f"  {results[d.name][e]}", file=sys.stderr, flush=True)
             payload = {**previous, "quality": results}
             write_json(args.json, payload)
@@ -258,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {speeds[e]}", file=sys.stderr, flush=True)
     payload = {"benchmark": "multilingual_embedder", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": machine(), "subsample": {"queries": args.queries, "docs": args.docs, "seed": 0},
-               "quality": results, "speed": speeds}
+               "quality": results, "speed": speeds,
+               "paired": {name: comparisons(per, embedders) for name, per in results.items()
+                          if all(e in per and "per_query" in per[e] for e in embedders)}}
     write_json(args.json, payload)
     print(table({k: v for k, v in results.items() if all(e in v for e in embedders)}, embedders))
     return 0

@@ -57,7 +57,7 @@ class E5Embedder(BaseEmbedder):
     def embed_query(self, text: str) -> np.ndarray:
         """A query vector (``query: `` prefix)."""
         vectors = normalize(self._run([text], query=True))
-        return vectors[0].copy()
+        return np.array(vectors[0], dtype=np.float32)
 
     def _run(self, texts: Sequence[str], query: bool) -> np.ndarray:
         if not texts:
