@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, DomainragError, MissingDependencyError
 from ..models.generation import is_loopback
+from ..retrieve.retriever import Mode
 from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
 from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed
 from .judge import FaithfulnessJudge, rubric_path
@@ -99,7 +100,7 @@ class EvalOptions:
     metrics: frozenset[str] = frozenset({"retrieval"})
     model: str | None = None
     judge: str | None = None
-    mode: str | None = None
+    mode: Mode | None = None
     limit: int | None = None
     concurrency: int | None = None
     name: str | None = None
@@ -513,7 +514,7 @@ def combine_repeats(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _sd(values: list[float]) -> float:
     mean = sum(values) / len(values)
-    return (sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5
+    return float((sum((x - mean) ** 2 for x in values) / len(values)) ** 0.5)
 
 
 def faithfulness_proxy(answer: Answer) -> float | None:

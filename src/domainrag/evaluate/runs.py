@@ -12,6 +12,7 @@ only those cases in the same run.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import secrets
@@ -128,11 +129,11 @@ class RunStore:
             row = self._db.execute("SELECT run_id FROM pins WHERE name=?", (name,)).fetchone()
             if row:
                 self._db.execute("DELETE FROM pins WHERE name=?", (name,))
-                return row[0]
+                return str(row[0])
         names = ", ".join(self.pins()) or "none"
         raise ConfigError(f"No baseline named {name!r} in {self.path}; pinned: {names}.")
 
-    def delete(self, refs: Sequence[str]) -> list[str]:
+    def delete(self, refs: Sequence[str]) -> builtins.list[str]:
         """Delete the runs ``refs`` name, with their case records, in one transaction; their
         ids. Nothing is deleted when a name is unknown or a run is pinned as a baseline (unpin
         it first)."""

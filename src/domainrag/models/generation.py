@@ -203,7 +203,8 @@ def load_generator(spec: str, settings: ProviderSettings | None = None) -> BaseG
         raise PluginError(f"Unknown model provider {provider!r} (in {spec!r}). {known_providers()} "
                           "'domainrag models' shows what each needs.")
     factory = registry.get(GROUP, provider)
-    return factory(model, settings)
+    generator: BaseGenerator = factory(model, settings)
+    return generator
 
 
 def with_usage_cost(generation: Generation, price: tuple[float, float] | None) -> Generation:

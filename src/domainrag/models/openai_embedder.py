@@ -71,7 +71,7 @@ class OpenAIEmbedder(BaseEmbedder):
             self.id += f"@{host_port(self.base_url or '')}"
 
     @property
-    def dimensions(self) -> int:  # type: ignore[override]
+    def dimensions(self) -> int:
         """Known for OpenAI's models; otherwise learnt by embedding one probe text, once."""
         if self._dimensions is None:
             self.embed_batch(["dimensions probe"])

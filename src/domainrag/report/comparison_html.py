@@ -1,4 +1,4 @@
-"""Self-contained HTML page of a comparison of two runs (``compare_runs``'s JSON dict).
+"""Self-contained HTML page of a comparison of two runs (``compare_runs``'s JSON dict[str, Any]).
 
 In order: what changed (the manifest diff, the headline sentence, the gate's verdict and
 reasons), the metrics table (B − A paired per case: n, means, Δ, 95% CI, p, MDE, verdict) with a
@@ -22,7 +22,7 @@ VERDICT_COLOURS = {"better": "#15803d", "worse": "#b91c1c"}
 
 
 def render_comparison_html(report: Mapping[str, Any]) -> str:
-    """A comparison of two runs (``compare_runs``'s JSON dict) as one self-contained page:
+    """A comparison of two runs (``compare_runs``'s JSON dict[str, Any]) as one self-contained page:
     what changed, metric deltas with CIs and verdicts, cost/latency, scenarios, flips, gate."""
     return mk.page(f"{report.get('a')} vs {report.get('b')}", _sections(report))
 
@@ -137,7 +137,7 @@ def _scenario_deltas(report: Mapping[str, Any]) -> str:
     return "\n".join(parts) or f"<p>{mk.MISSING}</p>"
 
 
-def _flips(flips: list) -> str:
+def _flips(flips: list[Any]) -> str:
     if not flips:
         return "<p>No case changed between pass and fail.</p>"
     rows = [[mk.code(f.get("id")), mk.esc(f.get("direction")), mk.esc(f.get("question")),

@@ -88,7 +88,7 @@ def _header(run: Mapping[str, Any]) -> str:
     )
 
 
-def _manifest(manifest: dict) -> str:
+def _manifest(manifest: dict[str, Any]) -> str:
     if not manifest:
         return "<p>No manifest.</p>"
     rows = [(mk.code(key), mk.esc(mk.manifest_value(value))) for key, value in manifest.items()]
@@ -108,7 +108,7 @@ def _overall(run: Mapping[str, Any]) -> str:
     return mk.section("overall", "Overall metrics", "\n".join(tables) or "<p>No metrics.</p>")
 
 
-def _metric_table(group: str, values: dict, ci95: dict) -> str:
+def _metric_table(group: str, values: dict[str, Any], ci95: dict[str, Any]) -> str:
     rows = [
         (mk.code(name), mk.esc(mk.fmt(value)), mk.esc(mk.ci_text(ci95.get(name))))
         for name, value in values.items()
@@ -132,12 +132,12 @@ def _scenarios(run: Mapping[str, Any]) -> str:
     return mk.section("scenarios", "Per scenario", "\n".join(charts + tables))
 
 
-def _has_metric(run: Mapping[str, Any], scenarios: dict, group: str, metric: str) -> bool:
+def _has_metric(run: Mapping[str, Any], scenarios: dict[str, Any], group: str, metric: str) -> bool:
     groups = [mk.sub(run, "metrics", group)] + [mk.sub(s, "metrics", group) for s in scenarios.values()]
     return any(metric in values for values in groups)
 
 
-def _scenario_groups(scenarios: dict) -> list[str]:
+def _scenario_groups(scenarios: dict[str, Any]) -> list[str]:
     """Metric groups with values in some scenario, in first-seen order."""
     return list(
         dict.fromkeys(
@@ -149,7 +149,7 @@ def _scenario_groups(scenarios: dict) -> list[str]:
     )
 
 
-def _scenario_table(scenarios: dict, group: str) -> str:
+def _scenario_table(scenarios: dict[str, Any], group: str) -> str:
     names = list(dict.fromkeys(n for s in scenarios.values() for n in mk.sub(s, "metrics", group)))
     rows = [
         [mk.esc(label), mk.esc(mk.fmt(mk.sub(scenarios, label).get("n")))]
@@ -161,7 +161,7 @@ def _scenario_table(scenarios: dict, group: str) -> str:
     )
 
 
-def _headline_chart(run: Mapping[str, Any], scenarios: dict, group: str, metric: str) -> str:
+def _headline_chart(run: Mapping[str, Any], scenarios: dict[str, Any], group: str, metric: str) -> str:
     rows = [
         (
             f"{label} (n={mk.fmt(mk.sub(scenarios, label).get('n'))})",
@@ -288,7 +288,7 @@ def _worst_cases(run: Mapping[str, Any]) -> str:
     )
 
 
-def _lowest(cases: list, metric: str) -> list:
+def _lowest(cases: list[Any], metric: str) -> list[Any]:
     """The ``WORST_CASES`` cases with the lowest ``metric``, ties by id, unscored ones last."""
 
     def key(case: Mapping[str, Any]) -> tuple[bool, float, str]:
@@ -344,7 +344,7 @@ def _references(case: Mapping[str, Any]) -> str:
     return listing + unanswerable or mk.MISSING
 
 
-def _citations(citations: list) -> str:
+def _citations(citations: list[Any]) -> str:
     if not citations:
         return "<em>none</em>"
     rows = [
@@ -361,7 +361,7 @@ def _citations(citations: list) -> str:
     return mk.table(("#", "doc", "page", "quote", "supported"), rows, "evidence")
 
 
-def _gold(gold: list) -> str:
+def _gold(gold: list[Any]) -> str:
     rows = [
         (mk.code(g.get("doc_id")), mk.esc(g.get("quote") or mk.MISSING))
         for g in gold
@@ -384,7 +384,7 @@ def _retrieved(case: Mapping[str, Any]) -> str:
     return f'<ol class="retrieved">{items}</ol>'
 
 
-def _scores(scores: dict) -> str:
+def _scores(scores: dict[str, Any]) -> str:
     if not scores:
         return mk.MISSING
     return " · ".join(f"{mk.code(name)} {mk.esc(mk.fmt(value))}" for name, value in scores.items())

@@ -109,14 +109,14 @@ def ci_text(pair: Any) -> str:
     return MISSING if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
-def sub(mapping: Any, *keys: str) -> dict:
+def sub(mapping: Any, *keys: str) -> dict[str, Any]:
     """The dict at ``mapping[k1][k2]...``, or {} where a level is missing, null or not a dict."""
     for key in keys:
         mapping = mapping.get(key) if isinstance(mapping, Mapping) else None
     return dict(mapping) if isinstance(mapping, Mapping) else {}
 
 
-def as_list(value: Any) -> list:
+def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
