@@ -100,11 +100,28 @@ def test_close_to_sentence_transformers(
 
 
 def test_batch_order_is_restored(exports: dict[str, Any]) -> None:
-    """Texts are sorted by length and split into runs inside a batch; rows come back in order."""
+    """Rows come back in the order of the texts."""
     embedder = exports["fp32"]
     together = embedder.embed(SENTENCES)
     alone = np.vstack([embedder.embed_query(text) for text in SENTENCES])
     np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_a_texts_vector_does_not_depend_on_its_batch(exports: dict[str, Any], variant: str) -> None:
+    """Bit for bit: alone, in batches of other sizes, partners and order (incremental ingest
+    embeds a text beside other texts than a fresh ingest does)."""
+    embedder = exports[variant]
+    texts = [*SENTENCES, *(f"Passage {i}: " + "dosage of aspirin and heart attack risk " * (i % 7 + 1)
+                           for i in range(24))]
+    alone = np.vstack([embedder.embed_query(text) for text in texts])
+    together = embedder.embed(texts)
+    order = np.random.default_rng(0).permutation(len(texts))
+    shuffled = np.empty_like(together)
+    shuffled[order] = embedder.embed([texts[i] for i in order])
+    halves = np.vstack([embedder.embed(texts[:5]), embedder.embed(texts[5:])])
+    for other in (together, shuffled, halves):
+        assert np.array_equal(other, alone)
 
 
 def test_long_text_is_truncated_at_max_length(exports: dict[str, Any]) -> None:
