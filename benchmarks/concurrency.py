@@ -66,6 +66,7 @@ def _run(scratch: Path, searches: int) -> dict[str, Any]:
     went_back = 0
     with KnowledgeBase.open(kb_dir, create=True, overrides=dict(OVERRIDES)) as kb:
         kb.ingest([folder], prune=True)
+        views = _count_views(kb)
         writer = _start_writer(kb_dir, folder)
         first = kb.store.generation
         while kb.store.generation == first and writer.poll() is None:  # the writer has started
@@ -100,12 +101,27 @@ def _run(scratch: Path, searches: int) -> dict[str, Any]:
         "mixed_state_results": len(mixed),
         "mixed_examples": mixed[:5],
         "went_back_in_time": went_back,
+        # a search whose chunks a commit replaced before it read them is repeated on a newer view
+        "searches_repeated_on_a_newer_view": views[0] - done - 1,
         "committed_states_seen": len(states),
         "generations_seen": len({g for g, _ in states}),
         "writer_generations": final[0],
         "writer_stopped_early": writer.returncode not in (0, -15),
         "writer_stderr_tail": err[-500:],
     }
+
+
+def _count_views(kb: KnowledgeBase) -> list[int]:
+    """Count the store views the searches take (one per attempt): a measurement hook."""
+    count = [0]
+    view = kb.store.view
+
+    def counted() -> Any:
+        count[0] += 1
+        return view()
+
+    kb.store.view = counted  # type: ignore[method-assign]
+    return count
 
 
 def _start_writer(kb_dir: Path, folder: Path) -> subprocess.Popen[str]:

@@ -20,6 +20,7 @@ process never changes an index under a running search.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -338,12 +339,11 @@ class SQLiteStore:
                 (tmp / "doc_ids.json").write_text(json.dumps(snapshot.doc_ids))
                 snapshot.lexical.save(tmp / "lexical", snapshot.generation)
                 tmp.chmod(0o755)
-                os.rename(tmp, target)  # fails when another process published it first: same content
+                _publish(tmp, target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError as exc:
-            if not target.is_dir():
-                log.warning("could not save the derived indexes to %s: %s", target, exc)
+            log.warning("could not save the derived indexes to %s: %s", target, exc)
         self._prune_index_dir(snapshot.generation)
 
     def _prune_index_dir(self, generation: int) -> None:
@@ -527,6 +527,16 @@ def _load(folder: Path, generation: int, config: IndexConfig) -> Snapshot | None
         log.info("derived index %s is inconsistent; rebuilding it from the catalog", folder)
         return None
     return Snapshot(generation, rowids, doc_rowids, doc_ids, lexical, VectorIndex(matrix, config))
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; when another process published the same generation first
+    (its content is the same), keep theirs."""
+    try:
+        os.rename(tmp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
 
 
 def _age(path: Path) -> float:
