@@ -127,11 +127,13 @@ class StoreConformance:
         """Equal catalogs rank equally, ties included (incremental and fresh ingest agree)."""
         updates = [make_update(f"{name}.txt", name, ["same words here", f"{name} own"], seed=i)
                    for i, name in enumerate("dacb")]
+        query = updates[0].vectors
+        assert query is not None
 
         def ranking() -> list[str]:
             view = store.view()
             lexical = [h.chunk_id for h in view.hits(view.lexical(["same", "words"], 10, None))]
-            dense = [h.chunk_id for h in view.hits(view.dense(updates[0].vectors[0], 10, None))]
+            dense = [h.chunk_id for h in view.hits(view.dense(query[0], 10, None))]
             return lexical + dense
 
         store.write(updates[:2])
