@@ -79,7 +79,8 @@ class OnnxEmbedder(BaseEmbedder):
             hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EmbeddingError(f"{self.id}: onnxruntime failed on a text: {exc}") from exc
-        return hidden[0].mean(axis=0)
+        pooled: np.ndarray = hidden[0].mean(axis=0)
+        return pooled
 
 
 def _variant(model_name: str) -> tuple[str, bool]:
