@@ -169,7 +169,7 @@ def rates(cases: list[Case], threshold: float) -> dict[str, dict[str, float]]:
     for case in cases:
         if not case.aligned:
             continue
-        for kind, (support, numbers_ok) in zip(case.kinds, case.results):
+        for kind, (support, numbers_ok) in zip(case.kinds, case.results, strict=False):
             flagged = not (numbers_ok and support >= threshold)
             counts.setdefault(kind, [0, 0])
             counts[kind][0] += flagged
@@ -265,7 +265,7 @@ def semantic_sweep(cases: list[Case]) -> dict:
     for case in cases:
         cited = [x for x in checker.check(case.answer, case.sources).sentences if x.sources]
         if len(cited) == len(case.kinds):
-            rows += [(k, x.support, x.supported, x.semantic) for k, x in zip(case.kinds, cited)]
+            rows += [(k, x.support, x.supported, x.semantic) for k, x in zip(case.kinds, cited, strict=False)]
     out = {"band": SEMANTIC_BAND, "consulted": {}, "by_threshold": {}}
     for kind in (*SUPPORTED, *UNSUPPORTED):
         mine = [r for r in rows if r[0] == kind]

@@ -176,7 +176,7 @@ def simulate(shape: Shape, n: int, args: argparse.Namespace, seed: int) -> dict[
 
     # A/A: overall and per scenario (raw and Holm).
     significant = raw_any = holm_any = 0
-    for rep in range(args.reps):
+    for _rep in range(args.reps):
         true = shape.truth(rng, n)
         a, b = shape.observe(rng, true), shape.observe(rng, true)
         significant += paired(a, b, seed=draw(rng), ci=False, **options).p < args.alpha

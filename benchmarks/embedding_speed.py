@@ -65,7 +65,7 @@ def main() -> None:
         "load_average_1_5_15": {"before": load_before, "after": load_after},
         "data": {"beir": str(folder), "passages": len(texts), "seed": args.seed},
         "token_lengths": _token_lengths(texts),
-        "baseline": dict(zip(("spec", "max_length", "batch"), BASELINE)),
+        "baseline": dict(zip(("spec", "max_length", "batch"), BASELINE, strict=False)),
         "speed": speed,
         "fidelity_128_vs_256": fidelity,
         "torch_threads": threads,
@@ -115,11 +115,11 @@ def _measure(texts: list[str], repeats: int) -> list[dict[str, Any]]:
     """
     grid = _grid()
     embedders = [_embedder(*cell) for cell in grid]
-    for embedder, (_, _, batch) in zip(embedders, grid):
+    for embedder, (_, _, batch) in zip(embedders, grid, strict=False):
         embedder.embed(texts[:batch])  # warm-up: first calls allocate and tune kernels
     seconds: list[list[tuple[float, float]]] = [[] for _ in grid]
     for round_ in range(repeats):
-        for times, embedder in zip(seconds, embedders):
+        for times, embedder in zip(seconds, embedders, strict=False):
             times.append(_timed(embedder, texts))
         print(f"  round {round_ + 1}/{repeats} done", file=sys.stderr)
     return [
@@ -130,7 +130,7 @@ def _measure(texts: list[str], repeats: int) -> list[dict[str, Any]]:
             "batch": batch,
             **_rates(len(texts), times),
         }
-        for (spec, max_length, batch), embedder, times in zip(grid, embedders, seconds)
+        for (spec, max_length, batch), embedder, times in zip(grid, embedders, seconds, strict=False)
     ]
 
 
@@ -199,7 +199,7 @@ def _rank_quality(
     query_vectors = embedder.embed([text for text, _ in queries.values()])
     top = np.argsort(-(query_vectors @ doc_vectors.T), axis=1)[:, :10]
     hits1, hits10, rr = [], [], []
-    for row, (_, relevant) in zip(top, queries.values()):
+    for row, (_, relevant) in zip(top, queries.values(), strict=False):
         ranked = [ids[i] for i in row]
         first = next((rank for rank, doc in enumerate(ranked, 1) if doc in relevant), None)
         hits1.append(first == 1)

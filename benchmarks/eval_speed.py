@@ -288,7 +288,7 @@ def what_if(kb: KnowledgeBase, suite: Suite, mode: str, n: int) -> dict[str, Any
         "queries": len(questions),
         "kb_search_ms": round(1000 * search_s / len(questions), 3),
         "doc_ids_only_ms": round(1000 * direct_s / len(questions), 3),
-        "same_rankings": sum(a == b for a, b in zip(via_search, direct)) / len(questions),
+        "same_rankings": sum(a == b for a, b in zip(via_search, direct, strict=False)) / len(questions),
     }
     if mode != "lexical":
         embedder = kb.embedder

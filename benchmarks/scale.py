@@ -206,7 +206,7 @@ def measure_components(n_chunks: int, dim: int, n_queries: int, repeats: int, se
                           "ef_construction": 80}
         approx = [ann.search(v, DEPTH) for v in qvecs]
         result["hnsw_recall"] = {
-            f"@{k}": float(np.mean([overlap_at(a.rows, e.rows, k) for a, e in zip(approx, den)]))
+            f"@{k}": float(np.mean([overlap_at(a.rows, e.rows, k) for a, e in zip(approx, den, strict=False)]))
             for k in (10, 100)}
         lat["dense_hnsw"] = latency(lambda i: ann.search(qvecs[i], DEPTH), n_queries, repeats)
         lat["hybrid_hnsw"] = latency(
@@ -240,7 +240,7 @@ def measure_kb(n_docs: int, n_queries: int, repeats: int, seed: int) -> dict[str
         result: dict[str, Any] = {"docs": n_docs, "ingest_s": round(t_ingest, 1),
                                   "ingest_report": _plain(report), "latency": {}}
         for mode in ("lexical", "dense", "hybrid"):
-            result["latency"][mode] = latency(lambda i: kb.search(queries[i], k=10, mode=mode),
+            result["latency"][mode] = latency(lambda i, mode=mode: kb.search(queries[i], k=10, mode=mode),
                                               n_queries, repeats)
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         close = getattr(kb, "close", None)
@@ -277,7 +277,7 @@ def machine() -> dict[str, Any]:
     model = ""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "")
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),

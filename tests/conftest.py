@@ -1,11 +1,12 @@
 """Shared fixtures: the network is blocked; a deterministic fake embedder (``fake-en:<dims>``)
 and a scripted language model (``scripted:<name>``) are registered through the real plug-in
-registry."""
+registry for each test, and unregistered after it."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,6 @@ class FakeEnglishEmbedder(HashEmbedder):
         return super().embed_batch(texts)
 
 
-registry.register("domainrag.embedders", "fake-en", FakeEnglishEmbedder)
 
 
 class ScriptedGenerator(BaseGenerator):
@@ -75,7 +75,18 @@ class ScriptedGenerator(BaseGenerator):
         yield generation
 
 
-registry.register("domainrag.generators", "scripted", ScriptedGenerator)
+FAKES = (("domainrag.embedders", "fake-en", FakeEnglishEmbedder),
+         ("domainrag.generators", "scripted", ScriptedGenerator))
+
+
+@pytest.fixture(autouse=True)
+def fakes() -> Iterator[None]:
+    """The fake embedder and the scripted model, registered like any plug-in for this test."""
+    for group, name, obj in FAKES:
+        registry.register(group, name, obj)
+    yield
+    for group, name, _ in FAKES:
+        registry.unregister(group, name)
 
 
 @pytest.fixture
@@ -104,6 +115,14 @@ def _block_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReque
     for name in ("DOMAINRAG_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
                  "ANTHROPIC_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _user_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's domainrag configuration (the trust store) in a fresh folder per test."""
+    path = tmp_path_factory.mktemp("user-config")
+    monkeypatch.setenv("DOMAINRAG_CONFIG_DIR", str(path))
+    return path
 
 
 @pytest.fixture

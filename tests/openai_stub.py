@@ -27,6 +27,19 @@ with the finish_reason, a usage chunk when ``stream_options.include_usage``, the
 word chunks, before the terminating zero-length chunk: the SDK's iteration raises
 ``openai.APIConnectionError`` (the HTTP client sees an incomplete chunked body), so a cut-off
 stream is never mistaken for a complete one.
+
+A slow local server (llama.cpp on a CPU): ``slots=1`` serves one chat completion at a time, the
+others queue in arrival order; each holds its slot ``service_s`` seconds (prompt processing).
+Like llama.cpp's server, a request whose client has gone (timed out) is cancelled, queued or
+in service, and frees its slot; with ``cancel_abandoned=False`` (like llama-cpp-python's server)
+it is served all the same, holding the slot for nothing. ``max_in_service`` is the most requests ever served at once,
+``cancelled`` how many were cancelled.
+
+Fault injection per request: ``stub.fault = lambda body: ...`` returns None (answer normally) or
+``"500"`` (HTTP 500, which the SDK retries), ``"hang"`` (never answer: the client times out),
+``"cut"`` (the response body stops halfway and the connection closes) or ``"drop"`` (the
+connection closes without a response). ``last_user(body)`` is the text of the last user message.
+``chat_requests`` lists the chat completion requests received (SDK retries included).
 """
 
 from __future__ import annotations
@@ -35,7 +48,11 @@ import base64
 import hashlib
 import json
 import re
+import select
+import socket
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -43,8 +60,12 @@ from typing import Any
 import numpy as np
 from loopback import JSONRequestHandler, LoopbackServer
 
-Payload = dict[str, Any] | Iterator[str]  # a JSON body, or SSE events to stream
+CUT = "cut"    # payload: send half of a completion's body, then hang up
+DROP = "drop"  # payload: hang up without a response
+Payload = dict[str, Any] | Iterator[str] | str  # a JSON body, SSE events to stream, CUT or DROP
 Handler = Callable[[dict[str, Any]], tuple[int, Payload]]
+ClientGone = Callable[[], bool]
+FAULTS = ("500", "hang", "cut", "drop")
 
 _SOURCE = re.compile(r'<source id="([^"]+)"[^>]*>(.*?)</source>', re.DOTALL)
 _SENTENCE = re.compile(r".*?[.!?。]", re.DOTALL)
@@ -66,6 +87,9 @@ class OpenAIStub(LoopbackServer):
         retry_after_ms: int = 10,
         stream_delay_s: float = 0.0,
         fail_midstream: int | None = None,
+        slots: int | None = None,
+        service_s: float = 0.0,
+        cancel_abandoned: bool = True,
     ) -> None:
         super().__init__()
         self.api_key = api_key  # None: any key (or none) is accepted
@@ -76,8 +100,18 @@ class OpenAIStub(LoopbackServer):
         self.retry_after_ms = retry_after_ms
         self.stream_delay_s = stream_delay_s
         self.fail_midstream = fail_midstream  # None: streams finish
+        self.slots = slots  # None: every request is served at once
+        self.service_s = service_s
+        self.cancel_abandoned = cancel_abandoned
         #: The chat reply for a request body; replace it to script answers.
         self.chat_reply: Callable[[dict[str, Any]], str] = default_reply
+        #: A fault to inject for a chat request body (one of FAULTS), or None.
+        self.fault: Callable[[dict[str, Any]], str | None] = lambda body: None
+        self.max_in_service = 0
+        self.cancelled = 0
+        self._queue: deque[object] = deque()
+        self._turn = threading.Condition(self._lock)
+        self._closing = threading.Event()
         self.routes: dict[str, Handler] = {
             "/v1/embeddings": self.embeddings,
             "/v1/chat/completions": self.chat_completions,
@@ -87,10 +121,25 @@ class OpenAIStub(LoopbackServer):
     def handler(self) -> type[BaseHTTPRequestHandler]:
         return _make_handler(self)
 
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()  # hung requests end
+        super().__exit__(*exc_info)
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """The chat completion requests received so far (each SDK retry too)."""
+        with self._lock:
+            return [r for r in self.requests if r["path"] == "/v1/chat/completions"]
+
     def respond(
-        self, path: str, headers: dict[str, str], body: dict[str, Any]
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        gone: ClientGone = lambda: False,
     ) -> tuple[int, Payload]:
-        """Apply the failure modes, then the route's handler."""
+        """Apply the failure modes, then the route's handler; ``gone`` says whether the client
+        has hung up (slow and hung requests are cancelled then)."""
         failure = self.admit(path, headers, body)
         if failure:
             return failure
@@ -100,7 +149,52 @@ class OpenAIStub(LoopbackServer):
         handler = self.routes.get(path)
         if handler is None:
             return 404, _error(f"Unknown path {path}", "invalid_request_error", "not_found")
+        if path == "/v1/chat/completions":
+            fault = self.fault(body)
+            if fault == "500":
+                return 500, _error("The server had an error.", "server_error", None)
+            if fault == "hang":
+                while not (gone() or self._closing.wait(0.02)):
+                    pass
+                return 0, DROP
+            if fault in (CUT, DROP):
+                return 200 if fault == CUT else 0, fault
+            if not self._serve(gone):
+                with self._lock:
+                    self.cancelled += 1
+                return 0, DROP  # cancelled: the client is gone
         return handler(body)
+
+    def _serve(self, gone: ClientGone) -> bool:
+        """Hold one of ``slots`` for ``service_s`` (queued in arrival order); False when the
+        client left first."""
+        ticket = object()
+        if not self.cancel_abandoned:
+            gone = lambda: False  # noqa: E731 - the work is done whether anyone waits or not
+        with self._turn:
+            self._queue.append(ticket)
+        try:
+            with self._turn:
+                while self.slots is not None and self._queue.index(ticket) >= self.slots:
+                    if gone():
+                        return False
+                    self._turn.wait(0.02)
+                served = len(self._queue) if self.slots is None else min(self.slots, len(self._queue))
+                self.max_in_service = max(self.max_in_service, served)
+            end = time.monotonic() + self.service_s
+            while time.monotonic() < end:
+                if gone():
+                    return False
+                time.sleep(min(0.02, max(0.0, end - time.monotonic())))
+            return True
+        finally:
+            with self._turn:
+                self._leave(ticket)
+
+    def _leave(self, ticket: object) -> None:
+        if ticket in self._queue:
+            self._queue.remove(ticket)
+        self._turn.notify_all()
 
     def _next_failure(self) -> tuple[int, dict[str, Any]] | None:
         if self.fail_429 > 0:
@@ -205,6 +299,12 @@ def default_reply(body: dict[str, Any]) -> str:
     return f"{' '.join((sentence.group() if sentence else text).split())} [{source_id}]"
 
 
+def last_user(body: dict[str, Any]) -> str:
+    """The text of the last user message of a chat request body."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return _text(users[-1].get("content")) if users else ""
+
+
 def _text(content: Any) -> str:
     """A message's text: a string, or the text parts of a content list."""
     if isinstance(content, list):
@@ -232,11 +332,38 @@ def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
 def _make_handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
     class _Handler(JSONRequestHandler):
         def answer(self, path: str, headers: dict[str, str], body: Any) -> None:
-            status, payload = stub.respond(path, headers, body)
-            if isinstance(payload, dict):
+            status, payload = stub.respond(path, headers, body, self._client_gone)
+            if payload == DROP:
+                self.close_connection = True
+            elif payload == CUT:
+                self._cut(body)
+            elif isinstance(payload, dict):
                 self._send(status, payload)
-            else:
+            elif not isinstance(payload, str):
                 self._stream(status, payload)
+
+        def _client_gone(self) -> bool:
+            """True when the client has closed the connection (it timed out and hung up)."""
+            try:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
+        def _cut(self, body: Any) -> None:
+            """A whole completion's headers, then half its body, then hang up."""
+            _, completion = stub.chat_completions({**body, "stream": False})
+            raw = json.dumps(completion).encode()
+            try:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw[: len(raw) // 2])
+                self.wfile.flush()
+            except ConnectionError:
+                pass
+            self.close_connection = True
 
         def not_json(self) -> None:
             self._send(400, _error("Body is not JSON.", "invalid_request_error", None))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 from test_eval import kb, suite_file  # noqa: F401  (fixtures)
 
+from domainrag import Run
 from domainrag.compare.adaptive import AdaptiveStop, headline_metric
 from domainrag.errors import ConfigError
 from domainrag.evaluate.runner import EvalOptions, run_suite
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
+from domainrag.evaluation import Adaptive
 
 
-def _baseline(scores: dict[str, float], metric: str = "ndcg@10") -> dict:
-    return {"run_id": "r-base", "cases": [{"id": i, "scores": {metric: v}} for i, v in scores.items()]}
+def _baseline(scores: dict[str, float], metric: str = "ndcg@10") -> Run:
+    return Run.from_dict({"run_id": "r-base", "cases": [{"id": i, "scores": {metric: v}} for i, v in scores.items()]})
 
 
 def test_stop_pairs_cases_with_the_baseline_and_decides() -> None:
@@ -72,9 +74,20 @@ def test_resumed_adaptive_run_replays_its_stored_cases(kb, suite_file) -> None: 
     options = EvalOptions(mode="lexical", name="cand")
     second.apply(options)
     run = run_suite(kb, suite, options, store)
-    assert len(run["cases"]) == len(ids)
+    assert len(run.cases) == len(ids)
     # The two stored cases were fed again before the rest: the test saw every case once.
     # (The off-topic case has no gold document, hence no nDCG: it is judged but not paired.)
     assert second.judged == len(ids) and second.test.n == second.test.total == len(ids) - 1
-    assert run["manifest"]["order"] == "random" and run["manifest"]["stop_rule"] == second.rule
-    assert run["manifest"]["stop_result"]["n"] == len(ids) - 1
+    assert run.manifest["order"] == "random" and run.manifest.stop_rule == second.rule
+    assert run.manifest.stop_result and run.manifest.stop_result["n"] == len(ids) - 1
+
+
+def test_adaptive_through_the_python_api(kb, suite_file) -> None:  # noqa: F811
+    baseline = kb.evaluate(suite_file, metrics=["retrieval"], name="base")
+    kb.runs.pin(baseline.run_id, "production")
+    run = kb.evaluate(suite_file, metrics=["retrieval"], mode="lexical",
+                      adaptive=Adaptive(baseline="production", budget=2))
+    assert len(run.cases) == 2 and "budget 2" in str(run.manifest.stop_rule)
+    assert run.manifest.stop_result and run.manifest.stop_result["judged"] == 2
+    comparison = kb.compare("production", run)
+    assert comparison.cases.common == 2 and "adaptive rule" in comparison.cases.note

@@ -166,7 +166,8 @@ def test_weak_evidence_abstains_without_calling_the_model(kb, scripted) -> None:
 
 
 def test_strict_mode_re_asks_once_listing_the_problems(kb_factory, kb, scripted) -> None:
-    scripted.script = ["The dose is 500 milligrams [1][12].", "The usual starting dose for adults is 50 micrograms daily [1]."]
+    scripted.script = ["The dose is 500 milligrams [1][12].",
+                       "The usual starting dose for adults is 50 micrograms daily [1]."]
     strict = kb_factory("strict", **{"answer.strict": True})
     strict.ingest([Path(kb.path).parent / "docs"])
     answer = strict.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")
@@ -250,7 +251,8 @@ def test_judge_overrides_lexical_support(kb_factory, kb, scripted) -> None:
     judged.ingest([Path(kb.path).parent / "docs"])
     answer = judged.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")
     assert answer.citations and not answer.citations[0].supported and answer.grounded == 0.0
-    assert answer.trace["judge"] == {"model": "scripted:judge", "unparseable": 0, "repaired": 1}
+    # both sentences are judged: the first has no marker and is checked against the next one's [1]
+    assert answer.trace["judge"] == {"model": "scripted:judge", "unparseable": 0, "repaired": 2}
 
 
 @pytest.mark.parametrize("reply, verdict", [
@@ -314,3 +316,50 @@ def test_offline_chat_answers_follow_ups_as_asked(kb) -> None:
     assert "asked" not in answer.trace and "Fatigue" in answer.text
     chat.reset()
     assert chat.history == []
+
+
+# -- an adversarial model (issue 11) ----------------------------------------------------------
+DOSE_QUESTION = "What is the starting dose of levothyroxine for adults?"
+
+
+def test_padding_with_markers_cannot_lift_an_unsupported_answer(kb, scripted) -> None:
+    scripted.script = ["Levothyroxine cures hair loss in teenagers within a week [1] and [1] and [1]. See [1]."]
+    answer = kb.ask(DOSE_QUESTION, model="scripted:m")
+    assert answer.abstained and answer.trace["abstain_reason"] == "citations_failed"
+
+
+def test_an_uncited_invented_sentence_lowers_grounded(kb, scripted) -> None:
+    scripted.script = ["The usual starting dose for adults is 50 micrograms daily [1]. "
+                       "It also cures hair loss within a week."]
+    answer = kb.ask(DOSE_QUESTION, model="scripted:m")
+    assert answer.grounded == 0.5 and answer.trace["uncited_sentences"] == 1
+    scripted.script = ["Levothyroxine cures hair loss within a week. Teenagers take 500 mg daily."]
+    assert kb.ask(DOSE_QUESTION, model="scripted:m").abstained
+
+
+def test_a_model_echoing_the_prompt_abstains(kb, scripted) -> None:
+    scripted.script = lambda r: "\n".join(m.content for m in r.messages)
+    answer = kb.ask(DOSE_QUESTION, model="scripted:m")
+    assert answer.abstained and answer.trace["abstain_reason"] == "echoed_prompt"
+    scripted.script = lambda r: r.messages[0].content
+    instructions_only = kb.ask(DOSE_QUESTION, model="scripted:m")
+    assert instructions_only.abstained and instructions_only.trace["abstain_reason"] == "echoed_prompt"
+    assert instructions_only.trace["echoed_sentences"] >= 2
+
+
+def test_markers_copied_from_a_document_are_not_citations(kb_factory, tmp_path: Path, scripted) -> None:
+    root = tmp_path / "refs"
+    root.mkdir()
+    (root / "trial.txt").write_text("Levothyroxine doses above 200 micrograms caused palpitations in trials [1]. "
+                                    "Levothyroxine doses below 25 micrograms had no effect in trials [2].")
+    (root / "other.txt").write_text("Levothyroxine is a synthetic thyroid hormone taken once a day.")
+    refs = kb_factory("refs")
+    refs.ingest([root])
+    scripted.script = lambda r: next(s.text for s in r.sources if "palpitations" in s.text)  # copied verbatim
+    answer = refs.ask("Which levothyroxine doses caused palpitations in trials?", model="scripted:m")
+    assert scripted.requests, answer.trace
+    trial = next(s for s in scripted.requests[-1].sources if "palpitations" in s.text).number
+    assert len(scripted.requests[-1].sources) == 2
+    assert answer.trace["document_markers"] == [3 - trial]  # the other source's number: not a citation
+    assert answer.trace["removed_markers"] == []
+    assert {c.number for c in answer.citations} <= {trial}

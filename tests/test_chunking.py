@@ -81,7 +81,7 @@ def test_sentences_are_not_cut_and_heading_path_is_kept() -> None:
         assert chunk.text.endswith(".")
         assert chunk.text.startswith(("Sentence", "Guide"))
     # consecutive chunks overlap
-    assert any(a.span.end > b.span.start for a, b in zip(chunks, chunks[1:]))
+    assert any(a.span.end > b.span.start for a, b in zip(chunks, chunks[1:], strict=False))
 
 
 def test_chinese_sentences_split_without_spaces() -> None:
@@ -95,3 +95,26 @@ def test_over_long_sentence_is_cut_at_token_boundaries() -> None:
     chunks = StructureChunker(ChunkingConfig(target_tokens=100, overlap_tokens=0)).split(doc)
     assert all(count_tokens(c.text) <= 100 for c in chunks)
     assert sum(count_tokens(c.text) for c in chunks) == 500
+
+
+LONG_RUNS = st.lists(
+    st.one_of(WORDS, st.integers(1, 3000).map(lambda n: "x" * n), st.sampled_from([" ", "\n\n", ". ", "   "])),
+    min_size=1, max_size=40,
+).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(LONG_RUNS, st.integers(16, 64), st.integers(64, 600))
+def test_no_chunk_exceeds_max_chars_even_for_giant_tokens(text, target, max_chars) -> None:
+    b = DocumentBuilder()
+    for para in text.split("\n\n"):
+        b.paragraph(para)
+    doc = b.build("doc", "mem")
+    chunker = StructureChunker(ChunkingConfig(target_tokens=target, overlap_tokens=4), max_chars=max_chars)
+    chunks = chunker.split(doc)
+    for chunk in chunks:
+        assert doc.text[chunk.span.start : chunk.span.end] == chunk.text
+        assert chunk.text.strip() == chunk.text and chunk.text
+        assert len(chunk.text) <= max_chars
+    covered = {i for c in chunks for i in range(c.span.start, c.span.end)}
+    assert all(i in covered for i, ch in enumerate(doc.text) if not ch.isspace())

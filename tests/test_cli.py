@@ -1,4 +1,5 @@
-"""The CLI end to end, through a subprocess, as users run it."""
+"""The CLI end to end, as users run it: in-process through Typer's ``CliRunner`` (fast), and
+through a real process where only a process will do (``kill -9``, the installed entry point)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from domainrag import registry
+from domainrag.models.hash_embedder import HashEmbedder
 
 PLUGIN_BOOT = (
     "import sys, time; from domainrag import registry; "
@@ -23,14 +30,47 @@ PLUGIN_BOOT = (
 )
 
 
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run(*args: str, cwd: Path, check_code: int | None = 0, input: str | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOMAINRAG_KB": str(cwd / "kb"), "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run([sys.executable, "-c", PLUGIN_BOOT, *args], cwd=cwd, env=env, input=input,
-                          capture_output=True, text=True, timeout=120)
+        env: dict[str, str] | None = None) -> Result:
+    """``domainrag ARGS`` in this process, in folder ``cwd`` with ``$DOMAINRAG_KB=cwd/kb``."""
+    from typer.testing import CliRunner
+
+    from domainrag.cli import app
+
+    environment = {"DOMAINRAG_KB": str(cwd / "kb"), "COLUMNS": "200", "DOMAINRAG_TRACEBACK": None, **(env or {})}
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), input=input, env=environment, catch_exceptions=True)
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback the user would have seen
+    done = Result(result.exit_code, result.stdout, result.stderr)
     if check_code is not None:
-        assert proc.returncode == check_code, proc.stdout + proc.stderr
-    return proc
+        assert done.returncode == check_code, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture
+def slow_embedder() -> Iterator[None]:
+    """A hash embedder that takes 50 ms per batch (for interrupting an ingest)."""
+    registry.register("domainrag.embedders", "slow", SlowEmbedder)
+    yield
+    registry.unregister("domainrag.embedders", "slow")
+
+
+class SlowEmbedder(HashEmbedder):
+    def embed_batch(self, texts: list[str]) -> Any:
+        time.sleep(0.05)
+        return super().embed_batch(texts)
 
 
 @pytest.fixture
@@ -69,7 +109,8 @@ def test_errors_are_one_line_messages(tmp_path: Path) -> None:
     assert "nope" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_kill_9_mid_ingest_leaves_a_consistent_kb(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_kill_9_mid_ingest_leaves_a_consistent_kb(tmp_path: Path, slow_embedder: None) -> None:
     docs = tmp_path / "many"
     docs.mkdir()
     for i in range(300):
@@ -198,8 +239,28 @@ def test_suite_generate_cli(tmp_path: Path) -> None:
     empty = run("suite", "generate", "--kb", str(tmp_path / "nokb"), "--out", "x.jsonl", cwd=tmp_path, check_code=1)
     assert "No knowledge base" in empty.stderr
 
+@pytest.mark.slow
 def test_help_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "ingest" in proc.stdout and "search" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "--version"], capture_output=True, text=True)
     assert "domainrag 0.1.0" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "domainrag.cli", "search", "x", "--kb", "/nonexistent/kb"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: No knowledge base") and "Traceback" not in proc.stderr
+
+
+def test_ask_flags_uncited_claims_and_reprints_a_changed_stream(folder: Path, tmp_path: Path) -> None:
+    from openai_stub import OpenAIStub
+
+    run("ingest", str(folder), "--embedder", "hash:64", cwd=tmp_path)
+    with OpenAIStub(api_key=None) as stub:
+        stub.chat_reply = lambda body: ("Customer records are kept for seven years [1]. "
+                                        "Auditors from the regional tax office inspect them every March.")
+        proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
+                   cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
+        assert "1 sentence(s) cite no source" in proc.stdout
+        stub.chat_reply = lambda body: "Customer records are kept for seven years [1] [7]."
+        proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
+                   cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
+    assert "Checked answer:" in proc.stdout and "fabricated citation(s) removed" in proc.stdout

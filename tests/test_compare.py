@@ -8,17 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from domainrag.compare.compare import compare_runs, manifest_diff
-from domainrag.compare.gate import apply_gate
+from domainrag import Run, compare_runs, gate
+from domainrag.compare.compare import manifest_diff
 from domainrag.config import GateConfig
 from domainrag.errors import ConfigError
 
 
-def make_run(run_id: str, scores: list[dict], *, manifest: dict | None = None, name: str = "r") -> dict:
+def run_dict(run_id: str, scores: list[dict], *, manifest: dict | None = None, name: str = "r") -> dict:
     cases = [{"id": f"c{i}", "question": f"question {i}?", "scenario": ["even" if i % 2 == 0 else "odd"],
-              "answer": f"answer {i}", "citations": [], "scores": s} for i, s in enumerate(scores)]
+              "answer": f"answer {i}", "scores": s} for i, s in enumerate(scores)]
     base = {"suite_hash": "s1", "corpus_hash": "k1", "model": "m1", "config_hash": "h1"}
     return {"run_id": run_id, "name": name, "manifest": {**base, **(manifest or {})}, "cases": cases}
+
+
+def make_run(run_id: str, scores: list[dict], **options: object) -> Run:
+    return Run.from_dict(run_dict(run_id, scores, **options))  # type: ignore[arg-type]
 
 
 def noisy(n: int, shift: float, seed: int, odd_shift: float | None = None) -> list[dict]:
@@ -48,62 +52,62 @@ def test_manifest_diff_names_what_changed() -> None:
 
 def test_clear_improvement_is_better_with_ci_and_mde() -> None:
     report = compare_runs(make_run("A", BASE), make_run("B", noisy(200, 0.1, seed=2), manifest={"model": "m2"}))
-    f1 = report["metrics"]["token_f1"]
-    assert f1["verdict"] == "better" and f1["p"] < 0.01 and f1["ci"][0] > 0 and f1["mde"] > 0
-    assert report["manifest_diff"] == {"model": {"a": "m1", "b": "m2"}}
-    assert report["metrics"]["exact_match"]["test"] == "mcnemar"
-    assert report["axes"]["latency_ms"]["verdict"] == "worse" and "slower" in report["axes"]["latency_ms"]["summary"]
-    lo, hi = f1["ci"]
-    assert report["headline"] == (f"token_f1 better by {f1['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
-                                  f"{report['axes']['latency_ms']['summary']}")
+    f1 = report.metrics["token_f1"]
+    assert f1.verdict == "better" and f1.p < 0.01 and f1.ci and f1.ci[0] > 0 and f1.mde and f1.mde > 0
+    assert report.manifest_diff == {"model": {"a": "m1", "b": "m2"}}
+    assert report.metrics["exact_match"].test == "mcnemar"
+    assert report.axes["latency_ms"].verdict == "worse" and "slower" in str(report.axes["latency_ms"].summary)
+    lo, hi = f1.ci
+    assert report.headline == (f"token_f1 better by {f1.delta:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
+                               f"{report.axes['latency_ms'].summary}")
 
 
 def test_identical_runs_show_no_difference_without_dividing_by_zero() -> None:
     report = compare_runs(make_run("A", BASE), make_run("B", BASE))
-    assert all(m["verdict"] == "no detectable difference" for m in report["metrics"].values())
-    assert report["metrics"]["token_f1"]["p"] == 1.0 and report["flips"] == []
-    assert report["headline"] == "token_f1 within ±0.000 (no detectable difference)"
+    assert all(m.verdict == "no detectable difference" for m in report.metrics.values())
+    assert report.metrics["token_f1"].p == 1.0 and report.flips == ()
+    assert report.headline == "token_f1 within ±0.000 (no detectable difference)"
 
 
 def test_scenario_regression_is_found_and_gated() -> None:
     worse_odd = noisy(200, 0.0, seed=1, odd_shift=-0.15)
     report = compare_runs(make_run("A", BASE), make_run("B", worse_odd))
-    odd = report["scenarios"]["odd"]["metrics"]["token_f1"]
-    assert odd["verdict"] == "worse" and "p_holm" in odd and report["scenarios"]["odd"]["correction"] == "holm"
-    assert report["scenarios"]["even"]["metrics"]["token_f1"]["verdict"] == "no detectable difference"
-    assert any(f["direction"] == "pass→fail" for f in report["flips"])
-    gate = apply_gate(report, GateConfig())
-    assert not gate["passed"] and any("in scenario 'odd' got worse" in r for r in gate["reasons"])
+    odd = report.scenarios["odd"].metrics["token_f1"]
+    assert odd.verdict == "worse" and odd.p_holm is not None and report.scenarios["odd"].correction == "holm"
+    assert report.verdict("token_f1", "even") == "no detectable difference"
+    assert any(f.direction == "pass→fail" for f in report.flips)
+    result = gate(report, GateConfig())
+    assert not result.passed and any("in scenario 'odd' got worse" in r for r in result.reasons)
 
 
 def test_comparison_page_charts_deltas_by_scenario() -> None:
     from domainrag.report.comparison_html import render_comparison_html
 
     worse_odd = noisy(200, 0.0, seed=1, odd_shift=-0.15)
-    page = render_comparison_html(compare_runs(make_run("A", BASE), make_run("B", worse_odd)))
+    page = render_comparison_html(compare_runs(make_run("A", BASE), make_run("B", worse_odd)).to_dict())
     chart = page[page.index('aria-label="Δ token_f1, B − A"'):]
     chart = chart[: chart.index("</svg>")]
     assert "all cases" in chart and "odd (n=100)" in chart and "even (n=100)" in chart
     assert chart.count("<circle") == 3 and 'fill="#b91c1c"' in chart    # odd: worse, in red
-    cited = make_run("B", worse_odd)
+    cited = run_dict("B", worse_odd)
     for case in cited["cases"]:
-        case["citations"] = [{"number": 1, "doc_id": "docs/<policy>.md", "supported": False}]
-    flips_page = render_comparison_html(compare_runs(make_run("A", BASE), cited))
+        case.update(abstained=False, citations=[{"number": 1, "doc_id": "docs/<policy>.md", "supported": False}])
+    flips_page = render_comparison_html(compare_runs(make_run("A", BASE), Run.from_dict(cited)).to_dict())
     flips = flips_page[flips_page.index('id="flips"'):]
     assert "[1] <code>docs/&lt;policy&gt;.md</code>" in flips and 'class="bad">✗' in flips
     assert "https://" not in page and "<script" not in page
     hostile = render_comparison_html(compare_runs(make_run("A", BASE),
-                                                  make_run("B", BASE, manifest={"model": "<script>x</script>"})))
+                                                  make_run("B", BASE, manifest={"model": "<script>x</script>"})).to_dict())
     assert "<script" not in hostile and "&lt;script&gt;x&lt;/script&gt;" in hostile
 
 
 def test_gate_thresholds_floor_and_max_regression() -> None:
     report = compare_runs(make_run("A", BASE), make_run("B", noisy(200, -0.03, seed=1)))
     loose = GateConfig(metrics={"token_f1": {"max_regression": 0.05}})
-    assert apply_gate(report, loose)["passed"]
+    assert gate(report, loose).passed
     strict = GateConfig(metrics={"token_f1": {"floor": 0.9, "max_regression": 0.01}},
                         scenarios={"odd": {"ndcg@10": {"floor": 0.5}}})
-    reasons = apply_gate(report, strict)["reasons"]
+    reasons = gate(report, strict).reasons
     assert any("below the floor 0.900" in r for r in reasons)
     assert any("fell by 0.030" in r and "allowed 0.010" in r for r in reasons)
     assert any("ndcg@10 in scenario 'odd' could not be checked" in r for r in reasons)
@@ -114,8 +118,8 @@ def test_missing_null_and_nan_scores_are_left_out_of_the_pairs() -> None:
     odd[0]["token_f1"], odd[1]["token_f1"], odd[2]["token_f1"] = None, float("nan"), "n/a"
     del odd[3]["token_f1"]
     report = compare_runs(make_run("A", BASE), make_run("B", odd))
-    assert report["metrics"]["token_f1"]["n"] == len(BASE) - 4
-    assert report["metrics"]["token_f1"]["verdict"] == "no detectable difference"
+    assert report.metrics["token_f1"].n == len(BASE) - 4
+    assert report.verdict("token_f1") == "no detectable difference"
 
 
 def test_refusals_and_the_intersection() -> None:
@@ -126,19 +130,19 @@ def test_refusals_and_the_intersection() -> None:
     with pytest.raises(ConfigError, match="different data.*--force"):
         compare_runs(a, other)
     forced = compare_runs(a, other, force=True)
-    assert forced["forced"] and not apply_gate(forced, GateConfig(metrics={"token_f1": {"floor": 0.0}}))["passed"]
+    assert forced.forced and not gate(forced, GateConfig(metrics={"token_f1": {"floor": 0.0}})).passed
     half = make_run("B", BASE[:120])
     report = compare_runs(a, half)
-    assert report["cases"]["common"] == 120 and "compared on the 120 cases" in report["cases"]["note"]
-    assert "interrupted or limited" in report["cases"]["note"]
+    assert report.cases.common == 120 and "compared on the 120 cases" in report.cases.note
+    assert "interrupted or limited" in report.cases.note
     adaptive = make_run("B", BASE[:80], manifest={"stop_rule": "adaptive: betting test", "order": "random"})
-    note = compare_runs(a, adaptive)["cases"]["note"]
+    note = compare_runs(a, adaptive).cases.note
     assert "(A has 200, B has 80: B stopped early by its adaptive rule)" in note
-    disjoint = make_run("C", BASE)
+    disjoint = run_dict("C", BASE)
     for case in disjoint["cases"]:
         case["id"] = "x" + case["id"]
     with pytest.raises(ConfigError, match="no case in common"):
-        compare_runs(a, disjoint)
+        compare_runs(a, Run.from_dict(disjoint))
 
 
 def test_compare_cli_with_pins_and_gate(kb_factory, tmp_path: Path) -> None:
@@ -210,3 +214,27 @@ def test_eval_matrix_compares_against_the_first(tmp_path: Path) -> None:
     assert "matrix run" in refused.stderr
     stray = run("eval", str(suite), "--budget", "5", cwd=tmp_path, check_code=2)
     assert "only apply with --adaptive" in stray.stderr
+
+
+def test_failed_cases_are_left_out_of_every_paired_metric_and_counted() -> None:
+    a, b = run_dict("A", BASE[:40]), run_dict("B", noisy(40, 0.0, seed=3), manifest={"model": "m2"})
+    for run in (a, b):
+        for i, case in enumerate(run["cases"]):
+            case["scores"]["ndcg@10"] = (i % 5) / 4
+    for run, ids in ((a, (0, 1)), (b, (1, 2, 3))):
+        for i in ids:   # a failed record keeps its retrieval scores only, with the reason
+            run["cases"][i].update(scores={"ndcg@10": 0.5}, answer=None, status="failed",
+                                   error={"kind": "timeout", "stage": "answer", "message": "slow"})
+    report = compare_runs(Run.from_dict(a), Run.from_dict(b))
+    assert report.to_dict()["cases"] == {
+        "a": 40, "b": 40, "common": 36, "failed": {"a": 2, "b": 3}, "excluded": 4,
+        "note": "4 case(s) left out because a model call failed in A (2 failed) or B (3 failed); re-run an "
+                "evaluation to retry its failed cases"}
+    assert report.metrics["token_f1"].n == report.metrics["ndcg@10"].n == 36   # retrieval scores too
+    assert not {f.id for f in report.flips} & {"c0", "c1", "c2", "c3"}
+    clean = compare_runs(make_run("A", BASE[:40]), make_run("B", BASE[:40]))
+    assert clean.to_dict()["cases"] == {"a": 40, "b": 40, "common": 40, "note": ""}   # no failure: no new keys
+    for case in b["cases"]:
+        case.update(status="failed", error={"kind": "connection", "stage": "answer", "message": "refused"})
+    with pytest.raises(ConfigError, match="no case that both completed"):
+        compare_runs(Run.from_dict(a), Run.from_dict(b))

@@ -30,7 +30,7 @@ def brute_force_sign_flip(d: list[float]) -> float:
     hits = total = 0
     for signs in itertools.product((1, -1), repeat=len(d)):
         total += 1
-        hits += abs(sum(s * x for s, x in zip(signs, d))) >= observed - 1e-12
+        hits += abs(sum(s * x for s, x in zip(signs, d, strict=False))) >= observed - 1e-12
     return hits / total
 
 
@@ -41,7 +41,7 @@ def test_exact_permutation_matches_brute_force() -> None:
     a = [0.2, 0.5, 0.4, 0.9, 0.1, 0.3, 0.6]
     b = [0.5, 0.6, 0.3, 1.0, 0.4, 0.7, 0.6]
     r = paired(a, b)
-    d = [y - x for x, y in zip(a, b)]
+    d = [y - x for x, y in zip(a, b, strict=False)]
     assert r.test == "permutation"
     assert r.p == pytest.approx(brute_force_sign_flip(d), abs=1e-12)
     assert r.delta == pytest.approx(sum(d) / len(d))
@@ -81,6 +81,7 @@ def test_monte_carlo_correction_never_zero() -> None:
 # --- McNemar ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mcnemar_matches_scipy_binomtest() -> None:
     binomtest = pytest.importorskip("scipy.stats").binomtest
     for b_wins, a_wins in [(0, 1), (1, 0), (3, 0), (10, 2), (7, 7), (12, 30), (60, 40),
@@ -117,7 +118,7 @@ def test_mde_formula() -> None:
     expected = z * float(np.std(d, ddof=1)) / math.sqrt(len(d))
     assert minimum_detectable_effect(d) == pytest.approx(expected)
     a = [0.5] * len(d)
-    assert paired(a, [x + y for x, y in zip(a, d)]).mde == pytest.approx(expected)
+    assert paired(a, [x + y for x, y in zip(a, d, strict=False)]).mde == pytest.approx(expected)
     assert minimum_detectable_effect([0.3]) is None
     assert paired([0.2], [0.7]).mde is None
 

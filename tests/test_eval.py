@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from domainrag.errors import ConfigError
+from domainrag.errors import ConfigError, DomainragError
 from domainrag.evaluate.metrics import evaluate_run
 from domainrag.evaluate.runner import EvalOptions, run_suite, summarise
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
-from domainrag.models.cache import ModelCache
 
 DOCS = {
     "thyroid.md": "# Hypothyroidism\n\nHypothyroidism is treated with levothyroxine. The usual starting dose for adults is 50 micrograms daily.",
@@ -106,48 +105,46 @@ def test_beir_folder_is_a_suite(tmp_path: Path) -> None:
 
 # -- runs -------------------------------------------------------------------------------------
 def test_retrieval_run_scores_and_stores(kb, suite_file: Path) -> None:
-    store = RunStore(kb.path)
-    run = run_suite(kb, load_suite(suite_file), EvalOptions(), store)
-    assert set(run["metrics"]["retrieval"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map"}
-    assert run["metrics"]["retrieval"]["recall@10"] == 1.0
-    case = run["cases"][0]
-    assert case["retrieved"][0] == "docs/thyroid.md" and case["answer"] is None
-    assert run["scenarios"]["medical"]["n"] == 1 and "ci95" in run["scenarios"]["medical"]
-    m = run["manifest"]
+    run = kb.evaluate(suite_file, metrics=["retrieval"])
+    assert set(run.metrics["retrieval"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map"}
+    assert run.metric("recall@10") == 1.0
+    case = run.cases[0]
+    assert case.retrieved[0] == "docs/thyroid.md" and case.answer is None and case.outcome is None
+    assert run.scenarios["medical"].n == 1 and run.scenarios["medical"].ci95
+    m = run.manifest
     for key in ("suite_hash", "config_hash", "corpus_hash", "index_hash", "template_hash", "code_version", "seed"):
         assert m[key] is not None
     assert m["settings"]["embedder.model"] == "fake-en:64" and m["settings"]["retrieval.mode"] == "hybrid"
     assert m["settings"] == kb.config.flat() and m["model_ids"] == []     # no answers in this run
-    assert store.resolve("last") == run["run_id"] == store.resolve("suite")
-    assert [r["run_id"] for r in store.list()] == [run["run_id"]]
+    assert kb.runs.resolve("last") == run.run_id == kb.runs.resolve("suite")
+    assert [r.run_id for r in kb.runs.list()] == [run.run_id]
+    assert kb.runs.get("last") == run
 
 
 def test_answer_run_scores_answers_citations_and_abstention(kb, suite_file: Path) -> None:
-    run = run_suite(kb, load_suite(suite_file), EvalOptions(frozenset({"retrieval", "answer"})), RunStore(kb.path))
-    by_id = {c["id"]: c for c in run["cases"]}
-    assert by_id["m1"]["scores"]["numeric_match"] == 1.0 and by_id["m1"]["scores"]["token_f1"] > 0.3
-    assert by_id["m1"]["gold"][0]["start"] is not None  # the quote was located in the document
-    assert by_id["m1"]["scores"]["citation_recall"] == 1.0
-    assert by_id["u1"]["abstained"] is True
-    assert run["metrics"]["abstention"]["abstention_recall"] == 1.0
-    assert run["metrics"]["answer"]["token_f1"] > 0 and "latency_ms_p50" in run["metrics"]["cost"]
+    run = kb.evaluate(suite_file, metrics=["retrieval", "answer"])
+    m1, u1 = run.case("m1"), run.case("u1")
+    assert m1.scores["numeric_match"] == 1.0 and (m1.scores["token_f1"] or 0) > 0.3
+    assert m1.gold[0].start is not None  # the quote was located in the document
+    assert m1.scores["citation_recall"] == 1.0
+    assert u1.abstained is True
+    assert run.metrics["abstention"]["abstention_recall"] == 1.0
+    assert run.metrics["answer"]["token_f1"] > 0 and "latency_ms_p50" in run.metrics["cost"]
 
 
 def test_rerun_with_a_model_makes_no_model_calls(kb, suite_file: Path, scripted) -> None:
     scripted.script = lambda r: f"{r.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
-    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
-    options = EvalOptions(frozenset({"retrieval", "answer"}), model="scripted:m", concurrency=3)
-    first = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    first = kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:m", concurrency=3)
     calls = len(scripted.requests)
-    assert calls >= 3 and first["manifest"]["model_versions"] == ["m-v1"]
-    second = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
-    assert len(scripted.requests) == calls  # every call served from the cache
-    assert second["run_id"] != first["run_id"]
-    assert [c["answer"] for c in second["cases"]] == [c["answer"] for c in first["cases"]]
+    assert calls >= 3 and first.manifest["model_versions"] == ["m-v1"]
+    second = kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:m", concurrency=3)
+    assert len(scripted.requests) == calls  # every call served from the knowledge base's model-call cache
+    assert second.run_id != first.run_id
+    assert [c.answer for c in second.cases] == [c.answer for c in first.cases]
+    assert kb.answerer.cache is None  # asking stays live: only evaluations go through the cache
 
 
 def test_interrupted_run_resumes_without_losing_cases(kb, suite_file: Path) -> None:
-    store = RunStore(kb.path)
     seen: list[str] = []
 
     def stop_after_two(label: str) -> None:
@@ -156,46 +153,90 @@ def test_interrupted_run_resumes_without_losing_cases(kb, suite_file: Path) -> N
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_suite(kb, load_suite(suite_file), EvalOptions(), store, stop_after_two)
-    (unfinished,) = store.list()
-    assert unfinished["status"] == "running" and len(store.records(unfinished["run_id"])) == 2
-    assert unfinished["judged"] == 2 and unfinished["manifest"]["cases"] == 5
+        kb.evaluate(suite_file, metrics=["retrieval"], progress=stop_after_two)
+    (unfinished,) = kb.runs.list()
+    assert unfinished.status == "running" and len(kb.runs.records(unfinished.run_id)) == 2
+    assert unfinished.judged == 2 and unfinished.manifest.cases == 5
     messages: list[str] = []
-    run = run_suite(kb, load_suite(suite_file), EvalOptions(), store, messages.append)
-    assert run["run_id"] == unfinished["run_id"] and len(run["cases"]) == 5
-    assert messages[0].startswith(f"resuming {run['run_id']}: 2 done, 3 to go")
+    run = kb.evaluate(suite_file, metrics=["retrieval"], progress=messages.append)
+    assert run.run_id == unfinished.run_id and len(run.cases) == 5
+    assert messages[0].startswith(f"resuming {run.run_id}: 2 done, 3 to go")
+
+
+def test_an_interrupted_run_with_a_failed_case_resumes_both(kb, suite_file: Path, scripted) -> None:
+    """A case whose model call failed is kept (and counted) when the run is interrupted; the
+    resumed run computes the cases still missing and retries the failed one."""
+    from domainrag.errors import GenerationError
+
+    def reply(request):
+        if "levothyroxine" in request.question and flaky["on"]:
+            raise GenerationError("The openai API at http://x (model 'm') failed with HTTP 502: bad gateway")
+        return f"{request.sources[0].text.split('. ')[0]}. [1]"
+
+    flaky = {"on": True}
+    scripted.script = reply
+    seen: list[str] = []
+
+    def stop_after_two(label: str) -> None:
+        seen.append(label)
+        if len(seen) == 3:  # the start message, then two cases: m1 (failed) and f1
+            raise KeyboardInterrupt
+
+    options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="scripted:m", concurrency=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(kb, load_suite(suite_file), options, RunStore(kb.path), stop_after_two)
+    (unfinished,) = RunStore(kb.path).list()
+    assert (unfinished.status, unfinished.judged, unfinished.failed) == ("running", 2, 1)
+    flaky["on"] = False
+    messages: list[str] = []
+    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path), messages.append)
+    assert run.run_id == unfinished.run_id and messages[0] == f"resuming {run.run_id}: 1 done, 4 to go"
+    assert run.failed is None and not any(c.failed for c in run.cases) and len(run.cases) == 5
+    assert run.case("m1").answer and run.case("m1").outcome is not None   # answered this time
 
 
 def test_unknown_gold_documents_are_reported_and_the_rest_runs(kb, tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"id": "x", "question": "billing backups", "gold": ["docs/nope.txt"]}) + "\n"
                     + json.dumps(CASES[2]) + "\n")
-    run = run_suite(kb, load_suite(path), EvalOptions(), RunStore(kb.path))
-    assert run["warnings"] and "docs/nope.txt" in run["warnings"][0]
-    assert len(run["cases"]) == 2 and run["cases"][1]["scores"]["recall@10"] == 1.0
+    run = kb.evaluate(path, metrics=["retrieval"])
+    assert run.warnings and "docs/nope.txt" in run.warnings[0]
+    assert len(run.cases) == 2 and run.cases[1].scores["recall@10"] == 1.0
 
 
 def test_runs_are_deleted_with_their_cases_and_pins_protect_baselines(kb, suite_file: Path) -> None:
-    store = RunStore(kb.path)
-    first = run_suite(kb, load_suite(suite_file), EvalOptions(name="first"), store)
-    second = run_suite(kb, load_suite(suite_file), EvalOptions(name="second", mode="lexical"), store)
+    first = kb.evaluate(suite_file, metrics=["retrieval"], name="first")
+    second = kb.evaluate(suite_file, metrics=["retrieval"], name="second", mode="lexical")
+    store = kb.runs
     store.pin("first", "production")
     with pytest.raises(ConfigError, match="baseline 'production'; unpin it first"):
         store.delete(["second", "production"])
     assert len(store.list()) == 2                       # nothing deleted
     with pytest.raises(ConfigError, match="No run 'nope'"):
         store.delete(["second", "nope"])
-    assert store.delete(["second", "second"]) == [second["run_id"]]
-    assert [r["run_id"] for r in store.list()] == [first["run_id"]] and store.records(second["run_id"]) == {}
-    assert store.unpin("production") == first["run_id"] and store.pins() == {}
+    assert store.delete(["second", "second"]) == [second.run_id]
+    assert [r.run_id for r in store.list()] == [first.run_id] and store.records(second.run_id) == {}
+    assert store.unpin("production") == first.run_id and store.pins() == {}
     with pytest.raises(ConfigError, match="No baseline named 'production'"):
         store.unpin("production")
-    assert store.delete(["first"]) == [first["run_id"]] and store.list() == []
+    assert store.delete(["first"]) == [first.run_id] and store.list() == []
 
 
 def test_limit_and_name(kb, suite_file: Path) -> None:
-    run = run_suite(kb, load_suite(suite_file), EvalOptions(limit=2, name="baseline"), RunStore(kb.path))
-    assert run["name"] == "baseline" and len(run["cases"]) == 2 and run["manifest"]["cases"] == 2
+    run = kb.evaluate(suite_file, metrics=["retrieval"], limit=2, name="baseline")
+    assert run.name == "baseline" and len(run.cases) == 2 and run.manifest.cases == 2
+
+
+def test_a_corrupt_run_store_is_a_clear_error(kb) -> None:
+    (kb.path / "runs.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DomainragError, match="run store .*cannot be read.*Move it aside"):
+        kb.runs.list()
+
+
+def test_unknown_metric_groups_are_refused_before_any_work(kb, suite_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Unknown metric group\(s\) \['speed'\]: use retrieval"):
+        kb.evaluate(suite_file, metrics=["retrieval", "speed"])
+    assert kb.runs.list() == []
 
 
 def test_summary_means_equal_trec_eval_aggregates() -> None:
@@ -240,24 +281,22 @@ def test_judge_metric_scores_counts_and_caches(kb, suite_file: Path, scripted) -
         return f"{request.sources[0].text.split('. ')[0].rstrip('.')}. [1]"
 
     scripted.script = reply
-    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
-    options = EvalOptions(frozenset({"retrieval", "answer", "judge"}), model="scripted:m", judge="scripted:judge",
-                          concurrency=1)
-    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
-    f = run["metrics"]["faithfulness"]
+    options = dict(metrics=["retrieval", "answer", "judge"], model="scripted:m", judge="scripted:judge", concurrency=1)
+    run = kb.evaluate(suite_file, **options)
+    f = run.metrics["faithfulness"]
     assert f["judged"] == 5 and f["judge_unparseable"] >= 1 and f["judge_repaired"] >= 1
     assert 0 <= f["faithfulness_judge"] <= 1 and "faithfulness_proxy" in f
-    assert run["manifest"]["judge"] == "scripted:judge" and len(run["manifest"]["judge_rubric_hash"]) == 16
-    unparseable = [c for c in run["cases"] if c["judge"]["status"] == "unparseable"]
-    assert unparseable and all(c["scores"]["faithfulness_judge"] is None for c in unparseable)
+    assert run.manifest["judge"] == "scripted:judge" and len(run.manifest["judge_rubric_hash"]) == 16
+    unparseable = [c for c in run.cases if c.judge and c.judge.status == "unparseable"]
+    assert unparseable and all(c.scores["faithfulness_judge"] is None for c in unparseable)
     calls = len(scripted.requests)
-    run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    kb.evaluate(suite_file, **options)
     assert len(scripted.requests) == calls  # answers and verdicts come from the cache
 
 
 def test_judge_metric_needs_a_judge_model(kb, suite_file: Path) -> None:
     with pytest.raises(ConfigError, match="--judge provider:model"):
-        run_suite(kb, load_suite(suite_file), EvalOptions(frozenset({"retrieval", "answer", "judge"})), RunStore(kb.path))
+        kb.evaluate(suite_file, metrics=["retrieval", "answer", "judge"])
 
 
 def test_matrix_runs_share_retrieval(kb, suite_file: Path, scripted, monkeypatch) -> None:
@@ -275,10 +314,10 @@ def test_matrix_runs_share_retrieval(kb, suite_file: Path, scripted, monkeypatch
     shared: dict = {}
     store = RunStore(kb.path)
     for model, template in (("scripted:a", "general"), ("scripted:b", "medical")):
-        options = EvalOptions(frozenset({"retrieval", "answer"}), model=model, template=template,
+        options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model=model, template=template,
                               name=f"{model}|{template}", retrieval_cache=shared)
         run = run_suite(kb, load_suite(suite_file), options, store)
-        assert run["manifest"]["template"] == f"{template}.en.j2" and run["manifest"]["model"] == model
+        assert run.manifest["template"] == f"{template}.en.j2" and run.manifest.model == model
     assert len(calls) == 2 * len(CASES)  # the second run reused every retrieval
     assert any("clinician" in r.messages[0].content for r in scripted.requests)  # medical template used
 
@@ -293,16 +332,15 @@ def test_repeats_sample_anew_and_report_flaky_cases(kb, suite_file: Path, script
         return good if next(counter) % 2 == 0 else "It depends on many factors [1]."
 
     scripted.script = reply
-    kb.answerer.cache = ModelCache(kb.path / "model_cache.sqlite3")
-    options = EvalOptions(frozenset({"retrieval", "answer"}), model="scripted:m", repeat=3, concurrency=1)
-    run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
-    answered = [c for c in run["cases"] if c["answerable"]]
-    assert all(len(c["repeats"]) == 3 for c in answered)
-    assert any(c["flaky"] for c in answered) and run["metrics"]["stability"]["repeats"] == 3
-    assert run["metrics"]["stability"]["flaky_cases"] >= 1 and run["manifest"]["repeat"] == 3
+    options = dict(metrics=["retrieval", "answer"], model="scripted:m", repeat=3, concurrency=1)
+    run = kb.evaluate(suite_file, **options)
+    answered = [c for c in run.cases if c.answerable]
+    assert all(c.repeats and len(c.repeats.samples) == 3 for c in answered)
+    assert any(c.flaky for c in answered) and run.metrics["stability"]["repeats"] == 3
+    assert run.metrics["stability"]["flaky_cases"] >= 1 and run.manifest["repeat"] == 3
     calls = len(scripted.requests)
-    assert calls == 3 * sum(1 for c in run["cases"] if c.get("abstain_reason") != "weak_evidence")
-    run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
+    assert calls == 3 * sum(1 for c in run.cases if c.outcome and c.outcome.abstain_reason != "weak_evidence")
+    kb.evaluate(suite_file, **options)
     assert len(scripted.requests) == calls  # each sample cached under its own key
 
 
@@ -315,6 +353,6 @@ def test_stop_hook_ends_a_shuffled_run_early(kb, suite_file: Path) -> None:
 
     options = EvalOptions(shuffle=True, seed=7, stop=stop, stop_rule="test: three cases")
     run = run_suite(kb, load_suite(suite_file), options, RunStore(kb.path))
-    assert [c["id"] for c in run["cases"]] == seen and len(seen) == 3
-    assert run["manifest"]["order"] == "random" and run["manifest"]["stop_rule"] == "test: three cases"
+    assert [c.id for c in run.cases] == seen and len(seen) == 3
+    assert run.manifest["order"] == "random" and run.manifest.stop_rule == "test: three cases"
     assert seen != ["m1", "f1", "o1"]  # the order was shuffled (seed 7)

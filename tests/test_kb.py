@@ -19,7 +19,8 @@ Doctors check hormone levels after six to eight weeks.
 Fatigue, weight gain and feeling cold are common symptoms.
 """
 
-LAW = "第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。\n\n第十七条 保险人应当向投保人说明合同的内容。"
+LAW = ("第十四条 劳动者在该用人单位连续工作满十年的，应当订立无固定期限劳动合同。\n\n"
+       "第十七条 保险人应当向投保人说明合同的内容。")
 
 
 @pytest.fixture
@@ -121,10 +122,14 @@ def test_different_embedder_is_refused_with_reindex_hint(kb_factory, docs: Path,
     kb = kb_factory()
     kb.ingest([docs])
     kb.close()
-    with pytest.raises(IndexMismatchError, match="--reindex"):
-        KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:32"})
-    with pytest.raises(IndexMismatchError, match="chunker"):
-        KnowledgeBase.open(tmp_path / "kb", overrides={"chunking.target_tokens": 300})
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:32"}) as other, \
+            pytest.raises(IndexMismatchError, match="--reindex"):
+        other.search("thyroxine")
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"chunking.target_tokens": 300}) as other:
+        with pytest.raises(IndexMismatchError, match="chunker"):
+            other.ingest([docs])
+        with pytest.raises(IndexMismatchError, match="chunker"):
+            other.search("thyroxine")
     same = KnowledgeBase.open(tmp_path / "kb")
     assert same.search("thyroxine", k=1)
 
@@ -194,3 +199,145 @@ def test_same_spec_loading_another_model_is_refused(kb_factory, docs: Path) -> N
     with pytest.raises(IndexMismatchError, match="older-release"):
         reopened.search("thyroxine", k=1, mode="dense")
     reopened.close()
+
+
+def test_a_hand_written_config_is_used_and_kept_when_the_knowledge_base_is_created(tmp_path) -> None:
+    from domainrag import KnowledgeBase
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    written = '# our settings\n[embedder]\nmodel = "hash:64"\n[retrieval]\nk = 7\n'
+    (folder / "domainrag.toml").write_text(written)
+    with KnowledgeBase.open(folder, create=True) as kb:
+        assert kb.config.embedder.model == "hash:64" and kb.config.retrieval.k == 7
+    assert (folder / "domainrag.toml").read_text() == written
+
+
+# --- paths: exact prune scopes, symlinks, odd names (issue 11) --------------------------------
+
+
+def _sources(kb: KnowledgeBase) -> list[str]:
+    return sorted(Path(s).name for s in kb.store.source_states())
+
+
+def test_prune_matches_files_exactly_never_by_prefix(kb_factory, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("page.htm", "page.html", "export.json", "export.jsonl"):
+        (d / name).write_text('{"text": "x"}\n' if "json" in name else f"<p>text of {name}</p>")
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "d2" / "other.txt").write_text("a sibling folder whose name starts with d")
+    kb = kb_factory()
+    kb.ingest([d, tmp_path / "d2"])
+    (d / "page.htm").unlink()
+    (d / "export.json").unlink()
+    report = kb.ingest([tmp_path / "d2"], prune=True)
+    assert not report.removed
+    report = kb.ingest([d], prune=True)
+    assert sorted(Path(s).name for s in report.removed) == ["export.json", "page.htm"]
+    assert _sources(kb) == ["export.jsonl", "other.txt", "page.html"]
+
+
+def test_pruning_a_file_scope_leaves_longer_names_alone(kb_factory, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "page.htm").write_text("<p>short name</p>")
+    (d / "page.html").write_text("<p>long name</p>")
+    (d / "export.json").write_text('{"text": "one"}')
+    (d / "export.jsonl").write_text('{"text": "two"}\n')
+    kb = kb_factory()
+    kb.ingest([d])
+    assert not kb.ingest([d / "page.htm"], prune=True).removed
+    assert not kb.ingest([d / "export.json"], prune=True).removed
+    assert _sources(kb) == ["export.json", "export.jsonl", "page.htm", "page.html"]
+
+
+def test_symlinks_leaving_the_folder_are_ignored_unless_configured(kb_factory, tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside text zqsecret")
+    (root / "inside.txt").write_text("inside text")
+    (root / "link.txt").symlink_to(outside / "secret.txt")
+    kb = kb_factory()
+    report = kb.ingest([root])
+    assert report.added == ["root/inside.txt"]
+    assert [Path(p).name for p, _ in report.ignored] == ["link.txt"]
+    assert "follow_external_symlinks" in report.ignored[0][1] and not report.partial
+
+    follows = kb_factory("follows", **{"ingest.follow_external_symlinks": True})
+    assert sorted(follows.ingest([root]).added) == ["root/inside.txt", "root/link.txt"]
+    assert follows.search("zqsecret", mode="lexical")[0].doc_id == "root/link.txt"
+    (root / "link.txt").unlink()  # the link goes: its document goes with --prune
+    assert [Path(s).name for s in follows.ingest([root], prune=True).removed] == ["link.txt"]
+    assert not follows.search("zqsecret", mode="lexical")
+
+
+def test_file_names_that_are_not_utf8_are_ingested_and_pruned(kb_factory, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    name = os.fsdecode(b"caf\xe9.txt")
+    (root / name).write_text("latin-1 named file zqcafe")
+    kb = kb_factory()
+    report = kb.ingest([root])
+    assert report.added == ["root/caf\\xe9.txt"] and not report.failed
+    assert kb.search("zqcafe", mode="lexical")[0].doc_id == "root/caf\\xe9.txt"
+    (root / name).unlink()
+    assert kb.ingest([root], prune=True).removed[0].endswith("caf\\xe9.txt")
+
+
+def test_reindex_works_after_the_settings_changed(kb_factory, docs: Path, tmp_path: Path) -> None:
+    from domainrag import config as config_io
+
+    kb_factory().ingest([docs])
+    path = tmp_path / "kb"
+    saved = config_io.load(path)
+    config_io.save(saved.with_overrides({"chunking.target_tokens": 300, "embedder.model": "hash:32"}), path)
+    with KnowledgeBase.open(path) as kb:  # opening is fine; using the stale index is not
+        with pytest.raises(IndexMismatchError, match="--reindex"):
+            kb.ingest([docs])
+        report = kb.ingest([docs], reindex=True)
+        assert len(report.added) == 3 and not report.failed
+        assert kb.status()["manifest"]["chunker"] == "structure-v1:300:8"
+    with KnowledgeBase.open(path) as kb:
+        assert kb.search("thyroxine", k=1)
+        assert kb.status()["manifest"]["embedder"]["dimensions"] == 32
+
+
+def test_reindex_with_session_overrides_records_them(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb_factory().ingest([docs])
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"embedder.model": "hash:48"}) as kb:
+        kb.ingest([docs], reindex=True)
+    with KnowledgeBase.open(tmp_path / "kb") as kb:  # domainrag.toml now says what the index holds
+        assert kb.config.embedder.model == "hash:48" and kb.search("thyroxine", k=1)
+
+
+def test_reindex_of_a_missing_path_keeps_the_index(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    with pytest.raises(ConfigError, match="no such file"):
+        kb.ingest([tmp_path / "typo"], reindex=True)
+    assert kb.status()["documents"] == 3
+
+
+def test_kb_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a knowledge base")
+    for create in (False, True):
+        with pytest.raises(ConfigError, match=f"{path} is a file, not a folder"):
+            KnowledgeBase.open(path, create=create)
+    assert path.read_text() == "not a knowledge base"
+
+
+def test_prune_keeps_files_that_exist_but_cannot_be_read_now(kb_factory, docs: Path, tmp_path: Path) -> None:
+    kb = kb_factory()
+    kb.ingest([docs])
+    (docs / "notes.txt").write_text("grown " * 2000)  # now over the size cap below
+    with KnowledgeBase.open(tmp_path / "kb", overrides={"ingest.max_file_mb": 0.001}) as capped:
+        report = capped.ingest([docs], prune=True)
+        assert [Path(label).name for label, _ in report.failed] == ["notes.txt"] and not report.removed
+        assert capped.search("seven years closure", k=1, mode="lexical")[0].doc_id == "docs/notes.txt"
+    (docs / "notes.txt").unlink()
+    assert [Path(s).name for s in kb.ingest([docs], prune=True).removed] == ["notes.txt"]

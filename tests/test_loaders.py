@@ -594,3 +594,33 @@ def test_pdf_tables_off_and_required(tmp_path: Path, monkeypatch) -> None:
     assert blocks_of(auto, "table_row") == []
     with pytest.raises(MissingDependencyError, match=r"domainrag\[pdf-tables\]"):
         load(path, loaders=loaders_by_extension(IngestConfig(pdf_tables="on")))
+
+
+def test_csv_dialect_is_sniffed_from_a_bounded_sample(tmp_path: Path) -> None:
+    from domainrag.ingest.loaders.csv import SNIFF_CHARS, SNIFF_LINES, sniff_sample
+
+    text = "a;b;c\n" + "1;2;3\n" * 5000
+    sample = sniff_sample(text)
+    assert sample.count("\n") == SNIFF_LINES - 1 and len(sample) <= SNIFF_CHARS
+    assert len(sniff_sample("x" * 100_000)) == SNIFF_CHARS
+    path = tmp_path / "semi.csv"
+    path.write_text(text)
+    assert load_one(path).text.startswith("a | b | c\n1 | 2 | 3")
+
+
+def test_docx_declaring_a_dtd_is_refused_before_parsing(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import docx
+
+    buffer = io.BytesIO()
+    docx.Document().save(buffer)
+    path = tmp_path / "xxe.docx"
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(path, "w") as out:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "word/document.xml":
+                data = data.replace(b"?>", b'?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>', 1)
+            out.writestr(name, data)
+    raises_loader_error(path, "declares a DTD or entities", "XML bomb or external-entity")

@@ -329,6 +329,7 @@ def _synthetic_run(
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_metrics_match_pytrec_eval_on_shared_dataset(dataset_dir: Path) -> None:
     corpus = _corpus_ids(dataset_dir / "corpus.jsonl")
     queries = load_beir_queries(dataset_dir / "queries.jsonl")
@@ -347,6 +348,7 @@ def test_metrics_match_pytrec_eval_on_shared_dataset(dataset_dir: Path) -> None:
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_eval_summary_matches_pytrec_eval_on_shared_dataset(dataset_dir: Path) -> None:
     """``domainrag eval``'s aggregate equals trec_eval's mean: per-case records built as the
     runner builds them (gold = the BEIR suite's cases, scores = ``metric(m)(ranking, gold)``),

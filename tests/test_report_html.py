@@ -287,3 +287,86 @@ def test_write_html(run, tmp_path):
     written = write_html(run, str(target))
     assert written == target and target.is_file()
     assert target.read_text(encoding="utf-8") == render_html(run)
+
+
+# -- hostile text end to end: a document, a question, a model's answer and a run name -------------
+HOSTILE = ('<script>alert("doc")</script> <img src=x onerror=alert(1)> <a href="javascript:alert(2)">x</a> '
+           '<svg onload=alert(3)> "quoted" & \'single\' </textarea></title>')
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attributes.update(f"{name}={value}" for name, value in attrs)
+
+    handle_startendtag = handle_starttag
+
+
+def _assert_inert(page: str) -> None:
+    """Nothing from the data became markup: no script, image, event handler or javascript: link,
+    and the hostile text shows as text."""
+    collector = _TagCollector()
+    collector.feed(page)
+    collector.close()
+    assert not collector.tags & {"script", "img", "iframe", "object", "embed", "textarea"}
+    assert not any(a.split("=")[0].startswith("on") for a in collector.attributes)
+    assert not any("javascript:" in a for a in collector.attributes)
+    assert "<img" not in page and "<script" not in page.lower() and "onload=alert(3)>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    checker = _BalanceChecker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == []
+
+
+def test_hostile_text_from_documents_questions_answers_and_names_is_escaped(kb_factory, tmp_path, scripted):
+    import json as json_module
+
+    from domainrag.compare.compare import compare_runs
+    from domainrag.evaluate.runner import EvalOptions, run_suite
+    from domainrag.evaluate.runs import RunStore
+    from domainrag.evaluate.suite import load_suite
+    from domainrag.report.comparison_html import render_comparison_html, render_matrix_html
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evil.txt").write_text(f"Metformin treats type 2 diabetes. {HOSTILE}")
+    suite = tmp_path / "suite.jsonl"
+    case = {"id": "x1<img src=x onerror=alert(1)>", "question": f"What treats type 2 diabetes? {HOSTILE}",
+            "answers": [f"Metformin {HOSTILE}"], "gold": [{"doc_id": "docs/evil.txt", "quote": HOSTILE}],
+            "scenario": [f"s{HOSTILE}"]}
+    suite.write_text(json_module.dumps(case) + "\n")
+    kb = kb_factory(**{"answer.min_grounded": 0.0})  # the answers are shown, whatever their support
+    kb.ingest([docs])
+    store = RunStore(kb.path)
+    runs = []
+    for i, reply in enumerate((f"Metformin {HOSTILE} [1]", "Insulin <b>bold</b> [1]")):
+        scripted.script = [reply]
+        options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="scripted:m",
+                              name=f"run{i} <img src=x onerror=alert(1)>", concurrency=1)
+        runs.append(run_suite(kb, load_suite(suite), options, store))
+    pages = [run.to_dict() for run in runs]
+    assert "<img src=x onerror=alert(1)>" in pages[0]["name"] and HOSTILE in pages[0]["cases"][0]["question"]
+    store.close()
+    comparison = compare_runs(runs[0], runs[1], force=True)
+    assert comparison.flips  # the hostile answers are shown side by side
+    report = comparison.to_dict()
+    for page in (render_html(pages[0]), render_html(pages[1]), render_comparison_html(report),
+                 render_matrix_html([report, report])):
+        _assert_inert(page)
+
+
+def test_tampered_numbers_in_a_stored_comparison_are_escaped():
+    from domainrag.report.comparison_html import render_comparison_html
+
+    bad = "<img src=x onerror=alert(1)>"
+    report = {"a": "a", "b": "b", "metrics": {"token_f1": {"n": bad, "a": bad, "b": 0.5, "delta": bad, "p": bad,
+                                                           "mde": bad, "verdict": bad, "ci": [0, 1]}},
+              "scenarios": {bad: {"n": bad, "metrics": {}}},
+              "flips": [{"id": bad, "direction": bad, "question": bad, "a_score": bad, "b_score": bad}]}
+    _assert_inert(render_comparison_html(report))

@@ -94,8 +94,8 @@ def test_wealth_is_monotone_in_the_tested_mean() -> None:
     d = np.random.default_rng(4).uniform(-1, 1, 200)
     plus = [log_wealth(d, m, 1) for m in np.linspace(-0.9, 0.9, 50)]
     minus = [log_wealth(d, m, -1) for m in np.linspace(-0.9, 0.9, 50)]
-    assert all(x >= y - 1e-12 for x, y in zip(plus, plus[1:]))
-    assert all(x <= y + 1e-12 for x, y in zip(minus, minus[1:]))
+    assert all(x >= y - 1e-12 for x, y in zip(plus, plus[1:], strict=False))
+    assert all(x <= y + 1e-12 for x, y in zip(minus, minus[1:], strict=False))
 
 
 def test_deterministic() -> None:

@@ -12,6 +12,8 @@ import pytest
 from anthropic_replay import FIXTURES, AnthropicReplay
 from openai_stub import OpenAIStub, default_reply
 
+pytestmark = pytest.mark.integration  # real SDKs against servers on loopback
+
 ANSWER = "Metformin is a first-line treatment for type 2 diabetes [1]."
 PROMPT = (
     'Answer from the sources.\n<source id="4" title="Diabetes care">\n'

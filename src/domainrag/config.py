@@ -11,9 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from . import trust as trust_store
 from .errors import ConfigError
+from .redaction import redact_url
 
 CONFIG_FILE = "domainrag.toml"
 
@@ -22,7 +24,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class EmbedderConfig(_Section):
+class _NetworkSection(_Section):
+    """A section with ``base_url``/``api_key_env``: it remembers when they were read from the
+    file of a knowledge base the user has not trusted (:mod:`domainrag.trust`), so the model
+    that would use them refuses to."""
+
+    _untrusted: trust_store.Untrusted | None = PrivateAttr(None)
+
+    @property
+    def untrusted(self) -> trust_store.Untrusted | None:
+        """The untrusted ``base_url``/``api_key_env`` of this section, if any (``None``: every
+        setting here came from the user, or the knowledge base is trusted)."""
+        return self._untrusted
+
+
+class EmbedderConfig(_NetworkSection):
     """Which embedding model turns chunks and queries into vectors."""
 
     #: ``provider:model`` or an alias: ``minilm`` (bundled all-MiniLM-L6-v2, offline),
@@ -74,6 +90,21 @@ class IngestConfig(_Section):
     #: PDF tables as rows of cells through pdfplumber: "auto" when it is installed
     #: (``domainrag[pdf-tables]``), "on" (required), "off" (pypdf text only).
     pdf_tables: Literal["auto", "on", "off"] = "auto"
+    #: Symbolic links inside an ingested folder that lead outside it are reported as ignored
+    #: unless this is true (links inside the folder are always followed).
+    follow_external_symlinks: bool = False
+    #: Per-file budgets. Each file is parsed in a worker process that is stopped after
+    #: ``parse_timeout_s`` seconds or when it needs ``parse_memory_mb`` more memory (0: no
+    #: memory limit; the limit is enforced on Linux); the file then fails with that reason.
+    parse_timeout_s: float = Field(120.0, gt=0)
+    parse_memory_mb: int = Field(2048, ge=0)
+    #: Zip containers (.docx): the most bytes all entries may unpack to, and the highest
+    #: unpacked/packed ratio of any entry over 1 MB (zip bombs have ratios of 1000 and more).
+    max_unpacked_mb: float = Field(256.0, gt=0)
+    max_compression_ratio: float = Field(100.0, gt=1)
+    #: The longest chunk in characters, whatever its token count (a 50 MB run of letters is one
+    #: approximate token). None: 16 characters per ``chunking.target_tokens``.
+    max_chunk_chars: int | None = Field(None, ge=64)
 
 
 class RetrievalConfig(_Section):
@@ -104,7 +135,7 @@ class Price(_Section):
     output: float = Field(ge=0.0)
 
 
-class AnswerConfig(_Section):
+class AnswerConfig(_NetworkSection):
     """How questions are answered: the model, the prompt template, context size, checking."""
 
     #: ``provider:model`` (``openai:gpt-4o-mini``, ``anthropic:claude-sonnet-4-5``,
@@ -117,7 +148,9 @@ class AnswerConfig(_Section):
     #: holding the key (else the provider's usual one, e.g. ``OPENAI_API_KEY``).
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
+    #: Seconds each try of a model call may take; unset: 600 for a server on this machine
+    #: (a local model on a CPU may need minutes for a long prompt), 60 otherwise.
+    timeout_s: float | None = Field(None, gt=0)
     #: Retries with exponential backoff on 408/409/429/5xx and connection errors (SDK-managed).
     max_retries: int = Field(2, ge=0, le=10)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -187,8 +220,9 @@ class KBConfig(_Section):
 
     def flat(self) -> dict[str, Any]:
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
-        values: what run manifests record so that a comparison can say which setting changed."""
-        return {f"{section}.{key}": value
+        values: what run manifests record so that a comparison can say which setting changed.
+        Credentials in URLs are redacted."""
+        return {f"{section}.{key}": redact_url(value) if key == "base_url" and isinstance(value, str) else value
                 for section, values in self.model_dump(mode="json").items()
                 for key, value in values.items()}
 
@@ -202,7 +236,11 @@ class KBConfig(_Section):
                     f"Unknown setting {dotted!r}: use SECTION.KEY with SECTION one of {sorted(data)}"
                 )
             data[section][key] = value
-        return validate(data, source="overrides")
+        config = validate(data, source="overrides")
+        for name in ("answer", "embedder"):  # what the user overrides is the user's
+            record = getattr(self, name).untrusted
+            getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
+        return config
 
 
 def validate(data: dict[str, Any], source: str) -> KBConfig:
@@ -225,7 +263,15 @@ def load(kb_dir: Path) -> KBConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or delete it.") from exc
-    return validate(data, source=str(path))
+    config = validate(data, source=str(path))
+    found = _chosen_network_settings(data)
+    if found and not trust_store.is_trusted(kb_dir, data):
+        for name in ("answer", "embedder"):
+            own = {dotted.partition(".")[2]: value for dotted, value in found.items()
+                   if dotted.startswith(name + ".")}
+            if own:
+                getattr(config, name)._untrusted = trust_store.Untrusted(kb_dir, name, own)
+    return config
 
 
 #: Sections that define how the index is built: written in full, so that a later release with
@@ -235,7 +281,10 @@ _INDEX_SECTIONS = ("embedder", "chunking")
 
 def save(config: KBConfig, kb_dir: Path) -> Path:
     """Write ``config`` as ``kb_dir/domainrag.toml``: the index-defining sections in full, the
-    others only where they differ from the defaults (so improved defaults reach them)."""
+    others only where they differ from the defaults (so improved defaults reach them).
+
+    Network settings written on the user's behalf are the user's: the knowledge base is trusted
+    with them (:func:`domainrag.trust.trust`) unless they came from an untrusted file."""
     import tomli_w
 
     data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
@@ -243,4 +292,13 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
         data[section] = getattr(config, section).model_dump(mode="json", exclude_none=True)
     path = kb_dir / CONFIG_FILE
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    if (_chosen_network_settings(data) and config.answer.untrusted is None
+            and config.embedder.untrusted is None):
+        trust_store.trust(kb_dir)
     return path
+
+
+def _chosen_network_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The network settings in raw file ``data`` that differ from the defaults."""
+    defaults = trust_store.network_settings(KBConfig().model_dump(mode="json"))
+    return {k: v for k, v in trust_store.network_settings(data).items() if defaults.get(k) != v}

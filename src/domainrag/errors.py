@@ -19,6 +19,11 @@ class ConfigError(DomainragError, ValueError):
     """A configuration value or argument is invalid."""
 
 
+class UntrustedSettingsError(ConfigError):
+    """A knowledge base's own ``domainrag.toml`` chooses where data is sent or which secret goes
+    with it, and the user has not trusted that knowledge base (see :mod:`domainrag.trust`)."""
+
+
 class MissingDependencyError(DomainragError, ImportError):
     """An optional dependency is not installed; the message says which extra to install."""
 

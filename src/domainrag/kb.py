@@ -28,6 +28,13 @@ from .types import Answer, Hit
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
     from .answer.pipeline import Answerer
+    from .compare.results import Comparison
+    from .evaluate.generate import GeneratedSuite
+    from .evaluate.run_records import Run
+    from .evaluate.runs import RunStore
+    from .evaluate.suite import Suite
+    from .evaluation import Adaptive, Matrix, SuiteLike
+    from .models.cache import ModelCache
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -41,13 +48,14 @@ class KnowledgeBase:
     Open with :meth:`open`; the constructor takes an already validated configuration.
     """
 
-    def __init__(self, path: Path, config: KBConfig) -> None:
+    def __init__(self, path: Path, config: KBConfig, overrides: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.config = config
+        #: The session's setting overrides (recorded in evaluation manifests).
+        self.overrides: dict[str, Any] = dict(overrides or {})
         self.store = SQLiteStore(self.path, config.index)
-        self.chunker = StructureChunker(config.chunking)
+        self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
-        self._check_manifest()
 
     @classmethod
     def open(
@@ -60,22 +68,51 @@ class KnowledgeBase:
         """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
 
         ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
-        ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``). On an existing
-        knowledge base, overrides apply to this session only.
+        ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``); a
+        ``domainrag.toml`` already in the folder (written by hand before the first ingest) is
+        read, not replaced. On an existing knowledge base, overrides apply to this session only.
+        Settings that disagree with the ones the index was built with (embedder, chunking) are
+        refused with :class:`IndexMismatchError` when the index is first used — by a search, or
+        by an ingest that does not ``reindex``.
         """
         kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+        if kb_dir.exists() and not kb_dir.is_dir():
+            raise ConfigError(
+                f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
+                "$DOMAINRAG_KB) at a folder — a new one is created on the first ingest — or move the file away."
+            )
         exists = (kb_dir / "catalog.sqlite3").exists()
         if not exists and not create:
             raise KnowledgeBaseNotFound(
                 f"No knowledge base at {kb_dir}. Create one with 'domainrag ingest PATH --kb {kb_dir}' "
                 "or KnowledgeBase.open(path, create=True)"
             )
-        base = config or (config_io.load(kb_dir) if exists else KBConfig())
+        # A domainrag.toml written by hand before the first ingest is the configuration to use.
+        written = exists or (kb_dir / "domainrag.toml").is_file()
+        base = config or (config_io.load(kb_dir) if written else KBConfig())
         effective = base.with_overrides(dict(overrides)) if overrides else base
-        if not exists:
+        if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
-        return cls(kb_dir, effective)
+        return cls(kb_dir, effective, overrides)
+
+    @classmethod
+    def for_suite(
+        cls,
+        suite: Suite,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        progress: bool | Callable[[str], None] = False,
+        notify: Callable[[str], None] | None = None,
+    ) -> KnowledgeBase:
+        """The knowledge base to evaluate ``suite`` on: the one at ``path`` (default as
+        :meth:`open`); for a BEIR suite with none given, one built from the suite's corpus and
+        cached (``$DOMAINRAG_CACHE/eval``, keyed by the corpus and embedder), completed if an
+        earlier build was interrupted. ``notify`` receives a line when a corpus is ingested."""
+        from .evaluation import open_for_suite
+
+        return open_for_suite(suite, path, overrides=overrides, progress=progress, notify=notify)
 
     # -- models ----------------------------------------------------------------------------
     @cached_property
@@ -96,6 +133,7 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        self._check_manifest()
         return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
 
     # -- ingest ----------------------------------------------------------------------------
@@ -110,24 +148,42 @@ class KnowledgeBase:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
         Unchanged sources are skipped, changed ones replaced atomically; ``prune`` removes
-        sources under the given paths that no longer exist; ``reindex`` first empties the index
-        (needed after changing the embedder or chunker). Per-file failures are collected in the
-        report, never raised; ``report.partial`` tells whether anything failed.
+        sources under the given paths that no longer exist (a file path matches only itself, a
+        folder its contents; files that exist but cannot be read this time are kept);
+        ``reindex`` first empties the index and records the current embedder and chunking
+        settings (needed after changing them). Each file is parsed under the ``[ingest]`` budgets
+        (``parse_timeout_s``, ``parse_memory_mb``, ``max_unpacked_mb``...). Per-file failures are
+        collected in the report as one-line reasons, never raised; ``report.partial`` tells
+        whether anything failed. Raises :class:`IndexMismatchError` (without ``reindex``) when the
+        index was built with other settings, :class:`ConfigError` for a path that does not exist.
         """
+        from .index.builder import failure, one_line
         from .ingest.files import collect
 
-        if reindex:
-            self.store.clear()
-        items, scopes, ignored, failed = collect([Path(p) for p in paths], format, self.config.ingest)
-        builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
-                               batch_chunks=self.config.ingest.batch_chunks)
-        with _progress(progress, len(items)) as tick:
-            report = builder.run(items, scopes if prune else (), tick)
-        report.ignored.extend(ignored)
-        report.failed[:0] = failed
+        if not reindex:
+            self._check_manifest()
+        with collect([Path(p) for p in paths], format, self.config.ingest) as found:
+            if reindex:
+                self._reindex()
+            builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
+                                   batch_chunks=self.config.ingest.batch_chunks)
+            with _progress(progress, len(found.items)) as tick:
+                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep)
+        report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
+        report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:
             self.store.refresh()
         return report
+
+    def _reindex(self) -> None:
+        """Empty the index (its manifest included: the next write records the current settings)
+        and make ``domainrag.toml`` describe the index as it is now built."""
+        self.store.clear()
+        self.__dict__.pop("embedder", None)
+        saved = config_io.load(self.path)
+        if (saved.embedder, saved.chunking) != (self.config.embedder, self.config.chunking):
+            rebuilt = saved.model_copy(update={"embedder": self.config.embedder, "chunking": self.config.chunking})
+            config_io.save(rebuilt, self.path)
 
     def _embedder_for_write(self) -> BaseEmbedder:
         embedder = self.embedder
@@ -147,6 +203,7 @@ class KnowledgeBase:
         }
 
     def _check_manifest(self) -> None:
+        """Raise :class:`IndexMismatchError` when the index was built with other settings."""
         built = self.store.manifest()
         if not built:
             return
@@ -263,6 +320,101 @@ class KnowledgeBase:
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
         return self.retriever.rank_documents(query, k, mode, filters)
 
+    # -- evaluation ------------------------------------------------------------------------
+    @cached_property
+    def runs(self) -> RunStore:
+        """The stored evaluation runs (``runs.sqlite3``): list, get, pin, unpin, delete."""
+        from .evaluate.runs import RunStore
+
+        return RunStore(self.path)
+
+    @cached_property
+    def model_cache(self) -> ModelCache:
+        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``)."""
+        from .models.cache import ModelCache
+
+        return ModelCache(self.path / "model_cache.sqlite3")
+
+    def evaluate(
+        self,
+        suite: SuiteLike,
+        *,
+        model: str | None = None,
+        template: str | None = None,
+        metrics: Sequence[str] = ("retrieval", "answer", "citation"),
+        judge: str | None = None,
+        mode: Mode | None = None,
+        limit: int | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+        repeat: int = 1,
+        seed: int = 0,
+        split: str = "test",
+        adaptive: Adaptive | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Run:
+        """Evaluate a suite (a JSONL file, a BEIR folder or a loaded :class:`Suite`): retrieval,
+        answer, citation (and, with ``judge``, faithfulness) metrics per case, overall and per
+        scenario with 95% intervals. The run is stored (``kb.runs``) as each case finishes, so
+        an interrupted run resumes when called again; model calls are cached, so an unchanged
+        re-run makes none. ``metrics`` groups: retrieval, answer, citation, judge. ``repeat``
+        answers each case several times (nondeterministic models: flaky cases). ``concurrency``:
+        answers at a time (None: 1 for a model server on this machine, else 4; lowered when the
+        server falls behind). A case whose model call fails is stored as failed with its reason
+        (``run.failed``) and the run goes on; evaluating again retries only those. ``adaptive``
+        stops early against a baseline (:class:`~domainrag.evaluation.Adaptive`)."""
+        from .evaluation import evaluate
+
+        return evaluate(self, suite, split=split, model=model, template=template, metrics=metrics, judge=judge,
+                        mode=mode, limit=limit, concurrency=concurrency, name=name, repeat=repeat, seed=seed,
+                        adaptive=adaptive, progress=progress)
+
+    def evaluate_matrix(
+        self,
+        suite: SuiteLike,
+        *,
+        models: Sequence[str | None] = (None,),
+        templates: Sequence[str | None] = (None,),
+        metrics: Sequence[str] = ("retrieval", "answer", "citation"),
+        judge: str | None = None,
+        mode: Mode | None = None,
+        limit: int | None = None,
+        concurrency: int | None = None,
+        name: str | None = None,
+        repeat: int = 1,
+        split: str = "test",
+        progress: Callable[[int, str], None] | None = None,
+    ) -> Matrix:
+        """Evaluate every (model, template) pair on the suite, retrieving once, and compare each
+        run with the first: ``matrix.runs``, ``matrix.comparisons``."""
+        from .evaluation import evaluate_matrix
+
+        return evaluate_matrix(self, suite, models=models, templates=templates, split=split, metrics=metrics,
+                               judge=judge, mode=mode, limit=limit, concurrency=concurrency, name=name,
+                               repeat=repeat, progress=progress)
+
+    def compare(self, baseline: str | Run, new: str | Run = "last", *, force: bool = False,
+                alpha: float | None = None) -> Comparison:
+        """Compare run ``new`` with ``baseline`` case by case (runs, ids, names, pinned
+        baselines, ``last`` or ``last~N``): manifest diff, paired deltas with CIs, p-values,
+        MDE, verdicts per scenario, cost and latency, flipped cases, and the ``[gate]`` result
+        (``comparison.gate.passed``). Runs over different suites or corpora are refused unless
+        ``force``."""
+        from .evaluation import compare
+
+        return compare(self, baseline, new, force=force, alpha=alpha)
+
+    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0) -> GeneratedSuite:
+        """``n`` questions with gold spans written from the documents (heuristic cloze
+        questions, or by ``model``; cached model calls); ``write_suite`` saves them."""
+        from .evaluate.generate import generate_suite
+        from .evaluation import model_cache
+
+        if not model:
+            return generate_suite(self, n, model, seed)
+        with model_cache(self):
+            return generate_suite(self, n, model, seed)
+
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {
@@ -273,6 +425,11 @@ class KnowledgeBase:
         }
 
     def close(self) -> None:
+        """Close the catalog and, when opened, the run store and the model-call cache."""
+        for name in ("runs", "model_cache"):
+            opened = self.__dict__.pop(name, None)
+            if opened is not None:
+                opened.close()
         self.store.close()
 
     def __enter__(self) -> KnowledgeBase:
@@ -290,10 +447,11 @@ def _progress(progress: bool | Callable[[str], None], total: int) -> Iterator[Ca
     if not progress:
         yield None
         return
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.description}", style="dim"))
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("", total=total)
-        yield lambda label: bar.update(task, advance=1, description=label[-50:])
+        yield lambda label: bar.update(task, advance=1, description=escape(label[-50:]))

@@ -10,12 +10,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .evaluate.runner import EvalOptions, run_suite
-from .evaluate.runs import RunStore
 from .evaluate.suite import load_suite
 from .kb import KnowledgeBase
 from .report.html import write_html
-from .report.terminal import print_run
+from .report.terminal import escape, print_run
 
 
 def sample_dir() -> Path:
@@ -44,7 +42,7 @@ def sample_suite() -> Path:
 
 def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
     overrides = {"embedder.model": embedder} if embedder else None
-    console.print(f"[bold]1. Ingesting the bundled sample[/bold] from {sample_dir()} into {kb_dir}")
+    console.print(f"[bold]1. Ingesting the bundled sample[/bold] from {escape(sample_dir())} into {escape(kb_dir)}")
     with KnowledgeBase.open(kb_dir, create=True, overrides=overrides) as kb:
         report = kb.ingest(sample_folders(), progress=console.is_terminal)
         s = report.summary()
@@ -68,23 +66,21 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
 
 
 def _evaluate(kb: KnowledgeBase, console: Console) -> None:
-    options = EvalOptions(frozenset({"retrieval", "answer", "citation"}), name="quickstart")
-    with RunStore(kb.path) as store:
-        run = run_suite(kb, load_suite(sample_suite()), options, store)
+    run = kb.evaluate(sample_suite(), metrics=("retrieval", "answer", "citation"), name="quickstart")
     print_run(run, console)
-    console.print(f"   HTML report: {write_html(run, kb.path / 'report.html')}")
+    console.print(f"   HTML report: {escape(write_html(run.to_dict(), kb.path / 'report.html'))}")
 
 
 def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:
     answer = kb.ask(question)
-    console.print(f"\n[bold cyan]?[/bold cyan] {question}")
+    console.print(f"\n[bold cyan]?[/bold cyan] {escape(question)}")
     style = "yellow" if answer.abstained else ""
     console.print(f"  {answer.text}", style=style, markup=False, highlight=False)
     for c in answer.citations:
         mark = "[green]✓ supported[/green]" if c.supported else "[red]✗ unsupported[/red]"
-        console.print(f"  [dim][{c.number}] {c.doc_id}[/dim] {mark}")
-    timing = answer.trace["timings_ms"]["total_ms"]
-    status = f"abstained ({answer.trace['abstain_reason']})" if answer.abstained else f"grounded {answer.grounded:.0%}"
+        console.print(f"  [dim]\\[{c.number}] {escape(c.doc_id)}[/dim] {mark}")
+    timing = answer.trace.total_ms
+    status = f"abstained ({answer.trace.abstain_reason})" if answer.abstained else f"grounded {answer.grounded:.0%}"
     console.print(f"  [dim]{status} · {timing:.0f} ms[/dim]")
 
 

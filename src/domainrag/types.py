@@ -3,7 +3,7 @@ answer records Source, Usage, Citation, Answer, and the evaluation records Evide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -182,6 +182,69 @@ class Citation:
                 "supported": self.supported}
 
 
+class Trace(Mapping[str, Any]):
+    """What happened while answering, for people and tools: retrieved and packed chunk ids, the
+    evidence score, per-stage timings in ms (``timings_ms``), model attempts, the checker's
+    findings (fabricated markers removed, uncited sentences), a retry, why the answer abstained.
+
+    A read-only mapping (the ``trace`` of ``Answer.to_dict()``, open to what a provider or the
+    pipeline adds) with the entries code reads as typed properties."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: Mapping[str, Any] = MappingProxyType(dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Trace({dict(self._data)!r})"
+
+    @property
+    def timings_ms(self) -> Mapping[str, float]:
+        return self._data.get("timings_ms") or {}
+
+    @property
+    def total_ms(self) -> float:
+        """Wall time of the whole answer (retrieval included when ``ask`` retrieved), in ms."""
+        return float(self.timings_ms.get("total_ms", 0.0))
+
+    @property
+    def abstain_reason(self) -> str | None:
+        """``weak_evidence``, ``no_evidence``, ``model_abstained``, ``citations_failed``… or None."""
+        value = self._data.get("abstain_reason")
+        return None if value is None else str(value)
+
+    @property
+    def finish_reason(self) -> str | None:
+        value = self._data.get("finish_reason")
+        return None if value is None else str(value)
+
+    @property
+    def removed_markers(self) -> tuple[Any, ...]:
+        """Citation markers removed because they pointed at no source."""
+        return tuple(self._data.get("removed_markers") or ())
+
+    @property
+    def uncited_sentences(self) -> int:
+        return int(self._data.get("uncited_sentences") or 0)
+
+    @property
+    def retried(self) -> bool:
+        """Whether the model was asked again with the problems of its first draft listed."""
+        return bool(self._data.get("retried"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A grounded answer.
@@ -201,18 +264,18 @@ class Answer:
     grounded: float
     usage: Usage
     manifest: Mapping[str, Any]
-    trace: Mapping[str, Any]
+    trace: Trace
     complete: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "manifest", _frozen(self.manifest))
-        object.__setattr__(self, "trace", _frozen(self.trace))
+        object.__setattr__(self, "trace", self.trace if isinstance(self.trace, Trace) else Trace(self.trace))
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "abstained": self.abstained,
                 "complete": self.complete, "grounded": round(self.grounded, 4),
                 "citations": [c.to_dict() for c in self.citations], "usage": self.usage.to_dict(),
-                "manifest": dict(self.manifest), "trace": dict(self.trace)}
+                "manifest": dict(self.manifest), "trace": self.trace.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)

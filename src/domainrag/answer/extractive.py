@@ -59,7 +59,7 @@ class ExtractiveGenerator(BaseGenerator):
         context = {s.number: " ".join((s.title, *s.heading_path)) for s in request.sources}
         own = coverage.scores([c.text for c in candidates])
         around = coverage.scores([context[c.source] for c in candidates])
-        scores = [a + CONTEXT_WEIGHT * b * (1 - a) for a, b in zip(own, around)]
+        scores = [a + CONTEXT_WEIGHT * b * (1 - a) for a, b in zip(own, around, strict=False)]
         ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
         if scores[ranked[0]] < MIN_SCORE:
             return self._empty()

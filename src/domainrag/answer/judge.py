@@ -8,16 +8,15 @@ counted as unparseable by the caller, never silently taken as a yes or a no.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..models.generation import Generation, GenerationRequest
+from ..models.json_reply import json_objects
 from ..types import Usage
 from .templates import Templates, quote_data
 
-_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 _VERDICT = re.compile(r'"?supported"?\s*[:=]\s*"?(true|false|yes|no)"?', re.IGNORECASE)
 
 
@@ -49,19 +48,9 @@ class LLMJudge:
 
 def parse_verdict(text: str) -> tuple[bool | None, str, bool]:
     """(supported, reason, repaired) from a judge's reply; ``supported`` is None if unreadable."""
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("supported"), bool):
-            return data["supported"], str(data.get("reason", "")), False
-    except json.JSONDecodeError:
-        pass
-    for candidate in _OBJECT.findall(text):
-        try:
-            data = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("supported"), bool):
-            return data["supported"], str(data.get("reason", "")), True
+    for data, repaired in json_objects(text):
+        if isinstance(data.get("supported"), bool):
+            return data["supported"], str(data.get("reason", "")), repaired
     match = _VERDICT.search(text)
     if match:
         return match.group(1).lower() in ("true", "yes"), "", True

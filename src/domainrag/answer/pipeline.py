@@ -7,16 +7,19 @@
 4. **Generate** with the model, then each ``answer.fallback`` model in turn if it fails;
    streamed deltas go to ``on_token``.
 5. **Check** the ``[n]`` citations (:mod:`.citations`; with ``answer.judge`` a model judges
-   entailment too). In ``strict`` mode a failing answer is re-asked once, listing the problems.
-6. **Abstain** when the model says the sources do not answer, or fewer than
-   ``answer.min_grounded`` of the cited sentences are supported; the draft is kept in the trace.
+   entailment too) against the sources and the prompt's own instructions (sentences copied from
+   them are echoes). In ``strict`` mode a failing answer is re-asked once, listing the problems.
+6. **Abstain** when the model says the sources do not answer (``model_abstained``), when the
+   answer repeats the prompt — its source delimiters or sentences of its instructions
+   (``echoed_prompt``) — or when fewer than ``answer.min_grounded`` of its claims, cited or not,
+   are supported (``citations_failed``); the draft is kept in the trace.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,7 +40,7 @@ from ..models.generation import (
 )
 from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Usage
-from .citations import CheckResult, CitationChecker, strip_markers
+from .citations import CLAIM, ECHO, FRAGMENT, META, CheckResult, CitationChecker, grounded_share, strip_markers
 from .evidence import Coverage
 from .judge import LLMJudge
 from .packing import pack, token_counter
@@ -107,8 +110,8 @@ class Answerer:
         key = (spec, primary)
         if key not in self._generators:
             c = self.config
-            settings = ProviderSettings(c.base_url if primary else None,
-                                        c.api_key_env if primary else None, c.timeout_s, c.max_retries)
+            settings = ProviderSettings(c.base_url if primary else None, c.api_key_env if primary else None,
+                                        c.timeout_s, c.max_retries, c.untrusted if primary else None)
             self._generators[key] = load_generator(spec, settings)
         return self._generators[key]
 
@@ -155,6 +158,7 @@ class Answerer:
                                   "over_budget": packed.skipped_for_budget})
         t = run.lap("pack_ms", t)
         prompt = self._prompt(template, run, packed.sources)
+        instructions = prompt_instructions(prompt, run.question, packed.sources, self._abstain_text(run.language))
         t = run.lap("prompt_ms", t)
         manifest = {**self.base_manifest, "template": prompt.name, "template_hash": prompt.hash,
                     "language": run.language, "checker": self._checker_id(),
@@ -167,9 +171,10 @@ class Answerer:
         generation = self._generate(run, spec, request, on_token)
         manifest.update(model=generation.model, model_version=generation.version)
         t = time.perf_counter()
-        check, supported = self._check(run, generation.text, packed.sources)
+        check, supported = self._check(run, generation.text, packed.sources, instructions)
         if self.config.strict and _failing(check, supported) and generation.finish_reason != "no_evidence":
-            generation, check, supported = self._retry(run, spec, request, prompt, generation, check, supported)
+            generation, check, supported = self._retry(run, spec, request, prompt, generation, check, supported,
+                                                       instructions)
             t = time.perf_counter()
         run.lap("check_ms", t)
         return self._finish(run, generation, check, supported, packed.sources, manifest)
@@ -249,8 +254,9 @@ class Answerer:
             price = self.config.prices.get(generation.model.split("@")[0])
         return with_usage_cost(generation, (price.input, price.output) if price else None)
 
-    def _check(self, run: _Run, text: str, sources: Sequence[Source]) -> tuple[CheckResult, list[bool]]:
-        check = self.checker.check(text, sources)
+    def _check(self, run: _Run, text: str, sources: Sequence[Source],
+               instructions: str = "") -> tuple[CheckResult, list[bool]]:
+        check = self.checker.check(text, sources, instructions)
         supported = [s.supported for s in check.sentences]
         if self.config.judge:
             supported = self._judge(run, check, sources, supported)
@@ -264,7 +270,9 @@ class Answerer:
         unparseable = repaired = 0
         verdicts = list(supported)
         for i, sentence in enumerate(check.sentences):
-            results = [judge.judge(strip_markers(sentence.text), by_number[n].text) for n in sentence.sources]
+            if sentence.role in (META, ECHO):
+                continue
+            results = [judge.judge(sentence.claim, by_number[n].text) for n in sentence.checked]
             for r in results:
                 run.usage += r.usage
                 unparseable += r.supported is None
@@ -276,13 +284,14 @@ class Answerer:
         return verdicts
 
     def _retry(self, run: _Run, spec: str, request: GenerationRequest, prompt: Prompt,
-               draft: Generation, check: CheckResult, supported: list[bool]):
+               draft: Generation, check: CheckResult, supported: list[bool],
+               instructions: str) -> tuple[Generation, CheckResult, list[bool]]:
         problems = _problems(check, supported, self.config.min_grounded)
         retry = self.templates.render(prompt.name, run.language, blocks=("retry",), problems=problems,
                                       abstain_message=self._abstain_text(run.language))
         messages = (*request.messages, Message("assistant", draft.text), *retry.messages)
         second = self._generate(run, spec, replace(request, messages=messages), None)
-        check2, supported2 = self._check(run, second.text, request.sources)
+        check2, supported2 = self._check(run, second.text, request.sources, instructions)
         run.trace["retried"] = {"problems": problems, "first_draft": draft.text}
         if _grounded(check2, supported2) >= _grounded(check, supported):
             return second, check2, supported2
@@ -291,15 +300,16 @@ class Answerer:
     def _finish(self, run: _Run, generation: Generation, check: CheckResult, supported: list[bool],
                 sources: Sequence[Source], manifest: dict[str, Any]) -> Answer:
         run.trace.update(removed_markers=list(check.removed_markers), uncited_sentences=check.uncited,
+                         document_markers=list(check.document_markers), echoed_sentences=check.echoed,
                          finish_reason=generation.finish_reason)
         grounded = _grounded(check, supported)
-        said_no = _says_abstain(check.text, self._abstain_text(run.language))
-        if generation.finish_reason == "no_evidence" or said_no:
-            reason = "no_evidence" if generation.finish_reason == "no_evidence" else "model_abstained"
+        reason = abstain_reason(check, supported, self.config.min_grounded, self._abstain_text(run.language),
+                                generation.finish_reason)
+        if reason in ("no_evidence", "model_abstained"):
             return self._abstain(run, reason, manifest)
-        if grounded < self.config.min_grounded:
+        if reason:
             run.trace["draft"] = check.text
-            return self._abstain(run, "citations_failed", manifest, grounded)
+            return self._abstain(run, reason, manifest, grounded)
         citations = tuple(self._citations(check, supported, sources))
         self._close(run)
         return Answer(run.question, check.text, citations, False, grounded, run.usage, manifest,
@@ -315,10 +325,13 @@ class Answerer:
         run.lap("total_ms", run.started)
         run.trace.update(timings_ms=run.timings, attempts=run.attempts)
 
-    def _citations(self, check: CheckResult, supported: list[bool], sources: Sequence[Source]):
+    def _citations(self, check: CheckResult, supported: list[bool],
+                   sources: Sequence[Source]) -> Iterator[Citation]:
         by_number = {s.number: s for s in sources}
-        for sentence, ok in zip(check.sentences, supported):
-            claim = strip_markers(sentence.text).strip()
+        for sentence, ok in zip(check.sentences, supported, strict=False):
+            if sentence.role == META:
+                continue
+            claim = sentence.claim
             for n in sentence.sources:
                 source = by_number[n]
                 start, end, score = self._quote(claim, source)
@@ -363,22 +376,54 @@ def _evidence(question: str, sources: Sequence[Source], analyzer: Analyzer) -> f
     return max(coverage.scores(texts))
 
 
-def _grounded(check: CheckResult, supported: list[bool]) -> float:
-    cited = [ok for s, ok in zip(check.sentences, supported) if s.sources]
-    return sum(cited) / len(cited) if cited else 0.0
+def abstain_reason(check: CheckResult, supported: Sequence[bool], min_grounded: float, abstain_message: str,
+                   finish_reason: str = "stop") -> str | None:
+    """Why a checked answer is not shown (``no_evidence``, ``model_abstained``, ``echoed_prompt``,
+    ``citations_failed``), or ``None`` when it is shown."""
+    if finish_reason == "no_evidence":
+        return "no_evidence"
+    if _says_abstain(check.text, abstain_message):
+        return "model_abstained"
+    if check.delimiters or check.echoed:
+        return "echoed_prompt"
+    if grounded_share(check.sentences, supported) < min_grounded:
+        return "citations_failed"
+    return None
+
+
+def prompt_instructions(prompt: Prompt, question: str, sources: Sequence[Source], abstain: str) -> str:
+    """The prompt's own text: its messages without the sources' fields, the question and the
+    abstention message (which a model is asked to repeat)."""
+    text = "\n".join(m.content for m in prompt.messages)
+    fields = [v for f in source_fields(sources) for v in (f["text"], f["title"], f["location"])]
+    for value in sorted((v for v in (*fields, question, abstain) if len(v.strip()) > 3), key=len, reverse=True):
+        text = text.replace(value, " ")
+    return text
+
+
+def _grounded(check: CheckResult, supported: Sequence[bool]) -> float:
+    return grounded_share(check.sentences, supported)
 
 
 def _failing(check: CheckResult, supported: list[bool]) -> bool:
-    cited = [ok for s, ok in zip(check.sentences, supported) if s.sources]
-    return bool(check.removed_markers) or not cited or not all(cited)
+    counted = [ok for s, ok in zip(check.sentences, supported, strict=False)
+               if s.role in (CLAIM, ECHO) or (s.role == FRAGMENT and not ok)]
+    cited = any(s.sources for s in check.sentences)
+    return bool(check.removed_markers) or check.delimiters or not cited or not all(counted)
 
 
 def _problems(check: CheckResult, supported: list[bool], min_grounded: float) -> list[str]:
     problems = [f"[{n}] cites a source that was not given." for n in dict.fromkeys(check.removed_markers)]
-    for sentence, ok in zip(check.sentences, supported):
-        if sentence.sources and not ok:
+    if check.delimiters:
+        problems.append("The answer repeats the prompt's <source> blocks instead of answering.")
+    for sentence, ok in zip(check.sentences, supported, strict=False):
+        if sentence.role == ECHO:
+            problems.append(f'"{sentence.claim}" repeats the instructions instead of answering.')
+        elif sentence.reason == "uncited":
+            problems.append(f'"{sentence.claim}" cites no source.')
+        elif sentence.sources and not ok and sentence.role != META:
             cited = ", ".join(f"[{n}]" for n in sentence.sources)
-            problems.append(f'"{strip_markers(sentence.text).strip()}" is not supported by {cited}.')
+            problems.append(f'"{sentence.claim}" is not supported by {cited}.')
     if not any(s.sources for s in check.sentences):
         problems.append("No sentence cites a source.")
     return problems

@@ -9,13 +9,20 @@ template may also be given as a path to a file. Lookup for ``NAME`` in language 
 Retrieved text is data, not instructions: every field shown inside a ``<source>`` element is
 escaped so it cannot close the element or open another one, and the system prompt says so.
 The hash recorded with every answer covers the template and every template it extends.
+
+A knowledge base is data, not code: templates render in Jinja2's immutable sandbox (no access
+to Python internals, no mutation of the values passed in, bounded ranges, string repetition and
+powers). A template with a syntax error, an unknown variable or a forbidden expression raises
+:class:`ConfigError` naming the file, the line and the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +39,9 @@ ABSTAIN_MESSAGES = {
     "zh": "文档中没有找到这个问题的答案。",
 }
 _PACKAGE_DIR = Path(__file__).parent / "templates"
+#: Longest string or list a template may build by repetition (``"x" * n``), largest exponent.
+MAX_REPEAT = 1_000_000
+MAX_EXPONENT = 1_000
 _DELIMITER = re.compile(r"<(?=\s*/?\s*(?:source|claim|context|question|answer)\b)", re.IGNORECASE)
 
 
@@ -61,8 +71,8 @@ class Templates:
         import jinja2
 
         dirs = [str(d) for d in (self.override_dir, _PACKAGE_DIR) if d and d.is_dir()]
-        return jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
-                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        return _sandbox()(loader=jinja2.FileSystemLoader(dirs), autoescape=False,
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
     def names(self) -> list[str]:
         """Template names available in either language."""
@@ -97,23 +107,76 @@ class Templates:
                **variables: Any) -> Prompt:
         """Render ``blocks`` of the template as messages (``system`` -> system, others -> user)."""
         file = self.resolve(name, language)
-        template = self._env.get_template(file)
-        context = template.new_context(variables)
-        for ancestor in self._ancestors(file):  # as Jinja does on {% extends %}: child first
-            for block, render in ancestor.blocks.items():
-                context.blocks.setdefault(block, []).append(render)
-        messages = []
-        for block in blocks:
-            if block not in context.blocks:
-                raise ConfigError(f"Prompt template {file} has no '{block}' block.")
-            text = "".join(context.blocks[block][0](context)).strip()
-            messages.append(Message("system" if block == "system" else "user", text))
-        return Prompt(tuple(messages), file, self.hash(file))
+        with self._errors(file, sorted(variables)):
+            template = self._env.get_template(file)
+            context = template.new_context(variables)
+            for ancestor in self._ancestors(file):  # as Jinja does on {% extends %}: child first
+                for block, render in ancestor.blocks.items():
+                    context.blocks.setdefault(block, []).append(render)
+            messages = []
+            for block in blocks:
+                if block not in context.blocks:
+                    raise ConfigError(f"Prompt template {self._path(file)} has no '{block}' block. "
+                                      f"Add {{% block {block} %}}...{{% endblock %}}.")
+                text = "".join(context.blocks[block][0](context)).strip()
+                messages.append(Message("system" if block == "system" else "user", text))
+            return Prompt(tuple(messages), file, self.hash(file))
+
+    @contextmanager
+    def _errors(self, file: str, variables: list[str]) -> Iterator[None]:
+        """Jinja2's errors (and the template's own failures) as :class:`ConfigError` naming the
+        file, the line and the fix."""
+        import jinja2
+        from jinja2.exceptions import SecurityError
+
+        try:
+            yield
+        except ConfigError:
+            raise
+        except jinja2.TemplateSyntaxError as exc:
+            where = f"{exc.filename or self._path(exc.name or file)}, line {exc.lineno}"
+            raise ConfigError(f"Prompt template {where} has a syntax error: {exc.message}. Fix the template "
+                              "(Jinja2 syntax: https://jinja.palletsprojects.com/templates/).") from exc
+        except SecurityError as exc:
+            raise ConfigError(f"Prompt template {self._where(exc, file)} tried something templates may not do "
+                              f"({str(exc).rstrip('.')}): a template may only show the values it is given "
+                              f"({', '.join(variables)}). Remove that expression.") from exc
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"Prompt template {self._where(exc, file)} uses an undefined value ({exc.message}). "
+                              f"The values a template is given here: {', '.join(variables)}.") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"Prompt template {self._where(exc, file)} refers to the template {exc.name!r}, "
+                              "which does not exist. Fix the name in its extends/include/import.") from exc
+        except Exception as exc:  # the template's own expressions failed (1/0, "a" + 1, ...)
+            raise ConfigError(f"Prompt template {self._where(exc, file)} failed while rendering: "
+                              f"{type(exc).__name__}: {exc}. Fix the template.") from exc
+
+    def _path(self, file: str) -> str:
+        """Where template ``file`` lies, for messages."""
+        try:
+            return str(self._env.loader.get_source(self._env, file)[1] or file)
+        except Exception:  # not found: the name is all there is
+            return file
+
+    def _where(self, exc: BaseException, file: str) -> str:
+        """``PATH, line N`` of the template frame an error was raised in (Jinja2 rewrites
+        tracebacks to point into templates), else the template's path."""
+        from jinja2.debug import rewrite_traceback_stack
+
+        # The template's lines instead of the compiled module's (needs the error in flight); an
+        # error Jinja cannot map keeps its frames as they are.
+        with suppress(Exception):
+            exc = rewrite_traceback_stack()
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.endswith(".j2"):
+                return f"{frame.filename}, line {frame.lineno}"
+        return self._path(file)
 
     def _ancestors(self, file: str) -> list[Any]:
         from jinja2 import nodes
 
-        chain, current = [], file
+        chain: list[Any] = []
+        current = file
         while True:
             source, _, _ = self._env.loader.get_source(self._env, current)
             extends = self._env.parse(source).find(nodes.Extends)
@@ -137,6 +200,28 @@ class Templates:
             digest.update(current.encode() + b"\0" + source.encode() + b"\0")
             pending.extend(n for n in meta.find_referenced_templates(self._env.parse(source)) if n)
         return digest.hexdigest()[:16]
+
+
+def _sandbox() -> type:
+    """Jinja2's immutable sandbox with repetition and powers bounded too."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"the exponent {right} is above {MAX_EXPONENT}")
+            if operator == "*":
+                sized, times = (left, right) if isinstance(right, int) else (right, left)
+                if (isinstance(times, int) and isinstance(sized, str | list | tuple)
+                        and len(sized) * times > MAX_REPEAT):
+                    raise SecurityError(f"the repetition would build {len(sized) * times:,} items "
+                                        f"(limit {MAX_REPEAT:,})")
+            return super().call_binop(context, operator, left, right)
+
+    return Sandbox
 
 
 def source_fields(sources: Sequence[Source]) -> list[dict[str, Any]]:

@@ -18,15 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..evaluate.run_records import Run
 from ..evaluate.runner import EvalOptions
 from .sequential import FUTILITY, SequentialTest
 from .stats import is_score
 
 
-def headline_metric(baseline: dict[str, Any], answers: bool) -> str:
+def headline_metric(baseline: Run, answers: bool) -> str:
     """The metric the adaptive test watches: token F1 when answers are scored (and the baseline
     has them), else nDCG@10."""
-    if answers and any("token_f1" in c["scores"] for c in baseline["cases"]):
+    if answers and any("token_f1" in c.scores for c in baseline.cases):
         return "token_f1"
     return "ndcg@10"
 
@@ -36,12 +37,12 @@ class AdaptiveStop:
     will judge). ``futility``/``margin`` 0 or None turn those stops off; ``budget`` caps the
     cases judged (decided or not)."""
 
-    def __init__(self, baseline: dict[str, Any], case_ids: Sequence[str], *, answers: bool = False,
+    def __init__(self, baseline: Run, case_ids: Sequence[str], *, answers: bool = False,
                  alpha: float = 0.05, futility: float | None = FUTILITY,
                  margin: float | None = None, budget: int | None = None) -> None:
-        self.baseline_id = baseline["run_id"]
+        self.baseline_id = baseline.run_id
         self.metric = headline_metric(baseline, answers)
-        self._before = {c["id"]: c["scores"].get(self.metric) for c in baseline["cases"]}
+        self._before = {c.id: c.scores.get(self.metric) for c in baseline.cases}
         total = sum(is_score(self._before.get(i)) for i in case_ids)
         if total == 0:
             raise ConfigError(f"Run {self.baseline_id} has no {self.metric} score for any case of this "

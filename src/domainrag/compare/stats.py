@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -239,7 +239,7 @@ def minimum_detectable_effect(d: Sequence[float], *, alpha: float = 0.05,
     return (z.inv_cdf(1.0 - alpha / 2) + z.inv_cdf(power)) * sd / math.sqrt(diffs.size)
 
 
-def is_score(value: Any) -> bool:
+def is_score(value: Any) -> TypeGuard[float]:
     """A usable per-case score: a finite number (not None, NaN, a bool or a string). Pairs
     where either side is not are left out of a comparison."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -263,7 +263,7 @@ def mcnemar_exact(b_wins: int, a_wins: int) -> float:
         return 1.0
     if m <= _EXACT_BINOM_MAX:
         tail = sum(math.comb(m, i) for i in range(k + 1))
-        return min(1.0, 2 * tail / 2**m)
+        return min(1.0, float(2 * tail / 2**m))
     # Large m: log-space. log P(X = k), then the ratios P(X = i - 1) / P(X = i) = i / (m - i + 1)
     # walking down from k (the largest term of the lower tail), summed relative to P(X = k).
     log_top = math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2)

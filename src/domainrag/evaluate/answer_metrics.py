@@ -20,6 +20,7 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..text import CJK_RANGES
@@ -210,12 +211,12 @@ def abstention_scores(records: Iterable[tuple[bool, bool]]) -> dict[str, float |
     }
 
 
-def _char_range(item: Mapping) -> tuple[int, int] | None:
+def _char_range(item: Mapping[str, Any]) -> tuple[int, int] | None:
     start, end = item.get("start"), item.get("end")
     return None if start is None or end is None else (start, end)
 
 
-def _matches(citation: Mapping, gold: Mapping) -> bool:
+def _matches(citation: Mapping[str, Any], gold: Mapping[str, Any]) -> bool:
     """Whether one citation points at one gold evidence item (see :func:`citation_scores`)."""
     if citation.get("doc_id") != gold.get("doc_id"):
         return False
@@ -228,7 +229,7 @@ def _matches(citation: Mapping, gold: Mapping) -> bool:
 
 
 def citation_scores(
-    citations: Sequence[Mapping], gold: Sequence[Mapping]
+    citations: Sequence[Mapping[str, Any]], gold: Sequence[Mapping[str, Any]]
 ) -> dict[str, float | None] | None:
     """Precision and recall of an answer's citations against gold evidence.
 

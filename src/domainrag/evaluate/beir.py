@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -79,10 +80,10 @@ def load_beir_queries(path: str | Path) -> dict[str, str]:
     return {qid: record["text"] for qid, record in load_beir_query_records(path).items()}
 
 
-def load_beir_query_records(path: str | Path) -> dict[str, dict]:
+def load_beir_query_records(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a BEIR ``queries.jsonl`` into ``{query_id: record}`` (every field kept)."""
     path = Path(path)
-    queries: dict[str, dict] = {}
+    queries: dict[str, dict[str, Any]] = {}
     for number, line in _lines(path):
         where = f"{path}, line {number}"
         try:

@@ -5,7 +5,8 @@ at once (``domainrag suite generate``).
 Each record is a suite record (see :mod:`.suite`) marked ``"generated": true``::
 
     {"id": "gen-0001",
-     "question": "The usual starting dose of metformin for adults is ___ taken twice daily with meals? (fill in the blank)",
+     "question": "The usual starting dose of metformin for adults is ___ taken twice daily with meals? \
+(fill in the blank)",
      "answers": ["500 mg"],
      "gold": [{"doc_id": "medical/dosage.md", "quote": "The usual starting dose ... with meals.",
                "start": 26, "end": 113}],
@@ -54,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from ..answer.templates import quote_data
 from ..errors import ConfigError, EmptyKnowledgeBase
 from ..models.generation import GenerationRequest
+from ..models.json_reply import json_objects
 from ..text import detect_language, sentence_spans
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,13 +72,23 @@ _UNITS = ("%|percent|per cent|percentage points?|thousand|million|billion|trilli
 _EN_NUMBER = re.compile(rf"(?<![\w.,-])(?P<number>[$€£¥]?\d+(?:[.,]\d+)*)"
                         rf"(?P<unit>(?:\s?(?:{_UNITS})(?![\w%]))*)", re.IGNORECASE)
 _ZH_UNITS = "%|％|个月|年|月|日|天|周|小时|分钟|万元|亿元|元|美元|倍|岁|次|人|名|项|条|毫克|克|千克|公斤|公里|米"
-_ZH_NUMBER = re.compile(rf"(?<![A-Za-z0-9.,-])(?P<number>\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九十百千万亿]+(?=(?:{_ZH_UNITS})))"
+_ZH_NUMBER = re.compile(rf"(?<![A-Za-z0-9.,-])(?P<number>\d+(?:[.,]\d+)*"
+                        rf"|[零〇一二两三四五六七八九十百千万亿]+(?=(?:{_ZH_UNITS})))"
                         rf"(?P<unit>(?:{_ZH_UNITS})?)")
 _ENTITY = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
 _WORD = re.compile(r"\b[A-Za-z][A-Za-z-]{3,}\b")
 _ZH_TERM = re.compile(r"[《“「]([^》”」]{1,30})[》”」]|(?<![A-Za-z])([A-Za-z][\w-]+)")
 _LETTER = re.compile(r"[^\W\d_]")
-_STOPWORDS = frozenset(["about", "above", "according", "across", "after", "again", "against", "along", "also", "although", "among", "another", "because", "been", "before", "being", "below", "between", "both", "cannot", "could", "does", "doing", "down", "during", "each", "either", "every", "from", "further", "have", "having", "here", "however", "into", "itself", "just", "less", "made", "make", "many", "more", "most", "much", "must", "neither", "only", "other", "otherwise", "over", "same", "shall", "should", "since", "some", "such", "than", "that", "their", "them", "then", "there", "therefore", "these", "they", "this", "those", "though", "through", "thus", "under", "unless", "until", "upon", "very", "were", "what", "when", "where", "whether", "which", "while", "whom", "whose", "will", "with", "within", "without", "would", "your"])
+_STOPWORDS = frozenset([
+    "about", "above", "according", "across", "after", "again", "against", "along", "also", "although",
+    "among", "another", "because", "been", "before", "being", "below", "between", "both", "cannot", "could",
+    "does", "doing", "down", "during", "each", "either", "every", "from", "further", "have", "having", "here",
+    "however", "into", "itself", "just", "less", "made", "make", "many", "more", "most", "much", "must",
+    "neither", "only", "other", "otherwise", "over", "same", "shall", "should", "since", "some", "such",
+    "than", "that", "their", "them", "then", "there", "therefore", "these", "they", "this", "those", "though",
+    "through", "thus", "under", "unless", "until", "upon", "very", "were", "what", "when", "where", "whether",
+    "which", "while", "whom", "whose", "will", "with", "within", "without", "would", "your",
+])
 
 Draft = tuple[str, str]  # (question, answer)
 
@@ -105,7 +117,7 @@ class Passage:
 
     @property
     def quote(self) -> str:
-        return self.doc["text"][self.start:self.end]
+        return str(self.doc["text"][self.start:self.end])
 
 
 def generate_suite(kb: KnowledgeBase, n: int, model: str | None = None, seed: int = 0) -> GeneratedSuite:
@@ -301,13 +313,8 @@ def parse_draft(text: str) -> Draft | None:
     """(question, answer) from a model's reply: the first JSON object in the text (the whole
     reply, or one wrapped in prose or a code fence) holding a ``question``; None when there is
     none. A number answer is kept as text; any other non-text answer becomes empty."""
-    decoder = json.JSONDecoder()
-    for brace in re.finditer(r"\{", text):
-        try:
-            data, _ = decoder.raw_decode(text, brace.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("question"), str):
+    for data, _repaired in json_objects(text):
+        if isinstance(data.get("question"), str):
             answer = data.get("answer")
             answer = "" if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) else str(answer)
             return " ".join(data["question"].split()), answer.strip()

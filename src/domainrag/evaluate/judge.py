@@ -12,7 +12,6 @@ otherwise the case is counted as unparseable and gets no score — never silentl
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ from pathlib import Path
 
 from ..answer.templates import Templates, quote_data
 from ..models.generation import Generation, GenerationRequest
+from ..models.json_reply import json_objects
 
 RUBRIC = "faithfulness.md"
 _PACKAGE_RUBRICS = Path(__file__).parent / "rubrics"
-_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 _SCORE = re.compile(r'"?score"?\s*[:=]\s*"?([1-5](?:\.\d+)?)')
 
 
@@ -62,14 +61,11 @@ class FaithfulnessJudge:
 
 def parse_judgement(text: str, version: str = "") -> Judgement:
     """A :class:`Judgement` from the judge's reply (see the module docstring)."""
-    for candidate, status in ((text, "ok"), *((c, "repaired") for c in _OBJECT.findall(text))):
-        try:
-            data = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        score = data.get("score") if isinstance(data, dict) else None
+    for data, repaired in json_objects(text):
+        score = data.get("score")
         if isinstance(score, (int, float)) and not isinstance(score, bool) and 1 <= score <= 5:
             claims = tuple(str(c) for c in data.get("unsupported_claims") or [] if c)
+            status = "repaired" if repaired else "ok"
             return Judgement((score - 1) / 4, status, claims, str(data.get("reason", "")), version)
     match = _SCORE.search(text)
     if match:

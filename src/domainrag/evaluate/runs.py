@@ -4,6 +4,10 @@ Each run keeps its manifest, its per-case records (written as each case finishes
 interrupted run loses nothing and resumes where it stopped) and, once finished, its summary
 (metrics, confidence intervals, scenarios). A run is found by id, by name (the newest of that
 name), or as ``last`` / ``last~N`` (N runs before the newest).
+
+A finished run whose records include failed cases (``"status": "failed"``: a model call failed)
+is reopened by :meth:`RunStore.start` for the same key, so that re-running the evaluation retries
+only those cases in the same run.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DomainragError
+from .run_records import Run, RunInfo, RunManifest
 
 RUNS_FILE = "runs.sqlite3"
 _SCHEMA = """
@@ -31,32 +36,47 @@ CREATE TABLE IF NOT EXISTS results (
     position INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (run_id, case_id));
 """
 _LAST = re.compile(r"last(?:~(\d+))?")
+#: A stored case record of a case whose model call failed (evaluate/faults.py).
+_FAILED = "json_extract(record, '$.status') = 'failed'"
 
 
 class RunStore:
+    """The runs of one knowledge base (``runs.sqlite3`` in its folder): ``list()``, ``get(ref)``,
+    ``pin``/``unpin`` baseline names, ``delete``. A context manager; thread-safe."""
+
     def __init__(self, kb_dir: str | Path) -> None:
         self.path = Path(kb_dir) / RUNS_FILE
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a killed process loses nothing committed; only a power cut may lose the
-        # last cases, which a resumed run then recomputes. FULL made each case ~3 ms under load.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a killed process loses nothing committed; only a power cut may lose the
+            # last cases, which a resumed run then recomputes. FULL made each case ~3 ms under load.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise DomainragError(
+                f"The run store {self.path} cannot be read ({exc}). Move it aside to start a new one "
+                "(the knowledge base itself is unaffected), or restore it from a backup.") from exc
 
-    def start(self, name: str, manifest: dict[str, Any], key: str) -> tuple[str, bool]:
-        """``(run_id, resumed)``: an unfinished run with the same ``key`` (same suite, settings,
-        corpus, model...) is resumed; otherwise a new run starts."""
+    def start(self, name: str, manifest: dict[str, Any], key: str) -> tuple[str, str | None]:
+        """``(run_id, resumed)`` for the newest run with this ``key`` (same suite, settings,
+        corpus, model...): unfinished, it is resumed (``resumed`` is ``"running"``); finished
+        with failed cases, it is reopened to retry them (``"done"``; its status is ``running``
+        until it finishes again). Otherwise a new run starts (``resumed`` is None)."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM runs WHERE key=? AND status='running' "
-                                   "ORDER BY created DESC LIMIT 1", (key,)).fetchone()
-            if row:
-                return row[0], True
+            row = self._db.execute("SELECT id, status FROM runs WHERE key=? ORDER BY created DESC, rowid DESC "
+                                   "LIMIT 1", (key,)).fetchone()
+            if row and row[1] == "running":
+                return row[0], "running"
+            if row and row[1] == "done" and self._failed(row[0]):
+                self._db.execute("UPDATE runs SET status='running' WHERE id=?", (row[0],))
+                return row[0], "done"
             created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             run_id = f"r-{created[:10].replace('-', '')}-{created[11:19].replace(':', '')}-{secrets.token_hex(2)}"
             self._db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, NULL)",
                              (run_id, name, created, key, json.dumps(manifest, ensure_ascii=False)))
-            return run_id, False
+            return run_id, None
 
     def save_case(self, run_id: str, position: int, record: dict[str, Any]) -> None:
         with self._lock:
@@ -70,22 +90,29 @@ class RunStore:
                                     (run_id,)).fetchall()
         return {case_id: json.loads(record) for case_id, record in rows}
 
+    def _failed(self, run_id: str) -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM results WHERE run_id=? AND {_FAILED}",
+                                    (run_id,)).fetchone()[0])
+
     def finish(self, run_id: str, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute("UPDATE runs SET status='done', manifest=?, summary=? WHERE id=?",
                              (json.dumps(manifest, ensure_ascii=False),
                               json.dumps(summary, ensure_ascii=False), run_id))
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[RunInfo]:
         """Every run, newest first: id, name, created, status, cases judged (``judged``; fewer
-        than ``manifest["cases"]`` when interrupted or stopped early), the headline numbers."""
+        than ``manifest.cases`` when interrupted or stopped early), how many of those failed
+        (``failed``: a model call failed; re-running the evaluation retries them), the metrics."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, name, created, status, manifest, summary, "
-                "(SELECT COUNT(*) FROM results WHERE results.run_id = runs.id) FROM runs "
+                "(SELECT COUNT(*) FROM results WHERE results.run_id = runs.id), "
+                f"(SELECT COUNT(*) FROM results WHERE results.run_id = runs.id AND {_FAILED}) FROM runs "
                 "ORDER BY created DESC, rowid DESC").fetchall()
-        return [{"run_id": r[0], "name": r[1], "created": r[2], "status": r[3], "judged": r[6],
-                 "manifest": json.loads(r[4]), "metrics": json.loads(r[5])["metrics"] if r[5] else {}}
+        return [RunInfo(run_id=r[0], name=r[1], created=r[2], status=r[3], judged=r[6], failed=r[7],
+                        manifest=RunManifest(json.loads(r[4])),
+                        metrics=json.loads(r[5])["metrics"] if r[5] else {})
                 for r in rows]
 
     def pin(self, ref: str, name: str) -> str:
@@ -138,30 +165,32 @@ class RunStore:
         pinned = self.pins().get(ref)
         if pinned:
             return pinned
-        runs = [r for r in self.list() if r["status"] == "done"]
+        listed = self.list()
+        runs = [r for r in listed if r.status == "done"]
         match = _LAST.fullmatch(ref)
         if match:
             back = int(match.group(1) or 0)
             if back >= len(runs):
                 raise ConfigError(f"No run {ref!r}: {len(runs)} finished run(s) stored in {self.path}.")
-            return runs[back]["run_id"]
-        for run in self.list():
-            if ref in (run["run_id"], run["name"]):
-                return run["run_id"]
-        recent = ", ".join(f"{r['run_id']} ({r['name']})" for r in self.list()[:5]) or "none"
+            return runs[back].run_id
+        for run in listed:
+            if ref in (run.run_id, run.name):
+                return run.run_id
+        recent = ", ".join(f"{r.run_id} ({r.name})" for r in listed[:5]) or "none"
         raise ConfigError(f"No run {ref!r} in {self.path}. Recent runs: {recent}. "
                           "'domainrag runs' lists them all.")
 
-    def load(self, ref: str) -> dict[str, Any]:
-        """A run as the JSON contract: run_id, name, created, manifest, metrics, ci95,
-        scenarios, cases."""
+    def get(self, ref: str | Run) -> Run:
+        """The run ``ref`` names (see :meth:`resolve`; a :class:`Run` is returned as it is)."""
+        if isinstance(ref, Run):
+            return ref
         run_id = self.resolve(ref)
         with self._lock:
             row = self._db.execute("SELECT name, created, manifest, summary FROM runs WHERE id=?",
                                    (run_id,)).fetchone()
         summary = json.loads(row[3]) if row[3] else {}
-        return {"run_id": run_id, "name": row[0], "created": row[1], "manifest": json.loads(row[2]),
-                **summary, "cases": list(self.records(run_id).values())}
+        return Run.from_dict({"run_id": run_id, "name": row[0], "created": row[1], "manifest": json.loads(row[2]),
+                              **summary, "cases": list(self.records(run_id).values())})
 
     def close(self) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class Suite:
         return self.format == "beir"
 
 
-def load_suite(path: str | Path, split: str = "test") -> Suite:
+def load_suite(path: str | os.PathLike[str], split: str = "test") -> Suite:
     """A JSONL suite, or a BEIR folder's ``split`` as a suite."""
     path = Path(path)
     if path.is_dir():
@@ -79,7 +80,7 @@ def _jsonl_suite(path: Path) -> Suite:
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
             continue
-        except ValueError as exc:
+        except ConfigError as exc:
             errors.append(f"line {number}: {exc}")
             continue
         if case.id in seen:
@@ -97,20 +98,20 @@ def _jsonl_suite(path: Path) -> Suite:
 
 
 def parse_case(record: Any) -> Case:
-    """A :class:`Case` from one suite record; ``ValueError`` says what is wrong."""
+    """A :class:`Case` from one suite record; a :class:`ConfigError` says what is wrong."""
     if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+        raise ConfigError(f"expected a JSON object, got {type(record).__name__}")
     unknown = set(record) - {"id", "question", "answers", "gold", "scenario", "answerable", "generated"}
     if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        raise ConfigError(f"unknown field(s) {sorted(unknown)}")
     cid, question = record.get("id"), record.get("question")
     if not isinstance(cid, (str, int)) or isinstance(cid, bool) or str(cid) == "":
-        raise ValueError(f"missing or invalid 'id' (got {cid!r})")
+        raise ConfigError(f"missing or invalid 'id' (got {cid!r})")
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"missing or empty 'question' for case {cid!r}")
+        raise ConfigError(f"missing or empty 'question' for case {cid!r}")
     answerable = record.get("answerable", True)
     if not isinstance(answerable, bool):
-        raise ValueError(f"'answerable' must be true or false (got {answerable!r})")
+        raise ConfigError(f"'answerable' must be true or false (got {answerable!r})")
     return Case(str(cid), question.strip(), _strings(record.get("answers"), "answers"),
                 tuple(_evidence(g) for g in _list(record.get("gold"), "gold")),
                 _strings(record.get("scenario"), "scenario"), answerable,
@@ -121,17 +122,18 @@ def _evidence(item: Any) -> Evidence:
     if isinstance(item, str) and item:
         return Evidence(item)
     if not isinstance(item, dict) or not isinstance(item.get("doc_id"), str) or not item["doc_id"]:
-        raise ValueError(f"gold item {item!r} needs a 'doc_id' (or is a document id string)")
+        raise ConfigError(f"gold item {item!r} needs a 'doc_id' (or is a document id string)")
     start, end = item.get("start"), item.get("end")
-    if (start is None) != (end is None) or (start is not None and not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end)):
-        raise ValueError(f"gold item {item!r}: 'start' and 'end' must be given together, 0 <= start < end")
+    valid_range = isinstance(start, int) and isinstance(end, int) and 0 <= start < end
+    if (start is None) != (end is None) or (start is not None and not valid_range):
+        raise ConfigError(f"gold item {item!r}: 'start' and 'end' must be given together, 0 <= start < end")
     quote, page, relevance = item.get("quote"), item.get("page"), item.get("relevance", 1)
     if quote is not None and (not isinstance(quote, str) or not quote.strip()):
-        raise ValueError(f"gold item {item!r}: 'quote' must be non-empty text")
+        raise ConfigError(f"gold item {item!r}: 'quote' must be non-empty text")
     if page is not None and (not isinstance(page, int) or page < 1):
-        raise ValueError(f"gold item {item!r}: 'page' must be a page number >= 1")
+        raise ConfigError(f"gold item {item!r}: 'page' must be a page number >= 1")
     if not isinstance(relevance, int) or relevance < 1:
-        raise ValueError(f"gold item {item!r}: 'relevance' must be an integer >= 1")
+        raise ConfigError(f"gold item {item!r}: 'relevance' must be an integer >= 1")
     return Evidence(item["doc_id"], start, end, quote, page, relevance)
 
 
@@ -139,14 +141,14 @@ def _list(value: Any, name: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError(f"'{name}' must be a list (got {type(value).__name__})")
+        raise ConfigError(f"'{name}' must be a list (got {type(value).__name__})")
     return value
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else _list(value, name)
     if not all(isinstance(v, str) for v in items):
-        raise ValueError(f"'{name}' must be text or a list of text (got {value!r})")
+        raise ConfigError(f"'{name}' must be text or a list of text (got {value!r})")
     return tuple(v.strip() for v in items if v.strip())
 
 

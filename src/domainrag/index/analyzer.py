@@ -9,7 +9,9 @@ leaves unsplit. Mixed text gets both. jieba is imported only when CJK text is se
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any
 
 from ..text import CJK_RANGES
 
@@ -40,12 +42,13 @@ class Analyzer:
         return [w for w in self._jieba.cut_for_search(run) if w.strip()]
 
     @cached_property
-    def _stem(self):
+    def _stem(self) -> Callable[[str], str]:
         import Stemmer
 
         stemmer = Stemmer.Stemmer("english")
         stemmer.maxCacheSize = 100_000
-        return stemmer.stemWord
+        stem: Callable[[str], str] = stemmer.stemWord
+        return stem
 
     @cached_property
     def _stopwords(self) -> frozenset[str]:
@@ -54,7 +57,7 @@ class Analyzer:
         return frozenset(STOPWORDS_EN)
 
     @cached_property
-    def _jieba(self):
+    def _jieba(self) -> Any:
         import logging
 
         import jieba

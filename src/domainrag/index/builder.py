@@ -4,11 +4,17 @@ For each source: unchanged (same size and mtime, or same content hash) is skippe
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
 Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text.
+
+One source never sinks the others: any error while reading, chunking or writing a source
+becomes that source's one-line reason in ``IngestReport.failed`` (a batch that fails to write is
+retried source by source), and the ingest goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,14 +22,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DomainragError
-from ..ingest.base import Chunker
-from ..ingest.sources import SourceItem
+from ..ingest.base import Chunker, clean_document
+from ..ingest.sources import SourceItem, in_scope
 from ..models.base import BaseEmbedder
 from ..types import Chunk
 from .analyzer import Analyzer
-from .base import SourceUpdate, Store
+from .base import SourceState, SourceUpdate, Store
 
 Progress = Callable[[str], None]
+_log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: Longest reason kept in a report.
+MAX_REASON_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` as one printable line: control characters (newlines included) become spaces,
+    characters that cannot be UTF-8 (lone surrogates) become ``\\uXXXX`` escapes, and at most
+    ``limit`` characters are kept."""
+    text = _CONTROL.sub(" ", text).strip()
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure(label: str, reason: str) -> tuple[str, str]:
+    """A ``(label, reason)`` entry of ``IngestReport.failed``, both printable on one line."""
+    return one_line(label, 10 * MAX_REASON_CHARS), one_line(reason) or "unknown error"
 
 
 @dataclass
@@ -52,6 +76,10 @@ class IngestReport:
             "ignored": len(self.ignored), "chunks": self.chunks, "embedded": self.embedded,
             "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
         }
+
+
+def _kept(states: Iterable[str], keep: Sequence[str]) -> set[str]:
+    return {s for s in states if any(in_scope(s, k) for k in keep)} if keep else set()
 
 
 def index_text(chunk: Chunk, title: str) -> str:
@@ -98,7 +126,10 @@ class IndexBuilder:
         items: Iterable[SourceItem],
         prune_scopes: Sequence[str] = (),
         progress: Progress | None = None,
+        keep: Sequence[str] = (),
     ) -> IngestReport:
+        """Ingest ``items``; with ``prune_scopes``, remove the sources in those scopes that were
+        not among the items, except those in a ``keep`` scope (they exist but failed to be read)."""
         report = IngestReport()
         started = time.perf_counter()
         states = self.store.source_states()
@@ -116,14 +147,14 @@ class IndexBuilder:
                     progress(item.label)
             self._flush(pending, report)
             if prune_scopes:
-                self._prune(states, seen, prune_scopes, report)
+                self._prune(states, seen | _kept(states, keep), prune_scopes, report)
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
             report.seconds = time.perf_counter() - started
         return report
 
-    def _prepare(self, item: SourceItem, states: dict, report: IngestReport) -> _Pending | None:
+    def _prepare(self, item: SourceItem, states: dict[str, SourceState], report: IngestReport) -> _Pending | None:
         old = states.get(item.source)
         if old and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
             report.skipped.append(item.label)
@@ -134,16 +165,22 @@ class IndexBuilder:
                 self.store.touch_source(item.source, item.size, item.mtime_ns)
                 report.skipped.append(item.label)
                 return None
-            documents = item.load()
+            return self._build(item, digest, old is not None)
         except (DomainragError, OSError) as exc:
-            report.failed.append((item.label, str(exc)))
-            return None
+            report.failed.append(failure(item.label, str(exc) or type(exc).__name__))
+        except Exception as exc:  # noqa: BLE001 - one file's unexpected error must not stop the ingest
+            _log.debug("ingest of %s failed", item.label, exc_info=True)
+            report.failed.append(failure(item.label, f"unexpected {type(exc).__name__}: {exc}"))
+        return None
+
+    def _build(self, item: SourceItem, digest: str, existed: bool) -> _Pending:
+        documents = [clean_document(d) for d in item.load()]  # any source, plug-ins' too
         chunks = [c for doc in documents for c in self.chunker.split(doc)]
         titles = {doc.id: doc.title for doc in documents}
         texts = [index_text(c, titles[c.doc_id]) for c in chunks]
         tokens = [self.analyzer.tokenize(t) for t in texts]
         update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
-        return _Pending(update, item.label, old is not None, texts)
+        return _Pending(update, item.label, existed, texts)
 
     def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
         """Embed the pending sources' chunks in one batch, then write them."""
@@ -161,12 +198,13 @@ class IndexBuilder:
     def _write(self, pending: list[_Pending], report: IngestReport) -> None:
         try:
             self.store.write([p.update for p in pending])
-        except DomainragError:
-            for p in pending:  # isolate the failing source, keep the others
+        except Exception:  # noqa: BLE001 - find the failing source(s) below, keep the others
+            for p in pending:
                 try:
                     self.store.write([p.update])
-                except DomainragError as exc:
-                    report.failed.append((p.label, str(exc)))
+                except Exception as exc:  # noqa: BLE001 - becomes this source's reason
+                    _log.debug("writing %s failed", p.label, exc_info=True)
+                    report.failed.append(failure(p.label, f"cannot be stored: {type(exc).__name__}: {exc}"))
                     continue
                 p.count(report)
             return
@@ -179,16 +217,18 @@ class IndexBuilder:
         embedder = self._embedder()
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
-        missing = {k: t for k, t in zip(keys, texts) if k not in cached}
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}
         if missing:
             fresh = embedder.embed(list(missing.values()))
-            new = dict(zip(missing.keys(), fresh))
+            new = dict(zip(missing.keys(), fresh, strict=True))
             self.store.cache_vectors(embedder.id, new)
             cached.update(new)
             report.embedded += len(missing)
         return np.vstack([cached[k] for k in keys])
 
-    def _prune(self, states: dict, seen: set[str], scopes: Sequence[str], report: IngestReport) -> None:
-        gone = [s for s in states if s not in seen and any(s == p or s.startswith(p) for p in scopes)]
+    def _prune(
+        self, states: dict[str, SourceState], seen: set[str], scopes: Sequence[str], report: IngestReport
+    ) -> None:
+        gone = [s for s in states if s not in seen and any(in_scope(s, scope) for scope in scopes)]
         self.store.remove_sources(gone)
         report.removed.extend(gone)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +43,45 @@ class BaseLoader:
         self.config = config or IngestConfig()
 
 
+#: Longest title and heading-path entry kept (they are repeated in every chunk's indexed text).
+MAX_HEADING_CHARS = 300
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates (``"\\ud800"`` in JSON decodes to one) replaced by U+FFFD:
+    they cannot be stored as UTF-8. The length is unchanged, so spans stay valid."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def clean_document(document: Document) -> Document:
+    """``document`` with every string storable as UTF-8 (see :func:`clean_text`) and its title
+    and heading paths at most :data:`MAX_HEADING_CHARS` long."""
+    blocks = tuple(
+        dataclasses.replace(b, heading_path=tuple(_short(clean_text(h)) for h in b.heading_path))
+        if b.heading_path else b
+        for b in document.blocks
+    )
+    return dataclasses.replace(
+        document, id=clean_text(document.id), text=clean_text(document.text), source=clean_text(document.source),
+        title=_short(clean_text(document.title)), blocks=blocks, metadata=_clean_value(dict(document.metadata)),
+    )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_HEADING_CHARS else text[: MAX_HEADING_CHARS - 1].rstrip() + "…"
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_value(v) for v in value]
+    return value
+
+
 class DocumentBuilder:
     """Assembles a document's text block by block, recording each block's span.
 
@@ -68,7 +109,7 @@ class DocumentBuilder:
             return
         while self._headings and self._headings[-1][0] >= level:
             self._headings.pop()
-        self._headings.append((level, title))
+        self._headings.append((level, _short(title)))
         self._add("heading", title)
 
     def paragraph(self, text: str) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError, LoaderError
 from ..types import Document
-from .base import DocumentBuilder
+from .base import DocumentBuilder, clean_document, clean_text
+from .discover import display_path
 from .sources import SourceItem, sha256_bytes
 
 
@@ -40,16 +41,16 @@ def beir_sources(directory: Path) -> Iterator[SourceItem]:
 def _item(path: Path, number: int, raw: bytes) -> SourceItem:
     try:
         record = json.loads(raw)
-        doc_id = str(record["_id"])
+        doc_id = clean_text(str(record["_id"]))
     except (ValueError, KeyError, TypeError) as exc:
         return _broken(path, number, raw, f"line {number} is not a JSON object with an '_id': {exc}")
     return SourceItem(
-        source=f"{path}#{doc_id}",
+        source=f"{display_path(str(path))}#{doc_id}",
         label=doc_id,
         size=len(raw),
         mtime_ns=0,
         fingerprint=lambda: sha256_bytes(raw),
-        load=lambda: [beir_document(record, str(path))],
+        load=lambda: [beir_document(record, display_path(str(path)))],
     )
 
 
@@ -57,7 +58,8 @@ def _broken(path: Path, number: int, raw: bytes, reason: str) -> SourceItem:
     def fail() -> list[Document]:
         raise LoaderError(f"{path}: {reason}")
 
-    return SourceItem(f"{path}#line{number}", f"line {number}", len(raw), 0, lambda: sha256_bytes(raw), fail)
+    source = f"{display_path(str(path))}#line{number}"
+    return SourceItem(source, f"line {number}", len(raw), 0, lambda: sha256_bytes(raw), fail)
 
 
 def beir_document(record: dict[str, Any], source: str) -> Document:
@@ -75,7 +77,7 @@ def beir_document(record: dict[str, Any], source: str) -> Document:
     if builder.empty:
         raise LoaderError(f"corpus entry {record.get('_id')!r} has no title or text")
     metadata = {k: v for k, v in record.items() if k not in ("_id", "text") and _scalar(v)}
-    return builder.build(str(record["_id"]), source, title=title, metadata=metadata)
+    return clean_document(builder.build(str(record["_id"]), source, title=title, metadata=metadata))
 
 
 def _scalar(value: Any) -> bool:

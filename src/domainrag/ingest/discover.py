@@ -1,14 +1,22 @@
 """Finding the files to ingest: walk the roots, apply include/exclude globs and size limits.
 
 A root that is a file is taken as it is (globs do not apply to files named explicitly; its doc id
-is its file name). A directory root is walked recursively, following symbolic links but never
-entering a directory twice, so symlink loops end. Doc ids are ``{root name}/{relative path}``
-(``policies/sub/a.pdf``); globs match the relative path (``sub/a.pdf``), with ``**`` matching any
-number of directories. Files that are not taken are reported as :class:`Skipped` with the reason.
+is its file name). A directory root is walked recursively, following symbolic links that stay
+inside it (links that lead outside are reported as ignored unless
+``ingest.follow_external_symlinks``) but never entering a directory twice, so symlink loops end.
+Doc ids are ``{root name}/{relative path}`` (``policies/sub/a.pdf``); globs match the relative
+path (``sub/a.pdf``), with ``**`` matching any number of directories. Files that are not taken
+are reported as :class:`Skipped` with the reason.
+
+A file's source key is the path it was reached by inside the (resolved) root, so deleting a
+symlink prunes what it led to. File names that are not valid UTF-8 keep their undecodable bytes
+as ``\\xNN`` in doc ids, source keys and reports (:func:`display_path`): stored text must be
+UTF-8.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
@@ -26,11 +34,28 @@ _MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class FoundFile:
-    """A file to ingest: its resolved absolute path, its document id and its size in bytes."""
+    """A file to ingest: its resolved absolute path, its document id, its size in bytes and the
+    path it was reached by (``None``: ``path`` itself)."""
 
     path: Path
     doc_id: str
     size: int
+    reached: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """The key of this file in the ingest state: the path it was reached by, printable."""
+        return display_path(str(self.reached or self.path))
+
+
+def display_path(path: str) -> str:
+    """``path`` as valid UTF-8 text: bytes of a file name that are not UTF-8 (held by Python as
+    lone surrogates, PEP 383) become ``\\xNN``; every other path is returned unchanged."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
 
 
 @dataclass(frozen=True)
@@ -51,10 +76,21 @@ def discover(
 
     Raises :class:`ConfigError` for a root that does not exist.
     """
+    found, skipped, _ = discover_protected(roots, config, extensions)
+    return found, skipped
+
+
+def discover_protected(
+    roots: Sequence[Path], config: IngestConfig, extensions: Collection[str]
+) -> tuple[list[FoundFile], list[Skipped], list[str]]:
+    """:func:`discover`, plus the source keys that still exist but could not be taken this time
+    (an unreadable file or folder, a file over the size cap): a prune must keep what they hold.
+    A key ending in a path separator stands for everything under it."""
     walk = _Walk(config, {e.lower() for e in extensions})
     for root in roots:
         walk.root(Path(root))
-    return walk.results()
+    found, skipped = walk.results()
+    return found, skipped, sorted(walk.protected)
 
 
 def glob_match(rel_path: str, pattern: str) -> bool:
@@ -96,74 +132,97 @@ class _Walk:
         self.by_path: dict[Path, str] = {}
         self.skipped: list[Skipped] = []
         self.visited: set[tuple[int, int]] = set()
+        self.protected: set[str] = set()
 
     def root(self, root: Path) -> None:
         if not root.exists() and not root.is_symlink():
             raise ConfigError(
-                f"Cannot ingest {str(root)!r}: no such file or directory; check the path"
+                f"Cannot ingest {display_path(str(root))!r}: no such file or directory; check the path"
             )
         if root.is_dir():
             self._directory(root)
         else:
-            self._file(root, root.name)
+            self._file(root, display_path(root.name), None, None)
 
     def results(self) -> tuple[list[FoundFile], list[Skipped]]:
         found = sorted(self.found.values(), key=lambda f: f.doc_id)
         return found, sorted(self.skipped, key=lambda s: (s.path, s.reason))
 
     def skip(self, path: str | os.PathLike[str], reason: str, failed: bool = True) -> None:
-        self.skipped.append(Skipped(str(path), reason, failed))
+        self.skipped.append(Skipped(display_path(str(path)), reason, failed))
 
     def _directory(self, root: Path) -> None:
         """Walk ``root`` depth first; directories reached through symlinks wait until every
         real directory is seen, so a link into the tree is the one reported, not its target."""
         base = Path(os.path.abspath(root))
-        prefix = f"{base.name}/" if base.name else ""
+        prefix = f"{display_path(base.name)}/" if base.name else ""
+        tree = _Tree(base, base.resolve(), prefix)
         real: list[Path] = [base]
         linked: list[Path] = []
         while real or linked:
             directory = real.pop() if real else linked.pop()
-            if not self._enter(directory):
+            if not self._enter(directory, tree):
                 continue
-            for sub in self._scan(directory, base, prefix):
+            for sub in self._scan(directory, tree):
                 (linked if sub.is_symlink() else real).append(sub)
 
-    def _scan(self, directory: Path, base: Path, prefix: str) -> list[Path]:
-        """Handle the files of ``directory``; return its subdirectories to walk."""
+    def _scan(self, directory: Path, tree: _Tree) -> list[Path]:
+        """Handle the files of ``directory`` (real files before symlinks to files); return its
+        subdirectories to walk."""
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=lambda e: (e.is_symlink(), e.name))
         except OSError as exc:
             self.skip(directory, _os_reason(exc))
+            self.protected.add(display_path(str(tree.resolved / directory.relative_to(tree.base))) + "/")
             return []
         subdirs: list[Path] = []
         for entry in entries:
             path = Path(entry.path)
-            rel = path.relative_to(base).as_posix()
-            if self._excluded(rel, directory=_is_dir(entry)):
+            rel = path.relative_to(tree.base).as_posix()
+            if self._excluded(display_path(rel), directory=_is_dir(entry)):
                 continue
             if _is_dir(entry):
                 subdirs.append(path)
             else:
-                self._file(path, prefix + rel)
-        return subdirs[::-1]
+                self._file(path, tree.prefix + display_path(rel), tree, tree.resolved / rel)
+        return sorted(subdirs, key=lambda p: p.name, reverse=True)
 
-    def _enter(self, path: Path) -> bool:
-        """Mark ``path`` visited; False (and skipped) if it was visited before."""
+    def _enter(self, path: Path, tree: _Tree) -> bool:
+        """Mark ``path`` visited; False (and skipped) if it was visited before or leads outside
+        the tree."""
         try:
             info = path.stat()
         except OSError as exc:
             self.skip(path, _os_reason(exc))
             return False
         key = (info.st_dev, info.st_ino)
-        if key not in self.visited:
-            self.visited.add(key)
+        if key in self.visited:
+            target = path.resolve()
+            loop = target == path.parent.resolve() or target in path.parent.resolve().parents
+            if loop:
+                self.skip(path, "symlink loop")
+            else:
+                self.skip(path, "directory already visited through a symlink", failed=False)
+            return False
+        if path.is_symlink() and not self._inside(path, tree):
+            return False
+        self.visited.add(key)
+        return True
+
+    def _inside(self, link: Path, tree: _Tree) -> bool:
+        """Whether the symlink ``link`` leads inside the tree; reported as ignored if not (unless
+        external symlinks are followed)."""
+        if self.config.follow_external_symlinks:
             return True
-        target = path.resolve()
-        loop = target == path.parent.resolve() or target in path.parent.resolve().parents
-        if loop:
-            self.skip(path, "symlink loop")
-        else:
-            self.skip(path, "directory already visited through a symlink", failed=False)
+        target = link.resolve()
+        if target == tree.resolved or target.is_relative_to(tree.resolved):
+            return True
+        self.skip(
+            link,
+            f"symlink to {display_path(str(target))}, outside the ingested folder; ingest that path "
+            "itself, or set ingest.follow_external_symlinks = true",
+            failed=False,
+        )
         return False
 
     def _excluded(self, rel: str, directory: bool) -> bool:
@@ -174,41 +233,47 @@ class _Walk:
             return False
         return not any(glob_match(rel, p) for p in cfg.include)
 
-    def _file(self, path: Path, doc_id: str) -> None:
+    def _file(self, path: Path, doc_id: str, tree: _Tree | None, reached: Path | None) -> None:
         reason, size = self._check(path)
-        resolved = path.resolve()
         if reason:
-            self.skip(path, reason, failed=not reason.startswith("unsupported"))
+            failed = not reason.startswith("unsupported")
+            self.skip(path, reason, failed)
+            if failed and path.exists():
+                self.protected.add(display_path(str(reached or _resolved(path))))
             return
+        if tree is not None and path.is_symlink() and not self._inside(path, tree):
+            return
+        resolved = path.resolve()
         if resolved in self.by_path:
             self.skip(path, f"same file as {self.by_path[resolved]!r}", failed=False)
             return
         reason = self._duplicate(doc_id)
         if reason:
             self.skip(path, reason)
+            self.protected.add(display_path(str(reached or resolved)))
             return
         self.by_path[resolved] = doc_id
-        self.found[doc_id] = FoundFile(resolved, doc_id, size)
+        self.found[doc_id] = FoundFile(resolved, doc_id, size, reached)
 
     def _duplicate(self, doc_id: str) -> str:
         if doc_id in self.found:
             return (
-                f"doc id {doc_id!r} is already taken by {self.found[doc_id].path}; "
+                f"doc id {doc_id!r} is already taken by {self.found[doc_id].source}; "
                 "ingest folders with the same name separately"
             )
         return ""
 
     def _check(self, path: Path) -> tuple[str, int]:
         """Why ``path`` cannot be taken ("" when it can), and its size."""
-        if path.is_symlink() and not path.exists():
-            return "broken symlink", 0
         suffix = path.suffix.lower()
-        if suffix not in self.extensions:
-            return f"unsupported file type {suffix or '(no extension)'!r}", 0
         try:
             info = path.stat()
         except OSError as exc:
+            if path.is_symlink():
+                return ("symlink loop" if exc.errno == errno.ELOOP else "broken symlink"), 0
             return _os_reason(exc), 0
+        if suffix not in self.extensions:
+            return f"unsupported file type {display_path(suffix) or '(no extension)'!r}", 0
         return self._stat_problem(path, info), info.st_size
 
     def _stat_problem(self, path: Path, info: os.stat_result) -> str:
@@ -223,6 +288,22 @@ class _Walk:
                 "raise ingest.max_file_mb to include it"
             )
         return ""
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """A directory root: as given (absolute), resolved, and the doc id prefix of its files."""
+
+    base: Path
+    resolved: Path
+    prefix: str
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

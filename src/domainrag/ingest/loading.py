@@ -1,8 +1,10 @@
 """Reading found files into documents through the registered loaders.
 
 This is the one seam where a loader's unexpected exceptions are translated into
-:class:`~domainrag.errors.LoaderError`, and where every document gets its ``source`` and the
-common metadata fields ``path`` (the doc id path), ``format`` and ``title``.
+:class:`~domainrag.errors.LoaderError` (``MemoryError`` passes: the parse worker reports it as
+the memory budget), where every document gets its ``source`` and the common metadata fields
+``path`` (the doc id path), ``format`` and ``title``, and where text is made storable
+(:func:`~domainrag.ingest.base.clean_document`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from .. import registry
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
-from .base import Loader
+from .base import Loader, clean_document
 from .discover import FoundFile
 
 GROUP = "domainrag.loaders"
@@ -42,8 +44,10 @@ def load_file(found: FoundFile, loaders: Mapping[str, Loader]) -> list[Document]
         raise LoaderError(f"unsupported file type {suffix!r}; supported types: {known}")
     try:
         documents = loader.load(found.path, found.doc_id)
-    except DomainragError:
+    except (DomainragError, MemoryError):
         raise
+    except RecursionError as exc:
+        raise LoaderError("nested too deeply to read (RecursionError); flatten or exclude the file") from exc
     except Exception as exc:
         raise LoaderError(f"{type(exc).__name__}: {exc}") from exc
     documents = [d for d in documents if d.text.strip()]
@@ -57,4 +61,4 @@ def _finish(document: Document, found: FoundFile, fmt: str) -> Document:
     """``document`` with its source, a title (the file name stem if none) and common metadata."""
     title = document.title or found.path.stem
     metadata = {**document.metadata, "path": found.doc_id, "format": fmt, "title": title}
-    return dataclasses.replace(document, source=str(found.path), title=title, metadata=metadata)
+    return clean_document(dataclasses.replace(document, source=found.source, title=title, metadata=metadata))

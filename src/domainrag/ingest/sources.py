@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,3 +29,13 @@ class SourceItem:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def in_scope(source: str, scope: str) -> bool:
+    """Whether the source key ``source`` lies in a prune ``scope``: a scope ending in a path
+    separator (a folder) or ``#`` (a corpus) holds every key that starts with it; any other
+    scope (a file) holds only the key equal to it. Never a bare string prefix: pruning
+    ``d/page.htm`` leaves ``d/page.html`` alone."""
+    if scope.endswith(("/", os.sep, "#")):
+        return source.startswith(scope)
+    return source == scope

@@ -1,7 +1,8 @@
 """Anthropic's Claude models through the official ``anthropic`` SDK (``anthropic:MODEL``).
 
-The key comes from ``answer.api_key_env`` (default ``ANTHROPIC_API_KEY``); ``answer.base_url``
-(else ``$ANTHROPIC_BASE_URL``) points at a proxy or gateway. System messages become the
+The key comes from ``answer.api_key_env`` (else the user's ``[providers.anthropic]``, else
+``ANTHROPIC_API_KEY``); ``answer.base_url`` (else ``$ANTHROPIC_BASE_URL``, else the user's
+``[providers.anthropic]``, see :mod:`domainrag.trust`) points at a proxy or gateway. System messages become the
 Messages API's ``system`` field. The SDK retries 408/409/429/5xx (and 529 overloaded) with
 backoff; remaining errors are raised as :class:`GenerationError` with the key redacted.
 """
@@ -16,11 +17,14 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import GenerationError, require
+from ..redaction import redact_url
+from ..trust import user_provider
 from ..types import Usage
 from .generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from .sdk_errors import api_key, explain, redact
 
 API_URL = "https://api.anthropic.com"
+KEY_ENV = "ANTHROPIC_API_KEY"
 
 
 class AnthropicGenerator(BaseGenerator):
@@ -30,20 +34,23 @@ class AnthropicGenerator(BaseGenerator):
         super().__init__(model_name, settings)
         if not model_name:
             raise GenerationError("Name a model: anthropic:MODEL (e.g. anthropic:claude-sonnet-4-5).")
-        anthropic = require("anthropic", "anthropic", "anthropic", "Anthropic models")
         s = self.settings
-        self.base_url = s.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        self.key_env = s.api_key_env or "ANTHROPIC_API_KEY"
+        user = user_provider("anthropic")
+        s.check_trust(f"The model anthropic:{model_name}", API_URL, KEY_ENV, user)
+        anthropic = require("anthropic", "anthropic", "anthropic", "Anthropic models")
+        self.base_url = s.base_url or os.environ.get("ANTHROPIC_BASE_URL") or user.base_url or None
+        self.key_env = s.api_key_env or user.api_key_env or KEY_ENV
         self._secret = api_key(self.key_env, required=True, what=f"The Anthropic model {model_name!r}",
                                hint=", or name the variable holding your key in answer.api_key_env")
+        self.timeout_s = s.timeout_for(self.base_url)
         self._client = anthropic.Anthropic(api_key=self._secret, base_url=self.base_url,
-                                           max_retries=s.max_retries, timeout=s.timeout_s)
+                                           max_retries=s.max_retries, timeout=self.timeout_s)
         self.id = f"anthropic:{model_name}"
 
     @classmethod
     def info(cls) -> ProviderInfo:
         return ProviderInfo("anthropic:claude-sonnet-4-5", "Anthropic's Claude models.",
-                            "ANTHROPIC_API_KEY", f"$ANTHROPIC_BASE_URL or {API_URL}")
+                            KEY_ENV, f"$ANTHROPIC_BASE_URL or {API_URL}")
 
     def complete(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
@@ -102,9 +109,9 @@ class AnthropicGenerator(BaseGenerator):
     def _explain(self, exc: Exception) -> str:
         import anthropic
 
-        where = f"The Anthropic API at {self.base_url or API_URL} (model {self.model_name!r})"
+        where = f"The Anthropic API at {redact_url(self.base_url or API_URL)} (model {self.model_name!r})"
         message = explain(exc, anthropic, where, self.key_env, self.settings.max_retries,
-                          self.settings.timeout_s, "answer.base_url or ANTHROPIC_BASE_URL")
+                          self.timeout_s, "answer.base_url or ANTHROPIC_BASE_URL")
         return redact(message, self._secret)
 
 

@@ -3,7 +3,8 @@ no model calls and an interrupted one resumes without paying twice.
 
 The key is the sha256 of the generator id and every field of the request that reaches the
 model (messages, token limit, temperature, JSON mode). Values are the :class:`Generation`
-returned. Stored in one SQLite file; safe to share between threads.
+returned, with any credential in its model id or version redacted. Stored in one SQLite file;
+safe to share between threads.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import hashlib
 import json
 import sqlite3
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from ..redaction import redact
 from ..types import Usage
 from .generation import Generation, GenerationRequest
 
@@ -49,6 +51,7 @@ class ModelCache:
         return Generation(**{**data, "usage": Usage(**data["usage"])})
 
     def put(self, key: str, generation: Generation) -> None:
+        generation = replace(generation, model=redact(generation.model), version=redact(generation.version))
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?)",
                              (key, json.dumps(asdict(generation), ensure_ascii=False)))

@@ -42,4 +42,5 @@ def load_embedder(config: EmbedderConfig) -> BaseEmbedder:
     """Instantiate the embedder ``config.model`` names, through the plug-in registry."""
     provider, model = parse_spec(config.model)
     factory = registry.get(GROUP, provider)
-    return factory(model, config)
+    embedder: BaseEmbedder = factory(model, config)
+    return embedder

@@ -8,12 +8,15 @@ one small module with a class that implements :meth:`Generator.complete`.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 from .. import registry
 from ..errors import ConfigError
+from ..trust import Untrusted, UserProvider
 from ..types import Source, Usage
 
 GROUP = "domainrag.generators"
@@ -68,15 +71,54 @@ class Generation:
         return self.finish_reason in ("stop", "end_turn", "stop_sequence", "no_evidence")
 
 
+#: Seconds a try of a model call may take when ``answer.timeout_s`` is unset.
+DEFAULT_TIMEOUT_S = 60.0
+LOCAL_TIMEOUT_S = 600.0
+
+
+def is_loopback(url: str | None) -> bool:
+    """True when ``url`` points at this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlparse(url).hostname if url else None
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
     """Connection settings handed to a provider: ``base_url`` and the *name* of the variable
-    holding the key (``None``: the provider's own defaults), timeout and SDK retries."""
+    holding the key (``None``: the provider's own defaults), timeout (``None``: see
+    :meth:`timeout_for`) and SDK retries.
+
+    ``untrusted`` is set when ``base_url``/``api_key_env`` came from the file of a knowledge base
+    the user has not trusted: a provider that honours them calls :meth:`check_trust` first."""
 
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = 60.0
+    timeout_s: float | None = None
     max_retries: int = 2
+    untrusted: Untrusted | None = None
+
+    def timeout_for(self, base_url: str | None) -> float:
+        """Seconds each try of a call may take: ``timeout_s``, else :data:`LOCAL_TIMEOUT_S` for a
+        server on this machine (llama.cpp or Ollama on a CPU: one long prompt at a time, a
+        queue behind it) and :data:`DEFAULT_TIMEOUT_S` for any other."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return LOCAL_TIMEOUT_S if is_loopback(base_url) else DEFAULT_TIMEOUT_S
+
+    def check_trust(self, what: str, official_url: str | None, standard_key_env: str | None,
+                    user: UserProvider | None = None) -> None:
+        """Raise :class:`~domainrag.errors.UntrustedSettingsError` when untrusted settings would
+        send data anywhere but ``official_url`` (or the ``user``'s own URL) or a key other than
+        ``standard_key_env`` (or the user's own variable)."""
+        if self.untrusted is not None:
+            self.untrusted.check(what, official_url, standard_key_env, user)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """OpenAI and any OpenAI-compatible embeddings API (vLLM, Ollama, llama.cpp, ...) via ``openai``.
 
-The base URL comes from ``embedder.base_url``, else the ``OPENAI_BASE_URL`` variable; the key from
-the environment variable named by ``embedder.api_key_env`` (default ``OPENAI_API_KEY``). Local
+The base URL comes from ``embedder.base_url``, else the ``OPENAI_BASE_URL`` variable, else the
+user's ``[providers.openai]`` (:mod:`domainrag.trust`); the key from the environment variable named
+by ``embedder.api_key_env`` (default: the user's ``[providers.openai]`` one, else ``OPENAI_API_KEY``). Local
 servers usually accept any key, so a custom base URL with no key set sends ``not-needed``. The key
 is handed to the SDK only: it is never stored in the id, logged, or echoed in error messages.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import ClassVar
-from urllib.parse import urlparse
 
 import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import EmbeddingError, require
+from ..redaction import host_port, redact_url
+from ..trust import check as check_trust
+from ..trust import user_provider
 from .base import BaseEmbedder
 from .sdk_errors import api_key, explain, is_custom, redact
 
@@ -27,6 +30,7 @@ KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: OpenAI accepts at most 2048 inputs per request; larger batches are split.
 MAX_INPUTS_PER_REQUEST = 2048
 
@@ -48,9 +52,13 @@ class OpenAIEmbedder(BaseEmbedder):
         self, model_name: str = "text-embedding-3-small", config: EmbedderConfig | None = None
     ) -> None:
         super().__init__(model_name, config)
+        user = user_provider("openai")
+        check_trust(self.config.untrusted, f"The embedder openai:{model_name}", OPENAI_URL, DEFAULT_KEY_ENV, user)
         openai = require("openai", "openai", "openai", "The OpenAI embedder")
-        self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        self._secret = _api_key(self.config.api_key_env, custom=_is_custom(self.base_url))
+        self.base_url = self.config.base_url or os.environ.get("OPENAI_BASE_URL") or user.base_url or None
+        configured = self.config.api_key_env
+        self.key_env = user.api_key_env if configured == DEFAULT_KEY_ENV and user.api_key_env else configured
+        self._secret = _api_key(self.key_env, custom=_is_custom(self.base_url))
         self._client = openai.OpenAI(
             api_key=self._secret,
             base_url=self.base_url,
@@ -60,7 +68,7 @@ class OpenAIEmbedder(BaseEmbedder):
         self._dimensions: int | None = KNOWN_DIMENSIONS.get(model_name)
         self.id = f"openai:{model_name}"
         if _is_custom(self.base_url):
-            self.id += f"@{urlparse(self.base_url or '').netloc}"
+            self.id += f"@{host_port(self.base_url or '')}"
 
     @property
     def dimensions(self) -> int:  # type: ignore[override]
@@ -98,7 +106,7 @@ class OpenAIEmbedder(BaseEmbedder):
         except openai.OpenAIError as exc:
             raise EmbeddingError(self._redact(self._explain(exc))) from exc
         except ValueError as exc:  # the SDK's parser: "No embedding data received"
-            raise EmbeddingError(f"{self._where()} returned no embeddings: {exc}") from exc
+            raise EmbeddingError(self._redact(f"{self._where()} returned no embeddings: {exc}")) from exc
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(texts):
             raise EmbeddingError(
@@ -107,12 +115,12 @@ class OpenAIEmbedder(BaseEmbedder):
         return [list(item.embedding) for item in data]
 
     def _where(self) -> str:
-        return f"The embeddings API at {self.base_url or OPENAI_URL} (model {self.model_name!r})"
+        return f"The embeddings API at {redact_url(self.base_url or OPENAI_URL)} (model {self.model_name!r})"
 
     def _explain(self, exc: Exception) -> str:
         import openai
 
-        return explain(exc, openai, self._where(), self.config.api_key_env, self.max_retries,
+        return explain(exc, openai, self._where(), self.key_env, self.max_retries,
                        self.timeout_s, "embedder.base_url or OPENAI_BASE_URL")
 
     def _redact(self, message: str) -> str:

@@ -1,7 +1,8 @@
 """OpenAI and every OpenAI-compatible chat server, through the official ``openai`` SDK.
 
-``openai:MODEL`` talks to ``answer.base_url``, else ``$OPENAI_BASE_URL``, else OpenAI, with the
-key from ``answer.api_key_env`` (default ``OPENAI_API_KEY``) — local servers (vLLM, llama.cpp,
+``openai:MODEL`` talks to ``answer.base_url``, else ``$OPENAI_BASE_URL``, else the user's
+``[providers.openai]`` (:mod:`domainrag.trust`), else OpenAI, with the key from ``answer.api_key_env``
+(else the user's, else ``OPENAI_API_KEY``) — local servers (vLLM, llama.cpp,
 Ollama) need none. Presets name the usual vendors so no URL needs typing: ``deepseek:``,
 ``qwen:`` (DashScope), ``moonshot:``, ``ollama:``. The SDK retries 408/409/429/5xx and connection
 errors with exponential backoff (honouring ``Retry-After``); errors that remain are raised as
@@ -14,12 +15,15 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 from ..errors import GenerationError, require
+from ..redaction import host_port, redact_url
+from ..trust import user_provider
 from ..types import Usage
 from .generation import BaseGenerator, Generation, GenerationRequest, ProviderInfo, ProviderSettings
 from .sdk_errors import api_key, explain, is_custom, redact
+
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 class OpenAIGenerator(BaseGenerator):
@@ -31,6 +35,7 @@ class OpenAIGenerator(BaseGenerator):
 
     provider: ClassVar[str] = "openai"
     default_base_url: ClassVar[str | None] = None  # None: $OPENAI_BASE_URL, else OpenAI
+    official_url: ClassVar[str] = OPENAI_URL
     official_host: ClassVar[str] = "api.openai.com"
     default_key_env: ClassVar[str] = "OPENAI_API_KEY"
     key_required: ClassVar[bool] = True
@@ -40,26 +45,30 @@ class OpenAIGenerator(BaseGenerator):
         super().__init__(model_name, settings)
         if not model_name:
             raise GenerationError(f"Name a model: {self.provider}:MODEL (e.g. {self.example}).")
-        sdk = require("openai", "openai", "openai", "OpenAI-compatible models")
         s = self.settings
-        self.base_url = s.base_url or self._env_base_url() or self.default_base_url
-        self.key_env = s.api_key_env or self.default_key_env
+        user = user_provider(self.provider)
+        s.check_trust(f"The model {self.provider}:{model_name}", self.default_base_url or self.official_url,
+                      self.default_key_env, user)
+        sdk = require("openai", "openai", "openai", "OpenAI-compatible models")
+        self.base_url = s.base_url or self._env_base_url() or user.base_url or self.default_base_url
+        self.key_env = s.api_key_env or user.api_key_env or self.default_key_env
         custom = is_custom(self.base_url, self.official_host)
         self._secret = api_key(self.key_env, required=self.key_required and not custom,
                                what=f"The {self.provider} model {model_name!r}",
                                hint=", or name the variable holding your key in answer.api_key_env")
+        self.timeout_s = s.timeout_for(self.base_url)
         self._client = sdk.OpenAI(api_key=self._secret, base_url=self.base_url,
-                                  max_retries=s.max_retries, timeout=s.timeout_s)
+                                  max_retries=s.max_retries, timeout=self.timeout_s)
         self.id = f"{self.provider}:{model_name}"
         if custom and self.base_url != self.default_base_url:  # same name, another server
-            self.id += f"@{urlparse(self.base_url or '').netloc}"
+            self.id += f"@{host_port(self.base_url or '')}"
 
     def _env_base_url(self) -> str | None:
         return os.environ.get("OPENAI_BASE_URL") if self.provider == "openai" else None
 
     @classmethod
     def info(cls) -> ProviderInfo:
-        base = cls.default_base_url or "$OPENAI_BASE_URL or https://api.openai.com/v1"
+        base = cls.default_base_url or f"$OPENAI_BASE_URL or {OPENAI_URL}"
         about = (cls.__doc__ or "").strip().split("\n")[0]
         return ProviderInfo(cls.example, about, None if not cls.key_required else cls.default_key_env,
                             base, cls.offline)
@@ -122,9 +131,9 @@ class OpenAIGenerator(BaseGenerator):
     def _explain(self, exc: Exception) -> str:
         import openai
 
-        where = f"The {self.provider} API at {self.base_url or 'https://api.openai.com/v1'} (model {self.model_name!r})"
+        where = f"The {self.provider} API at {redact_url(self.base_url or OPENAI_URL)} (model {self.model_name!r})"
         message = explain(exc, openai, where, self.key_env, self.settings.max_retries,
-                          self.settings.timeout_s, "answer.base_url or OPENAI_BASE_URL")
+                          self.timeout_s, "answer.base_url or OPENAI_BASE_URL")
         return redact(message, self._secret)
 
 

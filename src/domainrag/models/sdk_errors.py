@@ -12,6 +12,7 @@ from types import ModuleType
 from urllib.parse import urlparse
 
 from ..errors import ConfigError
+from ..redaction import redact as redact_text
 
 #: Sent to servers that need no key (a custom base URL and no key in the environment).
 NO_KEY = "not-needed"
@@ -46,9 +47,8 @@ def explain(exc: Exception, sdk: ModuleType, where: str, key_env: str, retries: 
 
 
 def redact(message: str, secret: str | None) -> str:
-    if secret and secret != NO_KEY:
-        message = message.replace(secret, "***")
-    return message
+    """``message`` with the key ``secret`` and every credential in a URL replaced by ``***``."""
+    return redact_text(message, secret if secret != NO_KEY else None)
 
 
 def is_custom(base_url: str | None, official_host: str) -> bool:

@@ -117,7 +117,7 @@ def _quiet_transformers() -> None:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
         return
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers ships no annotation here
 
 
 def _load(name: str, device: str) -> tuple[SentenceTransformer, str]:

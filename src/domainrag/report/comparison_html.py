@@ -55,7 +55,8 @@ def _comparison_header(report: Mapping[str, Any]) -> str:
     title = f"<h1>{mk.code(report.get('a'))} → {mk.code(report.get('b'))}</h1>"
     if report.get("headline"):
         title += f"\n<p><strong>{mk.esc(report['headline'])}</strong></p>"
-    forced = "<p><strong>Forced: the runs used different suites or corpora.</strong></p>" if report.get("forced") else ""
+    forced = ("<p><strong>Forced: the runs used different suites or corpora.</strong></p>"
+              if report.get("forced") else "")
     note = mk.sub(report, "cases").get("note")
     changes = [[mk.esc(k), mk.esc(mk.manifest_value(v.get("a"))), mk.esc(mk.manifest_value(v.get("b")))]
                for k, v in mk.sub(report, "manifest_diff").items()]
@@ -73,10 +74,10 @@ def _delta_table(rows: Mapping[str, Any]) -> str:
     if not rows:
         return f"<p>{mk.MISSING}</p>"
     head = ("metric", "n", "A", "B", "Δ", "95% CI", "p", "MDE", "verdict")
-    body = [[mk.code(name), mk.fmt(r.get("n")), mk.fmt(r.get("a")), mk.fmt(r.get("b")), mk.fmt(r.get("delta")),
-             mk.ci_text(r.get("ci")), mk.fmt(r.get("p_holm", r.get("p"))), mk.fmt(r.get("mde")),
+    body = [[mk.code(name), *(mk.esc(mk.fmt(r.get(key))) for key in ("n", "a", "b", "delta")),
+             mk.esc(mk.ci_text(r.get("ci"))), mk.esc(mk.fmt(r.get("p_holm", r.get("p")))), mk.esc(mk.fmt(r.get("mde"))),
              mk.esc(r.get("verdict")) + (f" · {mk.esc(r['summary'])}" if r.get("summary") else "")]
-            for name, r in rows.items()]
+            for name, r in rows.items() if isinstance(r, Mapping)]
     return mk.table(head, body, "metrics")
 
 
@@ -131,7 +132,7 @@ def _nice(value: float) -> float:
 
 
 def _scenario_deltas(report: Mapping[str, Any]) -> str:
-    parts = [f"<h3>{mk.esc(tag)} (n={mk.fmt(s.get('n'))})</h3>\n{_delta_table(mk.sub(s, 'metrics'))}"
+    parts = [f"<h3>{mk.esc(tag)} (n={mk.esc(mk.fmt(s.get('n')))})</h3>\n{_delta_table(mk.sub(s, 'metrics'))}"
              for tag, s in mk.sub(report, "scenarios").items()]
     return "\n".join(parts) or f"<p>{mk.MISSING}</p>"
 
@@ -140,7 +141,7 @@ def _flips(flips: list) -> str:
     if not flips:
         return "<p>No case changed between pass and fail.</p>"
     rows = [[mk.code(f.get("id")), mk.esc(f.get("direction")), mk.esc(f.get("question")),
-             f"{mk.fmt(f.get('a_score'))} → {mk.fmt(f.get('b_score'))}",
+             mk.esc(f"{mk.fmt(f.get('a_score'))} → {mk.fmt(f.get('b_score'))}"),
              mk.esc(f.get("a_answer") or mk.MISSING) + _cited(f.get("a_citations")),
              mk.esc(f.get("b_answer") or mk.MISSING) + _cited(f.get("b_citations"))] for f in flips]
     return mk.table(("case", "flip", "question", "score", "answer A", "answer B"), rows, "flips")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..index.ranked import Ranked
 
 
@@ -32,7 +33,7 @@ def fuse(
     elif method == "convex":
         parts = [_minmax(lexical, 1.0 - dense_weight), _minmax(dense, dense_weight)]
     else:
-        raise ValueError(f"Unknown fusion method {method!r}; use 'convex' or 'rrf'")
+        raise ConfigError(f"Unknown fusion method {method!r}: set retrieval.fusion to 'convex' or 'rrf'.")
     return _combine(parts)
 
 

@@ -58,7 +58,7 @@ class PdfLoader(BaseLoader):
         for number, text in pages:
             builder.page = number
             for kind, value in tables.get(number, [("text", text)]):
-                if kind == "table":
+                if kind == "table" and isinstance(value, list):
                     builder.separate()
                     for row in value:
                         builder.table_row(row)
