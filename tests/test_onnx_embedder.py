@@ -100,11 +100,65 @@ def test_close_to_sentence_transformers(
 
 
 def test_batch_order_is_restored(exports: dict[str, Any]) -> None:
-    """Texts are sorted by length and split into runs inside a batch; rows come back in order."""
+    """Rows come back in the order of the texts."""
     embedder = exports["fp32"]
     together = embedder.embed(SENTENCES)
     alone = np.vstack([embedder.embed_query(text) for text in SENTENCES])
     np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_a_texts_vector_does_not_depend_on_its_batch(exports: dict[str, Any], variant: str) -> None:
+    """Bit for bit: alone, in batches of other sizes, partners and order (incremental ingest
+    embeds a text beside other texts than a fresh ingest does)."""
+    embedder = exports[variant]
+    texts = [*SENTENCES, *(f"Passage {i}: " + "dosage of aspirin and heart attack risk " * (i % 7 + 1)
+                           for i in range(24))]
+    alone = np.vstack([embedder.embed_query(text) for text in texts])
+    together = embedder.embed(texts)
+    order = np.random.default_rng(0).permutation(len(texts))
+    shuffled = np.empty_like(together)
+    shuffled[order] = embedder.embed([texts[i] for i in order])
+    halves = np.vstack([embedder.embed(texts[:5]), embedder.embed(texts[5:])])
+    for other in (together, shuffled, halves):
+        assert np.array_equal(other, alone)
+
+
+@pytest.mark.slow
+def test_incremental_and_fresh_ingest_rank_identically(cache_env: Path, tmp_path: Path) -> None:
+    """Half the files, then the rest, then an update of a few — against one fresh ingest of the
+    final files: the same top 10, in the same order, for every mode."""
+    from domainrag.kb import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    topics = ["aspirin dosage", "metformin and kidneys", "blood pressure", "asthma inhalers", "vitamin D"]
+    files = [docs / f"note-{i:02d}.txt" for i in range(30)]
+
+    def write(paths: list[Path]) -> None:
+        for i, path in enumerate(paths, start=int(paths[0].stem[-2:])):
+            asked = f"Patients asked about {topics[i * 3 % 5]} " * (i % 4 + 1)
+            path.write_text(f"Note {i} on {topics[i % 5]}. {asked}")
+
+    settings = {"embedder.model": "minilm", "ingest.batch_chunks": 7}
+    with KnowledgeBase.open(tmp_path / "incremental", create=True, overrides=settings) as kb:
+        write(files[:15])
+        kb.ingest([docs])
+        write(files[15:])
+        kb.ingest([docs])
+        for path in files[3:6]:
+            path.write_text(path.read_text() + " Updated: take it with food.")
+        assert len(kb.ingest([docs]).updated) == 3
+        incremental = _rankings(kb, topics)
+    with KnowledgeBase.open(tmp_path / "fresh", create=True, overrides={**settings, "ingest.batch_chunks": 64}) as kb:
+        kb.ingest([docs])
+        fresh = _rankings(kb, topics)
+    assert incremental == fresh
+
+
+def _rankings(kb: Any, queries: list[str]) -> list[list[tuple[str, float]]]:
+    return [[(hit.chunk_id, hit.score) for hit in kb.search(query, k=10, mode=mode)]
+            for query in queries for mode in ("hybrid", "dense", "lexical")]
 
 
 def test_long_text_is_truncated_at_max_length(exports: dict[str, Any]) -> None:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from domainrag.errors import CorruptKnowledgeBase
 from domainrag.index.sqlite_store import SQLiteStore
 from domainrag.testing.store import StoreConformance, make_update
 
@@ -27,3 +29,58 @@ def test_derived_indexes_survive_reopen_and_detect_staleness(tmp_path: Path) -> 
     other = SQLiteStore(tmp_path / "kb")
     other.write([make_update("b.txt", "b", ["gamma delta"])])
     assert sorted(reopened.doc_ids(reopened.lexical(["gamma"], 5, None).rows)) == ["a", "b"]
+
+
+def _filled(directory: Path) -> Path:
+    store = SQLiteStore(directory)
+    store.write([make_update(f"{i}.txt", f"d{i}", [f"alpha gamma {i} " * 50] * 4) for i in range(40)])
+    store.refresh()
+    store.close()
+    return directory / "catalog.sqlite3"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty-header", "truncated"])
+def test_a_damaged_catalog_names_the_file_and_the_fix(tmp_path: Path, damage: str) -> None:
+    catalog = _filled(tmp_path / "kb")
+    data = catalog.read_bytes()
+    if damage == "garbage":
+        catalog.write_bytes(b"this is not a database " * 200)
+    elif damage == "empty-header":
+        catalog.write_bytes(b"\0" * len(data))
+    else:
+        catalog.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CorruptKnowledgeBase, match="catalog.sqlite3.*--kb NEW_FOLDER") as caught:
+        store = SQLiteStore(tmp_path / "kb")
+        store.lexical(["gamma"], 5, None)
+        store.stats()
+    assert str(catalog) in str(caught.value)
+
+
+DERIVED = ["rows.npz", "vectors.npy", "doc_ids.json", "lexical/state.json", "lexical/params.index.json"]
+
+
+@pytest.mark.parametrize("name", DERIVED)
+def test_damaged_derived_files_are_rebuilt_from_the_catalog(tmp_path: Path, name: str) -> None:
+    _filled(tmp_path / "kb")
+    [folder] = (tmp_path / "kb" / "index").glob("gen-*")
+    damaged = folder / name
+    assert damaged.exists()
+    damaged.write_bytes(b"\x93NUMPY garbage {")
+    store = SQLiteStore(tmp_path / "kb")
+    assert len(set(store.doc_ids(store.lexical(["gamma"], 500, None).rows))) == 40
+    assert store.dense(np.ones(8, dtype=np.float32) / 8**0.5, 3, None).rows.size == 3
+    [rebuilt] = (tmp_path / "kb" / "index").glob("gen-*")
+    assert SQLiteStore(tmp_path / "kb").view().generation == int(rebuilt.name[4:])
+
+
+def test_a_view_survives_another_process_replacing_the_index(tmp_path: Path) -> None:
+    """The in-memory snapshot is immutable: a writer's rebuild never changes a running search."""
+    reader = SQLiteStore(tmp_path / "kb")
+    reader.write([make_update("a.txt", "a", ["alpha gamma"])])
+    view = reader.view()
+    writer = SQLiteStore(tmp_path / "kb")
+    writer.write([make_update("b.txt", "b", ["gamma delta"] * 3)])
+    writer.refresh()
+    ranked = view.lexical(["gamma"], 5, None)
+    assert view.doc_ids(ranked.rows) == ["a"] and [h.doc_id for h in view.hits(ranked)] == ["a"]
+    assert sorted(reader.doc_ids(reader.lexical(["gamma"], 5, None).rows)) == ["a", "b", "b", "b"]

@@ -44,6 +44,10 @@ class IndexMismatchError(DomainragError):
     """The knowledge base was built with a different embedder or chunker than the one requested."""
 
 
+class CorruptKnowledgeBase(DomainragError):
+    """A knowledge base's catalog cannot be read (damaged, truncated, or not a catalog at all)."""
+
+
 class KnowledgeBaseNotFound(DomainragError, FileNotFoundError):
     """No knowledge base exists at the given path."""
 

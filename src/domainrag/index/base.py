@@ -1,13 +1,20 @@
 """The ``Store`` seam: what any knowledge-base storage backend provides.
 
-Semantics every implementation must honour (checked by ``tests/store_conformance.py``):
+Semantics every implementation must honour (checked by :mod:`domainrag.testing.store`):
 
 - ``write`` applies a batch of :class:`SourceUpdate` atomically: after a crash either the
   whole batch or none of it is visible. Writing a source replaces everything it held before.
 - ``remove_sources`` deletes sources with their documents and chunks.
-- Row positions returned by searches are valid until the next write; ``hits`` and
-  ``doc_ids`` translate them.
-- Searches see every committed write (derived indexes are refreshed when stale).
+- ``view()`` returns a :class:`StoreView` of one committed state (the latest when it is made),
+  which never changes afterwards, whatever other connections or processes write. A search that
+  makes several calls (filter mask, lexical and dense rankings, hits) makes them all on one view:
+  row positions belong to the view that produced them. ``hits`` and ``allowed`` may raise
+  :class:`SnapshotExpired` when the catalog moved on and no longer holds what the view needs;
+  the caller then repeats the search on a new view. Every new view sees every committed write.
+- The store's own ``lexical``/``dense``/``allowed``/``hits``/``doc_ids``/``has_vectors`` are
+  one-call conveniences, each on the latest view.
+- Row order is a function of the catalog's content (not of the order sources were written in),
+  so equal catalogs give equal rankings, ties included.
 - ``allowed`` turns a filter mapping into a boolean row mask (``None`` = no filter).
 - ``has_vectors`` is false while no chunk has a vector (dense search then does not apply).
 """
@@ -20,8 +27,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import DomainragError
 from ..types import Chunk, Document, Hit
 from .ranked import Ranked
+
+
+class SnapshotExpired(DomainragError):
+    """A view's committed state was replaced by a later write, and what the view needs from the
+    catalog is gone; repeat the search on a new view."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,22 @@ class SourceUpdate:
     vectors: np.ndarray | None = None  # aligned with chunks
 
 
+class StoreView(Protocol):
+    """Searches over one committed state of a store (see the module docstring)."""
+
+    @property
+    def generation(self) -> int: ...
+    def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None) -> Ranked: ...
+    def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> Ranked: ...
+    @property
+    def has_vectors(self) -> bool: ...
+    def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None: ...
+    def hits(self, ranked: Ranked) -> list[Hit]: ...
+    def doc_ids(self, rows: np.ndarray) -> list[str]: ...
+
+
 class Store(Protocol):
+    def view(self) -> StoreView: ...
     def manifest(self) -> dict[str, Any] | None: ...
     def set_manifest(self, manifest: Mapping[str, Any]) -> None: ...
     def source_states(self) -> dict[str, SourceState]: ...

@@ -2,38 +2,57 @@
 
 Layout of a knowledge-base directory::
 
-    catalog.sqlite3      sources, documents, chunks (with tokens and vectors), embedding cache
-    index/state.json     generation the derived indexes were built at
-    index/lexical/       bm25s index
-    index/vectors.npy    chunk vectors in row order;  index/rows.npz  row -> chunk/document
-    index/hnsw.faiss     HNSW graph, only past the ANN threshold
+    catalog.sqlite3          sources, documents, chunks (with tokens and vectors), embedding cache
+    index/gen-N/             the derived indexes of generation N, published by one rename:
+        lexical/             bm25s index
+        vectors.npy          chunk vectors in row order;  rows.npz, doc_ids.json  row -> chunk/document
+        hnsw.faiss           HNSW graph, only past the ANN threshold
 
 Every write bumps a ``generation`` counter in the catalog inside its transaction. Derived
-indexes remember the generation they were built at and are rebuilt from the catalog when it
-moved, so a crash at any point (Ctrl-C, kill -9) leaves a consistent knowledge base.
+indexes are a function of one generation: they are read from the catalog inside one read
+transaction, rows ordered by chunk id (so two catalogs with the same content give the same
+rows, whatever order they were written in), saved to a temporary folder and renamed to
+``gen-N``, so a crash at any point (Ctrl-C, kill -9) or a concurrent reader never sees half of
+them; a damaged folder is rebuilt from the catalog. A search holds one immutable
+:class:`Snapshot` (swapped by reference when the generation moves), so a writer in another
+process never changes an index under a running search.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
+import logging
+import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from ..config import IndexConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, CorruptKnowledgeBase, DomainragError
 from ..types import Hit, Span
-from .base import SourceState, SourceUpdate
+from .base import SnapshotExpired, SourceState, SourceUpdate
 from .lexical import LexicalIndex
 from .ranked import Ranked
 from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+CATALOG = "catalog.sqlite3"
+#: Temporary folders of derived indexes older than this were left by a killed process.
+_STALE_TMP_SECONDS = 600
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,14 +75,32 @@ CREATE TABLE IF NOT EXISTS embedding_cache (
 """
 
 
-@dataclass
-class _Derived:
+@dataclass(frozen=True)
+class Snapshot:
+    """The derived indexes of one committed generation; never modified, replaced whole."""
+
     generation: int
-    rowids: np.ndarray  # row -> chunks.rowid
+    rowids: np.ndarray  # row -> chunks.rowid (AUTOINCREMENT: never reused, so a row's content is fixed)
     doc_rowids: np.ndarray  # row -> documents.rowid
     doc_ids: list[str]  # row -> document id
     lexical: LexicalIndex
     vectors: VectorIndex
+
+
+def _catalog_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's errors into :class:`CorruptKnowledgeBase` / :class:`DomainragError` naming
+    the catalog file and the fix (the one seam for sqlite3 errors)."""
+
+    @functools.wraps(method)
+    def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            store = args[0]
+            assert isinstance(store, SQLiteStore)
+            raise store.catalog_error(exc) from exc
+
+    return translated
 
 
 class SQLiteStore:
@@ -72,49 +109,101 @@ class SQLiteStore:
     def __init__(self, directory: Path, config: IndexConfig | None = None) -> None:
         self.directory = Path(directory)
         self.config = config or IndexConfig()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.directory / "catalog.sqlite3", check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        self._derived: _Derived | None = None
+        self.path = self.directory / CATALOG
+        self._lock = threading.RLock()  # one transaction at a time on the shared connection
+        self._snapshot: Snapshot | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DomainragError(
+                f"Cannot create the knowledge base folder {self.directory} ({exc.strerror or exc}); "
+                "give a --kb path that is a writable folder."
+            ) from exc
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self.catalog_error(exc) from exc
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(SCHEMA)
+            db.execute("SELECT source, content_hash, size, mtime_ns FROM sources LIMIT 1").fetchall()
+            db.execute("SELECT rowid, id, doc_id, tokens, vector FROM chunks LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise self.catalog_error(exc) from exc
+        return db
+
+    def catalog_error(self, exc: sqlite3.Error) -> DomainragError:
+        """The error to raise for a SQLite failure on the catalog: busy, or unreadable."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return DomainragError(
+                f"{self.path} is locked by another process ({text}); retry when it finishes."
+            )
+        return CorruptKnowledgeBase(
+            f"{self.path} cannot be read as a domainrag catalog ({text}): the file is damaged or "
+            f"not a knowledge base. Restore it from a backup, or re-create the knowledge base "
+            f"from your documents in a new folder: 'domainrag ingest PATH... --reindex --kb NEW_FOLDER'."
+        )
 
     # -- catalog ---------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._db:  # commits, or rolls back on any exception (KeyboardInterrupt included)
+        with self._lock, self._db:  # commits, or rolls back on any exception (KeyboardInterrupt too)
             yield self._db
             self._db.execute(
                 "INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
                 "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
             )
 
-    @property
-    def generation(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0]) if row else 0
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every SELECT inside sees the same committed state (WAL)."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
 
+    @property
+    @_catalog_errors
+    def generation(self) -> int:
+        return _generation(self._db)
+
+    @_catalog_errors
     def manifest(self) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
         return json.loads(row[0]) if row else None
 
+    @_catalog_errors
     def set_manifest(self, manifest: Mapping[str, Any]) -> None:
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", (json.dumps(dict(manifest)),)
             )
 
+    @_catalog_errors
     def source_states(self) -> dict[str, SourceState]:
         rows = self._db.execute("SELECT source, content_hash, size, mtime_ns FROM sources")
         return {r[0]: SourceState(r[1], r[2], r[3]) for r in rows}
 
+    @_catalog_errors
     def touch_source(self, source: str, size: int, mtime_ns: int) -> None:
         with self._db:
             self._db.execute(
                 "UPDATE sources SET size=?, mtime_ns=? WHERE source=?", (size, mtime_ns, source)
             )
 
+    @_catalog_errors
     def write(self, updates: Sequence[SourceUpdate]) -> None:
         with self._transaction() as db:
             for update in updates:
@@ -148,6 +237,7 @@ class SQLiteStore:
             ],
         )
 
+    @_catalog_errors
     def remove_sources(self, sources: Sequence[str]) -> int:
         if not sources:
             return 0
@@ -155,15 +245,17 @@ class SQLiteStore:
             db.executemany("DELETE FROM sources WHERE source=?", [(s,) for s in sources])
         return len(sources)
 
+    @_catalog_errors
     def clear(self) -> None:
         """Delete every source, document and chunk (the embedding cache is kept)."""
         with self._transaction() as db:
             db.execute("DELETE FROM sources")
             db.execute("DELETE FROM meta WHERE key='manifest'")
         shutil.rmtree(self.directory / "index", ignore_errors=True)
-        self._derived = None
+        self._snapshot = None
 
     # -- embedding cache -------------------------------------------------------------------
+    @_catalog_errors
     def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for i in range(0, len(keys), 500):
@@ -176,6 +268,7 @@ class SQLiteStore:
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         return found
 
+    @_catalog_errors
     def cache_vectors(self, model: str, items: Mapping[str, np.ndarray]) -> None:
         with self._db:
             self._db.executemany(
@@ -186,30 +279,35 @@ class SQLiteStore:
     # -- derived indexes -------------------------------------------------------------------
     def refresh(self) -> None:
         """Bring the derived indexes up to the catalog's generation (load or rebuild)."""
-        generation = self.generation
-        if self._derived is not None and self._derived.generation == generation:
-            return
-        self._derived = self._load(generation) or self._rebuild(generation)
-        self._derived.vectors.ensure_ann(self.directory / "index" / "hnsw.faiss", generation)
+        self.snapshot()
 
-    def _load(self, generation: int) -> _Derived | None:
-        base = self.directory / "index"
-        lexical = LexicalIndex.load(base / "lexical", generation)
-        if lexical is None:
-            return None
-        try:
-            rows = np.load(base / "rows.npz")
-            matrix = np.load(base / "vectors.npy")
-            doc_ids = json.loads((base / "doc_ids.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return _Derived(generation, rows["rowids"], rows["doc_rowids"], doc_ids, lexical,
-                        VectorIndex(matrix, self.config))
+    @_catalog_errors
+    def snapshot(self) -> Snapshot:
+        """The derived indexes of the latest committed generation (loaded, or rebuilt from the
+        catalog inside one read transaction) — the same object while nothing is written."""
+        with self._read() as db:
+            generation = _generation(db)
+            current = self._snapshot
+            if current is not None and current.generation == generation:
+                return current
+            folder = self._index_dir / f"gen-{generation}"
+            snapshot = _load(folder, generation, self.config) or self._rebuild(db, generation)
+        snapshot.vectors.ensure_ann(folder / "hnsw.faiss", generation)
+        self._snapshot = snapshot  # one reference swap: running searches keep theirs
+        return snapshot
 
-    def _rebuild(self, generation: int) -> _Derived:
-        cursor = self._db.execute(
+    def view(self) -> SQLiteView:
+        """A :class:`~domainrag.index.base.StoreView` of the latest committed generation."""
+        return SQLiteView(self, self.snapshot())
+
+    @property
+    def _index_dir(self) -> Path:
+        return self.directory / "index"
+
+    def _rebuild(self, db: sqlite3.Connection, generation: int) -> Snapshot:
+        cursor = db.execute(
             "SELECT c.rowid, d.rowid, c.doc_id, c.tokens, c.vector FROM chunks c "
-            "JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid"
+            "JOIN documents d ON d.id = c.doc_id ORDER BY c.id"
         )
         rowids, doc_rowids, doc_ids, tokens, vectors = [], [], [], [], []
         for rowid, doc_rowid, doc_id, toks, vector in cursor:
@@ -218,7 +316,7 @@ class SQLiteStore:
             doc_ids.append(doc_id)
             tokens.append(toks.split())
             vectors.append(vector)
-        derived = _Derived(
+        snapshot = Snapshot(
             generation,
             np.asarray(rowids, dtype=np.int64),
             np.asarray(doc_rowids, dtype=np.int64),
@@ -226,54 +324,81 @@ class SQLiteStore:
             LexicalIndex.build(tokens),
             VectorIndex(_stack(vectors), self.config),
         )
-        self._save(derived)
-        return derived
+        self._save(snapshot)
+        return snapshot
 
-    def _save(self, derived: _Derived) -> None:
-        base = self.directory / "index"
-        base.mkdir(exist_ok=True)
-        np.savez(base / "rows.npz", rowids=derived.rowids, doc_rowids=derived.doc_rowids)
-        np.save(base / "vectors.npy", derived.vectors.matrix)
-        (base / "doc_ids.json").write_text(json.dumps(derived.doc_ids))
-        derived.lexical.save(base / "lexical", derived.generation)  # written last: the marker
+    def _save(self, snapshot: Snapshot) -> None:
+        """Publish ``index/gen-N`` by one rename (a cache: failing to save only costs a rebuild)."""
+        target = self._index_dir / f"gen-{snapshot.generation}"
+        try:
+            self._index_dir.mkdir(exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self._index_dir))
+            try:
+                np.savez(tmp / "rows.npz", rowids=snapshot.rowids, doc_rowids=snapshot.doc_rowids)
+                np.save(tmp / "vectors.npy", snapshot.vectors.matrix)
+                (tmp / "doc_ids.json").write_text(json.dumps(snapshot.doc_ids))
+                snapshot.lexical.save(tmp / "lexical", snapshot.generation)
+                tmp.chmod(0o755)
+                _publish(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as exc:
+            log.warning("could not save the derived indexes to %s: %s", target, exc)
+        self._prune_index_dir(snapshot.generation)
 
-    @property
-    def _current(self) -> _Derived:
-        self.refresh()
-        assert self._derived is not None
-        return self._derived
+    def _prune_index_dir(self, generation: int) -> None:
+        """Remove older generations, files of the pre-``gen-N`` layout and abandoned temporaries."""
+        try:
+            entries = list(self._index_dir.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("gen-"):
+                stale = not name[4:].isdigit() or int(name[4:]) < generation
+            elif name.startswith(".tmp-"):
+                stale = _age(entry) > _STALE_TMP_SECONDS
+            else:
+                stale = True  # rows.npz, vectors.npy, lexical/ ... of the single-folder layout
+            if stale:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
-    # -- search ----------------------------------------------------------------------------
+    # -- search (one-call conveniences, each on the latest view) ---------------------------
     def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None) -> Ranked:
-        return self._current.lexical.search(tokens, n, allowed)
+        return self.view().lexical(tokens, n, allowed)
 
     def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Ranked:
-        derived = self._current
-        if derived.vectors.size and derived.vectors.matrix.shape[1] != len(vector):
-            raise ConfigError(
-                f"Query vector has {len(vector)} dimensions, the index {derived.vectors.matrix.shape[1]}"
-            )
-        return derived.vectors.search(vector, n, allowed)
+        return self.view().dense(vector, n, allowed)
 
     @property
     def has_vectors(self) -> bool:
-        return bool(self._current.vectors.size)
+        return self.view().has_vectors
 
     def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
-        if not filters:
-            return None
-        where, params = _filter_sql(filters)
-        doc_rowids = [r[0] for r in self._db.execute(f"SELECT rowid FROM documents WHERE {where}", params)]
-        return np.isin(self._current.doc_rowids, np.asarray(doc_rowids, dtype=np.int64))
+        return self.view().allowed(filters)
 
     def doc_ids(self, rows: np.ndarray) -> list[str]:
-        ids = self._current.doc_ids
-        return [ids[int(r)] for r in rows]
+        return self.view().doc_ids(rows)
 
     def hits(self, ranked: Ranked) -> list[Hit]:
-        if not len(ranked):
-            return []
-        rowids = self._current.rowids[ranked.rows]
+        return self.view().hits(ranked)
+
+    @_catalog_errors
+    def _allowed_doc_rowids(self, filters: Mapping[str, Any], generation: int) -> np.ndarray:
+        """Rowids of the documents matching ``filters`` at ``generation``, or SnapshotExpired."""
+        where, params = _filter_sql(filters)
+        with self._read() as db:
+            if _generation(db) != generation:
+                raise SnapshotExpired(f"{self.path} moved past generation {generation}")
+            rows = db.execute(f"SELECT rowid FROM documents WHERE {where}", params).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    @_catalog_errors
+    def _chunk_rows(self, rowids: np.ndarray) -> dict[int, tuple[Any, ...]]:
+        """Chunk rows with their documents' fields, by chunk rowid (one statement: one state)."""
         marks = ",".join("?" * len(rowids))
         rows = self._db.execute(
             "SELECT c.rowid, c.id, c.doc_id, c.start, c.end, c.page, c.heading_path, c.text, "
@@ -281,8 +406,7 @@ class SQLiteStore:
             f"WHERE c.rowid IN ({marks})",
             [int(r) for r in rowids],
         )
-        by_rowid = {r[0]: r for r in rows}
-        return [_hit(by_rowid[int(rid)], float(score)) for rid, score in zip(rowids, ranked.scores)]
+        return {r[0]: r for r in rows}
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
@@ -295,17 +419,22 @@ class SQLiteStore:
 
     def iter_documents(self) -> Iterator[dict[str, Any]]:
         """Every document (id, source, title, text, metadata), ordered by id."""
-        rows = self._db.execute("SELECT id, source, title, text, metadata FROM documents ORDER BY id").fetchall()
-        for row in rows:
+        for row in self._document_rows():
             yield {"id": row[0], "source": row[1], "title": row[2], "text": row[3],
                    "metadata": json.loads(row[4])}
 
+    @_catalog_errors
+    def _document_rows(self) -> list[tuple[Any, ...]]:
+        return self._db.execute("SELECT id, source, title, text, metadata FROM documents ORDER BY id").fetchall()
+
+    @_catalog_errors
     def corpus_hash(self) -> str:
         digest = hashlib.sha256()
         for source, content in self._db.execute("SELECT source, content_hash FROM sources ORDER BY source"):
             digest.update(f"{source}\0{content}\n".encode())
         return digest.hexdigest()[:16]
 
+    @_catalog_errors
     def stats(self) -> dict[str, Any]:
         def count(table: str) -> int:
             return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
@@ -316,11 +445,105 @@ class SQLiteStore:
             "chunks": count("chunks"),
             "cached_embeddings": count("embedding_cache"),
             "generation": self.generation,
-            "ann": bool(self._derived and self._derived.vectors.uses_ann),
+            "ann": bool(self._snapshot and self._snapshot.vectors.uses_ann),
         }
 
     def close(self) -> None:
         self._db.close()
+
+
+class SQLiteView:
+    """Searches over one :class:`Snapshot`; chunk rows are read by rowid, which is never reused,
+    so a hit is the chunk the snapshot ranked or, when the chunk is gone, SnapshotExpired."""
+
+    def __init__(self, store: SQLiteStore, snapshot: Snapshot) -> None:
+        self._store = store
+        self._snapshot = snapshot
+
+    @property
+    def generation(self) -> int:
+        return self._snapshot.generation
+
+    def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None) -> Ranked:
+        return self._snapshot.lexical.search(tokens, n, allowed)
+
+    def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Ranked:
+        vectors = self._snapshot.vectors
+        if vectors.size and vectors.matrix.shape[1] != len(vector):
+            raise ConfigError(
+                f"Query vector has {len(vector)} dimensions, the index {vectors.matrix.shape[1]}"
+            )
+        return vectors.search(vector, n, allowed)
+
+    @property
+    def has_vectors(self) -> bool:
+        return bool(self._snapshot.vectors.size)
+
+    def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
+        if not filters:
+            return None
+        doc_rowids = self._store._allowed_doc_rowids(filters, self.generation)
+        return np.isin(self._snapshot.doc_rowids, doc_rowids)
+
+    def doc_ids(self, rows: np.ndarray) -> list[str]:
+        ids = self._snapshot.doc_ids
+        return [ids[int(r)] for r in rows]
+
+    def hits(self, ranked: Ranked) -> list[Hit]:
+        if not len(ranked):
+            return []
+        rowids = self._snapshot.rowids[ranked.rows]
+        by_rowid = self._store._chunk_rows(rowids)
+        if len(by_rowid) < len(set(rowids.tolist())):
+            raise SnapshotExpired(
+                f"{self._store.path}: chunks of generation {self.generation} were replaced by a later write"
+            )
+        return [_hit(by_rowid[int(rid)], float(score)) for rid, score in zip(rowids, ranked.scores, strict=True)]
+
+
+def _generation(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _load(folder: Path, generation: int, config: IndexConfig) -> Snapshot | None:
+    """The saved snapshot of ``generation``, or ``None`` when absent or damaged (it is derived:
+    the caller rebuilds it from the catalog)."""
+    if not folder.is_dir():
+        return None
+    try:
+        lexical = LexicalIndex.load(folder / "lexical", generation)
+        if lexical is None:
+            return None
+        with np.load(folder / "rows.npz") as rows:
+            rowids, doc_rowids = rows["rowids"], rows["doc_rowids"]
+        matrix = np.load(folder / "vectors.npy")
+        doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
+    except Exception as exc:  # any damage (truncated npz, bad JSON, foreign bm25s files): rebuild
+        log.info("derived index %s unreadable (%s); rebuilding it from the catalog", folder, exc)
+        return None
+    sizes = {len(rowids), len(doc_rowids), len(doc_ids), matrix.shape[0] if matrix.ndim == 2 else -1, lexical.size}
+    if len(sizes) != 1 or not isinstance(doc_ids, list):
+        log.info("derived index %s is inconsistent; rebuilding it from the catalog", folder)
+        return None
+    return Snapshot(generation, rowids, doc_rowids, doc_ids, lexical, VectorIndex(matrix, config))
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; when another process published the same generation first
+    (its content is the same), keep theirs."""
+    try:
+        os.rename(tmp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _stack(vectors: list[bytes | None]) -> np.ndarray:
@@ -335,7 +558,7 @@ def _stack(vectors: list[bytes | None]) -> np.ndarray:
     return out
 
 
-def _hit(row: tuple, score: float) -> Hit:
+def _hit(row: tuple[Any, ...], score: float) -> Hit:
     _, chunk_id, doc_id, start, end, page, path, text, title, source, metadata = row
     return Hit(
         chunk_id=chunk_id, doc_id=doc_id, score=score, text=text,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,7 @@ class VectorIndex:
     def __init__(self, matrix: np.ndarray, config: IndexConfig | None = None) -> None:
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.config = config or IndexConfig()
-        self._hnsw = None
+        self._hnsw: Any = None
 
     @property
     def size(self) -> int:
@@ -68,28 +70,52 @@ class VectorIndex:
                 self.size,
             )
             return
-        if path is not None and _state(path) == generation:
-            self._hnsw = faiss.read_index(str(path))
-        else:
-            self._hnsw = self._build_hnsw(faiss)
+        hnsw = _read_hnsw(faiss, path) if path is not None and _state(path) == generation else None
+        if hnsw is None:
+            hnsw = self._build_hnsw(faiss)
             if path is not None:
-                faiss.write_index(self._hnsw, str(path))
-                _write_state(path, generation)
-        self._hnsw.hnsw.efSearch = self.config.hnsw_ef_search
+                _write_hnsw(faiss, hnsw, path, generation)
+        hnsw.hnsw.efSearch = self.config.hnsw_ef_search
+        self._hnsw = hnsw
 
-    def _build_hnsw(self, faiss):  # type: ignore[no-untyped-def]
+    def _build_hnsw(self, faiss: Any) -> Any:
         index = faiss.IndexHNSWFlat(self.matrix.shape[1], self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
         index.add(self.matrix)
         return index
 
 
+def _read_hnsw(faiss: Any, path: Path) -> Any:
+    """The saved graph, or ``None`` when it is damaged (it is derived: rebuilt by the caller)."""
+    try:
+        return faiss.read_index(str(path))
+    except Exception as exc:  # faiss raises RuntimeError on a truncated or foreign file
+        log.info("HNSW index %s unreadable (%s); rebuilding it", path, exc)
+        return None
+
+
+def _write_hnsw(faiss: Any, hnsw: Any, path: Path, generation: int | None) -> None:
+    """Save the graph by rename, so a concurrent reader never loads half a file (best effort)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        faiss.write_index(hnsw, str(tmp))
+        os.replace(tmp, path)
+        _write_state(path, generation)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not save the HNSW index to %s: %s", path, exc)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _state(path: Path) -> int | None:
     try:
-        return json.loads(path.with_suffix(".json").read_text())["generation"]
-    except (OSError, ValueError, KeyError):
+        return int(json.loads(path.with_suffix(".json").read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_state(path: Path, generation: int | None) -> None:
-    path.with_suffix(".json").write_text(json.dumps({"generation": generation}))
+    state = path.with_suffix(".json")
+    tmp = state.with_name(f".{state.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"generation": generation}))
+    os.replace(tmp, state)

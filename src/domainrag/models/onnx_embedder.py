@@ -6,9 +6,13 @@ Text is tokenised with the ``tokenizers`` library from the bundled ``tokenizer.j
 onnxruntime, mean-pooled over the attention mask and L2-normalised, as sentence-transformers does
 for this model.
 
-The ``.onnx`` file is exported from the bundled safetensors the first time it is needed, which
-takes torch, transformers and onnx once (see :mod:`domainrag.models.onnx_export`); afterwards
-only onnxruntime, tokenizers and numpy are imported.
+A text's vector does not depend on the other texts of its batch (bit for bit), so an index updated
+incrementally equals one ingested afresh: every text runs through onnxruntime alone, unpadded.
+Batching would change the arithmetic — the int8 graph quantises each MatMul input with one scale
+over the whole input tensor (onnxruntime's dynamic quantisation), and in both variants the
+kernels' blocking follows the padded shape. Running alone cost the int8 variant 9% of its
+batched speed on 1,000 medquad passages on a quiet machine, and nothing measurable on a loaded
+one, where it saves the padding (benchmarks/embedding_determinism.py).
 """
 
 from __future__ import annotations
@@ -37,12 +41,6 @@ _NAMES = {
     "all-minilm-l6-v2-int8": (f"{BUNDLED_ID}-int8", True),
     "sentence-transformers/all-minilm-l6-v2-int8": (f"{BUNDLED_ID}-int8", True),
 }
-#: Padded tokens per onnxruntime call: a batch is sorted by length and cut into runs of at most
-#: this many (rows x longest row) tokens, so short texts are not padded to the longest one. On
-#: 256-token passages that is 8 rows a run; 512 to 8192 measured within noise of each other.
-TOKENS_PER_RUN = 2048
-
-
 class OnnxEmbedder(BaseEmbedder):
     """all-MiniLM-L6-v2 (fp32 or int8) on onnxruntime's CPU provider, all usable CPUs.
 
@@ -67,25 +65,23 @@ class OnnxEmbedder(BaseEmbedder):
         self.id = f"onnx:{stem}@{self.max_length}"
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text (truncated at ``max_length`` tokens)."""
+        """L2-normalised float32 vectors, one row per text (truncated at ``max_length`` tokens);
+        each text is run alone, so its vector does not depend on the others."""
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        if not texts:
-            return vectors
-        encodings = self.tokenizer.encode_batch(list(texts))
-        for rows in _runs([len(e.ids) for e in encodings], TOKENS_PER_RUN):
-            vectors[rows] = self._pooled([encodings[i] for i in rows])
+        for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
+            vectors[row] = self._pooled(encoding)
         return normalize(vectors)
 
-    def _pooled(self, encodings: list[Encoding]) -> np.ndarray:
-        """Mean of the last hidden state over the real (unpadded) tokens of each encoding."""
-        ids, mask = _pad(encodings)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    def _pooled(self, encoding: Encoding) -> np.ndarray:
+        """Mean of the last hidden state over the text's tokens (one unpadded row)."""
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         try:
             hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise EmbeddingError(f"{self.id}: onnxruntime failed on a batch: {exc}") from exc
-        weights = mask[..., None].astype(np.float32)
-        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            raise EmbeddingError(f"{self.id}: onnxruntime failed on a text: {exc}") from exc
+        pooled: np.ndarray = hidden[0].mean(axis=0)
+        return pooled
 
 
 def _variant(model_name: str) -> tuple[str, bool]:
@@ -150,27 +146,3 @@ def _session(ort: Any, path: Path) -> InferenceSession:
             f"onnxruntime cannot load {path}: {exc}. Delete the file (and the .json beside it) "
             f"to export it again."
         ) from exc
-
-
-def _runs(lengths: list[int], budget: int) -> list[np.ndarray]:
-    """Row indices grouped longest first, each group padding to at most ``budget`` tokens."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    runs: list[np.ndarray] = []
-    start = 0
-    while start < len(order):
-        longest = lengths[order[start]]
-        size = max(1, budget // max(longest, 1))
-        runs.append(order[start : start + size])
-        start += size
-    return runs
-
-
-def _pad(encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
-    """int64 ``input_ids`` and ``attention_mask``, right-padded with 0 to the longest row."""
-    longest = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), longest), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, encoding in enumerate(encodings):
-        ids[row, : len(encoding.ids)] = encoding.ids
-        mask[row, : len(encoding.ids)] = 1
-    return ids, mask

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from ..config import RetrievalConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, DomainragError
 from ..index.analyzer import Analyzer
-from ..index.base import Store
+from ..index.base import SnapshotExpired, Store, StoreView
 from ..index.ranked import Ranked
 from ..models.base import BaseEmbedder
 from ..text import detect_language
@@ -24,6 +24,9 @@ MODES = ("hybrid", "lexical", "dense")
 #: Query vectors kept per retriever: a question searched twice (evaluation ranks documents and
 #: then retrieves chunks to answer from; chat, retries) is embedded once.
 QUERY_CACHE = 512
+#: Views a search may try when writers in other processes keep replacing the chunks it found.
+VIEW_ATTEMPTS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,13 @@ class Candidates:
 
 class Retriever:
     """Searches a :class:`Store`. ``embedder`` is a zero-argument callable so that the model is
-    loaded only when a dense search first needs it."""
+    loaded only when a dense search first needs it.
+
+    Each search runs on one :class:`~domainrag.index.base.StoreView` — one committed state, the
+    latest when the search starts — so a concurrent ingest in another process never mixes two
+    states in one result; when that ingest replaced the chunks a search found before it read
+    them, the search is repeated on the new state.
+    """
 
     def __init__(
         self,
@@ -65,18 +74,38 @@ class Retriever:
         one_per_doc: bool = False,
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query`` (see :meth:`KnowledgeBase.search`)."""
-        k = k or self.config.k
-        ranked = self._checked_ranked(query, k, mode, filters, one_per_doc)
-        if one_per_doc:
-            ranked = self._one_per_doc(ranked)
-        return self.store.hits(ranked.head(k))
+        top = k or self.config.k
+
+        def search_view(view: StoreView) -> list[Hit]:
+            ranked = self._checked_ranked(view, query, top, mode, filters, one_per_doc)
+            if one_per_doc:
+                ranked = _one_per_doc(view, ranked)
+            return view.hits(ranked.head(top))
+
+        return self._on_a_view(search_view)
 
     def rank_documents(self, query: str, k: int, mode: Mode | None = None,
                        filters: Mapping[str, Any] | None = None) -> list[str]:
         """The ids of the ``k`` best documents (each by its best chunk), without building hits:
         what document-level evaluation needs, several times faster than ``search``."""
-        ranked = self._checked_ranked(query, k, mode, filters, one_per_doc=True)
-        return list(dict.fromkeys(self.store.doc_ids(ranked.rows)))[:k]
+
+        def rank_view(view: StoreView) -> list[str]:
+            ranked = self._checked_ranked(view, query, k, mode, filters, one_per_doc=True)
+            return list(dict.fromkeys(view.doc_ids(ranked.rows)))[:k]
+
+        return self._on_a_view(rank_view)
+
+    def _on_a_view(self, search: Callable[[StoreView], T]) -> T:
+        """``search`` on the latest view, repeated on a newer one while writes expire it."""
+        for _ in range(VIEW_ATTEMPTS):
+            try:
+                return search(self.store.view())
+            except SnapshotExpired:
+                continue
+        raise DomainragError(
+            f"The knowledge base changed under {VIEW_ATTEMPTS} attempts at this search (another process "
+            "is writing to it); retry, or search when the ingest has finished."
+        )
 
     def prepare(self, mode: Mode | None = None) -> None:
         """Load what a search in ``mode`` needs (the embedder, unless lexical or no vectors), so
@@ -84,52 +113,53 @@ class Retriever:
         if (mode or self.config.mode) != "lexical" and self.store.has_vectors:
             self._embedder()
 
-    def _checked_ranked(self, query: str, k: int, mode: Mode | None, filters: Mapping[str, Any] | None,
-                        one_per_doc: bool) -> Ranked:
+    def _checked_ranked(self, view: StoreView, query: str, k: int, mode: Mode | None,
+                        filters: Mapping[str, Any] | None, one_per_doc: bool) -> Ranked:
         mode = mode or self.config.mode
         if mode not in MODES:
             raise ConfigError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         if not query or not query.strip():
             raise ConfigError("The query is empty; give a question or keywords to search for")
-        allowed = self.store.allowed(filters)
+        allowed = view.allowed(filters)
         n = max(self.config.candidates, k * 4 if one_per_doc else k)
-        return self._ranked(query, mode, n, allowed)
+        return self._ranked(view, query, mode, n, allowed)
 
-    def _ranked(self, query: str, mode: Mode, n: int, allowed: np.ndarray | None) -> Ranked:
+    def _ranked(self, view: StoreView, query: str, mode: Mode, n: int, allowed: np.ndarray | None) -> Ranked:
         if mode == "lexical":
-            return self.store.lexical(self.analyzer.tokenize(query), n, allowed)
+            return view.lexical(self.analyzer.tokenize(query), n, allowed)
         if mode == "dense":
-            return self._dense(query, n, allowed)
-        cands = self.candidates(query, n, allowed)
+            return self._dense(view, query, n, allowed)
+        cands = self.candidates(query, n, allowed, view)
         c = self.config
         return fuse(cands.lexical, cands.dense, c.fusion, c.dense_weight, c.rrf_k)
 
-    def candidates(self, query: str, n: int | None = None, allowed: np.ndarray | None = None) -> Candidates:
-        """Lexical and (where applicable) dense candidates for ``query``, unfused."""
+    def candidates(self, query: str, n: int | None = None, allowed: np.ndarray | None = None,
+                   view: StoreView | None = None) -> Candidates:
+        """Lexical and (where applicable) dense candidates for ``query``, unfused, on ``view``
+        (default: the latest; an ``allowed`` mask must come from the same view)."""
+        view = view or self.store.view()
         n = n or self.config.candidates
         language = detect_language(query)
-        lexical = self.store.lexical(self.analyzer.tokenize(query), n, allowed)
+        lexical = view.lexical(self.analyzer.tokenize(query), n, allowed)
         dense = None
-        if self._dense_applies(language):
-            dense = self._dense(query, n, allowed)
+        if view.has_vectors and self._embedder().covers(language):
+            dense = self._dense(view, query, n, allowed)
         return Candidates(lexical, dense, language)
 
-    def _dense_applies(self, language: str) -> bool:
-        return self.store.has_vectors and self._embedder().covers(language)
-
-    def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> Ranked:
-        return self.store.dense(self._query_vector(query), n, allowed)
+    def _dense(self, view: StoreView, query: str, n: int, allowed: np.ndarray | None) -> Ranked:
+        return view.dense(self._query_vector(query), n, allowed)
 
     def _embed_query(self, query: str) -> np.ndarray:
         vector = self._embedder().embed_query(query)
         vector.flags.writeable = False   # shared by every search of this query
         return vector
 
-    def _one_per_doc(self, ranked: Ranked) -> Ranked:
-        docs = self.store.doc_ids(ranked.rows)
-        seen: set[str] = set()
-        keep = [i for i, d in enumerate(docs) if not (d in seen or seen.add(d))]  # type: ignore[func-returns-value]
-        return Ranked(ranked.rows[keep], ranked.scores[keep])
-
     def rows_to_doc_ids(self, rows: np.ndarray) -> list[str]:
         return self.store.doc_ids(rows)
+
+
+def _one_per_doc(view: StoreView, ranked: Ranked) -> Ranked:
+    docs = view.doc_ids(ranked.rows)
+    seen: set[str] = set()
+    keep = [i for i, d in enumerate(docs) if not (d in seen or seen.add(d))]  # type: ignore[func-returns-value]
+    return Ranked(ranked.rows[keep], ranked.scores[keep])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ..errors import DomainragError
-from ..index.base import SourceUpdate, Store
+from ..index.base import SnapshotExpired, SourceUpdate, Store
 from ..types import Chunk, Document, Span
 
 
@@ -107,3 +107,38 @@ class StoreConformance:
     def test_iter_documents_lists_every_document(self, store: Store) -> None:
         store.write([make_update("b.txt", "b", ["beta"]), make_update("a.txt", "a", ["alpha"])])
         assert [d["id"] for d in store.iter_documents()] == ["a", "b"]
+
+    def test_a_view_is_one_committed_state(self, store: Store) -> None:
+        store.write([make_update("a.txt", "a", ["alpha one"]), make_update("b.txt", "b", ["alpha two"])])
+        view = store.view()
+        ranked = view.lexical(["alpha"], 5, None)
+        store.write([make_update("c.txt", "c", ["alpha three"])])
+        assert view.lexical(["alpha"], 5, None).rows.tolist() == ranked.rows.tolist()  # c is not seen
+        assert sorted(h.doc_id for h in view.hits(ranked)) == ["a", "b"]  # chunks still there
+        store.remove_sources(["a.txt"])
+        with pytest.raises(SnapshotExpired):
+            view.hits(ranked)  # a's chunk is gone: the caller repeats on a new view
+        with pytest.raises(SnapshotExpired):
+            view.allowed({"kind": "txt"})
+        fresh = store.view()
+        assert sorted(h.doc_id for h in fresh.hits(fresh.lexical(["alpha"], 5, None))) == ["b", "c"]
+
+    def test_rankings_do_not_depend_on_write_order(self, store: Store) -> None:
+        """Equal catalogs rank equally, ties included (incremental and fresh ingest agree)."""
+        updates = [make_update(f"{name}.txt", name, ["same words here", f"{name} own"], seed=i)
+                   for i, name in enumerate("dacb")]
+        query = updates[0].vectors
+        assert query is not None
+
+        def ranking() -> list[str]:
+            view = store.view()
+            lexical = [h.chunk_id for h in view.hits(view.lexical(["same", "words"], 10, None))]
+            dense = [h.chunk_id for h in view.hits(view.dense(query[0], 10, None))]
+            return lexical + dense
+
+        store.write(updates[:2])
+        store.write(updates[2:])
+        first = ranking()
+        store.remove_sources([u.source for u in updates])
+        store.write(updates[::-1])
+        assert ranking() == first
