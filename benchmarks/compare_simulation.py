@@ -1,4 +1,4 @@
-"""Simulations of ``domainrag.compare.stats.paired``: false positives, Holm, power at the MDE.
+"""Simulations of ``domainrag.compare.paired_stats.paired``: false positives, Holm, power at the MDE.
 
 Question answered: when two runs are compared case by case, does ``paired`` call a difference
 "better"/"worse" at most ``alpha`` of the time when there is none (overall, and across scenarios
@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from retrieval import machine, markdown_table, write_json
 
-from domainrag.compare.stats import holm_adjusted, paired
+from domainrag.compare.paired_stats import holm_adjusted, paired
 
 SCENARIOS = 5
 PILOTS = 200

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from domainrag.config import EmbedderConfig
-from domainrag.evaluate.beir import load_beir_qrels, load_beir_queries, qrels_path
+from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path
 from domainrag.evaluate.metrics import evaluate_run, per_query
 from domainrag.models.embedders import load_embedder
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from domainrag.config import EmbedderConfig
-from domainrag.models.base import BaseEmbedder
+from domainrag.models.embedding import BaseEmbedder
 from domainrag.models.embedders import load_embedder
 
 ST = "sentence-transformers:all-MiniLM-L6-v2"  # the torch build, by full spec

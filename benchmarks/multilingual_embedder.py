@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import Fusion, default_fusion, doc_ranking, forced_dense, machine, write_json  # noqa: E402
 
 from domainrag import registry  # noqa: E402
-from domainrag.compare.stats import paired  # noqa: E402
+from domainrag.compare.paired_stats import paired  # noqa: E402
 from domainrag.config import EmbedderConfig  # noqa: E402
-from domainrag.evaluate.beir import load_beir_qrels, load_beir_queries, qrels_path  # noqa: E402
+from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path  # noqa: E402
 from domainrag.evaluate.metrics import per_query  # noqa: E402
-from domainrag.models.base import BaseEmbedder  # noqa: E402
+from domainrag.models.embedding import BaseEmbedder  # noqa: E402
 from domainrag.models.embedders import load_embedder  # noqa: E402
 
 METRIC = "ndcg@10"

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from domainrag.evaluate.beir import load_beir_qrels, load_beir_queries, qrels_path, qrels_splits
+from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path, qrels_splits
 from domainrag.evaluate.metrics import dedupe, evaluate_run
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map")

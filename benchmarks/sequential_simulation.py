@@ -18,7 +18,7 @@ Each simulation builds a suite of ``--n`` (200, 1000 and 5000) cases with per-ca
 Planted effects (expected mean delta): 0 (none), +0.02 (small), +0.05 (medium), +0.10 (large),
 and -0.05 (medium, worse).
 
-* **Full run**: :func:`domainrag.compare.stats.paired` on all N cases at alpha 0.05
+* **Full run**: :func:`domainrag.compare.paired_stats.paired` on all N cases at alpha 0.05
   (``n_resamples=1000``, ``ci=False``) gives the reference verdict.
 * **Sequential**: the cases in a random order fed to
   :class:`domainrag.compare.sequential.SequentialTest` (the real class, case by case) at alpha
@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from retrieval import machine, markdown_table, write_json
 
 from domainrag.compare.sequential import SequentialTest
-from domainrag.compare.stats import paired
+from domainrag.compare.paired_stats import paired
 
 EFFECTS = {"none": 0.0, "small": 0.02, "medium": 0.05, "large": 0.10, "medium-worse": -0.05}
 SHAPES = ("binary", "beta(2,2)", "mostly-zeros")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from domainrag.answer.judge import parse_verdict
+from domainrag.answer.entailment import parse_verdict
 from domainrag.answer.templates import ABSTAIN_MESSAGES
 from domainrag.errors import ConfigError, EmptyKnowledgeBase, GenerationError
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from domainrag.evaluate import stats
+from domainrag.evaluate import intervals
 from domainrag.evaluate.answer_metrics import (
     abstention_scores,
     answer_tokens,
@@ -21,7 +21,7 @@ from domainrag.evaluate.answer_metrics import (
     parse_numbers,
     token_f1,
 )
-from domainrag.evaluate.stats import bootstrap_ci, mean_ci
+from domainrag.evaluate.intervals import bootstrap_ci, mean_ci
 
 # --- normalisation, exact match, token F1 -------------------------------------------------
 
@@ -239,7 +239,7 @@ def test_bootstrap_ci_narrows_as_n_grows():
 
 
 def test_bootstrap_ci_in_blocks_and_edge_cases(monkeypatch):
-    monkeypatch.setattr(stats, "_MAX_BLOCK_DRAWS", 50)  # force many small blocks
+    monkeypatch.setattr(intervals, "_MAX_BLOCK_DRAWS", 50)  # force many small blocks
     mean, low, high = bootstrap_ci([0.0, 1.0] * 20, n_resamples=101)
     assert low < mean == 0.5 < high
     assert bootstrap_ci([0.7]) == (0.7, 0.7, 0.7)

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from domainrag.compare.stats import (
+from domainrag.compare.paired_stats import (
     PairedResult,
     holm,
     holm_adjusted,

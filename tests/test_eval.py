@@ -266,7 +266,7 @@ def test_summary_means_equal_trec_eval_aggregates() -> None:
     ("I think it is fine.", None, "unparseable"),
 ])
 def test_judge_replies_are_parsed_repaired_or_counted(reply: str, faithfulness, status: str) -> None:
-    from domainrag.evaluate.judge import parse_judgement
+    from domainrag.evaluate.faithfulness import parse_judgement
 
     judgement = parse_judgement(reply)
     assert (judgement.faithfulness, judgement.status) == (faithfulness, status)

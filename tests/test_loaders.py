@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from domainrag import registry
 from domainrag.config import IngestConfig
 from domainrag.errors import LoaderError
-from domainrag.ingest.base import DocumentBuilder, Loader
+from domainrag.ingest.seams import DocumentBuilder, Loader
 from domainrag.ingest.decode import decode_bytes, looks_binary
 from domainrag.ingest.discover import FoundFile
 from domainrag.ingest.loaders.pdf import page_paragraphs

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from domainrag.errors import ConfigError
-from domainrag.evaluate.beir import (
+from domainrag.evaluate.beir_qrels import (
     load_beir_qrels,
     load_beir_queries,
     qrels_path,

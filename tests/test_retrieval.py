@@ -99,7 +99,7 @@ def test_beir_bad_line_fails_alone(kb_factory, tmp_path: Path) -> None:
 @pytest.mark.data
 @pytest.mark.slow
 def test_beir_import_and_lexical_quality_on_shared_data(kb_factory, shared_data: Path) -> None:
-    from domainrag.evaluate.beir import load_beir_qrels, load_beir_queries
+    from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries
     from domainrag.evaluate.metrics import evaluate_run
 
     root = shared_data / "pubmedqa"

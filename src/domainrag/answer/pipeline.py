@@ -26,7 +26,7 @@ from typing import Any
 from ..config import AnswerConfig
 from ..errors import ConfigError, DomainragError, GenerationError
 from ..index.analyzer import Analyzer
-from ..models.base import BaseEmbedder
+from ..models.embedding import BaseEmbedder
 from ..models.cache import ModelCache, request_key
 from ..models.generation import (
     BaseGenerator,
@@ -42,7 +42,7 @@ from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Trace, Usage
 from .citations import CLAIM, ECHO, FRAGMENT, META, CheckResult, CitationChecker, grounded_share, strip_markers
 from .evidence import Coverage
-from .judge import LLMJudge
+from .entailment import LLMJudge
 from .packing import pack, token_counter
 from .templates import LANGUAGE_NAMES, Prompt, Templates, abstain_message, source_fields
 

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..evaluate.run_records import Run
 from ..evaluate.runner import EvalOptions
 from .sequential import FUTILITY, SequentialTest
-from .stats import is_score
+from .paired_stats import is_score
 
 
 def headline_metric(baseline: Run, answers: bool) -> str:

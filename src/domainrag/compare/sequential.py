@@ -3,7 +3,7 @@
 ``eval --compare-to X --adaptive`` evaluates the cases in a random order and feeds each case's
 paired difference ``d = score_B - score_A`` (scores in [0, 1], so ``d`` in [-1, 1]) to a
 :class:`SequentialTest`; it stops at the first case where the test is :attr:`~SequentialTest.decided`.
-Re-running :func:`domainrag.compare.stats.paired` after every case instead would inflate the
+Re-running :func:`domainrag.compare.paired_stats.paired` after every case instead would inflate the
 false-positive rate far beyond ``alpha`` ("peeking"); the rules here do not.
 
 **"Better" / "worse" — a betting test (anytime-valid).** For the null "mean delta <= 0" a
@@ -51,7 +51,7 @@ Assumptions and guarantees:
 * **"No detectable difference"** by futility is a prediction about the full run, not a proof of
   equivalence; with a margin it is a proof (at ``alpha``) that ``|delta| < margin``.
 * The futility rule uses the normal approximation to the full run's test (the sign-flip and
-  McNemar tests of :func:`~domainrag.compare.stats.paired` are close to it at the sizes where
+  McNemar tests of :func:`~domainrag.compare.paired_stats.paired` are close to it at the sizes where
   stopping early matters).
 * ``min_cases`` guards against deciding on a handful of cases; it does not affect validity.
 
@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .stats import BETTER, SAME, WORSE
+from .paired_stats import BETTER, SAME, WORSE
 
 UNDECIDED = "undecided"
 #: Betting fractions of the mixture (equal weights): 0.75, 0.375, ..., 0.0029.

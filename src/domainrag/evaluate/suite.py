@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..types import Case, Evidence
-from .beir import load_beir_qrels, load_beir_query_records, qrels_path
+from .beir_qrels import load_beir_qrels, load_beir_query_records, qrels_path
 
 #: Query fields of BEIR folders that become scenario tags as ``field:value``.
 TAG_FIELDS = ("answer_type", "answer_from", "category", "type")

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DomainragError
-from ..ingest.base import Chunker, clean_document
+from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
-from ..models.base import BaseEmbedder
+from ..models.embedding import BaseEmbedder
 from ..types import Chunk
 from .analyzer import Analyzer
-from .base import SourceState, SourceUpdate, Store
+from .store import SourceState, SourceUpdate, Store
 
 Progress = Callable[[str], None]
 _log = logging.getLogger(__name__)

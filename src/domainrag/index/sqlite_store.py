@@ -42,7 +42,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..errors import ConfigError, CorruptKnowledgeBase, DomainragError
 from ..types import Hit, Span
-from .base import SnapshotExpired, SourceState, SourceUpdate
+from .store import SnapshotExpired, SourceState, SourceUpdate
 from .lexical import LexicalIndex
 from .ranked import Ranked
 from .vectors import VectorIndex
@@ -104,7 +104,7 @@ def _catalog_errors(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class SQLiteStore:
-    """Embedded :class:`~domainrag.index.base.Store` (see module docstring)."""
+    """Embedded :class:`~domainrag.index.store.Store` (see module docstring)."""
 
     def __init__(self, directory: Path, config: IndexConfig | None = None) -> None:
         self.directory = Path(directory)
@@ -297,7 +297,7 @@ class SQLiteStore:
         return snapshot
 
     def view(self) -> SQLiteView:
-        """A :class:`~domainrag.index.base.StoreView` of the latest committed generation."""
+        """A :class:`~domainrag.index.store.StoreView` of the latest committed generation."""
         return SQLiteView(self, self.snapshot())
 
     @property

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..config import IngestConfig
 from ..errors import ConfigError
-from .beir import beir_sources, corpus_path
+from .beir_corpus import beir_sources, corpus_path
 from .discover import FoundFile, discover_protected, display_path
 from .loading import loaders_by_extension
 from .sources import SourceItem, sha256_bytes

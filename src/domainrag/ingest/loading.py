@@ -4,7 +4,7 @@ This is the one seam where a loader's unexpected exceptions are translated into
 :class:`~domainrag.errors.LoaderError` (``MemoryError`` passes: the parse worker reports it as
 the memory budget), where every document gets its ``source`` and the common metadata fields
 ``path`` (the doc id path), ``format`` and ``title``, and where text is made storable
-(:func:`~domainrag.ingest.base.clean_document`).
+(:func:`~domainrag.ingest.seams.clean_document`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .. import registry
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
-from .base import Loader, clean_document
+from .seams import Loader, clean_document
 from .discover import FoundFile
 
 GROUP = "domainrag.loaders"

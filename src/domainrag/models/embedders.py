@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import registry
 from ..config import EmbedderConfig
 from ..errors import ConfigError
-from .base import BaseEmbedder
+from .embedding import BaseEmbedder
 
 GROUP = "domainrag.embedders"
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError
-from .base import BaseEmbedder
+from .embedding import BaseEmbedder
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

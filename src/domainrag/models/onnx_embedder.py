@@ -27,7 +27,7 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
-from .base import BaseEmbedder, normalize
+from .embedding import BaseEmbedder, normalize
 from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover

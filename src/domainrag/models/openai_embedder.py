@@ -20,7 +20,7 @@ from ..errors import EmbeddingError, require
 from ..redaction import host_port, redact_url
 from ..trust import check as check_trust
 from ..trust import user_provider
-from .base import BaseEmbedder
+from .embedding import BaseEmbedder
 from .sdk_errors import api_key, explain, is_custom, redact
 
 #: Dimensions of OpenAI's own models; other models are asked once, on first use.

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, missing
-from .base import BaseEmbedder
+from .embedding import BaseEmbedder
 from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, BUNDLED_NAMES, bundled_path, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -12,9 +12,9 @@ import numpy as np
 from ..config import RetrievalConfig
 from ..errors import ConfigError, DomainragError
 from ..index.analyzer import Analyzer
-from ..index.base import SnapshotExpired, Store, StoreView
+from ..index.store import SnapshotExpired, Store, StoreView
 from ..index.ranked import Ranked
-from ..models.base import BaseEmbedder
+from ..models.embedding import BaseEmbedder
 from ..text import detect_language
 from ..types import Hit
 from .fusion import fuse
@@ -46,7 +46,7 @@ class Retriever:
     """Searches a :class:`Store`. ``embedder`` is a zero-argument callable so that the model is
     loaded only when a dense search first needs it.
 
-    Each search runs on one :class:`~domainrag.index.base.StoreView` — one committed state, the
+    Each search runs on one :class:`~domainrag.index.store.StoreView` — one committed state, the
     latest when the search starts — so a concurrent ingest in another process never mixes two
     states in one result; when that ingest replaced the chunks a search found before it read
     them, the search is repeated on the new state.

@@ -1,4 +1,4 @@
-"""Conformance suite for :class:`domainrag.index.base.Store` implementations.
+"""Conformance suite for :class:`domainrag.index.store.Store` implementations.
 
 Subclass :class:`StoreConformance` in a pytest module and provide a ``store`` fixture that yields
 a fresh, empty store; every test here must pass::
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ..errors import DomainragError
-from ..index.base import SnapshotExpired, SourceUpdate, Store
+from ..index.store import SnapshotExpired, SourceUpdate, Store
 from ..types import Chunk, Document, Span
 
 

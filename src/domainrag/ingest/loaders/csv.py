@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from ...errors import LoaderError
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
 
 SNIFF_CHARS = 4096

@@ -29,7 +29,7 @@ from docx.text.paragraph import Paragraph
 from ...config import IngestConfig
 from ...errors import LoaderError
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 # lxml's XMLSyntaxError is a SyntaxError; missing package parts raise KeyError.

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ...errors import LoaderError
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
 from .text import split_paragraphs
 

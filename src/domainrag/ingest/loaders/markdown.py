@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)

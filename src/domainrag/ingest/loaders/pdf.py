@@ -28,7 +28,7 @@ from pypdf.errors import DependencyError, PyPdfError
 
 from ...errors import LoaderError, missing
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 from . import pdf_tables
 
 #: A line shorter than this share of the page's longest line ends its paragraph.

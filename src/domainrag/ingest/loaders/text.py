@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...types import Document
-from ..base import BaseLoader, DocumentBuilder
+from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError, LoaderError
 from ..types import Document
-from .base import DocumentBuilder, clean_document, clean_text
+from .seams import DocumentBuilder, clean_document, clean_text
 from .discover import display_path
 from .sources import SourceItem, sha256_bytes
 

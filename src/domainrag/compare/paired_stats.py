@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from ..errors import ConfigError
-from ..evaluate.stats import bootstrap_ci
+from ..evaluate.intervals import bootstrap_ci
 
 #: Largest n for which the permutation test enumerates all 2**n sign flips (65,536 rows).
 EXACT_MAX_N = 16
