@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from domainrag.config import EmbedderConfig
-from domainrag.models.embedding import BaseEmbedder
 from domainrag.models.embedders import load_embedder
+from domainrag.models.embedding import BaseEmbedder
 
 ST = "sentence-transformers:all-MiniLM-L6-v2"  # the torch build, by full spec
 ONNX_INT8 = "onnx:all-MiniLM-L6-v2-int8"  # the "minilm" default, for comparison

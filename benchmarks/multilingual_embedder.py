@@ -47,8 +47,8 @@ from domainrag.compare.paired_stats import paired  # noqa: E402
 from domainrag.config import EmbedderConfig  # noqa: E402
 from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path  # noqa: E402
 from domainrag.evaluate.metrics import per_query  # noqa: E402
-from domainrag.models.embedding import BaseEmbedder  # noqa: E402
 from domainrag.models.embedders import load_embedder  # noqa: E402
+from domainrag.models.embedding import BaseEmbedder  # noqa: E402
 
 METRIC = "ndcg@10"
 RRF = Fusion("rrf", rrf_k=60)

@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from retrieval import machine, markdown_table, write_json
 
-from domainrag.compare.sequential import SequentialTest
 from domainrag.compare.paired_stats import paired
+from domainrag.compare.sequential import SequentialTest
 
 EFFECTS = {"none": 0.0, "small": 0.02, "medium": 0.05, "large": 0.10, "medium-worse": -0.05}
 SHAPES = ("binary", "beta(2,2)", "mostly-zeros")

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domainrag.config import ChunkingConfig
-from domainrag.ingest.seams import DocumentBuilder
 from domainrag.ingest.chunking import StructureChunker
+from domainrag.ingest.seams import DocumentBuilder
 from domainrag.text import count_tokens, sentence_spans
 from domainrag.types import Document
 

@@ -19,9 +19,9 @@ from domainrag import registry
 from domainrag.config import IngestConfig
 from domainrag.errors import LoaderError
 from domainrag.index.builder import IndexBuilder, one_line
-from domainrag.ingest.seams import BaseLoader, DocumentBuilder
 from domainrag.ingest.chunking import StructureChunker
 from domainrag.ingest.discover import FoundFile, display_path
+from domainrag.ingest.seams import BaseLoader, DocumentBuilder
 from domainrag.ingest.sources import SourceItem
 from domainrag.ingest.worker import ParseWorker
 from domainrag.types import Document

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from domainrag import registry
 from domainrag.config import IngestConfig
 from domainrag.errors import LoaderError
-from domainrag.ingest.seams import DocumentBuilder, Loader
 from domainrag.ingest.decode import decode_bytes, looks_binary
 from domainrag.ingest.discover import FoundFile
 from domainrag.ingest.loaders.pdf import page_paragraphs
 from domainrag.ingest.loading import load_file, loaders_by_extension
+from domainrag.ingest.seams import DocumentBuilder, Loader
 from domainrag.types import Document
 
 LOADERS = loaders_by_extension(IngestConfig())

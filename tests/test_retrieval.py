@@ -30,7 +30,7 @@ def test_convex_fusion_weights_normalised_scores() -> None:
     only_dense = fuse(lex, dense, "convex", dense_weight=1.0)
     assert list(only_dense.rows[:1]) == [2]
     mixed = fuse(lex, dense, "convex", dense_weight=0.5)
-    assert dict(zip(mixed.rows.tolist(), mixed.scores.tolist())) == pytest.approx({1: 0.5, 2: 0.5, 3: 0.0})
+    assert dict(zip(mixed.rows.tolist(), mixed.scores.tolist(), strict=True)) == pytest.approx({1: 0.5, 2: 0.5, 3: 0.0})
 
 
 def test_missing_dense_returns_lexical_unchanged() -> None:

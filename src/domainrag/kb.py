@@ -19,8 +19,8 @@ from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
 from .index.sqlite_store import SQLiteStore
 from .ingest.chunking import StructureChunker
-from .models.embedding import BaseEmbedder
 from .models.embedders import load_embedder, resolve
+from .models.embedding import BaseEmbedder
 from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Answer, Hit

@@ -21,7 +21,8 @@ _TOKEN = re.compile(rf"[{CJK_RANGES}]|[^\W{CJK_RANGES}]+|[^\w\s]", re.UNICODE)
 # Closing quotes and brackets stay with their sentence.
 _SENTENCE_END = re.compile(
     r"""(?:
-        (?<![A-Z])(?<!\b[Ee]\.g)(?<!\b[Ii]\.e)(?<!\bvs)(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bNo)(?<!\bFig)(?<!\bet\ al)
+        (?<![A-Z])(?<!\b[Ee]\.g)(?<!\b[Ii]\.e)(?<!\bvs)(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bNo)
+        (?<!\bFig)(?<!\bet\ al)
         [.!?]+["'”’)\]]*(?=\s+|$)
       | [。！？!?；;]+[”’」』）)]*
       | \n\s*\n

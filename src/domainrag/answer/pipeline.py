@@ -26,8 +26,8 @@ from typing import Any
 from ..config import AnswerConfig
 from ..errors import ConfigError, DomainragError, GenerationError
 from ..index.analyzer import Analyzer
-from ..models.embedding import BaseEmbedder
 from ..models.cache import ModelCache, request_key
+from ..models.embedding import BaseEmbedder
 from ..models.generation import (
     BaseGenerator,
     Generation,
@@ -41,8 +41,8 @@ from ..models.generation import (
 from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Trace, Usage
 from .citations import CLAIM, ECHO, FRAGMENT, META, CheckResult, CitationChecker, grounded_share, strip_markers
-from .evidence import Coverage
 from .entailment import LLMJudge
+from .evidence import Coverage
 from .packing import pack, token_counter
 from .templates import LANGUAGE_NAMES, Prompt, Templates, abstain_message, source_fields
 

@@ -20,8 +20,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..evaluate.run_records import Run
 from ..evaluate.runner import EvalOptions
-from .sequential import FUTILITY, SequentialTest
 from .paired_stats import is_score
+from .sequential import FUTILITY, SequentialTest
 
 
 def headline_metric(baseline: Run, answers: bool) -> str:

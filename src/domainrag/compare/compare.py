@@ -34,8 +34,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..evaluate.run_records import CaseRecord, Run
 from ..evaluate.runner import HEADLINE_METRICS, PASS_AT
-from .results import Comparison, Coverage, Flip, MetricComparison, ScenarioComparison
 from .paired_stats import PairedResult, holm_adjusted, is_score, paired, ratio_summary
+from .results import Comparison, Coverage, Flip, MetricComparison, ScenarioComparison
 
 #: Manifest keys that identify what was measured: a difference refuses the comparison.
 SAME_REQUIRED = ("suite_hash", "corpus_hash")

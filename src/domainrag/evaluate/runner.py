@@ -42,12 +42,12 @@ from ..errors import ConfigError, DomainragError, MissingDependencyError
 from ..models.generation import is_loopback
 from ..retrieve.retriever import Mode
 from .answer_metrics import abstention_scores, citation_scores, exact_match, numeric_match, token_f1
-from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed
 from .faithfulness import FaithfulnessJudge, rubric_path
+from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed
+from .intervals import mean_ci
 from .metrics import metric
 from .run_records import Run
 from .runs import RunStore
-from .intervals import mean_ci
 from .suite import Suite
 
 if TYPE_CHECKING:  # pragma: no cover

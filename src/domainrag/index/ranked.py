@@ -33,10 +33,7 @@ def top_n(scores: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Rank
     n = min(n, len(scores))
     if n <= 0:
         return Ranked.empty()
-    if n < len(scores):
-        part = np.argpartition(-scores, n - 1)[:n]
-    else:
-        part = np.arange(len(scores))
+    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
     order = part[np.lexsort((part, -scores[part]))]
     keep = np.isfinite(scores[order])
     order = order[keep]

@@ -42,9 +42,9 @@ import numpy as np
 from ..config import IndexConfig
 from ..errors import ConfigError, CorruptKnowledgeBase, DomainragError
 from ..types import Hit, Span
-from .store import SnapshotExpired, SourceState, SourceUpdate
 from .lexical import LexicalIndex
 from .ranked import Ranked
+from .store import SnapshotExpired, SourceState, SourceUpdate
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError, LoaderError
 from ..types import Document
-from .seams import DocumentBuilder, clean_document, clean_text
 from .discover import display_path
+from .seams import DocumentBuilder, clean_document, clean_text
 from .sources import SourceItem, sha256_bytes
 
 

@@ -16,8 +16,8 @@ from .. import registry
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
-from .seams import Loader, clean_document
 from .discover import FoundFile
+from .seams import Loader, clean_document
 
 GROUP = "domainrag.loaders"
 

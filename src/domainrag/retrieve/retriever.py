@@ -12,8 +12,8 @@ import numpy as np
 from ..config import RetrievalConfig
 from ..errors import ConfigError, DomainragError
 from ..index.analyzer import Analyzer
-from ..index.store import SnapshotExpired, Store, StoreView
 from ..index.ranked import Ranked
+from ..index.store import SnapshotExpired, Store, StoreView
 from ..models.embedding import BaseEmbedder
 from ..text import detect_language
 from ..types import Hit

@@ -47,6 +47,7 @@ class StoreConformance:
     def test_dense_search_finds_exact_vector(self, store: Store) -> None:
         update = make_update("a.txt", "a", ["one", "two", "three"])
         store.write([update])
+        assert update.vectors is not None
         ranked = store.dense(update.vectors[2], 1, None)
         assert store.hits(ranked)[0].chunk_id == "a::2"
         assert abs(float(ranked.scores[0]) - 1.0) < 1e-5

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 from ...errors import LoaderError
 from ...types import Document
-from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
+from ..seams import BaseLoader, DocumentBuilder
 
 SNIFF_CHARS = 4096
 SNIFF_LINES = 20

@@ -15,8 +15,8 @@ from bs4 import BeautifulSoup
 from bs4.element import Comment, Doctype, NavigableString, ProcessingInstruction, Tag
 
 from ...types import Document
-from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
+from ..seams import BaseLoader, DocumentBuilder
 
 JUNK_TAGS = (
     "script", "style", "nav", "header", "footer", "aside", "form", "noscript",

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from ...errors import LoaderError
 from ...types import Document
-from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
+from ..seams import BaseLoader, DocumentBuilder
 from .text import split_paragraphs
 
 _SCALARS = (str, int, float, bool)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...types import Document
-from ..seams import BaseLoader, DocumentBuilder
 from ..decode import read_text
+from ..seams import BaseLoader, DocumentBuilder
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
