@@ -50,9 +50,9 @@ def compare_dataset(dataset: Path, args: argparse.Namespace) -> dict[str, Any] |
                 for mode in ("lexical", "hybrid")}
         store.close()
     report = compare_runs(runs["lexical"], runs["hybrid"])
-    return {"dataset": dataset.name, "cases": report["cases"]["common"],
+    return {"dataset": dataset.name, "cases": report.cases.common,
             "seconds": round(time.perf_counter() - started, 1),
-            "metrics": {m: report["metrics"][m] for m in METRICS if m in report["metrics"]}}
+            "metrics": {m: report.metrics[m].to_dict() for m in METRICS if m in report.metrics}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     results = [r for d in args.data_dirs if (r := compare_dataset(d, args))]
     rows = [[r["dataset"], r["cases"], m, f"{v['a']:.3f}", f"{v['b']:.3f}", f"{v['delta']:+.3f}",
-             f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]", f"{v['p']:.2g}", f"{v['mde']:.3f}", v["verdict"]]
+             f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]" if v["ci"] else "—", f"{v['p']:.2g}",
+             "—" if v["mde"] is None else f"{v['mde']:.3f}", v["verdict"]]
             for r in results for m, v in r["metrics"].items()]
     table = markdown_table(["dataset", "n", "metric", "lexical", "hybrid", "Δ", "95% CI", "p", "MDE",
                             "verdict"], rows)

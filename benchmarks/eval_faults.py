@@ -24,15 +24,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
-import conftest  # noqa: E402,F401 - registers the fake embedder
+from conftest import FAKES  # noqa: E402 - the fake embedder (and scripted model) of the tests
 from openai_stub import OpenAIStub  # noqa: E402
 
-from domainrag import KnowledgeBase  # noqa: E402
+from domainrag import KnowledgeBase, registry  # noqa: E402
 from domainrag.evaluate.runner import EvalOptions, run_suite  # noqa: E402
 from domainrag.evaluate.runs import RunStore  # noqa: E402
 from domainrag.evaluate.suite import load_suite  # noqa: E402
 
 N = 12
+
+for _group, _name, _obj in FAKES:  # no longer registered by importing conftest
+    registry.register(_group, _name, _obj)
 
 
 def corpus(root: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_eval import kb, suite_file  # noqa: F401  (fixtures)
 
-from domainrag import Run
+from domainrag import CaseRecord, Run
 from domainrag.compare.adaptive import AdaptiveStop, headline_metric
 from domainrag.errors import ConfigError
 from domainrag.evaluate.runner import EvalOptions, run_suite
@@ -22,7 +22,7 @@ def test_stop_pairs_cases_with_the_baseline_and_decides() -> None:
     ids = [f"c{i}" for i in range(200)]
     stop = AdaptiveStop(_baseline({i: 0.0 for i in ids}), ids, futility=None)
     assert stop.test.total == 200 and stop.metric == "ndcg@10"
-    decided_at = next(n for n, i in enumerate(ids, 1) if stop({"id": i, "scores": {"ndcg@10": 1.0}}))
+    decided_at = next(n for n, i in enumerate(ids, 1) if stop(CaseRecord(id=i, question="", scores={"ndcg@10": 1.0})))
     assert decided_at == 20 and stop.result()["verdict"] == "better"     # min_cases
     assert stop.result()["interval"][0] > 0 and "betting test" in stop.result()["reason"]
 
@@ -30,9 +30,9 @@ def test_stop_pairs_cases_with_the_baseline_and_decides() -> None:
 def test_cases_missing_on_either_side_are_skipped_and_budget_caps() -> None:
     stop = AdaptiveStop(_baseline({"a": 0.5, "b": 0.5, "n": float("nan")}), ["a", "b", "x", "n"], budget=3)
     assert stop.test.total == 2                      # "x" has no baseline score, "n" a NaN
-    assert not stop({"id": "x", "scores": {"ndcg@10": 1.0}})
-    assert not stop({"id": "b", "scores": {"ndcg@10": None}})
-    assert stop({"id": "a", "scores": {}})           # budget reached, nothing paired
+    assert not stop(CaseRecord(id="x", question="", scores={"ndcg@10": 1.0}))
+    assert not stop(CaseRecord(id="b", question="", scores={"ndcg@10": None}))
+    assert stop(CaseRecord(id="a", question="", scores={}))           # budget reached, nothing paired
     assert stop.result() | {"interval": None} == {
         "metric": "ndcg@10", "verdict": "undecided", "n": 0, "total": 2, "judged": 3,
         "interval": None, "alpha": 0.05, "reason": ""}

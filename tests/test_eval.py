@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from domainrag import CaseRecord
 from domainrag.errors import ConfigError, DomainragError
 from domainrag.evaluate.metrics import evaluate_run
 from domainrag.evaluate.runner import EvalOptions, run_suite, summarise
@@ -347,8 +348,8 @@ def test_repeats_sample_anew_and_report_flaky_cases(kb, suite_file: Path, script
 def test_stop_hook_ends_a_shuffled_run_early(kb, suite_file: Path) -> None:
     seen: list[str] = []
 
-    def stop(record: dict) -> bool:
-        seen.append(record["id"])
+    def stop(record: CaseRecord) -> bool:
+        seen.append(record.id)
         return len(seen) == 3
 
     options = EvalOptions(shuffle=True, seed=7, stop=stop, stop_rule="test: three cases")

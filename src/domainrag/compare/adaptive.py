@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..evaluate.run_records import Run
+from ..evaluate.run_records import CaseRecord, Run
 from ..evaluate.runner import EvalOptions
 from .paired_stats import is_score
 from .sequential import FUTILITY, SequentialTest
@@ -56,10 +56,10 @@ class AdaptiveStop:
         self.rule = (f"adaptive: betting test on {self.metric} vs {self.baseline_id}, alpha {alpha}, "
                      f"futility {futility or 'off'}, margin {margin or 'off'}, budget {budget or 'none'}")
 
-    def __call__(self, record: dict[str, Any]) -> bool:
+    def __call__(self, record: CaseRecord) -> bool:
         """Take one stored case record; True when the run should stop."""
         self.judged += 1
-        a, b = self._before.get(record["id"]), record["scores"].get(self.metric)
+        a, b = self._before.get(record.id), record.scores.get(self.metric)
         if is_score(a) and is_score(b):
             self.test.update(b - a)
         return self.test.decided or (self.budget is not None and self.judged >= self.budget)

@@ -46,7 +46,7 @@ from .faithfulness import FaithfulnessJudge, rubric_path
 from .faults import GIVE_UP_AFTER, LOAD_KINDS, ConcurrencyLimit, failure, failure_summary, is_failed
 from .intervals import mean_ci
 from .metrics import metric
-from .run_records import Run
+from .run_records import CaseRecord, Run
 from .runs import RunStore
 from .suite import Suite
 
@@ -115,7 +115,7 @@ class EvalOptions:
     shuffle: bool = False
     #: Called with each stored record; returning True stops the run there (adaptive mode).
     #: ``stop_rule`` describes it for the manifest.
-    stop: Callable[[dict[str, Any]], bool] | None = None
+    stop: Callable[[CaseRecord], bool] | None = None
     stop_rule: str | None = None
     #: Called once the run ends; its dict is stored in the manifest as ``stop_result``.
     stop_result: Callable[[], dict[str, Any]] | None = None
@@ -198,10 +198,10 @@ def _concurrency(kb: KnowledgeBase, options: EvalOptions) -> tuple[int, str | No
     return DEFAULT_CONCURRENCY, None
 
 
-def _replay(stop: Callable[[dict[str, Any]], bool], records: list[dict[str, Any]]) -> bool:
+def _replay(stop: Callable[[CaseRecord], bool], records: list[dict[str, Any]]) -> bool:
     """Feed a resumed run's stored records (in evaluation order) to its stop rule, so that an
     adaptive test continues where it was; True when it had already decided."""
-    return any(stop(record) for record in records)
+    return any(stop(CaseRecord.from_dict(record)) for record in records)
 
 
 def _judge(kb: KnowledgeBase, options: EvalOptions) -> FaithfulnessJudge:
@@ -250,7 +250,7 @@ def _run_cases(kb: KnowledgeBase, pending: Sequence[tuple[int, Case]], options: 
         save(i, record)
         if progress:
             progress(record["id"])
-        return bool(options.stop and options.stop(record))
+        return bool(options.stop and options.stop(CaseRecord.from_dict(record)))
 
     if not answers:
         for i, case in pending:
