@@ -12,25 +12,30 @@ Protocol per dataset folder D:
 * **knowledge base**: ``--kb-cache/<D>-minilm`` (built by ``benchmarks/retrieval.py`` with the
   bundled MiniLM embedder) is reused as it is; when absent it is built here (BEIR ingest, same
   settings). Lexical mode on it never loads the embedder; hybrid loads it once, before the clock
-  starts (the load time is reported apart), and embeds each query as ``kb.search`` does.
+  starts (the load time is reported apart), and embeds each query as ``kb.search`` does (the
+  retriever's per-process cache of query vectors is emptied before each run, so every
+  repetition embeds its queries as a fresh ``domainrag eval`` process would).
 * **suite**: ``load_suite(D, --split)``, the first ``--limit`` cases (``EvalOptions.limit``,
   suite order; all cases without ``--limit``).
-* **timed runs**: ``run_suite(kb, suite, EvalOptions({"retrieval"}, mode=...), store)``, each
+* **timed runs**: ``run_suite(kb, suite, EvalOptions(metrics={"retrieval"}, mode=...), store)``, each
   repetition with a fresh ``RunStore`` in a new temporary folder, so nothing is resumed and the
   cached knowledge base gets no ``runs.sqlite3``; ``--repeats`` repetitions (default 3), the
   median reported. q/s = cases / wall time of the whole ``run_suite`` call (manifest, search,
   scoring, per-case storing, summary with bootstrap intervals, loading the stored run back).
 * **phases**: one more run with a timer around each part (wrapped from outside, ``src/`` is
-  untouched): ``kb.search`` and its parts (lexical / dense index search, query embedding,
-  fetching the hits' rows from SQLite), gold documents, per-case records (metric scoring),
-  ``RunStore.save_case`` (one SQLite commit per case), ``summarise`` and the store's reads.
+  untouched): ``kb.rank_documents`` (what a retrieval-only run searches with; ``kb.search``
+  only with answers) and their parts, timed on the ``SQLiteView`` class every search runs on
+  (taking the view, lexical / dense index search, query embedding, mapping rows to document
+  ids, ``retriever._one_per_doc``, fetching hits' rows from SQLite), gold documents, per-case
+  records (metric scoring), ``RunStore.save_case`` (one SQLite commit per case), ``summarise``
+  and the store's reads (``RunStore.get``).
 * **profile**: one more run under ``cProfile``, the top functions by own time and by
   cumulative time (cProfile slows Python code down, so read the shares, not the seconds).
 * **what-if**: per query, the same document ranking computed without building ``Hit`` objects
   (the candidates mapped to document ids, as ``benchmarks/retrieval.py`` does), and query
   embeddings in batches (``embedder.embed``) against one at a time (``embed_query``); these
   show what the runner would gain from each change.
-* **answers**: ``EvalOptions({"retrieval", "answer"}, model="extractive")`` on the first
+* **answers**: ``EvalOptions(metrics={"retrieval", "answer"}, model="extractive")`` on the first
   ``--answer-cases`` cases (default mode of the knowledge base), twice on the same store and
   model cache (``model_cache.sqlite3`` in the same temporary folder, as ``domainrag eval``
   sets it): the second run is what re-running an unchanged evaluation costs.
@@ -52,7 +57,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,10 +68,13 @@ from retrieval import kb_stats, machine, markdown_table, open_kb, write_json
 from domainrag import KnowledgeBase
 from domainrag.evaluate import runner
 from domainrag.evaluate.metrics import dedupe
+from domainrag.evaluate.run_records import Run
 from domainrag.evaluate.runner import DEPTH, EvalOptions, run_suite
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import Suite, load_suite
+from domainrag.index.sqlite_store import SQLiteView
 from domainrag.models.cache import ModelCache
+from domainrag.retrieve import retriever as retriever_module
 from domainrag.retrieve.fusion import fuse
 
 EMBEDDER = "minilm"
@@ -101,9 +109,18 @@ def warm_up(kb: KnowledgeBase, suite: Suite, mode: str) -> float:
 # --- timed runs -------------------------------------------------------------------------------
 
 
+def forget_query_vectors(kb: KnowledgeBase) -> None:
+    """Empty the retriever's per-process cache of query vectors, so that each run embeds its
+    queries as a fresh ``domainrag eval`` process would (not only the first repetition)."""
+    cached = getattr(kb.retriever, "_query_vector", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+
+
 def one_run(kb: KnowledgeBase, suite: Suite, options: EvalOptions,
-            store_dir: Path | None = None) -> tuple[float, dict[str, Any]]:
+            store_dir: Path | None = None) -> tuple[float, Run]:
     """Seconds of one ``run_suite`` call with a fresh store (or the store in ``store_dir``)."""
+    forget_query_vectors(kb)
     with tempfile.TemporaryDirectory(prefix="eval_speed-") as tmp:
         store = RunStore(store_dir or tmp)
         t0 = time.perf_counter()
@@ -116,14 +133,15 @@ def one_run(kb: KnowledgeBase, suite: Suite, options: EvalOptions,
 def timed_runs(kb: KnowledgeBase, suite: Suite, mode: str, limit: int | None, repeats: int
                ) -> dict[str, Any]:
     n = min(limit or len(suite.cases), len(suite.cases))
-    seconds, summary = [], {}
+    seconds: list[float] = []
+    summary: Mapping[str, Any] = {}
     for rep in range(repeats):
-        options = EvalOptions(frozenset({"retrieval"}), mode=mode, limit=limit,
+        options = EvalOptions(metrics=frozenset({"retrieval"}), mode=mode, limit=limit,
                               name=f"eval-speed-{mode}-{rep}")
         s, run = one_run(kb, suite, options)
-        assert len(run["cases"]) == n, (len(run["cases"]), n)
+        assert len(run.cases) == n, (len(run.cases), n)
         seconds.append(s)
-        summary = run["metrics"].get("retrieval", {})
+        summary = run.metrics.get("retrieval", {})
         print(f"   {mode} rep {rep + 1}: {s:.2f} s, {n / s:.1f} q/s", file=sys.stderr, flush=True)
     median = statistics.median(seconds)
     return {"cases": n, "seconds": [round(s, 3) for s in seconds], "median_s": round(median, 3),
@@ -167,10 +185,15 @@ def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
             delattr(obj, name)
 
 
-# (label, owner, attribute): top-level parts of run_suite first, then parts of kb.search.
-TOP = ("manifest", "store.start", "store.records", "kb.search", "gold documents",
-       "case_record (scoring)", "store.save_case", "summarise", "store.finish", "store.load")
-SEARCH_PARTS = ("query embedding", "lexical index", "dense index", "one_per_doc", "store.hits")
+# (label, owner, attribute): top-level parts of run_suite first, then parts of the searches.
+# A retrieval-only run ranks documents with ``kb.rank_documents`` (no ``Hit`` rows); a run with
+# answers also calls ``kb.search`` for the chunks to answer from. Both search an immutable
+# ``SQLiteView`` of the store, so the index parts are timed on that class (every view).
+SEARCHES = ("kb.rank_documents", "kb.search")
+TOP = ("manifest", "store.start", "store.records", *SEARCHES, "gold documents",
+       "case_record (scoring)", "store.save_case", "summarise", "store.finish", "store.get")
+SEARCH_PARTS = ("store.view", "query embedding", "lexical index", "dense index", "view.doc_ids",
+                "one_per_doc", "view.hits")
 
 
 def phase_run(kb: KnowledgeBase, suite: Suite, mode: str, limit: int | None) -> dict[str, Any]:
@@ -183,31 +206,34 @@ def phase_run(kb: KnowledgeBase, suite: Suite, mode: str, limit: int | None) -> 
             (kb.store, "document", "gold documents"), (runner, "case_record", "case_record (scoring)"),
             (runner, "_retrieval_scores", "  of which retrieval metrics"),
             (store, "save_case", "store.save_case"), (runner, "summarise", "summarise"),
-            (store, "finish", "store.finish"), (store, "load", "store.load"),
-            (kb.store, "lexical", "lexical index"), (kb.store, "dense", "dense index"),
-            (kb.retriever, "_one_per_doc", "one_per_doc"), (kb.store, "hits", "store.hits"),
+            (store, "finish", "store.finish"), (store, "get", "store.get"),
+            (kb, "rank_documents", "kb.rank_documents"), (kb.store, "view", "store.view"),
+            (SQLiteView, "lexical", "lexical index"), (SQLiteView, "dense", "dense index"),
+            (SQLiteView, "doc_ids", "view.doc_ids"), (retriever_module, "_one_per_doc", "one_per_doc"),
+            (SQLiteView, "hits", "view.hits"),
         ]
         if mode != "lexical":
             targets.append((kb.embedder, "embed_query", "query embedding"))
+        forget_query_vectors(kb)
         with _all_patched(targets, timers):
             t0 = time.perf_counter()
-            run_suite(kb, suite, EvalOptions(frozenset({"retrieval"}), mode=mode, limit=limit,
+            run_suite(kb, suite, EvalOptions(metrics=frozenset({"retrieval"}), mode=mode, limit=limit,
                                              name=f"eval-speed-phases-{mode}"), store)
             total = time.perf_counter() - t0
         store.close()
     n = min(limit or len(suite.cases), len(suite.cases))
     top = {k: timers.seconds.get(k, 0.0) for k in TOP}
-    search = top["kb.search"]
+    search = sum(top[k] for k in SEARCHES)
     parts = {k: timers.seconds[k] for k in SEARCH_PARTS if k in timers.seconds}
     rows = [{"part": k, "s": round(v, 3), "share": round(v / total, 3),
              "ms_per_case": round(1000 * v / n, 3), "calls": timers.calls.get(k, 0)} for k, v in top.items()]
     rows.append({"part": "other (run_suite glue)", "s": round(total - sum(top.values()), 3),
                  "share": round((total - sum(top.values())) / total, 3),
                  "ms_per_case": round(1000 * (total - sum(top.values())) / n, 3), "calls": 0})
-    sub = [{"part": f"kb.search > {k}", "s": round(v, 3), "share": round(v / total, 3),
+    sub = [{"part": f"searches > {k}", "s": round(v, 3), "share": round(v / total, 3),
             "ms_per_case": round(1000 * v / n, 3), "calls": timers.calls[k]} for k, v in parts.items()]
     rest = search - sum(parts.values())
-    sub.append({"part": "kb.search > rest (tokenize, fusion, language detection)", "s": round(rest, 3),
+    sub.append({"part": "searches > rest (tokenize, fusion, language detection)", "s": round(rest, 3),
                 "share": round(rest / total, 3), "ms_per_case": round(1000 * rest / n, 3), "calls": 0})
     scoring = timers.seconds.get("  of which retrieval metrics", 0.0)
     sub.append({"part": "case_record > retrieval metrics", "s": round(scoring, 3),
@@ -230,7 +256,9 @@ def _all_patched(targets: list[tuple[Any, str, str]], timers: Timers) -> Iterato
 def profile_run(kb: KnowledgeBase, suite: Suite, mode: str, limit: int | None, top: int
                 ) -> dict[str, Any]:
     profiler = cProfile.Profile()
-    options = EvalOptions(frozenset({"retrieval"}), mode=mode, limit=limit, name=f"eval-speed-prof-{mode}")
+    options = EvalOptions(metrics=frozenset({"retrieval"}), mode=mode, limit=limit,
+                          name=f"eval-speed-prof-{mode}")
+    forget_query_vectors(kb)
     with tempfile.TemporaryDirectory(prefix="eval_speed-") as tmp:
         store = RunStore(tmp)
         profiler.enable()
@@ -312,17 +340,17 @@ def answer_reruns(kb: KnowledgeBase, suite: Suite, cases: int) -> dict[str, Any]
     """Two identical answer evaluations on one store and model cache: the second is a re-run."""
     with tempfile.TemporaryDirectory(prefix="eval_speed-answers-") as tmp:
         kb.answerer.cache = ModelCache(Path(tmp) / "model_cache.sqlite3")
-        options = EvalOptions(frozenset({"retrieval", "answer"}), model="extractive", limit=cases,
+        options = EvalOptions(metrics=frozenset({"retrieval", "answer"}), model="extractive", limit=cases,
                               name="eval-speed-answers")
         first, run1 = one_run(kb, suite, options, Path(tmp))
         second, run2 = one_run(kb, suite, options, Path(tmp))
         kb.answerer.cache = None
-    n = len(run2["cases"])
-    same = [a.get("answer") for a in run1["cases"]] == [b.get("answer") for b in run2["cases"]]
+    n = len(run2.cases)
+    same = [a.answer for a in run1.cases] == [b.answer for b in run2.cases]
     return {"cases": n, "mode": kb.config.retrieval.mode, "model": "extractive",
             "first_s": round(first, 2), "second_s": round(second, 2),
             "second_qps": round(n / second, 1), "same_answers": same,
-            "token_f1": run2["metrics"].get("answer", {}).get("token_f1")}
+            "token_f1": run2.metrics.get("answer", {}).get("token_f1")}
 
 
 # --- per dataset ------------------------------------------------------------------------------
