@@ -20,7 +20,7 @@ from pathlib import Path
 
 STAGES = {
     "embedding model": ("models/", "embed"),
-    "loading (parse records)": ("ingest/beir.py", "beir_document"),
+    "loading (parse records)": ("ingest/beir_corpus.py", "beir_document"),
     "chunking": ("ingest/chunking.py", "split"),
     "lexical analysis": ("index/analyzer.py", "tokenize"),
     "catalog writes": ("index/sqlite_store.py", "write"),
