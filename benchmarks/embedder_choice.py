@@ -1,7 +1,8 @@
 """Which runtime should serve the default embedder: sentence-transformers (torch) or ONNX?
 
 Compares three runtimes of the bundled all-MiniLM-L6-v2 — sentence-transformers on torch
-(``minilm``), onnxruntime fp32 (``onnx:all-MiniLM-L6-v2``) and onnxruntime int8
+(``sentence-transformers:all-MiniLM-L6-v2``; the ``minilm`` alias now names the int8 ONNX
+build), onnxruntime fp32 (``onnx:all-MiniLM-L6-v2``) and onnxruntime int8
 (``onnx:all-MiniLM-L6-v2-int8``) — on:
 
 - speed: passages/s on ``--n`` real passages of the first folder (corpus entries cut to
@@ -48,7 +49,8 @@ from domainrag.models.embedders import load_embedder
 
 #: Runtime label -> embedder spec; the first is the reference.
 RUNTIMES = {
-    "sentence-transformers": "minilm",
+    # By full spec: the "minilm" alias now names the ONNX int8 build (see models/embedders.py).
+    "sentence-transformers": "sentence-transformers:all-MiniLM-L6-v2",
     "onnx-fp32": "onnx:all-MiniLM-L6-v2",
     "onnx-int8": "onnx:all-MiniLM-L6-v2-int8",
 }
@@ -269,8 +271,9 @@ def _retrieval(folder: Path, split: str) -> dict[str, Any]:
 
 
 def _embedded(dataset: str, label: str, spec: str, part: str, texts: list[str]) -> np.ndarray:
-    """Vectors of ``texts``, from ``benchmarks/.cache`` when the same embedder made them."""
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    """Vectors of ``texts``, from ``benchmarks/.cache`` when the same embedder made them (the
+    key holds the spec, not only the label: an alias or label that changes its model misses)."""
+    digest = hashlib.sha256("\x00".join([spec, *texts]).encode("utf-8")).hexdigest()[:16]
     path = CACHE / dataset / f"{label}-{part}-{MAX_LENGTH}-{digest}.npy"
     if path.is_file():
         return np.load(path)
