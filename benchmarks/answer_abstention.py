@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
         r = evaluate_dataset(d, same, languages[d], args)
         print(f"   done in {r['seconds']:.1f} s", file=sys.stderr, flush=True)
         results.append(r)
+    if not results:
+        raise SystemExit("no dataset was evaluated: give at least two BEIR folders of the same language")
     summary = summary_by_threshold(results)
     best = max(summary, key=lambda s: (s["mean_balanced"], s["worst_balanced"]))
     robust = max(summary, key=lambda s: (s["worst_balanced"], s["mean_balanced"]))

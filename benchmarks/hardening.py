@@ -249,7 +249,8 @@ def mutate(folder: Path, rng: random.Random, step: int) -> None:
     files = sorted(p for p in folder.rglob("good-*") if p.is_file())
     for path in rng.sample(files, min(10, len(files))):
         path.unlink()
-    for path in rng.sample([p for p in files if p.exists()], 10):
+    left = [p for p in files if p.exists()]
+    for path in rng.sample(left, min(10, len(left))):
         path.write_text(path.read_text(encoding="utf-8") + f"\n\nEdited in step {step}.\n", encoding="utf-8")
     for i in range(10):
         (folder / "medquad" / f"good-new-{step}-{i}.txt").write_text(f"New file {step} {i} zqnew{step}x{i}.\n")
