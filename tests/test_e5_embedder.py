@@ -153,6 +153,7 @@ def test_real_model_reads_chinese_and_english(real: E5Embedder) -> None:
     assert en.argmax() == 2
 
 
+@pytest.mark.slow
 def test_real_vectors_do_not_depend_on_the_batch(real: E5Embedder) -> None:
     texts = ["绿茶不经过发酵。", "Quarterly revenue grew by eight percent.", "", "word " * 700]
     together = real.embed(texts)

@@ -77,6 +77,7 @@ def failed(run: Run) -> dict[str, dict[str, str]]:
 
 
 # -- the slow local server (llama.cpp on a CPU) -----------------------------------------------
+@pytest.mark.slow
 def test_one_slot_server_with_default_settings_completes_and_rerun_is_free(kb_factory, corpus) -> None:
     docs, suite_path = corpus
     with OpenAIStub(api_key=None, slots=1, service_s=0.3) as stub:
@@ -94,6 +95,7 @@ def test_one_slot_server_with_default_settings_completes_and_rerun_is_free(kb_fa
         assert [c.answer for c in again.cases] == [c.answer for c in run.cases]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cancel_abandoned", [True, False], ids=["llama.cpp", "llama-cpp-python"])
 def test_concurrency_is_lowered_when_a_one_slot_server_falls_behind(kb_factory, corpus, cancel_abandoned) -> None:
     """Four calls at once on a server that serves one: the queued ones time out, the
@@ -116,6 +118,7 @@ def test_concurrency_is_lowered_when_a_one_slot_server_falls_behind(kb_factory, 
 
 
 # -- faults: recorded, counted, excluded, retried -----------------------------------------------
+@pytest.mark.slow
 def test_faults_fail_their_cases_and_a_rerun_retries_only_them(kb_factory, corpus, tmp_path: Path) -> None:
     docs, suite_path = corpus
     faults = {3: "500", 5: "hang", 7: "cut", 9: "drop"}

