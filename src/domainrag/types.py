@@ -183,13 +183,9 @@ class Citation:
                 "supported": self.supported}
 
 
-class Trace(Mapping[str, Any]):
-    """What happened while answering, for people and tools: retrieved and packed chunk ids, the
-    evidence score, per-stage timings in ms (``timings_ms``), model attempts, the checker's
-    findings (fabricated markers removed, uncited sentences), a retry, why the answer abstained.
-
-    A read-only mapping (the ``trace`` of ``Answer.to_dict()``, open to what a provider or the
-    pipeline adds) with the entries code reads as typed properties."""
+class OpenRecord(Mapping[str, Any]):
+    """A read-only mapping for open-ended records (a trace, a run manifest): what producers add
+    travels as it is, and subclasses name the entries code reads as typed properties."""
 
     __slots__ = ("_data",)
 
@@ -206,7 +202,19 @@ class Trace(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return f"Trace({dict(self._data)!r})"
+        return f"{type(self).__name__}({dict(self._data)!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Trace(OpenRecord):
+    """What happened while answering, for people and tools: retrieved and packed chunk ids, the
+    evidence score, per-stage timings in ms (``timings_ms``), model attempts, the checker's
+    findings (fabricated markers removed, uncited sentences), a retry, why the answer abstained
+    (the ``trace`` of ``Answer.to_dict()``)."""
+
+    __slots__ = ()
 
     @property
     def timings_ms(self) -> Mapping[str, float]:
@@ -241,9 +249,6 @@ class Trace(Mapping[str, Any]):
     def retried(self) -> bool:
         """Whether the model was asked again with the problems of its first draft listed."""
         return bool(self._data.get("retried"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,12 +13,12 @@ its mapping and names the entries that code reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..types import Citation, Evidence, Span, Usage
+from ..types import Citation, Evidence, OpenRecord, Span, Usage
 
 #: A per-case score: a number, or None where the metric does not apply.
 Score = float | None
@@ -231,27 +231,12 @@ class CaseRecord:
         )
 
 
-class RunManifest(Mapping[str, Any]):
+class RunManifest(OpenRecord):
     """What a run measured and with what: suite, corpus and index hashes, model, template,
     every setting, seed... A read-only mapping (the JSON contract), with the entries that code
     reads as typed properties."""
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data: Mapping[str, Any] = MappingProxyType(dict(data or {}))
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"RunManifest({dict(self._data)!r})"
+    __slots__ = ()
 
     def _str(self, key: str) -> str | None:
         value = self._data.get(key)
@@ -285,9 +270,6 @@ class RunManifest(Mapping[str, Any]):
     def stop_result(self) -> Mapping[str, Any] | None:
         value = self._data.get("stop_result")
         return value if isinstance(value, Mapping) else None
-
-    def to_dict(self) -> JSONDict:
-        return dict(self._data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
