@@ -107,14 +107,6 @@ def test_model_upgrade_day_with_a_real_model(kb_factory, tmp_path: Path, server_
     manifests, compared case by case, the gate applied, and a re-run makes no model call."""
     import json
 
-    from domainrag.compare.compare import compare_runs
-    from domainrag.compare.gate import apply_gate
-    from domainrag.config import GateConfig
-    from domainrag.evaluate.runner import EvalOptions, run_suite
-    from domainrag.evaluate.runs import RunStore
-    from domainrag.evaluate.suite import load_suite
-    from domainrag.models.cache import ModelCache
-
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("Metformin is a first-line treatment for type 2 diabetes.")
@@ -127,24 +119,20 @@ def test_model_upgrade_day_with_a_real_model(kb_factory, tmp_path: Path, server_
          "gold": ["docs/b.txt"], "scenario": ["policy"]}]))
     kb = kb_factory(**{"answer.base_url": server_url, "answer.max_tokens": 48})
     kb.ingest([docs])
-    kb.answerer.cache = ModelCache(Path(kb.path) / "model_cache.sqlite3")
-    store = RunStore(kb.path)
-    loaded = load_suite(suite)
-    groups = frozenset({"retrieval", "answer", "citation"})
-    baseline = run_suite(kb, loaded, EvalOptions(groups, name="extractive"), store)
-    served = run_suite(kb, loaded, EvalOptions(groups, model="openai:smollm2", name="smollm2"), store)
-    assert served["manifest"]["model"] == "openai:smollm2"
-    assert served["manifest"]["model_ids"] == [f"openai:smollm2@{server_url.split('/')[2]}"]
-    assert served["manifest"]["model_versions"]                # what the server reported
-    report = compare_runs(baseline, served)
-    assert report["manifest_diff"]["model"]["b"] == "openai:smollm2"
-    assert report["manifest_diff"]["model_versions"]["b"] == served["manifest"]["model_versions"]
-    assert "token_f1" in report["metrics"] and report["headline"].startswith("token_f1 ")
-    gate = apply_gate(report, GateConfig())
-    assert isinstance(gate["passed"], bool) and gate["rule"] == "no significant regression"
+    groups = ["retrieval", "answer", "citation"]
+    baseline = kb.evaluate(suite, metrics=groups, name="extractive")
+    served = kb.evaluate(suite, metrics=groups, model="openai:smollm2", name="smollm2")
+    assert served.manifest.model == "openai:smollm2" and not served.failed
+    assert served.manifest["model_ids"] == [f"openai:smollm2@{server_url.split('/')[2]}"]
+    assert served.manifest["model_versions"]                  # what the server reported
+    report = kb.compare(baseline, served)
+    assert report.manifest_diff["model"]["b"] == "openai:smollm2"
+    assert report.manifest_diff["model_versions"]["b"] == served.manifest["model_versions"]
+    assert "token_f1" in report.metrics and report.headline.startswith("token_f1 ")
+    assert report.gate is not None and report.gate.rule == "no significant regression"
     stored: list[str] = []                                     # a model call ends in a put
-    put = kb.answerer.cache.put
-    kb.answerer.cache.put = lambda key, generation: stored.append(key) or put(key, generation)
-    again = run_suite(kb, loaded, EvalOptions(groups, model="openai:smollm2", name="smollm2-again"), store)
-    assert [c["answer"] for c in again["cases"]] == [c["answer"] for c in served["cases"]]
+    put = kb.model_cache.put
+    kb.model_cache.put = lambda key, generation: stored.append(key) or put(key, generation)  # type: ignore[method-assign]
+    again = kb.evaluate(suite, metrics=groups, model="openai:smollm2", name="smollm2-again")
+    assert [c.answer for c in again.cases] == [c.answer for c in served.cases]
     assert stored == []                                        # every answer came from the cache
