@@ -357,3 +357,17 @@ def test_stop_hook_ends_a_shuffled_run_early(kb, suite_file: Path) -> None:
     assert [c.id for c in run.cases] == seen and len(seen) == 3
     assert run.manifest["order"] == "random" and run.manifest.stop_rule == "test: three cases"
     assert seen != ["m1", "f1", "o1"]  # the order was shuffled (seed 7)
+
+
+def test_answers_cut_by_the_token_limit_are_cached_but_broken_streams_are_not(kb, suite_file: Path, scripted) -> None:
+    scripted.script = lambda r: ("Adults start at 50 micrograms daily [1] and then the", "length")
+    kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:m", concurrency=1)
+    calls = len(scripted.requests)
+    assert calls >= 3
+    kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:m", concurrency=1, name="again")
+    assert len(scripted.requests) == calls      # a length-cut answer is what the server returns each time
+    scripted.script = lambda r: ("Adults start at 50 micrograms", "incomplete")
+    kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:other", concurrency=1)
+    cut = len(scripted.requests) - calls
+    kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:other", concurrency=1, name="x")
+    assert len(scripted.requests) - calls == 2 * cut   # a stream cut in transit is asked again

@@ -242,7 +242,7 @@ class Answerer:
                 on_token(cached.text)
             return self._priced(cached)
         generation = _call(generator, request, on_token)
-        if self.cache and key and generation.complete:
+        if self.cache and key and generation.finished:
             self.cache.put(key, generation)
         return self._priced(generation)
 

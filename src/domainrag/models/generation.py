@@ -70,6 +70,13 @@ class Generation:
     def complete(self) -> bool:
         return self.finish_reason in ("stop", "end_turn", "stop_sequence", "no_evidence")
 
+    @property
+    def finished(self) -> bool:
+        """The provider finished the request: a complete answer, or one cut by the token limit
+        (the same request is cut the same way, so it may be cached); False for a stream that
+        broke off in transit."""
+        return self.complete or self.finish_reason in ("length", "max_tokens")
+
 
 #: Seconds a try of a model call may take when ``answer.timeout_s`` is unset.
 DEFAULT_TIMEOUT_S = 60.0
