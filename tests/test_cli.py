@@ -264,3 +264,9 @@ def test_ask_flags_uncited_claims_and_reprints_a_changed_stream(folder: Path, tm
         proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
                    cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
     assert "Checked answer:" in proc.stdout and "fabricated citation(s) removed" in proc.stdout
+
+
+def test_help_shows_defaults_in_brackets(tmp_path: Path) -> None:
+    """Help text is plain text: "[default: …]" is not swallowed as markup."""
+    text = run("eval", "--help", cwd=tmp_path).stdout
+    assert "[default: 1 for a model" in " ".join(text.split()) and "[default: from config]" in text

@@ -52,7 +52,7 @@ class _Commands(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-app = typer.Typer(name="domainrag", cls=_Commands, no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="domainrag", cls=_Commands, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="Grounded answers and honest evaluation over your own domain documents.")
 
@@ -345,7 +345,7 @@ def _eval_matrix(base: KnowledgeBase, suite: Any, models: list[str | None], temp
                    json_data=matrix.to_dict())
 
 
-suite_app = typer.Typer(cls=_Commands, no_args_is_help=True)
+suite_app = typer.Typer(cls=_Commands, no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(suite_app, name="suite", help="Evaluation suites: generate one from the knowledge base's own documents.")
 
 
@@ -379,7 +379,8 @@ def suite_generate(
                   "replies.[/yellow]")
 
 
-runs_app = typer.Typer(cls=_Commands, help="Stored evaluation runs: list them, pin baselines.", no_args_is_help=False)
+runs_app = typer.Typer(cls=_Commands, help="Stored evaluation runs: list them, pin baselines.", no_args_is_help=False,
+                       rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
 
 
