@@ -14,6 +14,7 @@ from domainrag.evaluate.metrics import evaluate_run
 from domainrag.evaluate.runner import EvalOptions, run_suite, summarise
 from domainrag.evaluate.runs import RunStore
 from domainrag.evaluate.suite import load_suite
+from domainrag.models.cache import ModelCache
 
 DOCS = {
     "thyroid.md": "# Hypothyroidism\n\nHypothyroidism is treated with levothyroxine. The usual starting dose for adults is 50 micrograms daily.",
@@ -371,3 +372,14 @@ def test_answers_cut_by_the_token_limit_are_cached_but_broken_streams_are_not(kb
     cut = len(scripted.requests) - calls
     kb.evaluate(suite_file, metrics=["retrieval", "answer"], model="scripted:other", concurrency=1, name="x")
     assert len(scripted.requests) - calls == 2 * cut   # a stream cut in transit is asked again
+
+
+def test_a_corrupt_model_cache_is_a_clear_error_and_a_damaged_entry_a_miss(kb, suite_file: Path, scripted) -> None:
+    (kb.path / "model_cache.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(DomainragError, match=r"model-call cache .*cannot be read.*only a cache: delete it"):
+        kb.evaluate(suite_file, model="scripted:m")
+    (kb.path / "model_cache.sqlite3").unlink()
+    cache = ModelCache(kb.path / "model_cache.sqlite3")
+    cache._db.execute("INSERT INTO calls VALUES ('k', '{broken')")
+    assert cache.get("k") is None
+    cache.close()

@@ -16,14 +16,14 @@ import builtins
 import json
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DomainragError
+from ..errors import ConfigError
+from ..sqlite_files import open_database
 from .run_records import Run, RunInfo, RunManifest
 
 RUNS_FILE = "runs.sqlite3"
@@ -48,17 +48,11 @@ class RunStore:
     def __init__(self, kb_dir: str | Path) -> None:
         self.path = Path(kb_dir) / RUNS_FILE
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a killed process loses nothing committed; only a power cut may lose the
-            # last cases, which a resumed run then recomputes. FULL made each case ~3 ms under load.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise DomainragError(
-                f"The run store {self.path} cannot be read ({exc}). Move it aside to start a new one "
-                "(the knowledge base itself is unaffected), or restore it from a backup.") from exc
+        # WAL + NORMAL: a killed process loses nothing committed; only a power cut may lose the
+        # last cases, which a resumed run then recomputes. FULL made each case ~3 ms under load.
+        self._db = open_database(self.path, "PRAGMA synchronous=NORMAL;" + _SCHEMA, what="run store",
+                                 fix="Move it aside to start a new one (the knowledge base itself is unaffected), "
+                                     "or restore it from a backup.")
 
     def start(self, name: str, manifest: dict[str, Any], key: str) -> tuple[str, str | None]:
         """``(run_id, resumed)`` for the newest run with this ``key`` (same suite, settings,

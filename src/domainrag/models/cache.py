@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..redaction import redact
+from ..sqlite_files import open_database
 from ..types import Usage
 from .generation import Generation, GenerationRequest
 
@@ -34,9 +34,10 @@ class ModelCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, generation TEXT NOT NULL)")
+        self._db = open_database(
+            self.path, "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, generation TEXT NOT NULL);",
+            what="model-call cache",
+            fix="It is only a cache: delete it (the next evaluation calls the models again).")
         self.hits = 0
         self.misses = 0
 
@@ -47,8 +48,11 @@ class ModelCache:
             self.misses += row is None
         if row is None:
             return None
-        data = json.loads(row[0])
-        return Generation(**{**data, "usage": Usage(**data["usage"])})
+        try:
+            data = json.loads(row[0])
+            return Generation(**{**data, "usage": Usage(**data["usage"])})
+        except (ValueError, TypeError, KeyError):  # a damaged entry is a miss: the call is made again
+            return None
 
     def put(self, key: str, generation: Generation) -> None:
         generation = replace(generation, model=redact(generation.model), version=redact(generation.version))
