@@ -150,17 +150,18 @@ def model_cache(kb: KnowledgeBase) -> Iterator[None]:
 
 
 # -- knowledge bases for BEIR suites --------------------------------------------------------------
-def beir_cache_path(root: Path, overrides: Mapping[str, Any]) -> Path:
+def beir_cache_path(root: Path, corpus: Any, overrides: Mapping[str, Any]) -> Path:
     """Where the knowledge base built from BEIR folder ``root`` is cached: keyed by the corpus's
-    content and the embedder asked for."""
+    content (``corpus``, the digest of :func:`beir_corpus_digest`) and the embedder asked for."""
     from .models.onnx_export import cache_dir
 
-    digest = _corpus_digest(root)
+    digest = corpus.copy()
     digest.update(json.dumps(overrides.get("embedder.model"), default=str).encode())
     return cache_dir() / "eval" / f"{root.name}-{digest.hexdigest()[:12]}"
 
 
-def _corpus_digest(root: Path) -> Any:
+def beir_corpus_digest(root: Path) -> Any:
+    """The sha256 digest object of ``root/corpus.jsonl``, read once in blocks."""
     digest = hashlib.sha256()
     with (root / "corpus.jsonl").open("rb") as corpus:
         for block in iter(lambda: corpus.read(1 << 20), b""):
@@ -168,15 +169,15 @@ def _corpus_digest(root: Path) -> Any:
     return digest
 
 
-def ensure_beir_corpus(kb: KnowledgeBase, suite: Suite, progress: bool | Progress = False,
+def ensure_beir_corpus(kb: KnowledgeBase, suite: Suite, corpus_hash: str, progress: bool | Progress = False,
                        notify: Progress | None = None) -> None:
-    """Make sure ``kb`` holds the whole corpus of BEIR suite ``suite``: ingested (incrementally,
-    so an interrupted build resumes) until a completion marker for this corpus is written."""
+    """Make sure ``kb`` holds the whole corpus of BEIR suite ``suite`` (whose corpus file hashes
+    to ``corpus_hash``): ingested (incrementally, so an interrupted build resumes) until a
+    completion marker for this corpus is written."""
     marker = kb.path / BEIR_COMPLETE
-    corpus_hash = _corpus_digest(Path(suite.path)).hexdigest()[:16]
     try:
-        done = json.loads(marker.read_text(encoding="utf-8")).get("corpus_hash") == corpus_hash
-    except (OSError, ValueError):
+        done = json.loads(marker.read_text(encoding="utf-8")).get("corpus_hash") == corpus_hash[:16]
+    except (OSError, ValueError, AttributeError):
         done = False
     if done:
         return
@@ -188,7 +189,7 @@ def ensure_beir_corpus(kb: KnowledgeBase, suite: Suite, progress: bool | Progres
                           "again to finish it (the work so far is kept).")
     if report.failed and notify:
         notify(f"{len(report.failed)} corpus entries failed to ingest")
-    marker.write_text(json.dumps({"corpus_hash": corpus_hash, "failed": len(report.failed)}), encoding="utf-8")
+    marker.write_text(json.dumps({"corpus_hash": corpus_hash[:16], "failed": len(report.failed)}), encoding="utf-8")
 
 
 def open_for_suite(suite: Suite, path: str | os.PathLike[str] | None = None, *,
@@ -199,12 +200,13 @@ def open_for_suite(suite: Suite, path: str | os.PathLike[str] | None = None, *,
 
     target = path or os.environ.get("DOMAINRAG_KB") or None
     cached = target is None and suite.is_beir and not Path(DEFAULT_KB).exists()
+    corpus = beir_corpus_digest(Path(suite.path)) if suite.is_beir else None
     if cached:
-        target = beir_cache_path(Path(suite.path), overrides or {})
+        target = beir_cache_path(Path(suite.path), corpus, overrides or {})
     kb = KnowledgeBase.open(target, create=suite.is_beir, overrides=overrides or None)
     try:
-        if cached or (suite.is_beir and not kb.store.stats()["chunks"]):
-            ensure_beir_corpus(kb, suite, progress, notify)
+        if corpus is not None and (cached or not kb.store.stats()["chunks"]):
+            ensure_beir_corpus(kb, suite, corpus.hexdigest(), progress, notify)
     except BaseException:
         kb.close()
         raise
