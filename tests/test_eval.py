@@ -383,3 +383,26 @@ def test_a_corrupt_model_cache_is_a_clear_error_and_a_damaged_entry_a_miss(kb, s
     cache._db.execute("INSERT INTO calls VALUES ('k', '{broken')")
     assert cache.get("k") is None
     cache.close()
+
+
+def test_a_beir_cache_is_used_only_once_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainrag import KnowledgeBase
+    from domainrag.evaluation import BEIR_COMPLETE
+
+    beir = make_beir(tmp_path / "tiny")
+    monkeypatch.setenv("DOMAINRAG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DOMAINRAG_KB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    suite = load_suite(beir)
+    notes: list[str] = []
+    with KnowledgeBase.for_suite(suite, overrides={"embedder.model": "hash:64"}, notify=notes.append) as kb:
+        assert (kb.path / BEIR_COMPLETE).is_file() and kb.store.stats()["documents"] == len(DOCS)
+        cached = kb.path
+    assert len(notes) == 1
+    (cached / BEIR_COMPLETE).unlink()                # as if the first build had been interrupted
+    with KnowledgeBase.for_suite(suite, overrides={"embedder.model": "hash:64"}, notify=notes.append) as kb:
+        assert kb.path == cached and (kb.path / BEIR_COMPLETE).is_file()
+    assert len(notes) == 2                            # completed (incrementally) before use
+    with KnowledgeBase.for_suite(suite, overrides={"embedder.model": "hash:64"}, notify=notes.append):
+        pass
+    assert len(notes) == 2                            # complete: used as it is
