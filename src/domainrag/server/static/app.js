@@ -155,12 +155,16 @@ async function readEvents(response, onEvent) {
 /** The checked answer: its text with each [n] marker a link to the cited passage. */
 function renderAnswer(answer) {
   const box = $("answer");
-  const byNumber = new Map(answer.citations.map((c) => [c.number, c]));
+  // A number cited by several sentences has one citation per sentence, in order of appearance:
+  // each marker links to the next one of its number (the last one repeats).
+  const byNumber = new Map();
+  for (const c of answer.citations) byNumber.set(c.number, [...(byNumber.get(c.number) || []), c]);
   const parts = [];
   let last = 0;
   for (const match of answer.text.matchAll(/\[(\d+)\]/g)) {
-    const citation = byNumber.get(Number(match[1]));
-    if (!citation) continue;
+    const queue = byNumber.get(Number(match[1]));
+    if (!queue) continue;
+    const citation = queue.length > 1 ? queue.shift() : queue[0];
     parts.push(answer.text.slice(last, match.index), citeLink(citation));
     last = match.index + match[0].length;
   }
