@@ -582,10 +582,9 @@ def keys_create(
     if collections is None and role != "admin":
         raise typer.BadParameter("name the collections the key may use (a,b), or '*' for all",
                                  param_hint="--collections")
-    if groups is not None:
-        readable = _names(groups)
-    else:  # a restricted key reads only documents without groups; an admin reads all
-        readable = None if role == "admin" else []
+    # without --groups, a restricted key reads only documents without groups; an admin reads all
+    unset: list[str] | None = None if role == "admin" else []
+    readable = _names(groups) if groups is not None else unset
     with KeyStore((home or default_home()) / KEYS_FILE) as store:
         info, secret = store.create(name, _names(collections), role, readable)
     if as_json:
