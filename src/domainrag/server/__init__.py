@@ -1,3 +1,5 @@
-"""``domainrag serve``: the HTTP edge (FastAPI on Uvicorn, extra ``[server]``). Build the
-application with :func:`domainrag.server.app.create_app`; nothing here is imported by
-``import domainrag``."""
+"""``domainrag serve``: the HTTP edge over :class:`~domainrag.kb.KnowledgeBase`.
+
+Importing this package imports nothing heavy: the web framework is loaded by the modules that
+need it (``pip install 'domainrag[server]'``).
+"""
