@@ -11,13 +11,11 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from .keys import Principal
+from .keys import LOCAL_ADMIN, Principal
 from .problems import Forbidden, TooManyRequests, Unauthorized
 from .state import server_state
 
 Role = Literal["read", "write", "admin"]
-LOCAL_ADMIN = Principal(name="local", role="admin", collections=None, groups=None)
-_RANK = {"read": 0, "write": 1, "admin": 2}
 _VERB = {"read": "read", "write": "write to", "admin": "administer"}
 
 
@@ -51,14 +49,14 @@ Caller = Annotated[Principal, Depends(principal)]
 
 def allow(caller: Principal, collection: str, role: Role) -> None:
     """403 unless ``caller`` may ``role`` on ``collection`` (the same body whether it exists or not)."""
-    if caller.collections is not None and collection not in caller.collections:
+    if not caller.may_use(collection):
         raise Forbidden(f"Key {caller.name!r} may not {_VERB[role]} collection {collection!r}. "
                         "Ask an admin for a key that covers it.")
     require(caller, role, f"{_VERB[role]} collection {collection!r}")
 
 
 def require(caller: Principal, role: Role, action: str) -> None:
-    if _RANK[caller.role] < _RANK[role]:
+    if not caller.allows(role):
         raise Forbidden(f"Key {caller.name!r} (role {caller.role}) may not {action}: that needs role {role}. "
                         "Ask an admin for a key with that role.")
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
+from ..acl import parse_groups
 from ..errors import DomainragError
 from ..kb import KnowledgeBase
 from .access import Caller, require
@@ -98,23 +99,30 @@ async def upload_documents(request: Request, collection: str, caller: Caller) ->
     state = server_state(request)
     job_id = new_job_id()
     folder = state.jobs.incoming(collection, job_id)
+    try:
+        files, acl = await _receive(request, folder, state)
+        job = state.jobs.submit(collection, "ingest", files, acl, job_id=job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return {"job": job.to_dict()}
+
+
+async def _receive(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        files, acl = await _multipart(request, folder, state)
-    elif content_type.startswith("application/json"):
-        files, acl = await _json_documents(request, folder, state)
-    else:
-        raise UnsupportedType(f"Content-Type {content_type or '(none)'!r} is not accepted here: send "
-                              "multipart/form-data (files) or application/json (documents).")
-    job = state.jobs.submit(collection, "ingest", files, acl, job_id=job_id)
-    return {"job": job.to_dict()}
+        return await _multipart(request, folder, state)
+    if content_type.startswith("application/json"):
+        return await _json_documents(request, folder, state)
+    raise UnsupportedType(f"Content-Type {content_type or '(none)'!r} is not accepted here: send "
+                          "multipart/form-data (files) or application/json (documents).")
 
 
 async def _multipart(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
     upload = MultipartUpload(folder, state.limits)
     await upload.read(request)
     acl = upload.fields.get("acl")
-    return upload.files, [g.strip() for g in acl.split(",") if g.strip()] if acl is not None else None
+    return upload.files, list(parse_groups(acl, "acl")) if acl is not None else None
 
 
 async def _json_documents(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
@@ -126,7 +134,8 @@ async def _json_documents(request: Request, folder: Path, state: ServerState) ->
         fields = ", ".join(f"{e['field']} ({e['message']})" for e in errors)
         raise Invalid(f"Invalid request: {fields}. See /docs for the expected body.", errors=errors) from None
     documents = [d.model_dump() for d in body.documents]
-    return write_documents(folder, documents, state.limits), body.acl
+    acl = list(parse_groups(body.acl, "body.acl")) if body.acl is not None else None
+    return write_documents(folder, documents, state.limits), acl
 
 
 @router.get("/collections/{collection}/documents", response_model=DocumentList,

@@ -4,6 +4,7 @@ offline ``/docs`` page and the web UI at ``/``."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import re
@@ -30,7 +31,7 @@ from . import api_answers, api_collections, api_runs, problems
 from .collections import Collections
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
-from .keys import KeyStore
+from .keys import KEYS_FILE, KeyStore
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import RateLimiter
 from .schemas import Health, Problem
@@ -80,7 +81,7 @@ def build_state(settings: ServerSettings) -> ServerState:
     metrics = Metrics()
     collections = Collections(home, {name: spec.path for name, spec in settings.collections.items()})
     jobs = JobRunner(JobStore(home / "jobs.sqlite3"), collections, home / "uploads", on_finish=metrics.job)
-    return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / "keys.sqlite3"),
+    return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / KEYS_FILE),
                        limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics,
                        limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)))
 
@@ -95,10 +96,8 @@ def _routes(app: FastAPI) -> None:
     app.include_router(api_collections.router)
     app.include_router(api_answers.router)
     app.include_router(api_runs.router)
-    if importlib.util.find_spec(f"{__package__}.openai_compat") is not None:
-        from . import openai_compat
-
-        app.include_router(openai_compat.router)
+    if importlib.util.find_spec(f"{__package__}.openai_compat") is not None:  # the OpenAI endpoint's module
+        app.include_router(importlib.import_module(f"{__package__}.openai_compat").router)
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, summary="The process is up")
     app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Health,
                       responses={503: {"model": Problem, "description": "A collection does not open"}},
@@ -188,7 +187,7 @@ class RequestContext:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _REQUEST_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex[:16]
