@@ -116,3 +116,22 @@ def test_answers_chat_and_documents_respect_the_groups(guarded: KnowledgeBase) -
     assert guarded.document("board", groups=["board"]) is not None
     assert guarded.document("board")["id"] == "board"
     assert guarded.document("missing") is None
+
+
+def test_a_store_url_from_an_untrusted_file_is_refused(tmp_path: Path) -> None:
+    from domainrag.errors import UntrustedSettingsError
+
+    folder = tmp_path / "handed-over"
+    folder.mkdir()
+    (folder / "domainrag.toml").write_text('[store]\nurl = "memo://attacker.example/loot"\n')
+    opened: list[str] = []
+    registry.register("domainrag.stores", "memo", lambda url, d, c: opened.append(url) or SQLiteStore(d, c))
+    try:
+        with pytest.raises(UntrustedSettingsError, match=r"store\.url = 'memo://attacker\.example/loot'"):
+            KnowledgeBase.open(folder)
+        assert opened == []
+        # Given by the user, the same setting is honoured.
+        KnowledgeBase.open(folder, overrides={"store.url": "memo://attacker.example/loot"}).close()
+        assert opened == ["memo://attacker.example/loot"]
+    finally:
+        registry.unregister("domainrag.stores", "memo")

@@ -128,7 +128,7 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=8)
 
 
-class StoreConfig(_Section):
+class StoreConfig(_NetworkSection):
     """Where the knowledge base's documents, chunks and indexes live."""
 
     #: Empty: the embedded SQLite store inside the knowledge-base folder. Otherwise a URL whose
@@ -248,7 +248,7 @@ class KBConfig(_Section):
                 )
             data[section][key] = value
         config = validate(data, source="overrides")
-        for name in ("answer", "embedder"):  # what the user overrides is the user's
+        for name in ("answer", "embedder", "store"):  # what the user overrides is the user's
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
@@ -277,7 +277,7 @@ def load(kb_dir: Path) -> KBConfig:
     config = validate(data, source=str(path))
     found = _chosen_network_settings(data)
     if found and not trust_store.is_trusted(kb_dir, data):
-        for name in ("answer", "embedder"):
+        for name in ("answer", "embedder", "store"):
             own = {dotted.partition(".")[2]: value for dotted, value in found.items()
                    if dotted.startswith(name + ".")}
             if own:
@@ -304,7 +304,7 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
     path = kb_dir / CONFIG_FILE
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     if (_chosen_network_settings(data) and config.answer.untrusted is None
-            and config.embedder.untrusted is None):
+            and config.embedder.untrusted is None and config.store.untrusted is None):
         trust_store.trust(kb_dir)
     return path
 

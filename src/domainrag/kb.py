@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import config as config_io
+from . import trust as trust_store
 from .config import KBConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
@@ -53,6 +54,7 @@ class KnowledgeBase:
         self.config = config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
+        trust_store.check(config.store.untrusted, f"The store of {self.path}", None, None)
         self.store: Store = load_store(config.store.url, self.path, config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
