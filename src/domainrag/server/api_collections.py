@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from ..acl import parse_groups
 from ..errors import DomainragError
+from ..index.store import visible
 from ..kb import KnowledgeBase
 from .access import Caller, require
-from .common import PROBLEMS, blocking, kb_for, visible
+from .common import PROBLEMS, blocking, kb_for
 from .jobs import Job, new_job_id, reingest_paths
 from .keys import Principal
 from .problems import Invalid, NotFound, UnsupportedType
@@ -154,8 +155,8 @@ def _documents(kb: KnowledgeBase, caller: Principal) -> list[dict[str, Any]]:
             summary="One document with its text (404 when absent or not visible to this key)")
 async def get_document(request: Request, collection: str, doc_id: str, caller: Caller) -> dict[str, Any]:
     kb = kb_for(request, caller, collection, "read")
-    document = await blocking(request, kb.store.document, doc_id)
-    if document is None or not visible(document["metadata"], caller.groups):
+    document = await blocking(request, kb.document, doc_id, groups=caller.groups)
+    if document is None:
         raise NotFound(f"No document {doc_id!r} in collection {collection!r}. GET "
                        f"/v1/collections/{collection}/documents lists them.")
     return document
