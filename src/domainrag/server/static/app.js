@@ -111,7 +111,8 @@ async function openPassage(docId, start, end, page) {
   const to = Math.max(from, Math.min(end ?? from, text.length));
   const mark = el("mark", { id: "passage-mark" }, text.slice(from, to));
   $("passage-title").textContent = doc.title || doc.source || doc.id;
-  $("passage-meta").textContent = [doc.source, page ? `page ${page}` : null].filter(Boolean).join(" · ");
+  $("passage-meta").textContent = [doc.id, page ? `page ${page}` : null].filter(Boolean).join(" · ");
+  $("passage-meta").title = doc.source || "";
   $("passage-text").replaceChildren(text.slice(0, from), mark, text.slice(to));
   $("passage").hidden = false;
   mark.scrollIntoView({ block: "center" });
