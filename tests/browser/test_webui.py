@@ -110,6 +110,20 @@ def by_id(driver: Any, element_id: str) -> Any:
     return driver.find_element("id", element_id)
 
 
+def click_in_row(driver: Any, rows: str, text: str, target: str) -> bool:
+    """Click ``target`` in the row of ``rows`` that shows ``text`` (False to retry while the list re-renders)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        row = next((r for r in driver.find_elements("css selector", rows) if text in r.text), None)
+        if row is None:
+            return False
+        row.find_element("css selector", target).click()
+        return True
+    except StaleElementReferenceException:
+        return False
+
+
 def open_view(driver: Any, view: str) -> None:
     driver.find_element("css selector", f'.tab[data-view="{view}"]').click()
     wait_for(driver, lambda d: by_id(d, f"view-{view}").is_displayed(), f"the {view} view")
@@ -204,16 +218,17 @@ def test_ask_cite_and_open_the_highlighted_passage(browser: Any, make_kb: Callab
     wait_for(browser, lambda d: by_id(d, "collection").get_attribute("value") == "policies", "the collection list")
     # Record what the answer box shows as it changes: the streamed text first, then the checked answer.
     browser.execute_script(
-        "window.__seen = []; const box = document.getElementById('answer');"
-        "new MutationObserver(() => window.__seen.push({text: box.textContent, links: box.querySelectorAll('a.cite').length}))"
-        ".observe(box, {childList: true, characterData: true, subtree: true});")
+        "window.__seen = []; new MutationObserver((records) => { for (const r of records) window.__seen.push("
+        "{text: [...r.addedNodes].map((n) => n.textContent).join(''), links: [...r.addedNodes].filter((n) => n.nodeName === 'A').length}); })"
+        ".observe(document.getElementById('answer'), {childList: true});")
     by_id(browser, "question").send_keys("Within how many days can customers return a product for a refund?")
     browser.find_element("css selector", "#ask-form button[type=submit]").click()
 
     cite = wait_for(browser, lambda d: d.find_elements("css selector", "#answer a.cite"), "a cited answer")[0]
     seen = browser.execute_script("return window.__seen")
-    assert any(s["text"] and not s["links"] for s in seen), f"no streamed text before the checked answer: {seen}"
-    assert seen[-1]["links"] >= 1
+    streamed = [i for i, s in enumerate(seen) if s["text"] and not s["links"]]
+    assert streamed and streamed[0] < len(seen) - 1, f"no streamed text before the checked answer: {seen}"
+    assert seen[-1]["links"] >= 1  # the checked answer replaced it, its [n] as links
     answer = by_id(browser, "answer").text
     assert "30 days" in answer, answer
     assert "[1]" in answer
@@ -291,13 +306,22 @@ def test_upload_job_progress_then_searchable(browser: Any, make_kb: Callable[...
     by_id(browser, "query").send_keys("Kestrel badge garage")
     browser.find_element("css selector", "#search-form button[type=submit]").click()
     wait_for(browser, lambda d: "Kestrel" in by_id(d, "hits").text, "the PDF hit")
-    hit = browser.find_elements("css selector", "#hits li")[0]
+    hit = next(h for h in browser.find_elements("css selector", "#hits li") if "Kestrel badge" in h.text)
     assert "p. 2" in hit.find_element("css selector", ".page").text, hit.text
     hit.find_element("css selector", ".hit-head a").click()
     mark = wait_for(browser, lambda d: d.find_elements("css selector", "#passage-text mark"), "the PDF passage")[0]
     assert "Kestrel badge" in mark.text
     assert "page 2" in by_id(browser, "passage-meta").text
     shot(browser, "search-pdf-passage")
+
+    # Delete one uploaded file: it leaves the list and the search results.
+    open_view(browser, "documents")
+    wait_for(browser, lambda d: "leave.txt" in by_id(d, "documents").text, "the list")
+    browser.execute_script("window.confirm = () => true;")
+    wait_for(browser, lambda d: click_in_row(d, "#documents tr", "leave.txt", "button"), "the Delete button")
+    wait_for(browser, lambda d: "leave.txt" not in by_id(d, "documents").text, "the deleted file to leave the list")
+    assert "Deleted" in by_id(browser, "status").text
+    assert "travel.md" in by_id(browser, "documents").text
 
 
 def test_runs_report_and_compare(browser: Any, make_kb: Callable[..., Path],
@@ -311,8 +335,7 @@ def test_runs_report_and_compare(browser: Any, make_kb: Callable[..., Path],
     listing = by_id(browser, "runs").text
     assert "run-1-lexical" in listing and "run-2-hybrid" in listing, listing
 
-    row = next(r for r in rows if "run-1-lexical" in r.text)
-    row.find_element("css selector", "button.open-report").click()
+    wait_for(browser, lambda d: click_in_row(d, "#runs tr", "run-1-lexical", "button.open-report"), "the Report button")
     wait_for(browser, lambda d: "run-1-lexical" in by_id(d, "report-title").text, "the report")
     browser.switch_to.frame(by_id(browser, "report"))
     report = wait_for(browser, lambda d: d.find_element("tag name", "body").text, "the report's content")
@@ -333,6 +356,29 @@ def test_runs_report_and_compare(browser: Any, make_kb: Callable[..., Path],
     assert all(run_id in title for run_id in ids), title
     assert "verdict" in comparison.lower() or "no detectable difference" in comparison.lower(), comparison[:500]
     shot(browser, "evaluation-compare")
+
+
+def test_api_key_is_sent_as_bearer(browser: Any, make_kb: Callable[..., Path],
+                                   serve: Callable[[dict[str, Path]], str], tmp_path: Path) -> None:
+    from domainrag.server.keys import KEYS_FILE, KeyStore
+
+    home = tmp_path / "server-home"
+    home.mkdir()
+    with KeyStore(home / KEYS_FILE) as keys:
+        secret = keys.create("reader", ["policies"], "read", None)[1]
+    url = serve({"policies": make_kb("policies", DOCS)})
+    browser.get(url)
+    wait_for(browser, lambda d: by_id(d, "status").get_attribute("data-kind") == "error", "the refusal")
+    assert "policies" not in by_id(browser, "collection").text
+    by_id(browser, "api-key").send_keys(secret + "\t")  # change event
+    wait_for(browser, lambda d: by_id(d, "collection").get_attribute("value") == "policies", "the collection list")
+    assert browser.execute_script("return localStorage.getItem('domainrag.apiKey')") == secret
+    browser.refresh()  # the key is remembered
+    wait_for(browser, lambda d: by_id(d, "collection").get_attribute("value") == "policies", "the collection list")
+    open_view(browser, "search")
+    by_id(browser, "query").send_keys("refund")
+    browser.find_element("css selector", "#search-form button[type=submit]").click()
+    wait_for(browser, lambda d: "Refund policy" in by_id(d, "hits").text, "search hits with the key")
 
 
 def test_hostile_document_text_stays_text(browser: Any, make_kb: Callable[..., Path],

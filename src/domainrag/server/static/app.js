@@ -85,6 +85,7 @@ function show(view) {
     tab.setAttribute("aria-current", active ? "page" : "false");
     $(`view-${tab.dataset.view}`).hidden = !active;
   }
+  $("passage").hidden = true;
   localStorage.setItem("domainrag.view", view);
   if (collection()) guarded(loaders[view])();
 }
@@ -114,6 +115,8 @@ async function openPassage(docId, start, end, page) {
   $("passage-meta").textContent = [doc.id, page ? `page ${page}` : null].filter(Boolean).join(" · ");
   $("passage-meta").title = doc.source || "";
   $("passage-text").replaceChildren(text.slice(0, from), mark, text.slice(to));
+  const below = Math.max(0, document.querySelector(".top").getBoundingClientRect().bottom);
+  $("passage").style.top = `${below}px`;  // under the header: the views stay reachable
   $("passage").hidden = false;
   mark.scrollIntoView({ block: "center" });
 }
