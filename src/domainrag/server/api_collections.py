@@ -182,6 +182,8 @@ def _remove_source(state: ServerState, kb: KnowledgeBase, collection: str, sourc
     if not all(visible(d["metadata"], caller.groups) for d in documents):
         return 0
     with state.collections.writer(collection):
+        if source not in kb.store.source_states():
+            return 0
         removed = kb.store.remove_sources([source])
         kb.store.refresh()
     return removed
