@@ -1,0 +1,1 @@
+"""The HTTP edge: ``domainrag serve`` (FastAPI on Uvicorn)."""
