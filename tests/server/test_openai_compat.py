@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def test_conversation_is_the_last_user_message_and_earlier_turns() -> None:
 ])
 def test_bad_conversations_are_refused_naming_the_message(messages: list[dict[str, Any]], param: str,
                                                           words: str) -> None:
-    with pytest.raises(oc.OpenAIRequestError) as info:
+    with pytest.raises(oc.OpenAIError) as info:
         oc.conversation(request(messages=messages).messages)
     assert info.value.param == param and words in info.value.message
 
@@ -116,7 +117,7 @@ def test_model_ids_name_collections_and_allowed_models() -> None:
 @pytest.mark.parametrize("model_id", ["nope", "secret", "docs:openai:gpt-5", ""])
 def test_unknown_or_hidden_models_are_the_same_404(model_id: str) -> None:
     # "secret" exists on the server but is not among the caller's collections
-    with pytest.raises(oc.OpenAIRequestError) as info:
+    with pytest.raises(oc.OpenAIError) as info:
         oc.resolve_model_id(model_id, ["docs"], ["openai:gpt-4o-mini"])
     assert info.value.status == 404 and info.value.code == "model_not_found" and info.value.param == "model"
     assert info.value.message == (f"The model {model_id!r} does not exist or you do not have access to it. "
@@ -197,7 +198,8 @@ class Problem(Exception):
 
 
 def app_for(kb, *, models: tuple[str, ...] = ("scripted:m",), sources: bool = True,
-            deny: Exception | None = None) -> TestClient:
+            deny: Exception | None = None, timeout_s: float | None = None,
+            answers: list[tuple[str, Any]] | None = None) -> TestClient:
     """A small app around the router: an access dependency and a problem-details handler like
     the real app's."""
     app = FastAPI()
@@ -205,7 +207,8 @@ def app_for(kb, *, models: tuple[str, ...] = ("scripted:m",), sources: bool = Tr
     def access() -> oc.Access:
         if deny is not None:
             raise deny
-        return oc.Access(["docs"], None, lambda name: kb, models, sources)
+        return oc.Access(["docs"], None, lambda name: kb, models, sources, timeout_s,
+                         None if answers is None else lambda c, a: answers.append((c, a)))
 
     @app.exception_handler(Problem)
     async def problem(_request: Any, exc: Problem) -> JSONResponse:
@@ -322,3 +325,25 @@ def test_a_failure_after_the_stream_started_is_an_error_event(kb) -> None:
     events = sse_events(response.text)
     assert events[0]["choices"][0]["delta"]["role"] == "assistant"
     assert events[-1]["error"]["message"] == "scripted failure (HTTP 500)" and "[DONE]" not in events
+
+
+def test_answers_are_recorded_for_the_metrics(kb) -> None:
+    answers: list[tuple[str, Any]] = []
+    client = app_for(kb, answers=answers)
+    chat(client)
+    chat(client, stream=True)
+    assert [(c, a.abstained) for c, a in answers] == [("docs", False), ("docs", False)]
+
+
+def test_an_answer_past_the_timeout_is_a_504(kb, scripted) -> None:
+    def slow(request: Any) -> str:
+        time.sleep(0.6)
+        return cite_first(request)
+
+    scripted.script = slow
+    client = app_for(kb, timeout_s=0.2)
+    response = chat(client, model="docs:scripted:m")
+    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+    assert "request_timeout_s" in response.json()["error"]["message"]
+    events = sse_events(chat(client, model="docs:scripted:m", stream=True).text)
+    assert events[-1]["error"]["code"] == "timeout" and "[DONE]" not in events

@@ -60,6 +60,8 @@ from starlette.exceptions import HTTPException
 from ..answer.pipeline import Turn
 from ..errors import DomainragError
 from ..types import Answer, Citation
+from .access import Caller
+from .state import server_state
 
 if TYPE_CHECKING:
     from ..kb import KnowledgeBase
@@ -72,8 +74,9 @@ Mode = Literal["hybrid", "lexical", "dense"]
 
 
 # -- request --------------------------------------------------------------------------------
-class OpenAIRequestError(DomainragError):
-    """A chat-completion request this endpoint cannot serve; ``param`` names the field."""
+class OpenAIError(DomainragError):
+    """A request this endpoint refuses or cannot finish, as OpenAI's error object: ``status``,
+    ``code`` and ``param`` (the field at fault)."""
 
     def __init__(self, message: str, param: str | None = None, status: int = 422,
                  code: str = "invalid_request") -> None:
@@ -106,7 +109,7 @@ class ChatMessage(BaseModel):
             return self.content or ""
         kinds = sorted({p.type for p in self.content if p.type != "text"})
         if kinds:
-            raise OpenAIRequestError(
+            raise OpenAIError(
                 f"Message content of type {', '.join(kinds)} is not supported: this endpoint answers text "
                 "questions from documents. Send the question as text.", "messages")
         return "".join(p.text or "" for p in self.content)
@@ -145,13 +148,13 @@ class ChatCompletionRequest(BaseModel):
         return value
 
 
-def validation_error(errors: Sequence[Mapping[str, Any]]) -> OpenAIRequestError:
-    """The first of pydantic's ``errors`` as an :class:`OpenAIRequestError` naming the field."""
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> OpenAIError:
+    """The first of pydantic's ``errors`` as an :class:`OpenAIError` naming the field."""
     first = errors[0]
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    return OpenAIRequestError(f"Invalid request: {param or 'body'}: {message}.", param)
+    return OpenAIError(f"Invalid request: {param or 'body'}: {message}.", param)
 
 
 def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Turn]]:
@@ -159,17 +162,17 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, list[Turn]]:
     messages pair up into turns; system and developer messages are ignored."""
     last = messages[-1]
     if last.role != "user":
-        raise OpenAIRequestError(f"The last message is the {last.role}'s; it must be the user's question.",
+        raise OpenAIError(f"The last message is the {last.role}'s; it must be the user's question.",
                                  f"messages.{len(messages) - 1}.role")
     question = last.text().strip()
     if not question:
-        raise OpenAIRequestError("The last user message is empty: send a question.",
+        raise OpenAIError("The last user message is empty: send a question.",
                                  f"messages.{len(messages) - 1}.content")
     history: list[Turn] = []
     pending: list[str] = []
     for i, message in enumerate(messages[:-1]):
         if message.role in ("tool", "function"):
-            raise OpenAIRequestError(f"messages[{i}] has role {message.role!r}; tool calling is not supported.",
+            raise OpenAIError(f"messages[{i}] has role {message.role!r}; tool calling is not supported.",
                                      f"messages.{i}.role")
         if message.role == "user":
             pending.append(message.text().strip())
@@ -198,7 +201,7 @@ def resolve_model_id(model_id: str, collections: Iterable[str], models: Sequence
     name, _, model = model_id.strip().partition(":")
     if name in set(collections) and (not model or model in models):
         return name, model or None
-    raise OpenAIRequestError(
+    raise OpenAIError(
         f"The model {model_id!r} does not exist or you do not have access to it. "
         "GET /v1/models lists the ids you can use ('<collection>' or '<collection>:<provider:model>').",
         "model", 404, "model_not_found")
@@ -313,6 +316,11 @@ def answer_chunks(answer: Answer, completion_id: str, created: int, model_id: st
     return out
 
 
+def timeout_error(timeout_s: float | None) -> OpenAIError:
+    return OpenAIError(f"No answer within {timeout_s:g} s (setting request_timeout_s). Ask for less (a smaller k), "
+                       "or raise the limit.", None, 504, "timeout")
+
+
 def sse(data: Mapping[str, Any] | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -335,6 +343,15 @@ class Access:
     open: Callable[[str], KnowledgeBase]
     models: Sequence[str] = ()
     sources_in_answer: bool = True
+    #: An answer taking longer is a 504 (the worker finishes on its own; its result is dropped).
+    timeout_s: float | None = None
+    #: Called with (collection, answer) for every answer given (the server's metrics).
+    on_answer: Callable[[str, Answer], None] | None = None
+
+    def record(self, collection: str, answer: Answer) -> Answer:
+        if self.on_answer is not None:
+            self.on_answer(collection, answer)
+        return answer
 
 
 def answer_request(kb: KnowledgeBase, request: ChatCompletionRequest, model: str | None, groups: frozenset[str] | None,
@@ -378,7 +395,7 @@ async def describe_error(request: Request, exc: Exception
                          ) -> tuple[int, str, str | None, str | None, dict[str, str]]:
     """(status, message, code, param, headers) of ``exc``: ours directly, anything else through
     the app's exception handler for it (problem details), else a generic 500."""
-    if isinstance(exc, OpenAIRequestError):
+    if isinstance(exc, OpenAIError):
         return exc.status, exc.message, exc.code, exc.param, {}
     if isinstance(exc, RequestValidationError):
         err = validation_error(exc.errors())
@@ -436,8 +453,12 @@ def build_router(access: Callable[..., Any]) -> APIRouter:
         conversation(body.messages)  # a bad conversation is a 422 before any stream starts
         kb = await run_in_threadpool(caller.open, collection)
         if not body.stream:
-            answer = await run_in_threadpool(answer_request, kb, body, model, caller.groups)
-            return JSONResponse(completion(answer, body.model, collection,
+            work = run_in_threadpool(answer_request, kb, body, model, caller.groups)
+            try:
+                answer = await asyncio.wait_for(work, caller.timeout_s)
+            except TimeoutError:
+                raise timeout_error(caller.timeout_s) from None
+            return JSONResponse(completion(caller.record(collection, answer), body.model, collection,
                                            sources_in_answer=caller.sources_in_answer))
         events = stream_events(request, kb, body, collection, model, caller)
         return StreamingResponse(events, media_type="text/event-stream",
@@ -453,14 +474,21 @@ async def stream_events(request: Request, kb: KnowledgeBase, parsed: ChatComplet
     completion_id, created = new_id(), int(time.time())
     cancel = threading.Event()
     task = asyncio.ensure_future(run_in_threadpool(answer_request, kb, parsed, model, caller.groups, cancel))
+    deadline = None if caller.timeout_s is None else time.monotonic() + caller.timeout_s
     try:
         yield sse(chunk(completion_id, created, parsed.model, {"role": "assistant", "content": ""}))
         while not task.done():
-            await asyncio.wait({task}, timeout=KEEPALIVE_S)
-            if not task.done():
-                yield ": keep-alive\n\n"
+            left = KEEPALIVE_S if deadline is None else max(0.0, min(KEEPALIVE_S, deadline - time.monotonic()))
+            await asyncio.wait({task}, timeout=left)
+            if task.done():
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                cancel.set()
+                yield sse(error_body(str(timeout_error(caller.timeout_s)), 504, "timeout"))
+                return
+            yield ": keep-alive\n\n"
         try:
-            answer = task.result()
+            answer = caller.record(collection, task.result())
         except Exception as exc:  # noqa: BLE001 — reported to the client as an error event
             status, message, code, param, _ = await describe_error(request, exc)
             yield sse(error_body(message, status, code, param))
@@ -471,3 +499,17 @@ async def stream_events(request: Request, kb: KnowledgeBase, parsed: ChatComplet
         yield sse("[DONE]")
     finally:
         cancel.set()
+
+
+def app_access(request: Request, caller: Caller) -> Access:
+    """The :class:`Access` of a ``domainrag serve`` caller: the collections their key covers
+    (every role may read), their groups, and the server's settings and metrics."""
+    state = server_state(request)
+    names = [n for n in state.collections.names() if caller.collections is None or n in caller.collections]
+    settings = state.settings
+    return Access(names, caller.groups, state.collections.get, tuple(settings.models), settings.sources_in_answer,
+                  settings.request_timeout_s, state.metrics.answer)
+
+
+#: The routes ``domainrag serve`` mounts.
+router = build_router(app_access)
