@@ -70,7 +70,7 @@ class Served:
 
 
 @pytest.fixture
-def home(kb_factory, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+def home(kb_factory: Any, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "thyroid.md").write_text(THYROID)
@@ -146,7 +146,7 @@ def test_follow_ups_are_rewritten_with_the_history(client: Any, scripted: Any) -
     def reply(request: Any) -> str:
         if "Last question:" in request.messages[-1].content:
             return DOSE
-        return request.sources[0].text.split(". ")[0].rstrip(".") + ". [1]"
+        return str(request.sources[0].text).split(". ")[0].rstrip(".") + ". [1]"
 
     scripted.script = reply
     response = client.chat.completions.create(model="docs:scripted:m", messages=[
