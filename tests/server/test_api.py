@@ -317,3 +317,13 @@ def test_runs_of_a_collection(docs: TestClient, tmp_path) -> None:
     assert "<html" in html.text
     assert_problem(docs.get("/v1/collections/docs/runs/nope"), 404, "'nope'")
     assert_problem(docs.get("/v1/collections/docs/compare", params={"baseline": "nope"}), 404, "'nope'")
+
+
+def test_upload_groups_are_refused_until_ingest_applies_them(docs: TestClient) -> None:
+    files = [("files", ("secret.txt", b"Restricted text.", "text/plain"))]
+    assert_problem(docs.post("/v1/collections/docs/documents", files=files, data={"acl": "hr"}), 422, "'acl'")
+    assert_problem(docs.post("/v1/collections/docs/documents", json={"documents": [{"name": "s", "text": "t"}],
+                                                                     "acl": ["hr"]}), 422, "'acl'")
+    assert_problem(docs.post("/v1/collections/docs/documents", files=files, data={"acl": "a,*"}), 422, "'*'")
+    assert docs.get("/v1/collections/docs/documents/secret.txt").status_code == 404
+    assert not any((docs.app.state.server.jobs.uploads / "docs" / "incoming").iterdir())
