@@ -186,8 +186,9 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, tagged)
-        except Exception:
-            log.error("unexpected error", extra={"request_id": request_id}, exc_info=problems.debug())
+        except Exception as exc:
+            log.error("unexpected error", extra={"request_id": request_id, "error": type(exc).__name__},
+                      exc_info=problems.debug())
             if not status[1]:
                 await _internal_error(scope, receive, tagged, request_id)
             status[0] = 500
