@@ -2,7 +2,8 @@
 :class:`~.keys.KeyStore`, its rate limit, its role and collections. With no key configured (a
 loopback-only server) every caller is the local admin.
 
-A key that may not use a collection gets the same 403 whether the collection exists or not."""
+A public (non-loopback) server never falls back to the local admin, even when every key has
+been revoked. A key that may not use a collection gets the same 403 whether the collection exists or not."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import Depends, Request
 
 from .keys import LOCAL_ADMIN, Principal
 from .problems import Forbidden, TooManyRequests, Unauthorized
+from .settings import ServerSettings, is_loopback
 from .state import server_state
 
 Role = Literal["read", "write", "admin"]
@@ -22,7 +24,7 @@ _VERB = {"read": "read", "write": "write to", "admin": "administer"}
 def principal(request: Request) -> Principal:
     """The caller (a FastAPI dependency): 401 without a valid key, 429 over its rate limit."""
     state = server_state(request)
-    if not state.keys.any_keys():
+    if not state.keys.any_keys() and _local(state.settings):
         return LOCAL_ADMIN
     found = state.keys.verify(_bearer(request.headers.get("authorization")))
     if found is None:
@@ -35,6 +37,12 @@ def principal(request: Request) -> Principal:
         raise TooManyRequests(f"Key {found.name!r} is over its limit of {per_minute} requests per minute "
                               f"(setting rate_limit_per_minute); retry in {wait:.1f} s.", math.ceil(wait))
     return found
+
+
+def _local(settings: ServerSettings) -> bool:
+    """Whether a caller without a key is the local admin: only while no key exists on a
+    loopback (or --insecure) server — a public server whose keys were all revoked stays closed."""
+    return is_loopback(settings.host) or settings.insecure
 
 
 def _bearer(header: str | None) -> str:

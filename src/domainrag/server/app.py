@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,7 @@ from .jobs import JobRunner, JobStore
 from .keys import KEYS_FILE, KeyStore
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import RateLimiter
-from .schemas import Health, Problem
+from .schemas import DocumentsUpload, Health, Problem
 from .settings import ServerSettings
 from .state import ServerState, server_state
 from .uploads import Limits
@@ -66,6 +67,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.server = state
     problems.install(app)
     _routes(app)
+    _document_models(app, DocumentsUpload)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])
@@ -105,6 +107,23 @@ def _routes(app: FastAPI) -> None:
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response,
                       responses={200: {"content": {CONTENT_TYPE: {}}}}, summary="Prometheus metrics")
     app.add_api_route("/docs", docs, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+
+
+def _document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add to the OpenAPI components the models that bodies reference by hand (the upload's
+    JSON form: that route reads multipart or JSON itself)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def healthz() -> dict[str, str]:
@@ -167,8 +186,9 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, tagged)
-        except Exception:
-            log.error("unexpected error", extra={"request_id": request_id}, exc_info=problems.debug())
+        except Exception as exc:
+            log.error("unexpected error", extra={"request_id": request_id, "error": type(exc).__name__},
+                      exc_info=problems.debug())
             if not status[1]:
                 await _internal_error(scope, receive, tagged, request_id)
             status[0] = 500
