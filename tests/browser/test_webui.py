@@ -92,10 +92,12 @@ def browser() -> Iterator[Any]:
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
-        return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
+    try:  # a list re-rendered under the condition is looked at again
+        return WebDriverWait(driver, WAIT_S, poll_frequency=0.1,
+                             ignored_exceptions=[StaleElementReferenceException]).until(condition)
     except Exception as exc:
         status = driver.find_element("id", "status").text
         raise AssertionError(f"timed out waiting for {what}; the page's status line says {status!r}") from exc
@@ -352,7 +354,8 @@ def test_runs_report_and_compare(browser: Any, make_kb: Callable[..., Path],
     browser.switch_to.frame(by_id(browser, "report"))
     comparison = wait_for(browser, lambda d: d.find_element("tag name", "body").text, "the comparison's content")
     browser.switch_to.default_content()
-    ids = [r.find_element("css selector", "input[name=new]").get_attribute("value") for r in rows]
+    ids = [r.get_attribute("value") for r in browser.find_elements("css selector", "#runs input[name=new]")]
+    assert len(ids) == 2
     assert all(run_id in title for run_id in ids), title
     assert "verdict" in comparison.lower() or "no detectable difference" in comparison.lower(), comparison[:500]
     shot(browser, "evaluation-compare")
