@@ -327,3 +327,14 @@ def test_upload_groups_are_refused_until_ingest_applies_them(docs: TestClient) -
     assert_problem(docs.post("/v1/collections/docs/documents", files=files, data={"acl": "a,*"}), 422, "'*'")
     assert docs.get("/v1/collections/docs/documents/secret.txt").status_code == 404
     assert not any((docs.app.state.server.jobs.uploads / "docs" / "incoming").iterdir())
+
+
+def test_oversize_json_documents_are_413(make_client) -> None:
+    client = make_client(max_upload_mb=0.01)
+    client.post("/v1/collections", json={"name": "docs", "settings": FAKE})
+    body = json.dumps({"documents": [{"name": "big.txt", "text": "word " * 5000}]}).encode()
+    assert_problem(client.post("/v1/collections/docs/documents", content=body,
+                               headers={"content-type": "application/json"}), 413, "max_upload_mb")
+    response = client.post("/v1/collections/docs/documents", content=iter([body[:6000], body[6000:]]),
+                           headers={"content-type": "application/json"})  # chunked: no Content-Length
+    assert_problem(response, 413, "while receiving")

@@ -137,9 +137,8 @@ async def _multipart(request: Request, folder: Path, state: ServerState) -> tupl
 
 
 async def _json_documents(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
-    state.limits.check_length(request.headers.get("content-length"))
     try:
-        body = DocumentsUpload.model_validate_json(await request.body())
+        body = DocumentsUpload.model_validate_json(await state.limits.read(request))
     except ValidationError as exc:
         errors = [{"field": ".".join(["body", *map(str, e["loc"])]), "message": e["msg"]} for e in exc.errors()]
         fields = ", ".join(f"{e['field']} ({e['message']})" for e in errors)
