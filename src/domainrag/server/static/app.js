@@ -389,6 +389,9 @@ function start() {
   });
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
   $("ask-form").addEventListener("submit", guarded(ask));
+  $("question").addEventListener("keydown", (event) => {  // Ctrl/Cmd+Enter asks; Enter alone is a new line
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
+  });
   $("search-form").addEventListener("submit", guarded(search));
   $("upload-form").addEventListener("submit", guarded(upload));
   $("compare-form").addEventListener("submit", guarded(compare));
