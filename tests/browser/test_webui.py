@@ -3,6 +3,7 @@ against the real app under Uvicorn on loopback (in a thread of this process, so 
 embedder registered by tests/conftest.py serves it) with the offline ``extractive`` model.
 
 Each journey is asserted on what the page shows; screenshots land in tests/browser/screenshots/
+(git-ignored; reviewed copies in docs/screenshots/, refreshed with DOMAINRAG_UPDATE_SCREENSHOTS=1)
 for a reviewer (and docs/webui.png: the Ask view with a cited answer, for the README). Without a
 chromium binary the tests skip — except in CI (``CI=true``), where they fail.
 """
@@ -24,8 +25,12 @@ import pytest
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
+#: Every run's screenshots (git-ignored; CI keeps them for a reviewer). The reviewed copies in
+#: docs/ are refreshed only on request: DOMAINRAG_UPDATE_SCREENSHOTS=1.
 SHOTS = HERE / "screenshots"
-README_SHOT = HERE.parent.parent / "docs" / "webui.png"
+DOCS_DIR = HERE.parent.parent / "docs"
+UPDATE_DOCS = os.environ.get("DOMAINRAG_UPDATE_SCREENSHOTS") == "1"
+README_SHOT = DOCS_DIR / "webui.png" if UPDATE_DOCS else SHOTS / "webui.png"
 WAIT_S = 20
 
 DOCS = {
@@ -104,8 +109,9 @@ def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
 
 
 def shot(driver: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    for folder in (SHOTS, DOCS_DIR / "screenshots") if UPDATE_DOCS else (SHOTS,):
+        folder.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(folder / f"{name}.png"))
 
 
 def by_id(driver: Any, element_id: str) -> Any:
