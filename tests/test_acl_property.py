@@ -32,8 +32,9 @@ from domainrag.models.generation import GenerationRequest
 
 GROUPS = ["hr", "legal", "finance", "board", "ops"]
 CALLER_GROUPS = [*GROUPS, "nobody", "visitors"]
-VOCAB = ("tariff harbor ledger audit pension merger vessel clinic dosage patent lease bond equity "
-         "invoice payroll quarter margin hedge asset claim statute tenant broker cargo freight ").split()
+VOCAB = ["tariff", "harbor", "ledger", "audit", "pension", "merger", "vessel", "clinic", "dosage", "patent",
+         "lease", "bond", "equity", "invoice", "payroll", "quarter", "margin", "hedge", "asset", "claim", "statute",
+         "tenant", "broker", "cargo", "freight"]
 SCRIPTED = "scripted:acl"
 
 def tag(i: int) -> str:
