@@ -102,21 +102,11 @@ async def upload_documents(request: Request, collection: str, caller: Caller) ->
     folder = state.jobs.incoming(collection, job_id)
     try:
         files, acl = await _receive(request, folder, state)
-        _refuse_groups(acl)
         job = state.jobs.submit(collection, "ingest", files, acl, job_id=job_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return {"job": job.to_dict()}
-
-
-def _refuse_groups(acl: list[str] | None) -> None:
-    """Groups given at upload cannot be applied yet (``kb.ingest`` takes no ACL): refuse them
-    rather than store documents that every key could read."""
-    if acl:
-        raise Invalid("Upload-time groups ('acl') are not supported by this server version yet: the documents "
-                      "would be readable by every key of the collection. Upload without 'acl', or keep restricted "
-                      "documents in a collection of their own.", errors=[{"field": "acl", "message": "not supported"}])
 
 
 async def _receive(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
