@@ -347,3 +347,29 @@ def test_bad_upload_groups_are_422_naming_them(docs: TestClient) -> None:
                                                                      "acl": ["x" * 65]}), 422, "limit is 64")
     assert docs.get("/v1/collections/docs/documents/secret.txt").status_code == 404
     assert not any((docs.app.state.server.jobs.uploads / "docs" / "incoming").iterdir())
+
+
+def test_a_restricted_writer_gives_only_its_own_groups_and_replaces_only_what_it_reads(docs: TestClient, make_key) -> None:
+    make_key("admin", role="admin")
+    hr = bearer(make_key("hr-writer", ["docs"], role="write", groups=["hr"]))
+    ops = bearer(make_key("ops-writer", ["docs"], role="write", groups=["ops"]))
+    public = bearer(make_key("public", ["docs"], groups=[]))
+
+    def upload(headers: dict[str, str], name: str, text: bytes, acl: str | None = None):
+        data = {"acl": acl} if acl is not None else {}
+        return docs.post("/v1/collections/docs/documents", headers=headers, data=data,
+                         files=[("files", (name, text, "text/plain"))])
+
+    # by default a restricted writer's upload is readable by its own groups, not by everyone
+    job = upload(hr, "bands.txt", b"Salary bands for engineers.").json()["job"]
+    assert job["acl"] == ["hr"] and wait_job(docs, job["id"], hr)["state"] == "done"
+    assert_problem(docs.get("/v1/collections/docs/documents/bands.txt", headers=public), 404)
+    # groups it does not hold are refused, naming them
+    assert_problem(upload(hr, "x.txt", b"x", acl="hr,board"), 403, "board")
+    # it may not overwrite a file whose documents it cannot read
+    assert_problem(upload(ops, "bands.txt", b"Replaced by ops."), 403, "bands.txt")
+    assert "Salary bands" in docs.get("/v1/collections/docs/documents/bands.txt", headers=hr).json()["text"]
+    # it may replace its own
+    again = upload(hr, "bands.txt", b"Salary bands, revised.").json()["job"]
+    assert wait_job(docs, again["id"], hr)["state"] == "done"
+    assert "revised" in docs.get("/v1/collections/docs/documents/bands.txt", headers=hr).json()["text"]
