@@ -202,6 +202,9 @@ def test_errors_reach_the_sdk_with_their_message(client: Any) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as many:
         client.chat.completions.create(model="docs", n=2, messages=[{"role": "user", "content": DOSE}])
     assert many.value.param == "n" and "n=2 is not supported" in many.value.message
+    with pytest.raises(openai.UnprocessableEntityError) as huge:
+        client.chat.completions.create(model="docs", messages=[{"role": "user", "content": "why " * 25_000}])
+    assert "answer.max_question_chars" in huge.value.message
     with pytest.raises(openai.UnprocessableEntityError) as tools:
         client.chat.completions.create(model="docs", messages=[{"role": "user", "content": DOSE}], tools=[
             {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
