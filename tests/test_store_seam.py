@@ -135,3 +135,11 @@ def test_a_store_url_from_an_untrusted_file_is_refused(tmp_path: Path) -> None:
         assert opened == ["memo://attacker.example/loot"]
     finally:
         registry.unregister("domainrag.stores", "memo")
+
+
+def test_generated_suites_use_only_readable_documents(guarded: KnowledgeBase) -> None:
+    def used(groups: list[str] | None) -> set[str]:
+        return {gold["doc_id"] for case in guarded.generate_suite(30, groups=groups).records for gold in case["gold"]}
+
+    assert "hr" in used(None) and "hr" in used(["hr"])
+    assert "hr" not in used([]) and "hr" not in used(["board"])

@@ -654,6 +654,31 @@ def _shown(names: frozenset[str] | None) -> str:
     return ",".join(sorted(names)) or "(none)"
 
 
+# -- the HTTP server -------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    kb: Annotated[list[str] | None, typer.Option(
+        "--kb", help="A knowledge base to serve, DIR (named after its folder) or NAME=DIR; repeatable.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="server.toml ([server], [collections.NAME]).")] = None,
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Server home: created collections, keys, jobs, uploads [default: $DOMAINRAG_HOME or "
+        "./.domainrag-server].")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [default: 8000].")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Allow a public --host with no API key configured.")] = False,
+) -> None:
+    """Serve collections over HTTP: REST API (/docs), OpenAI-compatible endpoint, web UI at /.
+    Needs pip install 'domainrag[server]'."""
+    from .server.run import collection_args
+    from .server.run import serve as run_server
+    from .server.settings import load_settings
+
+    overrides = {"host": host, "port": port, "home": home, "insecure": insecure or None,
+                 "collections": collection_args(kb or [])}
+    run_server(load_settings(config, overrides))
+
+
 def _version(value: bool) -> None:
     if value:
         from . import __version__

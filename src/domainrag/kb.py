@@ -425,16 +425,20 @@ class KnowledgeBase:
 
         return compare(self, baseline, new, force=force, alpha=alpha)
 
-    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0) -> GeneratedSuite:
+    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0,
+                       groups: Iterable[str] | None = None) -> GeneratedSuite:
         """``n`` questions with gold spans written from the documents (heuristic cloze
-        questions, or by ``model``; cached model calls); ``write_suite`` saves them."""
+        questions, or by ``model``; cached model calls); ``write_suite`` saves them. ``groups``:
+        only documents those access groups may read are used (see :meth:`search`)."""
         from .evaluate.generate import generate_suite
         from .evaluation import model_cache
 
+        scope = Scope.of(groups=groups)
+        visible_to = scope.groups if scope else None
         if not model:
-            return generate_suite(self, n, model, seed)
+            return generate_suite(self, n, model, seed, visible_to)
         with model_cache(self):
-            return generate_suite(self, n, model, seed)
+            return generate_suite(self, n, model, seed, visible_to)
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

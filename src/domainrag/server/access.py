@@ -2,7 +2,8 @@
 :class:`~.keys.KeyStore`, its rate limit, its role and collections. With no key configured (a
 loopback-only server) every caller is the local admin.
 
-A key that may not use a collection gets the same 403 whether the collection exists or not."""
+A public (non-loopback) server never falls back to the local admin, even when every key has
+been revoked. A key that may not use a collection gets the same 403 whether the collection exists or not."""
 
 from __future__ import annotations
 
@@ -11,20 +12,19 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from .keys import Principal
+from .keys import LOCAL_ADMIN, Principal
 from .problems import Forbidden, TooManyRequests, Unauthorized
+from .settings import ServerSettings, is_loopback
 from .state import server_state
 
 Role = Literal["read", "write", "admin"]
-LOCAL_ADMIN = Principal(name="local", role="admin", collections=None, groups=None)
-_RANK = {"read": 0, "write": 1, "admin": 2}
 _VERB = {"read": "read", "write": "write to", "admin": "administer"}
 
 
 def principal(request: Request) -> Principal:
     """The caller (a FastAPI dependency): 401 without a valid key, 429 over its rate limit."""
     state = server_state(request)
-    if not state.keys.any_keys():
+    if not state.keys.any_keys() and _local(state.settings):
         return LOCAL_ADMIN
     found = state.keys.verify(_bearer(request.headers.get("authorization")))
     if found is None:
@@ -39,6 +39,12 @@ def principal(request: Request) -> Principal:
     return found
 
 
+def _local(settings: ServerSettings) -> bool:
+    """Whether a caller without a key is the local admin: only while no key exists on a
+    loopback (or --insecure) server — a public server whose keys were all revoked stays closed."""
+    return is_loopback(settings.host) or settings.insecure
+
+
 def _bearer(header: str | None) -> str:
     scheme, _, secret = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -51,14 +57,14 @@ Caller = Annotated[Principal, Depends(principal)]
 
 def allow(caller: Principal, collection: str, role: Role) -> None:
     """403 unless ``caller`` may ``role`` on ``collection`` (the same body whether it exists or not)."""
-    if caller.collections is not None and collection not in caller.collections:
+    if not caller.may_use(collection):
         raise Forbidden(f"Key {caller.name!r} may not {_VERB[role]} collection {collection!r}. "
                         "Ask an admin for a key that covers it.")
     require(caller, role, f"{_VERB[role]} collection {collection!r}")
 
 
 def require(caller: Principal, role: Role, action: str) -> None:
-    if _RANK[caller.role] < _RANK[role]:
+    if not caller.allows(role):
         raise Forbidden(f"Key {caller.name!r} (role {caller.role}) may not {action}: that needs role {role}. "
                         "Ask an admin for a key with that role.")
 

@@ -9,20 +9,21 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..answer.chat import Conversation, Turn
+from ..answer.chat import Conversation
+from ..answer.pipeline import Turn
 from ..kb import KnowledgeBase
 from ..types import Answer
 from .access import Caller
 from .common import PROBLEMS, blocking, kb_for, scoped
 from .keys import Principal
 from .problems import Invalid
-from .schemas import AnswerOut, AnswerOptions, AskRequest, ChatRequest, Hits, SearchRequest
+from .schemas import AnswerOptions, AnswerOut, AskRequest, ChatRequest, Hits, SearchRequest
 from .state import server_state
 from .streaming import AnswerStream, OnToken
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
-_SSE = {200: {"content": {"text/event-stream": {"description": "With stream=true: token events, then answer or "
-                                                                "error (problem details)."}}}}
+_SSE_HELP = "With stream=true: token events, then answer or error (problem details)."
+_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"description": _SSE_HELP}}}}
 
 
 @router.post("/collections/{collection}/search", response_model=Hits, summary="The best chunks for a query")

@@ -4,6 +4,7 @@ offline ``/docs`` page and the web UI at ``/``."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import re
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,10 +32,10 @@ from . import api_answers, api_collections, api_runs, problems
 from .collections import Collections
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
-from .keys import KeyStore
+from .keys import KEYS_FILE, KeyStore
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import RateLimiter
-from .schemas import Health, Problem
+from .schemas import DocumentsUpload, Health, Problem
 from .settings import ServerSettings
 from .state import ServerState, server_state
 from .uploads import Limits
@@ -65,6 +67,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.server = state
     problems.install(app)
     _routes(app)
+    _document_models(app, DocumentsUpload)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])
@@ -80,7 +83,7 @@ def build_state(settings: ServerSettings) -> ServerState:
     metrics = Metrics()
     collections = Collections(home, {name: spec.path for name, spec in settings.collections.items()})
     jobs = JobRunner(JobStore(home / "jobs.sqlite3"), collections, home / "uploads", on_finish=metrics.job)
-    return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / "keys.sqlite3"),
+    return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / KEYS_FILE),
                        limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics,
                        limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)))
 
@@ -95,10 +98,8 @@ def _routes(app: FastAPI) -> None:
     app.include_router(api_collections.router)
     app.include_router(api_answers.router)
     app.include_router(api_runs.router)
-    if importlib.util.find_spec(f"{__package__}.openai_compat") is not None:
-        from . import openai_compat
-
-        app.include_router(openai_compat.router)
+    if importlib.util.find_spec(f"{__package__}.openai_compat") is not None:  # the OpenAI endpoint's module
+        app.include_router(importlib.import_module(f"{__package__}.openai_compat").router)
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, summary="The process is up")
     app.add_api_route("/readyz", readyz, methods=["GET"], response_model=Health,
                       responses={503: {"model": Problem, "description": "A collection does not open"}},
@@ -106,6 +107,23 @@ def _routes(app: FastAPI) -> None:
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response,
                       responses={200: {"content": {CONTENT_TYPE: {}}}}, summary="Prometheus metrics")
     app.add_api_route("/docs", docs, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+
+
+def _document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add to the OpenAPI components the models that bodies reference by hand (the upload's
+    JSON form: that route reads multipart or JSON itself)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def healthz() -> dict[str, str]:
@@ -168,8 +186,9 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, tagged)
-        except Exception:
-            log.error("unexpected error", extra={"request_id": request_id}, exc_info=problems.debug())
+        except Exception as exc:
+            log.error("unexpected error", extra={"request_id": request_id, "error": type(exc).__name__},
+                      exc_info=problems.debug())
             if not status[1]:
                 await _internal_error(scope, receive, tagged, request_id)
             status[0] = 500
@@ -188,7 +207,7 @@ class RequestContext:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _REQUEST_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex[:16]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -50,13 +50,3 @@ async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs:
 def scoped(caller: Principal) -> dict[str, Any]:
     """The access scope passed to every library read (``groups=``)."""
     return {"groups": caller.groups}
-
-
-def visible(metadata: Mapping[str, Any], groups: Iterable[str] | None) -> bool:
-    """Whether a document with ``metadata`` is visible to ``groups`` (the store's rule: no ACL,
-    or an ACL group in common; ``None`` sees everything)."""
-    if groups is None:
-        return True
-    acl = metadata.get("acl") or []
-    acl = [acl] if isinstance(acl, str) else acl
-    return not acl or bool(set(acl) & set(groups))

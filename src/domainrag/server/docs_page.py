@@ -31,7 +31,8 @@ function operation(path, method, op) {
   if (op.parameters && op.parameters.length) {
     box.append(el("h4", "", "Parameters"));
     const ul = el("ul");
-    for (const p of op.parameters) ul.append(el("li", "", p.name + " (" + p.in + (p.required ? ", required" : "") + ")"));
+    for (const p of op.parameters)
+      ul.append(el("li", "", p.name + " (" + p.in + (p.required ? ", required" : "") + ")"));
     box.append(ul);
   }
   if (op.requestBody) { box.append(el("h4", "", "Request body"), pre(op.requestBody.content)); }

@@ -127,7 +127,7 @@ class JobRunner:
         self._on_finish = on_finish
         self._queues: dict[str, queue.Queue[Job | None]] = {}
         self._threads: dict[str, threading.Thread] = {}
-        self._running: dict[str, Job] = {}
+        self._running: dict[str, str] = {}  # collection -> id of the job it runs
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
@@ -177,7 +177,7 @@ class JobRunner:
             job = q.get()
             if job is None or self._stopping.is_set():
                 return
-            self._running[job.collection] = job
+            self._running[job.collection] = job.id
             try:
                 finished = self._run(job)
             finally:
@@ -243,8 +243,10 @@ class JobRunner:
         deadline = time.monotonic() + grace_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        for job in list(self._running.values()):
-            self.store.save(replace(job, state="interrupted"))
+        for job_id in list(self._running.values()):
+            current = self.store.get(job_id)
+            if current is not None and current.state == "running":
+                self.store.save(replace(current, state="interrupted"))
 
 
 def reingest_paths(kb: KnowledgeBase) -> list[Path]:

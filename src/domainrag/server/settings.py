@@ -66,7 +66,8 @@ def load_settings(config: Path | None = None, overrides: Mapping[str, Any] | Non
     collections = dict(data.get("collections", {}))
     extra_keys = sorted(set(data) - {"server", "collections"})
     if extra_keys:
-        raise ConfigError(f"Unknown section(s) {', '.join(extra_keys)} in {config}; use [server] and [collections.NAME].")
+        raise ConfigError(f"Unknown section(s) {', '.join(extra_keys)} in {config}; "
+                          "use [server] and [collections.NAME].")
     for key, value in (overrides or {}).items():
         if key == "collections":
             collections.update(value)

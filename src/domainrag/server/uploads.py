@@ -31,7 +31,17 @@ class Limits:
 
     def check_length(self, content_length: str | None) -> None:
         if content_length and content_length.isdigit() and int(content_length) > self.max_bytes:
-            raise PayloadTooLarge(self._too_large(int(content_length)))
+            raise PayloadTooLarge(self.too_large(int(content_length)))
+
+    async def read(self, request: Request) -> bytes:
+        """The whole body, refused (413) past ``max_bytes`` by its Content-Length or while reading."""
+        self.check_length(request.headers.get("content-length"))
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > self.max_bytes:
+                raise PayloadTooLarge(self.too_large(len(body)) + " (counted while receiving)")
+        return bytes(body)
 
     def check_count(self, count: int) -> None:
         if count > self.max_files:
@@ -45,7 +55,7 @@ class Limits:
             raise UnsupportedType(f"File {name!r}: type {suffix or '(no suffix)'!r} is not accepted. Accepted: "
                                   f"{allowed} (setting allowed_types).")
 
-    def _too_large(self, size: int) -> str:
+    def too_large(self, size: int) -> str:
         return (f"The upload is {size / 1e6:,.1f} MB; the limit is {self.max_bytes / 1e6:,.1f} MB per request "
                 "(setting max_upload_mb). Split it into several uploads.")
 
@@ -89,7 +99,7 @@ class MultipartUpload:
             async for chunk in request.stream():
                 self._received += len(chunk)
                 if self._received > self.limits.max_bytes:
-                    raise PayloadTooLarge(self.limits._too_large(self._received) + " (counted while receiving)")
+                    raise PayloadTooLarge(self.limits.too_large(self._received) + " (counted while receiving)")
                 parser.write(chunk)
             parser.finalize()
         except BaseException:
@@ -166,7 +176,7 @@ def write_documents(folder: Path, documents: Sequence[Mapping[str, Any]], limits
         raise Invalid(f"Documents named {', '.join(map(repr, duplicates))} appear more than once; send each once.")
     folder.mkdir(parents=True, exist_ok=True)
     for name, doc in zip(names, documents, strict=True):
-        (folder / name).write_text(_document_body(doc, name), encoding="utf-8")
+        (folder / name).write_text(_document_body(doc), encoding="utf-8")
     return names
 
 
@@ -189,7 +199,7 @@ def _check_metadata(index: int, metadata: Mapping[str, Any]) -> None:
                           "'title'.", errors=[{"field": field, "message": "not a scalar metadata field"}])
 
 
-def _document_body(doc: Mapping[str, Any], name: str) -> str:
+def _document_body(doc: Mapping[str, Any]) -> str:
     if not doc.get("metadata"):
         return str(doc["text"])
     return json.dumps({**doc["metadata"], "title": doc["name"], "text": doc["text"]}, ensure_ascii=False)
