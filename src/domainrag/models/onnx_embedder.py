@@ -8,10 +8,11 @@ tokenizers; ``onnx:all-MiniLM-L6-v2`` (fp32, the same vectors as sentence-transf
 ``tokenizer.json``, run through onnxruntime, mean-pooled over the attention mask and
 L2-normalised, as sentence-transformers does for this model.
 
-The texts of a batch run concurrently, one per usable CPU, on one session with one intra-op
-thread: onnxruntime releases the GIL while it runs, and a short text's small matrices keep a
-second intra-op thread mostly waiting (two intra-op threads used ~1.3 cores, two texts at a time
-~2; benchmarks/ingest_speed.py). The vectors are the same bits either way.
+The texts of a batch run concurrently, as many at a time as there are usable CPUs, on one session
+(onnxruntime releases the GIL while it runs): one short text's small matrices leave the session's
+other intra-op threads mostly waiting — one text at a time kept ~1.3 of 2 cores busy. A query still
+gets all intra-op threads. The vectors are the same bits either way (checked on 400 medquad
+passages: 1 or 2 intra-op threads, 1 or 2 texts at a time).
 
 A text's vector does not depend on the other texts of its batch (bit for bit), so an index updated
 incrementally equals one ingested afresh: every text runs through onnxruntime alone, unpadded.
@@ -145,19 +146,19 @@ def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
 
 
 def _session(ort: Any, path: Path) -> InferenceSession:
-    """One session, one intra-op thread: :meth:`OnnxEmbedder.embed_batch` runs texts concurrently.
-    (No pool threads, so none spin between queries and starve NumPy's searches of the cores,
-    benchmarks/RESULTS.md §9.)"""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = usable_cpus()
     options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: queries embed one at a time between NumPy/BLAS
+    # searches, and spinning threads starve those of the cores (benchmarks/RESULTS.md §9).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a corrupt or foreign file in the cache
         raise EmbeddingError(
-            f"onnxruntime cannot load {path}: {exc}. Delete the file (and the .json beside it) "
-            f"to export it again."
+            f"onnxruntime cannot load {path}: {exc}. "
+            + ("Reinstall domainrag: the file shipped with it is damaged." if path.parent == SHIPPED_DIR else
+               "Delete the file (and the .json beside it) to export it again.")
         ) from exc
