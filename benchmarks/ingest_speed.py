@@ -8,7 +8,9 @@ the path: a fresh knowledge base in a temporary folder, the embedder loaded outs
 then ``KnowledgeBase.ingest`` of the first ``--limit`` corpus entries (BEIR layout). Variants
 alternate (before, after, before, ...), so a load from other processes on a shared machine falls
 on both. CPU time is the process's user + system time over all its threads (and reaped
-children) during the ingest; CPU/wall near 1 means one core did the work. Medians of the
+children) during the ingest; CPU/wall near 1 means one core did the work. The 1-minute load
+average before each run is recorded: on a shared machine, wall times mean little when it
+exceeds the number of cores. Medians of the
 repetitions are printed and written to benchmarks/results/ingest_speed_<dataset>.json.
 """
 
@@ -87,10 +89,11 @@ def main() -> None:
         data = subset(args.data_dir / "corpus.jsonl", args.limit, tmp / "beir")
         for rep in range(args.repeats):
             for name, src in variants.items():
-                result = run_once(Path(src), data, tmp, args.embedder)
+                load = os.getloadavg()[0]
+                result = {**run_once(Path(src), data, tmp, args.embedder), "load_before": load}
                 runs[name].append(result)
                 print(f"  rep {rep + 1} {name:8s} wall {result['wall_s']:6.2f}s cpu {result['cpu_s']:6.2f}s "
-                      f"{result['chunks'] / result['wall_s']:6.1f} passages/s", flush=True)
+                      f"{result['chunks'] / result['wall_s']:6.1f} passages/s (load average {load:.1f})", flush=True)
 
     summary = {}
     for name, results in runs.items():
