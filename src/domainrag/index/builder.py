@@ -3,7 +3,10 @@
 For each source: unchanged (same size and mtime, or same content hash) is skipped; new or
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
-Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text.
+Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. A batch is
+embedded on a background thread while this thread reads, chunks and analyses the sources of the
+next one (the embedder releases the GIL), so parsing and embedding overlap; every store call stays
+on the calling thread, and batches are written in order.
 The access groups an ingest gives a source are part of its stored content hash, so new groups
 rewrite it (from the embedding cache); see :mod:`domainrag.ingest.acl`.
 
@@ -19,6 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,6 +113,19 @@ class _Pending:
         report.chunks += len(self.update.chunks)
 
 
+@dataclass
+class _Batch:
+    """Sources whose chunks are being embedded: the cached vectors by text hash, and the
+    embedding of the missing texts running on the background thread."""
+
+    pending: list[_Pending]
+    keys: list[str]
+    cached: dict[str, np.ndarray]
+    embedder_id: str = ""
+    missing: list[str] = field(default_factory=list)
+    fresh: Future[np.ndarray] | None = None
+
+
 class IndexBuilder:
     def __init__(
         self,
@@ -143,23 +160,30 @@ class IndexBuilder:
         states = self.store.source_states()
         seen: set[str] = set()
         pending: list[_Pending] = []
-        try:
-            for item in items:
-                seen.add(item.source)
-                prepared = self._prepare(item, states, report)
-                if prepared is not None:
-                    pending.append(prepared)
-                if sum(len(p.texts) for p in pending) >= self.batch_chunks:
-                    self._flush(pending, report)
-                if progress:
-                    progress(item.label)
-            self._flush(pending, report)
-            if prune_scopes:
-                self._prune(states, seen | _kept(states, keep), prune_scopes, report)
-        except KeyboardInterrupt:
-            report.interrupted = True
-        finally:
-            report.seconds = time.perf_counter() - started
+        embedding: _Batch | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
+            try:
+                for item in items:
+                    seen.add(item.source)
+                    prepared = self._prepare(item, states, report)
+                    if prepared is not None:
+                        pending.append(prepared)
+                    if sum(len(p.texts) for p in pending) >= self.batch_chunks:
+                        self._finish(embedding, report)
+                        embedding, pending = self._start(pending, report, background), []
+                    if progress:
+                        progress(item.label)
+                self._finish(embedding, report)
+                embedding = None
+                self._finish(self._start(pending, report, background), report)
+                if prune_scopes:
+                    self._prune(states, seen | _kept(states, keep), prune_scopes, report)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                if embedding is not None and embedding.fresh is not None:
+                    embedding.fresh.cancel()
+            finally:
+                report.seconds = time.perf_counter() - started
         return report
 
     def _prepare(self, item: SourceItem, states: dict[str, SourceState], report: IngestReport) -> _Pending | None:
@@ -197,18 +221,42 @@ class IndexBuilder:
         update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
         return _Pending(update, item.label, existed, texts)
 
-    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
-        """Embed the pending sources' chunks in one batch, then write them."""
+    def _start(self, pending: list[_Pending], report: IngestReport, background: ThreadPoolExecutor) -> _Batch | None:
+        """Look up the batch's cached vectors and start embedding the others on ``background``."""
         if not pending:
+            return None
+        texts = [t for p in pending for t in p.texts]
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        batch = _Batch(pending, keys, {})
+        if self._embedder is None or not texts:
+            return batch
+        embedder = self._embedder()
+        batch.embedder_id = embedder.id
+        batch.cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in batch.cached}
+        if missing:
+            batch.missing = list(missing)
+            batch.fresh = background.submit(embedder.embed, list(missing.values()))
+        return batch
+
+    def _finish(self, batch: _Batch | None, report: IngestReport) -> None:
+        """Wait for the batch's embedding (its errors surface here), cache it, write the batch."""
+        if batch is None:
             return
-        vectors = self._embed([t for p in pending for t in p.texts], report)
+        vectors = None
+        if batch.embedder_id:
+            if batch.fresh is not None:
+                new = dict(zip(batch.missing, batch.fresh.result(), strict=True))
+                self.store.cache_vectors(batch.embedder_id, new)
+                batch.cached.update(new)
+                report.embedded += len(new)
+            vectors = np.vstack([batch.cached[k] for k in batch.keys])
         offset = 0
-        for p in pending:
+        for p in batch.pending:
             n = len(p.texts)
             p.update.vectors = None if vectors is None else vectors[offset : offset + n]
             offset += n
-        self._write(pending, report)
-        pending.clear()
+        self._write(batch.pending, report)
 
     def _write(self, pending: list[_Pending], report: IngestReport) -> None:
         try:
@@ -225,21 +273,6 @@ class IndexBuilder:
             return
         for p in pending:
             p.count(report)
-
-    def _embed(self, texts: list[str], report: IngestReport) -> np.ndarray | None:
-        if self._embedder is None or not texts:
-            return None
-        embedder = self._embedder()
-        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
-        cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}
-        if missing:
-            fresh = embedder.embed(list(missing.values()))
-            new = dict(zip(missing.keys(), fresh, strict=True))
-            self.store.cache_vectors(embedder.id, new)
-            cached.update(new)
-            report.embedded += len(missing)
-        return np.vstack([cached[k] for k in keys])
 
     def _prune(
         self, states: dict[str, SourceState], seen: set[str], scopes: Sequence[str], report: IngestReport
