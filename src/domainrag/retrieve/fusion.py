@@ -3,6 +3,10 @@
 - ``convex``: each list's scores are min-max normalised over its candidates, then
   ``(1 - w) * lexical + w * dense``; a row missing from one list gets 0 from it.
 - ``rrf``: reciprocal rank fusion, ``sum 1 / (rrf_k + rank)`` over the lists (rank from 1).
+- ``adaptive``: convex fusion whose dense weight is chosen per query from the two score
+  distributions (:func:`adaptive_weight`): a retriever whose best candidates stand out from the
+  rest of its own list is trusted more for this query than one whose top scores are flat. It has
+  no constant tuned to any data set.
 
 When ``dense`` is ``None`` (the embedder does not read the query's language, or the knowledge
 base has no vectors) the lexical ranking is returned unchanged, so hybrid is never dragged
@@ -15,6 +19,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..index.ranked import Ranked
+
+#: Ranks whose scores :func:`confidence` compares with the best one (the first page of results).
+CONFIDENCE_DEPTH = 10
 
 
 def fuse(
@@ -32,9 +39,35 @@ def fuse(
         parts = [_rrf(lexical, rrf_k), _rrf(dense, rrf_k)]
     elif method == "convex":
         parts = [_minmax(lexical, 1.0 - dense_weight), _minmax(dense, dense_weight)]
+    elif method == "adaptive":
+        weight = adaptive_weight(lexical.scores, dense.scores)
+        parts = [_minmax(lexical, 1.0 - weight), _minmax(dense, weight)]
     else:
-        raise ConfigError(f"Unknown fusion method {method!r}: set retrieval.fusion to 'convex' or 'rrf'.")
+        raise ConfigError(
+            f"Unknown fusion method {method!r}: set retrieval.fusion to 'adaptive', 'convex' or 'rrf'."
+        )
     return _combine(parts)
+
+
+def confidence(scores: np.ndarray, k: int = CONFIDENCE_DEPTH) -> float:
+    """How far a ranking's best candidate stands out: 1 minus the mean min-max-normalised score
+    of its ranks 2..k. 1 = the top one alone scores high, 0 = the top k score alike (no
+    evidence which of them is right). Invariant to the scale and offset of the scores, so BM25
+    and cosine scores are comparable."""
+    if len(scores) < 2:
+        return 1.0 if len(scores) else 0.0
+    values = scores.astype(np.float64)
+    low, high = values.min(), values.max()
+    if high <= low:
+        return 0.0
+    return float(1.0 - np.mean((values[1:k] - low) / (high - low)))
+
+
+def adaptive_weight(lexical: np.ndarray, dense: np.ndarray) -> float:
+    """The dense weight for one query: dense's share of the two rankings' :func:`confidence`
+    (0.5 when neither is confident)."""
+    lex, den = confidence(lexical), confidence(dense)
+    return 0.5 if lex + den <= 0.0 else den / (lex + den)
 
 
 def _rrf(ranked: Ranked, k: int) -> tuple[np.ndarray, np.ndarray]:
