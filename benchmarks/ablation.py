@@ -117,26 +117,39 @@ def kb_path(cache: Path, subset: Path, embedder: str, context: str) -> Path:
 
 
 def open_kb(cache: Path, subset: Path, embedder: str, context: str) -> tuple[Any, dict[str, Any]]:
-    """The knowledge base of ``subset`` indexed with ``context``; the ``full`` one is re-indexed
-    from a copy of the ``headings`` one (its embedding cache spares unchanged chunks)."""
+    """The knowledge base of ``subset`` indexed with ``context``. A new one starts as a copy of a
+    cached one of the same set and embedder (another context or subsample) and is re-indexed, so
+    that its embedding cache spares the chunks whose indexed text is unchanged."""
     from domainrag import KnowledgeBase
 
     path = kb_path(cache, subset, embedder, context)
     overrides = {"embedder.model": embedder, "chunking.context": context}
     existed = (path / "catalog.sqlite3").exists()
-    reindex = False
-    if not existed and context != "headings":
-        base, _ = open_kb(cache, subset, embedder, "headings")
-        base.close()
-        shutil.copytree(kb_path(cache, subset, embedder, "headings"), path)
-        reindex = True
+    seed = None if existed else _seed(cache, subset, embedder, context)
+    if seed is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(seed, path)
     kb = KnowledgeBase.open(path, create=True, overrides=overrides)
     t0 = time.perf_counter()
-    report = kb.ingest([subset], format="beir", reindex=reindex)
+    report = kb.ingest([subset], format="beir", reindex=seed is not None)
     seconds = time.perf_counter() - t0
-    facts = {"reused": existed, "ingest_s": round(seconds, 2), "chunks": int(kb.status()["chunks"]),
-             "embedded": report.embedded, "failed": len(report.failed)}
+    facts = {"reused": existed, "seeded_from": seed.name if seed else None, "ingest_s": round(seconds, 2),
+             "chunks": int(kb.status()["chunks"]), "embedded": report.embedded, "failed": len(report.failed)}
     return kb, facts
+
+
+def _seed(cache: Path, subset: Path, embedder: str, context: str) -> Path | None:
+    """A complete cached knowledge base of the same data set and embedder to start from: the
+    ``headings`` one of this subsample for another context, else the largest of another subsample."""
+    if context != "headings":
+        base, _ = open_kb(cache, subset, embedder, "headings")
+        base.close()
+        return kb_path(cache, subset, embedder, "headings")
+    dataset = subset.name.split("-q")[0]
+    tail = f"-{embedder}-headings".replace(":", "_").replace("/", "_")
+    found = [p for p in (cache / "kb").glob(f"{dataset}-q*{tail}") if p.name != kb_path(cache, subset, embedder,
+             context).name and (cache / "cand" / f"{p.name}.pkl").exists()]
+    return max(found, key=lambda p: (p / "catalog.sqlite3").stat().st_size, default=None)
 
 
 def collect(kb: Any, subset: Path, split: str) -> dict[str, Any]:
@@ -187,7 +200,7 @@ def _rule(method: str, **kw: Any) -> Rule:
 
 
 RULES: dict[str, Rule] = {
-    "convex w=0.5": _rule("convex", dense_weight=0.5),
+    **{f"convex w={w}": _rule("convex", dense_weight=w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)},
     "rrf k=60": _rule("rrf", rrf_k=60),
     "adaptive": _rule("adaptive"),
 }
@@ -251,7 +264,7 @@ def evaluate_set(dataset: Path, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"dataset": dataset.name, "subset": subset.name,
                               "docs": sum(1 for _ in (subset / "corpus.jsonl").open(encoding="utf-8")),
                               "tune_split": splits_of(dataset).get("tune"), "contexts": {}}
-    for context in CONTEXTS:
+    for context in args.contexts:
         found, facts = candidates(args.cache, subset, args.embedder, context, splits)
         entry: dict[str, Any] = {"kb": facts}
         for split, data in found.items():
@@ -274,8 +287,14 @@ def ablation(result: dict[str, Any], split: str) -> dict[str, Any]:
                   "+context": full["per_query"][q][BASELINE_RULE],
                   "+fusion": base["per_query"][q][NEW_RULE],
                   "both": full["per_query"][q][NEW_RULE]} for q in qids}
+    variants = ["+context", "+fusion", "both"]
+    bare = result["contexts"].get("none", {}).get(split)
+    if bare is not None:   # what the title and heading path, already in the baseline, are worth
+        for q in qids:
+            joined[q]["no context"] = bare["per_query"][q][BASELINE_RULE]
+        variants.append("no context")
     out = {"ndcg@10": means(joined)}
-    out["paired"] = {v: paired_summary(joined, "baseline", v) for v in ("+context", "+fusion", "both")}
+    out["paired"] = {v: paired_summary(joined, "baseline", v) for v in variants}
     for name, entry in (("headings", base), ("full", full)):
         m = entry["ndcg@10"]
         out[f"parts_{name}"] = {"lexical": m["lexical"], "dense": m["dense"], "naive rrf": m["naive rrf"]}
@@ -291,6 +310,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=3000, help="corpus size of each subsample")
     p.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/ablation"))
     p.add_argument("--json", type=Path, default=None, help="default benchmarks/results/ablation_<embedder>.json")
+    p.add_argument("--contexts", type=lambda v: v.split(","), default=list(CONTEXTS),
+                   help="chunking.context values to index with (headings,full; add none for the chunk text alone)")
     p.add_argument("--collect-only", action="store_true", help="build the knowledge bases and candidates only")
     return p.parse_args(argv)
 
@@ -301,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         for d in args.data_dirs:
             subset = subsample(d, args.cache / "subsets", args.queries, args.docs)
             splits = sorted(p.stem for p in (subset / "qrels").glob("*.tsv"))
-            for context in CONTEXTS:
+            for context in args.contexts:
                 t0 = time.perf_counter()
                 _, facts = candidates(args.cache, subset, args.embedder, context, splits)
                 print(d.name, context, facts, f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
@@ -312,26 +333,27 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         results.append(evaluate_set(d, args))
         print(f"   done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    tune = {r["dataset"]: r["contexts"]["headings"]["tune"]["ndcg@10"]
-            for r in results if "tune" in r["contexts"]["headings"]}
+    tune = {r["dataset"]: r["contexts"]["headings"]["tune"]["ndcg@10"] for r in results
+            if "tune" in r["contexts"]["headings"]   # sets where hybrid used dense somewhere
+            and r["contexts"]["headings"]["tune"]["without_dense"] < r["contexts"]["headings"]["tune"]["queries"]}
     loo = leave_one_out(tune, list(RULES))
     rows = []
-    summary = []
+    variants = ["+context", "+fusion", "both"] + (["no context"] if "none" in args.contexts else [])
     for r in results:
         ab = ablation(r, "test")
         r["ablation_test"] = ab
         r["ablation_tune"] = ablation(r, "tune")
         r["loo_rule"] = loo.get(r["dataset"])
         base = r["contexts"]["headings"]["test"]
-        summary.append({k: v for k, v in r.items() if k != "contexts"})
+        if not ab:   # indexed with one context only
+            continue
         m = ab["ndcg@10"]
         parts = ab["parts_headings"]
         rows.append([r["dataset"], base["queries"], parts["lexical"], parts["dense"], parts["naive rrf"],
-                     m["baseline"], m["+context"], m["+fusion"], m["both"],
+                     m["baseline"], *(m[v] for v in variants),
                      *(f"{ab['paired'][v]['delta']:+.4f} [{ab['paired'][v]['ci'][0]:+.4f}, "
-                       f"{ab['paired'][v]['ci'][1]:+.4f}]" for v in ("+context", "+fusion", "both"))])
-    header = ["set", "n", "BM25", "dense", "naive RRF", "baseline", "+context", "+fusion", "both",
-              "Δ +context", "Δ +fusion", "Δ both"]
+                       f"{ab['paired'][v]['ci'][1]:+.4f}]" for v in variants)])
+    header = ["set", "n", "BM25", "dense", "naive RRF", "baseline", *variants, *(f"Δ {v}" for v in variants)]
     table = markdown_table(header, rows)
     print(table)
     rule_rows = []

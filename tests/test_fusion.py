@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from domainrag.config import RetrievalConfig
 from domainrag.errors import ConfigError
 from domainrag.index.ranked import Ranked
-from domainrag.retrieve.fusion import adaptive_weight, confidence, fuse
+from domainrag.retrieve.fusion import DEFAULT_DENSE_WEIGHT, adaptive_weight, confidence, fuse
+from domainrag.retrieve.retriever import Retriever
 
 
 def _ranked(rows: list[int], scores: list[float]) -> Ranked:
@@ -40,6 +41,14 @@ def test_adaptive_weight_trusts_the_confident_ranking() -> None:
     assert adaptive_weight(np.array(PEAKED), np.array(FLAT)) < 0.2
     assert adaptive_weight(np.array(PEAKED), np.array(PEAKED)) == pytest.approx(0.5)
     assert adaptive_weight(np.array([2.0, 2.0]), np.array([1.0, 1.0])) == 0.5
+
+
+def test_adaptive_weight_moves_the_prior_by_the_confidence_share() -> None:
+    assert adaptive_weight(np.array(PEAKED), np.array(PEAKED), prior=0.7) == pytest.approx(0.7)
+    assert adaptive_weight(np.array(FLAT), np.array(PEAKED), prior=0.7) > 0.7
+    assert adaptive_weight(np.array(PEAKED), np.array(FLAT), prior=0.7) < 0.7
+    assert adaptive_weight(np.array(PEAKED), np.array(FLAT), prior=0.0) == 0.0
+    assert adaptive_weight(np.array(FLAT), np.array(PEAKED), prior=1.0) == 1.0
 
 
 def test_adaptive_fusion_follows_the_confident_ranking() -> None:
@@ -79,3 +88,25 @@ def test_unknown_method_names_the_choices() -> None:
 
 def test_config_accepts_adaptive() -> None:
     assert RetrievalConfig(fusion="adaptive").fusion == "adaptive"
+
+
+class _Embedder:
+    def __init__(self, weight: float | None) -> None:
+        if weight is not None:
+            self.fusion_weight = weight
+
+
+@pytest.mark.parametrize(("configured", "declared", "expected"), [
+    (None, None, DEFAULT_DENSE_WEIGHT), (None, 0.7, 0.7), (0.3, 0.7, 0.3), (0.0, None, 0.0),
+])
+def test_dense_weight_is_the_configured_one_else_the_embedders(configured, declared, expected) -> None:
+    retriever = Retriever(store=None, embedder=lambda: _Embedder(declared),  # type: ignore[arg-type]
+                          config=RetrievalConfig(dense_weight=configured))
+    assert retriever.dense_weight() == expected
+
+
+def test_convex_fusion_without_a_weight_uses_the_default() -> None:
+    lexical, dense = _ranked([1, 2, 3], [3.0, 2.0, 1.0]), _ranked([3, 2, 1], [0.9, 0.5, 0.1])
+    unset = fuse(lexical, dense, "convex", None)
+    half = fuse(lexical, dense, "convex", DEFAULT_DENSE_WEIGHT)
+    assert unset.rows.tolist() == half.rows.tolist() and np.allclose(unset.scores, half.scores)

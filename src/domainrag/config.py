@@ -121,8 +121,10 @@ class RetrievalConfig(_Section):
     #: "convex" (fixed ``dense_weight``), "adaptive" (the dense weight chosen per query from the
     #: two score distributions; see domainrag.retrieve.fusion) or "rrf".
     fusion: Literal["adaptive", "convex", "rrf"] = "convex"
-    #: Convex fusion: weight of the dense retriever's normalised score (lexical gets 1 - w).
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    #: Weight of the dense retriever's normalised score (lexical gets 1 - w). Unset: the
+    #: embedder's own ``fusion_weight`` (0.5 for the bundled all-MiniLM-L6-v2 and any embedder
+    #: that declares none; benchmarks/RESULTS.md, "Fusion that never loses").
+    dense_weight: float | None = Field(None, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     #: Candidates taken from each retriever before fusion.
     candidates: int = Field(100, ge=1)

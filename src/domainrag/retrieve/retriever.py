@@ -17,7 +17,7 @@ from ..index.store import SnapshotExpired, Store, StoreView
 from ..models.embedding import BaseEmbedder
 from ..text import detect_language
 from ..types import Hit
-from .fusion import fuse
+from .fusion import DEFAULT_DENSE_WEIGHT, fuse
 
 Mode = Literal["hybrid", "lexical", "dense"]
 MODES = ("hybrid", "lexical", "dense")
@@ -131,7 +131,15 @@ class Retriever:
             return self._dense(view, query, n, allowed)
         cands = self.candidates(query, n, allowed, view)
         c = self.config
-        return fuse(cands.lexical, cands.dense, c.fusion, c.dense_weight, c.rrf_k)
+        weight = self.dense_weight() if cands.dense is not None else None
+        return fuse(cands.lexical, cands.dense, c.fusion, weight, c.rrf_k)
+
+    def dense_weight(self) -> float:
+        """``retrieval.dense_weight``, or where unset the embedder's ``fusion_weight`` (the weight
+        its plug-in declares for its own rankings; :data:`DEFAULT_DENSE_WEIGHT` when none)."""
+        if self.config.dense_weight is not None:
+            return self.config.dense_weight
+        return float(getattr(self._embedder(), "fusion_weight", DEFAULT_DENSE_WEIGHT))
 
     def candidates(self, query: str, n: int | None = None, allowed: np.ndarray | None = None,
                    view: StoreView | None = None) -> Candidates:
