@@ -11,8 +11,9 @@ Variants (document-level nDCG@10, the same queries and corpus for each):
 * **baseline** — ``chunking.context = "headings"``, ``retrieval.fusion = "convex"`` (w = 0.5);
 * **+context** — ``chunking.context = "full"`` (file name, table caption and header row, filing
   company and period; see ``domainrag.ingest.context``), convex 0.5;
-* **+fusion** — ``"headings"``, the adaptive fusion (``retrieval.fusion = "adaptive"``);
-* **both** — ``"full"`` and adaptive;
+* **+fusion** — ``"headings"``, the fusion rule ``--new-rule`` (default ``adaptive``:
+  ``retrieval.fusion = "adaptive"``; ``"convex w=0.7"`` for the embedder weight of e5);
+* **both** — ``"full"`` and that rule;
 
 plus the plain baselines of the issue: BM25 (lexical), dense alone, naive RRF (k = 60).
 Every fusion rule in :data:`RULES` is scored on the tuning split (dev/validation/train, where the
@@ -205,7 +206,6 @@ RULES: dict[str, Rule] = {
     "adaptive": _rule("adaptive"),
 }
 BASELINE_RULE = "convex w=0.5"
-NEW_RULE = "adaptive"
 
 
 def ranking(ranked: Ranked, ids: dict[int, str]) -> list[str]:
@@ -276,17 +276,17 @@ def evaluate_set(dataset: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def ablation(result: dict[str, Any], split: str) -> dict[str, Any]:
+def ablation(result: dict[str, Any], split: str, new_rule: str) -> dict[str, Any]:
     """The four variants on ``split`` with paired statistics against the baseline."""
     base = result["contexts"]["headings"].get(split)
-    full = result["contexts"]["full"].get(split)
+    full = result["contexts"].get("full", {}).get(split)
     if base is None or full is None:
         return {}
     qids = sorted(base["per_query"])
     joined = {q: {"baseline": base["per_query"][q][BASELINE_RULE],
                   "+context": full["per_query"][q][BASELINE_RULE],
-                  "+fusion": base["per_query"][q][NEW_RULE],
-                  "both": full["per_query"][q][NEW_RULE]} for q in qids}
+                  "+fusion": base["per_query"][q][new_rule],
+                  "both": full["per_query"][q][new_rule]} for q in qids}
     variants = ["+context", "+fusion", "both"]
     bare = result["contexts"].get("none", {}).get(split)
     if bare is not None:   # what the title and heading path, already in the baseline, are worth
@@ -312,6 +312,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="default benchmarks/results/ablation_<embedder>.json")
     p.add_argument("--contexts", type=lambda v: v.split(","), default=list(CONTEXTS),
                    help="chunking.context values to index with (headings,full; add none for the chunk text alone)")
+    p.add_argument("--new-rule", default="adaptive", choices=list(RULES),
+                   help="the fusion rule of the '+fusion' variant (default: adaptive)")
     p.add_argument("--collect-only", action="store_true", help="build the knowledge bases and candidates only")
     return p.parse_args(argv)
 
@@ -340,9 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     variants = ["+context", "+fusion", "both"] + (["no context"] if "none" in args.contexts else [])
     for r in results:
-        ab = ablation(r, "test")
+        ab = ablation(r, "test", args.new_rule)
         r["ablation_test"] = ab
-        r["ablation_tune"] = ablation(r, "tune")
+        r["ablation_tune"] = ablation(r, "tune", args.new_rule)
         r["loo_rule"] = loo.get(r["dataset"])
         base = r["contexts"]["headings"]["test"]
         if not ab:   # indexed with one context only
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\nleave-one-dataset-out choice:", loo)
     payload = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
                "command": " ".join(["python", *sys.argv]), "embedder": args.embedder,
-               "queries_per_split": args.queries, "docs": args.docs, "depth": DEPTH,
+               "queries_per_split": args.queries, "docs": args.docs, "depth": DEPTH, "new_rule": args.new_rule,
                "table": table, "rules_table": rules_table, "leave_one_out": loo, "datasets": results}
     write_json(args.json or Path(f"benchmarks/results/ablation_{args.embedder.replace(':', '_')}.json"), payload)
 
