@@ -138,6 +138,15 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=8)
 
 
+class StoreConfig(_NetworkSection):
+    """Where the knowledge base's documents, chunks and indexes live."""
+
+    #: Empty: the embedded SQLite store inside the knowledge-base folder. Otherwise a URL whose
+    #: scheme names a ``domainrag.stores`` plug-in, e.g. ``postgresql://host/db#collection``;
+    #: passwords come from the environment, never from this file.
+    url: str = ""
+
+
 class Price(_Section):
     """List price of a model in USD per million tokens."""
 
@@ -220,6 +229,7 @@ class KBConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 
@@ -232,7 +242,8 @@ class KBConfig(_Section):
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
         values: what run manifests record so that a comparison can say which setting changed.
         Credentials in URLs are redacted."""
-        return {f"{section}.{key}": redact_url(value) if key == "base_url" and isinstance(value, str) else value
+        urls = ("base_url", "url")
+        return {f"{section}.{key}": redact_url(value) if key in urls and isinstance(value, str) else value
                 for section, values in self.model_dump(mode="json").items()
                 for key, value in values.items()}
 
@@ -247,7 +258,7 @@ class KBConfig(_Section):
                 )
             data[section][key] = value
         config = validate(data, source="overrides")
-        for name in ("answer", "embedder"):  # what the user overrides is the user's
+        for name in ("answer", "embedder", "store"):  # what the user overrides is the user's
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
@@ -276,7 +287,7 @@ def load(kb_dir: Path) -> KBConfig:
     config = validate(data, source=str(path))
     found = _chosen_network_settings(data)
     if found and not trust_store.is_trusted(kb_dir, data):
-        for name in ("answer", "embedder"):
+        for name in ("answer", "embedder", "store"):
             own = {dotted.partition(".")[2]: value for dotted, value in found.items()
                    if dotted.startswith(name + ".")}
             if own:
@@ -303,7 +314,7 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
     path = kb_dir / CONFIG_FILE
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     if (_chosen_network_settings(data) and config.answer.untrusted is None
-            and config.embedder.untrusted is None):
+            and config.embedder.untrusted is None and config.store.untrusted is None):
         trust_store.trust(kb_dir)
     return path
 
