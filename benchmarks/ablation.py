@@ -171,7 +171,7 @@ def collect(kb: Any, subset: Path, split: str) -> dict[str, Any]:
             "language": cand.language,
         }
     rows = np.unique(np.concatenate([np.concatenate([c["lexical"][0], c["dense"][0]]) for c in out.values()]))
-    ids = dict(zip(rows.tolist(), kb.retriever.rows_to_doc_ids(rows), strict=True)) if len(rows) else {}
+    ids = dict(zip(rows.tolist(), kb.retriever.store.view().doc_ids(rows), strict=True)) if len(rows) else {}
     return {"queries": out, "doc_ids": ids, "qrels": qrels}
 
 
@@ -280,14 +280,17 @@ def ablation(result: dict[str, Any], split: str, new_rule: str) -> dict[str, Any
     """The four variants on ``split`` with paired statistics against the baseline."""
     base = result["contexts"]["headings"].get(split)
     full = result["contexts"].get("full", {}).get(split)
-    if base is None or full is None:
+    if base is None:
         return {}
     qids = sorted(base["per_query"])
-    joined = {q: {"baseline": base["per_query"][q][BASELINE_RULE],
-                  "+context": full["per_query"][q][BASELINE_RULE],
-                  "+fusion": base["per_query"][q][new_rule],
-                  "both": full["per_query"][q][new_rule]} for q in qids}
-    variants = ["+context", "+fusion", "both"]
+    joined: dict[str, dict[str, float]] = {q: {"baseline": base["per_query"][q][BASELINE_RULE],
+                                               "+fusion": base["per_query"][q][new_rule]} for q in qids}
+    variants = ["+fusion"]
+    if full is not None:
+        for q in qids:
+            joined[q]["+context"] = full["per_query"][q][BASELINE_RULE]
+            joined[q]["both"] = full["per_query"][q][new_rule]
+        variants = ["+context", "+fusion", "both"]
     bare = result["contexts"].get("none", {}).get(split)
     if bare is not None:   # what the title and heading path, already in the baseline, are worth
         for q in qids:
@@ -296,6 +299,8 @@ def ablation(result: dict[str, Any], split: str, new_rule: str) -> dict[str, Any
     out = {"ndcg@10": means(joined)}
     out["paired"] = {v: paired_summary(joined, "baseline", v) for v in variants}
     for name, entry in (("headings", base), ("full", full)):
+        if entry is None:
+            continue
         m = entry["ndcg@10"]
         out[f"parts_{name}"] = {"lexical": m["lexical"], "dense": m["dense"], "naive rrf": m["naive rrf"]}
         out[f"margin_{name}"] = {r: margin(m, r) for r in RULES}
@@ -347,14 +352,12 @@ def main(argv: list[str] | None = None) -> None:
         r["ablation_tune"] = ablation(r, "tune", args.new_rule)
         r["loo_rule"] = loo.get(r["dataset"])
         base = r["contexts"]["headings"]["test"]
-        if not ab:   # indexed with one context only
-            continue
         m = ab["ndcg@10"]
         parts = ab["parts_headings"]
         rows.append([r["dataset"], base["queries"], parts["lexical"], parts["dense"], parts["naive rrf"],
-                     m["baseline"], *(m[v] for v in variants),
+                     m["baseline"], *(m.get(v, "") for v in variants),
                      *(f"{ab['paired'][v]['delta']:+.4f} [{ab['paired'][v]['ci'][0]:+.4f}, "
-                       f"{ab['paired'][v]['ci'][1]:+.4f}]" for v in variants)])
+                       f"{ab['paired'][v]['ci'][1]:+.4f}]" if v in ab["paired"] else "" for v in variants)])
     header = ["set", "n", "BM25", "dense", "naive RRF", "baseline", *variants, *(f"Δ {v}" for v in variants)]
     table = markdown_table(header, rows)
     print(table)

@@ -54,6 +54,22 @@ def margin(m: dict[str, float], rule: str) -> float:
     return m[rule] - max(m["lexical"], m["dense"])
 
 
+def leave_one_out(found: list[dict[str, Any]], rules: list[str]) -> list[list[str]]:
+    """Per data set: the rule with the best worst-case margin (then mean) on the other sets'
+    tuning splits, and its margin on each test split of the held-out set."""
+    rows = []
+    for held in sorted({e["dataset"] for e in found}):
+        others = [e for e in found if e["split"] == "tune" and e["dataset"] != held]
+        tests = [e for e in found if e["split"] == "test" and e["dataset"] == held]
+        if not others or not tests:
+            continue
+        rule = max(rules, key=lambda r: (min(margin(e["ndcg@10"], r) for e in others),
+                                         float(np.mean([e["ndcg@10"][r] for e in others]))))
+        rows.append([held, rule, "; ".join(f"{e['embedder']} n={e['n']}: {margin(e['ndcg@10'], rule):+.3f}"
+                                           for e in tests)])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="+", type=Path)
@@ -70,15 +86,12 @@ def main(argv: list[str] | None = None) -> None:
              for split in ("tune", "test")}
     summary = markdown_table(["rule", "worst tune margin", "worst test margin"],
                              [[r, f"{worst['tune'][r]:+.3f}", f"{worst['test'][r]:+.3f}"] for r in rules])
-    loo = []
-    for held in sorted({e["dataset"] for e in found}):
-        others = [e for e in found if e["split"] == "tune" and e["dataset"] != held]
-        rule = max(rules, key=lambda r: (min(margin(e["ndcg@10"], r) for e in others),
-                                         float(np.mean([e["ndcg@10"][r] for e in others]))))
-        tests = [e for e in found if e["split"] == "test" and e["dataset"] == held]
-        loo.append([held, rule, *(f"{e['embedder']}: {margin(e['ndcg@10'], rule):+.3f}" for e in tests)])
     loo_table = markdown_table(["held-out set", "rule chosen on the others' tuning splits", "its test margin"],
-                               [[row[0], row[1], "; ".join(row[2:])] for row in loo])
+                               leave_one_out(found, rules))
+    per_embedder = markdown_table(["embedder", "held-out set", "rule chosen on the others' tuning splits",
+                                   "its test margin"],
+                                  [[name, *row] for name in sorted({e["embedder"] for e in found})
+                                   for row in leave_one_out([e for e in found if e["embedder"] == name], rules)])
     pair_rows = []
     for e in found:
         qids = sorted(e["per_query"])
@@ -87,10 +100,11 @@ def main(argv: list[str] | None = None) -> None:
         pair_rows.append([e["dataset"], e["embedder"], e["split"], e["n"], f"{r.delta:+.4f}",
                           f"[{ci[0]:+.4f}, {ci[1]:+.4f}]", f"{r.p:.3f}"])
     pairs = markdown_table(["set", "embedder", "split", "n", "Δ adaptive − convex 0.5", "95% CI", "p"], pair_rows)
-    for block in (margins, summary, loo_table, pairs):
+    for block in (margins, summary, loo_table, per_embedder, pairs):
         print(block, end="\n\n")
     write_json(args.json, {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "inputs": [str(x) for x in args.results],
                            "margins": margins, "worst": worst, "leave_one_dataset_out": loo_table,
+                           "leave_one_dataset_out_per_embedder": per_embedder,
                            "adaptive_vs_convex": pairs})
 
 
