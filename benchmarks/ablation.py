@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from retrieval import machine, markdown_table, write_json  # noqa: E402
+from retrieval import machine, markdown_table  # noqa: E402
 
 from domainrag.compare.paired_stats import paired  # noqa: E402
 from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path, qrels_splits  # noqa: E402
@@ -221,7 +221,7 @@ def score_rules(split: dict[str, Any], rules: dict[str, Rule]) -> dict[str, dict
         used = dense if c["covered"] else None
         runs = {"lexical": lexical, "dense": dense, "naive rrf": fuse(lexical, dense, method="rrf", rrf_k=60)}
         runs.update({name: rule(lexical, used) for name, rule in rules.items()})
-        out[qid] = {name: ndcg_at_k(ranking(r, ids), qrels[qid], 10) for name, r in runs.items()}
+        out[qid] = {name: round(ndcg_at_k(ranking(r, ids), qrels[qid], 10), 4) for name, r in runs.items()}
     return out
 
 
@@ -376,7 +376,10 @@ def main(argv: list[str] | None = None) -> None:
                "command": " ".join(["python", *sys.argv]), "embedder": args.embedder,
                "queries_per_split": args.queries, "docs": args.docs, "depth": DEPTH, "new_rule": args.new_rule,
                "table": table, "rules_table": rules_table, "leave_one_out": loo, "datasets": results}
-    write_json(args.json or Path(f"benchmarks/results/ablation_{args.embedder.replace(':', '_')}.json"), payload)
+    out = args.json or Path(f"benchmarks/results/ablation_{args.embedder.replace(':', '_')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)   # compact: it holds every query's scores
+    out.write_text(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
