@@ -20,6 +20,11 @@ server. In-process: the same queries through one ``KnowledgeBase`` from N thread
 Workloads: ``search`` (k=10, hybrid), ``ask`` (the offline extractive model), ``openai``
 (``/v1/chat/completions``, extractive, not streamed; HTTP only).
 
+HTTP overhead: the phases above run one after another, so on a shared machine their load
+differs; ``--pairs N`` also measures N queries per workload with the in-process call and the
+same call over HTTP back to back (order alternating, one client), and reports the median of the
+paired differences — the number to quote.
+
 ``--soak S`` adds S seconds of mixed search/ask load from 8 clients while sampling the server's
 RSS every ``--sample`` seconds (start, end, max, slope).
 
@@ -57,6 +62,9 @@ from domainrag.kb import KnowledgeBase
 COLLECTION = "load"
 EMBEDDER = "hash:384"
 RESULTS = Path(__file__).parent / "results" / "serve_load.json"
+#: Clients send small requests at once (httpx's sync transport writes headers and body separately,
+#: and Nagle's algorithm then waits for the server's delayed ACK: +40 ms per POST on Linux).
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 SERVER = """
 import sys, uvicorn
 from domainrag.server.app import create_app
@@ -132,7 +140,8 @@ async def http_level(base: str, workloads: list[str], texts: list[str], clients:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+    transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=NODELAY)
+    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=120) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker(index: int) -> None:
@@ -188,6 +197,34 @@ def local_level(call: Callable[[str], Any], texts: list[str], clients: int, seco
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
     return summary(latencies, errors, time.perf_counter() - started)
+
+
+def paired_overhead(base: str, kb: KnowledgeBase, texts: list[str], n: int) -> dict[str, Any]:
+    """HTTP overhead robust to a busy machine: per query, the in-process call and the same call
+    over HTTP back to back (order alternating), one client; the median of the paired
+    differences."""
+    calls: dict[str, Callable[[str], Any]] = {"search": lambda q: kb.search(q, k=10), "ask": kb.ask}
+    result: dict[str, Any] = {}
+    with httpx.Client(base_url=base, transport=httpx.HTTPTransport(socket_options=NODELAY), timeout=120) as client:
+        for workload, call in calls.items():
+            local, http, diff = [], [], []
+            for i in range(n):
+                path, payload = body(workload, texts[i % len(texts)])
+                timings = {}
+                for side in (("local", "http") if i % 2 else ("http", "local")):
+                    t = time.perf_counter()
+                    if side == "local":
+                        call(texts[i % len(texts)])
+                    else:
+                        client.post(path, json=payload).raise_for_status()
+                    timings[side] = (time.perf_counter() - t) * 1000
+                local.append(timings["local"])
+                http.append(timings["http"])
+                diff.append(timings["http"] - timings["local"])
+            result[workload] = {"pairs": n, "in_process_p50_ms": round(statistics.median(local), 2),
+                                "http_p50_ms": round(statistics.median(http), 2),
+                                "overhead_p50_ms": round(statistics.median(diff), 2)}
+    return result
 
 
 def rss_mb(pid: int) -> float:
@@ -270,6 +307,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     report["http"].setdefault(workload, {})[str(n)] = result
                     print(f"http {workload:6} x{n:<2} {_line(result)}", file=sys.stderr, flush=True)
             report["server_rss_mb"]["after_levels"] = round(rss_mb(proc.pid), 1)
+            if args.pairs:
+                with KnowledgeBase.open(path) as local:
+                    report["paired"] = paired_overhead(base, local, texts, args.pairs)
+                print(f"paired (1 client, interleaved): {report['paired']}", file=sys.stderr, flush=True)
             if args.soak:
                 print(f"soak {args.soak:g} s...", file=sys.stderr, flush=True)
                 report["soak"] = asyncio.run(soak(base, proc.pid, texts, args.soak, args.sample, first_error))
@@ -330,6 +371,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per workload and level")
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before measuring")
     p.add_argument("--queries", type=int, default=500, help="distinct questions cycled through")
+    p.add_argument("--pairs", type=int, default=200, help="interleaved in-process/HTTP pairs per workload "
+                   "for the overhead (0: skip)")
     p.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load while sampling server RSS")
     p.add_argument("--sample", type=float, default=5.0, help="RSS sampling interval during the soak, seconds")
     p.add_argument("--seed", type=int, default=0)
@@ -337,14 +380,20 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=RESULTS)
     args = p.parse_args()
     started = time.perf_counter()
+    load_before = os.getloadavg()
     report = run(args)
-    report.update(command="python " + " ".join(sys.argv), date=datetime.now(UTC).isoformat(timespec="seconds"),
+    report.update(load_average={"start": [round(x, 2) for x in load_before],
+                                "end": [round(x, 2) for x in os.getloadavg()]},
+                  command="python " + " ".join(sys.argv), date=datetime.now(UTC).isoformat(timespec="seconds"),
                   machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                   version=domainrag.__version__,
                   env={k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
                   wall_s=round(time.perf_counter() - started, 1))
     print(table(report))
-    print(f"HTTP overhead p50 at {args.clients.split(',')[0]} client: {report['http_overhead_p50_ms']}")
+    print(f"HTTP overhead p50, phases measured one after the other: {report['http_overhead_p50_ms']}")
+    for workload, pair in report.get("paired", {}).items():
+        print(f"HTTP overhead p50, {pair['pairs']} interleaved pairs, {workload}: {pair['overhead_p50_ms']} ms "
+              f"(in-process {pair['in_process_p50_ms']} ms, HTTP {pair['http_p50_ms']} ms)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

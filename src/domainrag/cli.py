@@ -92,13 +92,17 @@ def ingest(
         "--reindex", help="Empty the index first (after changing embedder or chunker).")] = False,
     embedder: Annotated[str | None, typer.Option(
         "--embedder", help="Embedding model for a new knowledge base, e.g. minilm, hash:384.")] = None,
+    acl: Annotated[str | None, typer.Option(
+        "--acl", help="Access groups of these documents, g1,g2: only API keys with one of them read them "
+        "('' makes them visible to every key) [default: an [[ingest.acl]] rule, else the groups they had, "
+        "else their own acl field].")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest documents incrementally: unchanged files are skipped, changed ones replaced."""
     overrides = {"embedder.model": embedder} if embedder else None
     with _open(kb, create=True, overrides=overrides) as base:
         report = base.ingest(paths, format=format, prune=prune, reindex=reindex,
-                             progress=not as_json and err.is_terminal)
+                             progress=not as_json and err.is_terminal, acl=acl)
     if as_json:
         _print_json({**report.summary(), "failures": report.failed})
     else:

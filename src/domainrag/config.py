@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from . import acl
 from . import trust as trust_store
 from .errors import ConfigError
 from .redaction import redact_url
@@ -78,6 +79,20 @@ class ChunkingConfig(_Section):
         return value
 
 
+class AclRule(_Section):
+    """``[[ingest.acl]]``: the groups of the documents whose path (relative to the ingested
+    folder, globbed as ``include``/``exclude``) matches ``path``; the first matching rule wins.
+    ``groups = []`` makes them visible to every caller."""
+
+    path: str = Field(min_length=1)
+    groups: list[str]
+
+    @field_validator("groups")
+    @classmethod
+    def _valid_groups(cls, value: list[str]) -> list[str]:
+        return list(acl.parse_groups(value, where="groups"))
+
+
 class IngestConfig(_Section):
     """Which files are read and how."""
 
@@ -111,6 +126,9 @@ class IngestConfig(_Section):
     #: The longest chunk in characters, whatever its token count (a 50 MB run of letters is one
     #: approximate token). None: 16 characters per ``chunking.target_tokens``.
     max_chunk_chars: int | None = Field(None, ge=64)
+    #: Access groups by folder: ``[[ingest.acl]]`` entries ``{ path = "hr/**", groups = ["hr"] }``
+    #: (see :class:`AclRule`). A source given groups by ``ingest --acl`` takes those instead.
+    acl: list[AclRule] = Field(default_factory=list)
 
 
 class RetrievalConfig(_Section):

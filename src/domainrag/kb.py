@@ -146,6 +146,7 @@ class KnowledgeBase:
         prune: bool = False,
         reindex: bool = False,
         progress: bool | Callable[[str], None] = False,
+        acl: Iterable[str] | str | None = None,
     ) -> IngestReport:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
@@ -158,20 +159,30 @@ class KnowledgeBase:
         collected in the report as one-line reasons, never raised; ``report.partial`` tells
         whether anything failed. Raises :class:`IndexMismatchError` (without ``reindex``) when the
         index was built with other settings, :class:`ConfigError` for a path that does not exist.
+
+        ``acl``: the access groups of every document ingested from ``paths`` (a list, or
+        ``"g1,g2"``; ``[]``: visible to every caller). Without it a file gets the groups of the
+        first matching ``[[ingest.acl]]`` rule, else those it was given before, else its own
+        ``acl`` field (:mod:`domainrag.ingest.acl`). Other groups than last time rewrite the
+        source without re-embedding it.
         """
+        from .acl import parse_groups
         from .index.builder import failure, one_line
         from .ingest.files import collect
 
+        groups = None if acl is None else parse_groups(acl, where="acl")
         if not reindex:
             self._check_manifest()
-        with collect([Path(p) for p in paths], format, self.config.ingest) as found:
+        with collect([Path(p) for p in paths], format, self.config.ingest, groups) as found:
+            earlier = self.store.source_states() if reindex else None
             if reindex:
                 self._reindex()
             builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
                                    batch_chunks=self.config.ingest.batch_chunks,
                                    context=self.config.chunking.context)
             with _progress(progress, len(found.items)) as tick:
-                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep)
+                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
+                                     earlier=earlier)
         report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
         report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:

@@ -89,7 +89,7 @@ def home(kb_factory: Any, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
 @pytest.fixture
 def server(home: tuple[Path, dict[str, Path]]) -> Iterator[Served]:
     root, paths = home
-    settings = load_settings(overrides={"home": root, "models": ["scripted:m"],
+    settings = load_settings(overrides={"home": root, "models": ["scripted:m", "scripted:fail"],
                                         "collections": {n: {"path": p} for n, p in paths.items()}})
     with Served(create_app(settings)) as served:
         yield served
@@ -102,7 +102,8 @@ def client(server: Served) -> Any:
 
 def test_models_lists_collections_and_collection_model_pairs(client: Any) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids == ["docs", "docs:scripted:m", "secret", "secret:scripted:m"]
+    assert ids == ["docs", "docs:scripted:m", "docs:scripted:fail", "secret", "secret:scripted:m",
+                   "secret:scripted:fail"]
 
 
 def test_plain_answer_has_markers_a_sources_list_and_citations(client: Any) -> None:
@@ -142,6 +143,33 @@ def test_streamed_answer_from_a_model_is_the_checked_text(client: Any, scripted:
     assert "[1]" in text and "[7]" not in text and "**Sources**" in text
 
 
+def test_keep_alives_while_a_slow_answer_is_checked_are_invisible_to_the_sdk(client: Any, scripted: Any,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainrag.server import openai_compat
+
+    monkeypatch.setattr(openai_compat, "KEEPALIVE_S", 0.05)
+
+    def slow(request: Any) -> str:
+        time.sleep(0.5)
+        return str(request.sources[0].text).split(". ")[0].rstrip(".") + ". [1]"
+
+    scripted.script = slow
+    stream = client.chat.completions.create(model="docs:scripted:m", stream=True,
+                                            messages=[{"role": "user", "content": DOSE}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "levothyroxine" in text and "[1]\n\n**Sources**\n\n- [1] Hypothyroidism" in text
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_model_failure_mid_stream_raises_in_the_sdk(client: Any) -> None:
+    stream = client.chat.completions.create(model="docs:scripted:fail", stream=True,
+                                            messages=[{"role": "user", "content": DOSE}])
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert "scripted failure" in info.value.message
+
+
 def test_follow_ups_are_rewritten_with_the_history(client: Any, scripted: Any) -> None:
     def reply(request: Any) -> str:
         if "Last question:" in request.messages[-1].content:
@@ -174,6 +202,9 @@ def test_errors_reach_the_sdk_with_their_message(client: Any) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as many:
         client.chat.completions.create(model="docs", n=2, messages=[{"role": "user", "content": DOSE}])
     assert many.value.param == "n" and "n=2 is not supported" in many.value.message
+    with pytest.raises(openai.UnprocessableEntityError) as huge:
+        client.chat.completions.create(model="docs", messages=[{"role": "user", "content": "why " * 25_000}])
+    assert "answer.max_question_chars" in huge.value.message
     with pytest.raises(openai.UnprocessableEntityError) as tools:
         client.chat.completions.create(model="docs", messages=[{"role": "user", "content": DOSE}], tools=[
             {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
@@ -186,7 +217,7 @@ def test_a_key_sees_only_its_collections_and_hidden_ones_look_unknown(home: tupl
     with KeyStore(root / "keys.sqlite3") as keys:
         _, secret = keys.create("reader", collections=["docs"], role="read")
     client = openai.OpenAI(base_url=server.url, api_key=secret, max_retries=0)
-    assert [m.id for m in client.models.list()] == ["docs", "docs:scripted:m"]
+    assert [m.id for m in client.models.list()] == ["docs", "docs:scripted:m", "docs:scripted:fail"]
     errors = []
     for model in ("secret", "does-not-exist"):
         with pytest.raises(openai.NotFoundError) as info:

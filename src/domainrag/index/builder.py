@@ -6,6 +6,8 @@ transaction per batch of whole sources, so an interrupted ingest never leaves ha
 Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. The text
 indexed and embedded for a chunk is its context (``chunking.context``: title, heading path, file
 name, table header...; see :mod:`domainrag.ingest.context`) followed by the chunk's own text.
+The access groups an ingest gives a source are part of its stored content hash, so new groups
+rewrite it (from the embedding cache); see :mod:`domainrag.ingest.acl`.
 
 One source never sinks the others: any error while reading, chunking or writing a source
 becomes that source's one-line reason in ``IngestReport.failed`` (a batch that fails to write is
@@ -18,12 +20,13 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import DomainragError
+from ..ingest.acl import given_groups, tagged, with_groups
 from ..ingest.context import DocumentContext, contextual_text
 from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
@@ -114,6 +117,7 @@ class IndexBuilder:
         self._embedder = embedder
         self.analyzer = analyzer or Analyzer()
         self.batch_chunks = batch_chunks
+        self._earlier: Mapping[str, SourceState] = {}
 
     def run(
         self,
@@ -121,9 +125,13 @@ class IndexBuilder:
         prune_scopes: Sequence[str] = (),
         progress: Progress | None = None,
         keep: Sequence[str] = (),
+        earlier: Mapping[str, SourceState] | None = None,
     ) -> IngestReport:
         """Ingest ``items``; with ``prune_scopes``, remove the sources in those scopes that were
-        not among the items, except those in a ``keep`` scope (they exist but failed to be read)."""
+        not among the items, except those in a ``keep`` scope (they exist but failed to be read).
+        ``earlier``: the source states before the store was cleared (a reindex), so sources keep
+        the access groups they were given (see :mod:`~domainrag.ingest.acl`)."""
+        self._earlier = earlier or {}
         report = IngestReport()
         started = time.perf_counter()
         states = self.store.source_states()
@@ -150,16 +158,18 @@ class IndexBuilder:
 
     def _prepare(self, item: SourceItem, states: dict[str, SourceState], report: IngestReport) -> _Pending | None:
         old = states.get(item.source)
-        if old and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
+        groups = item.acl if item.acl is not None else self._kept_groups(item.source, old)
+        same_groups = old is not None and given_groups(old.content_hash) == groups
+        if old and same_groups and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
             report.skipped.append(item.label)
             return None
         try:
-            digest = item.fingerprint()
+            digest = tagged(item.fingerprint(), groups)
             if old and old.content_hash == digest:
                 self.store.touch_source(item.source, item.size, item.mtime_ns)
                 report.skipped.append(item.label)
                 return None
-            return self._build(item, digest, old is not None)
+            return self._build(item, digest, groups, old is not None)
         except (DomainragError, OSError) as exc:
             report.failed.append(failure(item.label, str(exc) or type(exc).__name__))
         except Exception as exc:  # noqa: BLE001 - one file's unexpected error must not stop the ingest
@@ -167,8 +177,13 @@ class IndexBuilder:
             report.failed.append(failure(item.label, f"unexpected {type(exc).__name__}: {exc}"))
         return None
 
-    def _build(self, item: SourceItem, digest: str, existed: bool) -> _Pending:
-        documents = [clean_document(d) for d in item.load()]  # any source, plug-ins' too
+    def _kept_groups(self, source: str, old: SourceState | None) -> tuple[str, ...] | None:
+        """The groups ``source`` was given when last ingested (also before a reindex)."""
+        earlier = old or self._earlier.get(source)
+        return given_groups(earlier.content_hash) if earlier else None
+
+    def _build(self, item: SourceItem, digest: str, groups: tuple[str, ...] | None, existed: bool) -> _Pending:
+        documents = [with_groups(clean_document(d), groups) for d in item.load()]  # any source, plug-ins' too
         chunks, texts = [], []
         whole_file = len(documents) == 1 and "#" not in item.source   # not a record of a collection
         for doc in documents:

@@ -17,7 +17,7 @@ from .access import Caller, require
 from .common import PROBLEMS, blocking, kb_for
 from .jobs import Job, new_job_id, reingest_paths
 from .keys import Principal
-from .problems import Invalid, NotFound, UnsupportedType
+from .problems import Forbidden, Invalid, NotFound, UnsupportedType
 from .schemas import (
     CollectionDetail,
     CollectionList,
@@ -96,13 +96,14 @@ async def delete_collection(request: Request, collection: str, caller: Caller) -
              openapi_extra={"requestBody": _UPLOAD_BODY},
              summary="Upload files (multipart 'files', optional 'acl') or JSON documents; ingested by a job")
 async def upload_documents(request: Request, collection: str, caller: Caller) -> dict[str, Any]:
-    kb_for(request, caller, collection, "write")
+    kb = kb_for(request, caller, collection, "write")
     state = server_state(request)
     job_id = new_job_id()
     folder = state.jobs.incoming(collection, job_id)
     try:
         files, acl = await _receive(request, folder, state)
-        _refuse_groups(acl)
+        acl = _groups_for_upload(caller, acl)
+        await blocking(request, _check_replacements, state, kb, collection, files, caller)
         job = state.jobs.submit(collection, "ingest", files, acl, job_id=job_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -110,13 +111,33 @@ async def upload_documents(request: Request, collection: str, caller: Caller) ->
     return {"job": job.to_dict()}
 
 
-def _refuse_groups(acl: list[str] | None) -> None:
-    """Groups given at upload cannot be applied yet (``kb.ingest`` takes no ACL): refuse them
-    rather than store documents that every key could read."""
-    if acl:
-        raise Invalid("Upload-time groups ('acl') are not supported by this server version yet: the documents "
-                      "would be readable by every key of the collection. Upload without 'acl', or keep restricted "
-                      "documents in a collection of their own.", errors=[{"field": "acl", "message": "not supported"}])
+def _groups_for_upload(caller: Principal, acl: list[str] | None) -> list[str] | None:
+    """The groups of an upload. A key restricted to some groups gives only groups it holds, and
+    its uploads default to those groups (never silently public); an unrestricted key gives any,
+    and by default each file keeps the groups it had (else its documents' own)."""
+    if caller.groups is None:
+        return acl
+    if acl is None:
+        return sorted(caller.groups)
+    foreign = sorted(set(acl) - caller.groups)
+    if foreign:
+        held = ", ".join(sorted(caller.groups)) or "none"
+        raise Forbidden(f"This key may give uploads only the groups it holds ({held}); not {', '.join(foreign)}. "
+                        "Ask an admin, or upload with a key of those groups.")
+    return acl
+
+
+def _check_replacements(state: ServerState, kb: KnowledgeBase, collection: str, files: list[str],
+                        caller: Principal) -> None:
+    """Refuse an upload that would replace a file holding documents the caller may not read."""
+    if caller.groups is None:
+        return
+    target = state.jobs.files_dir(collection).resolve()
+    names = set(files)
+    for document in kb.store.iter_documents():
+        path = Path(document["source"])
+        if path.name in names and path.parent.resolve() == target and not visible(document["metadata"], caller.groups):
+            raise Forbidden(f"This key may not replace {path.name!r}: upload it under another name.")
 
 
 async def _receive(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:

@@ -220,7 +220,8 @@ class JobRunner:
             if self._stopping.is_set():
                 raise _Stop
 
-        report = kb.ingest(paths, reindex=job.kind == "reingest", progress=tick) if paths else None
+        groups = job.acl if job.kind == "ingest" else None  # a re-ingest keeps each source's groups
+        report = kb.ingest(paths, reindex=job.kind == "reingest", progress=tick, acl=groups) if paths else None
         failures = tuple(report.failed) if report else ()
         state: State = "interrupted" if report and report.interrupted else "done"
         if paths and len(failures) == len(paths):

@@ -148,6 +148,54 @@ class ChatCompletionRequest(BaseModel):
         return value
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """OpenAI's error object (what SDKs and chat UIs display)."""
+
+    error: ErrorDetail
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "domainrag"
+
+
+class ModelsOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class ChatCompletionOut(BaseModel):
+    """A ``chat.completion`` with the ``citations`` (``Citation.to_dict()``) and ``domainrag``
+    (grounded, abstained, complete, collection) extensions; streamed, ``chat.completion.chunk``
+    events whose final one carries them."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: dict[str, int]
+    citations: list[dict[str, Any]]
+    domainrag: dict[str, Any]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in ((401, "No valid API key"), (404, "Unknown model, or a collection the key may not read"),
+                                (422, "Invalid request (the field is error.param)"),
+                                (429, "Rate limit reached (Retry-After)"), (504, "No answer within request_timeout_s"))
+}
+
+
 def validation_error(errors: Sequence[Mapping[str, Any]]) -> OpenAIError:
     """The first of pydantic's ``errors`` as an :class:`OpenAIError` naming the field."""
     first = errors[0]
@@ -442,11 +490,15 @@ def build_router(access: Callable[..., Any]) -> APIRouter:
     :class:`Access` (the app's key check, rate limit and collection registry behind it)."""
     router = APIRouter(route_class=OpenAIRoute, tags=["openai"])
 
-    @router.get("/v1/models", summary="OpenAI: the collections (and collection:model pairs) to ask")
+    @router.get("/v1/models", summary="OpenAI: the collections (and collection:model pairs) to ask",
+                response_model=ModelsOut, responses={k: v for k, v in _ERRORS.items() if k in (401, 429)})
     def list_models(caller: Access = Depends(access)) -> dict[str, Any]:  # noqa: B008
         return models_list(caller.collections, caller.models)
 
-    @router.post("/v1/chat/completions", summary="OpenAI: answer from a collection with checked citations")
+    @router.post("/v1/chat/completions", summary="OpenAI: answer from a collection with checked citations",
+                 responses={200: {"model": ChatCompletionOut, "content": {"text/event-stream": {}},
+                                  "description": "The answer; with stream=true, chat.completion.chunk events."},
+                            **_ERRORS})
     async def chat_completions(request: Request, body: ChatCompletionRequest,
                                caller: Access = Depends(access)) -> Response:  # noqa: B008
         collection, model = resolve_model_id(body.model, caller.collections, caller.models)
