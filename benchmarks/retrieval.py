@@ -16,7 +16,7 @@ shows what ``kb.search(mode="dense")`` returns. A check compares the hybrid top 
 with ``kb.search(mode="hybrid")`` on a few queries.
 
 ``--sweep`` instead grids the fusion (convex with dense weight 0.1..0.9, RRF with k in 10, 30,
-60, 100) on each dataset's tuning split (the first of dev/validation/train that exists and is
+60, 100, and the parameter-free adaptive fusion) on each dataset's tuning split (the first of dev/validation/train that exists and is
 not ``--split``; datasets without one are skipped) and reports nDCG@10 per dataset and the mean
 across datasets, so that one default can be chosen that is best on average.
 
@@ -65,7 +65,9 @@ class Fusion:
     def label(self) -> str:
         if self.method == "convex":
             return f"convex w={self.dense_weight:.1f}"
-        return f"rrf k={self.rrf_k}"
+        if self.method == "rrf":
+            return f"rrf k={self.rrf_k}"
+        return self.method
 
     def apply(self, lexical: Any, dense: Any) -> Any:
         from domainrag.retrieve.fusion import fuse
@@ -76,7 +78,7 @@ class Fusion:
 def sweep_grid() -> list[Fusion]:
     return [Fusion("convex", dense_weight=w) for w in CONVEX_WEIGHTS] + [
         Fusion("rrf", rrf_k=k) for k in RRF_KS
-    ]
+    ] + [Fusion("adaptive")]
 
 
 # --- knowledge base and queries ---------------------------------------------------------------
@@ -169,7 +171,7 @@ def mode_runs(kb: Any, queries: dict[str, str], candidates: dict[str, Any], fusi
 
 def default_fusion(kb: Any) -> Fusion:
     r = kb.config.retrieval
-    return Fusion(r.fusion, dense_weight=r.dense_weight, rrf_k=r.rrf_k)
+    return Fusion(r.fusion, dense_weight=kb.retriever.dense_weight(), rrf_k=r.rrf_k)
 
 
 def hybrid_agreement(kb: Any, queries: dict[str, str], candidates: dict[str, Any], fusion: Fusion,

@@ -161,3 +161,10 @@ def test_real_vectors_do_not_depend_on_the_batch(real: E5Embedder) -> None:
     reversed_ = real.embed(texts[::-1])[::-1]
     assert np.array_equal(together, alone)
     assert np.array_equal(together, reversed_)
+
+
+def test_the_multilingual_embedder_declares_its_fusion_weight() -> None:
+    from domainrag.models.e5_embedder import E5Embedder
+    from domainrag.models.embedding import BaseEmbedder
+
+    assert E5Embedder.fusion_weight == 0.7 and BaseEmbedder.fusion_weight == 0.5

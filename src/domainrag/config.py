@@ -63,6 +63,12 @@ class ChunkingConfig(_Section):
 
     target_tokens: int = Field(200, ge=16, le=8192)
     overlap_tokens: int = Field(32, ge=0)
+    #: What is indexed and embedded in front of each chunk's text (the chunk, its spans and
+    #: quotes stay the original text): "none"; "headings" (document title and heading path);
+    #: "full" (also file name, the caption and header row of a table a chunk continues, a
+    #: filing's company, form and period). See domainrag.ingest.context. Changing it needs
+    #: ``--reindex``.
+    context: Literal["none", "headings", "full"] = "headings"
 
     @field_validator("overlap_tokens")
     @classmethod
@@ -130,9 +136,13 @@ class RetrievalConfig(_Section):
 
     mode: Literal["hybrid", "lexical", "dense"] = "hybrid"
     k: int = Field(10, ge=1, le=10_000)
-    fusion: Literal["convex", "rrf"] = "convex"
-    #: Convex fusion: weight of the dense retriever's normalised score (lexical gets 1 - w).
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    #: "convex" (fixed ``dense_weight``), "adaptive" (the dense weight chosen per query from the
+    #: two score distributions; see domainrag.retrieve.fusion) or "rrf".
+    fusion: Literal["adaptive", "convex", "rrf"] = "convex"
+    #: Weight of the dense retriever's normalised score (lexical gets 1 - w). Unset: the
+    #: embedder's own ``fusion_weight`` (0.5 for the bundled all-MiniLM-L6-v2 and any embedder
+    #: that declares none; benchmarks/RESULTS.md, "Fusion that never loses").
+    dense_weight: float | None = Field(None, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     #: Candidates taken from each retriever before fusion.
     candidates: int = Field(100, ge=1)

@@ -178,7 +178,8 @@ class KnowledgeBase:
             if reindex:
                 self._reindex()
             builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
-                                   batch_chunks=self.config.ingest.batch_chunks)
+                                   batch_chunks=self.config.ingest.batch_chunks,
+                                   context=self.config.chunking.context)
             with _progress(progress, len(found.items)) as tick:
                 report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
                                      earlier=earlier)

@@ -3,10 +3,12 @@
 For each source: unchanged (same size and mtime, or same content hash) is skipped; new or
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
-Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. A batch is
-embedded on a background thread while this thread reads, chunks and analyses the sources of the
-next one (the embedder releases the GIL), so parsing and embedding overlap; every store call stays
-on the calling thread, and batches are written in order.
+Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. The text
+indexed and embedded for a chunk is its context (``chunking.context``: title, heading path, file
+name, table header...; see :mod:`domainrag.ingest.context`) followed by the chunk's own text. A
+batch is embedded on a background thread while this thread reads, chunks and analyses the sources
+of the next one (the embedder releases the GIL), so parsing and embedding overlap; every store call
+stays on the calling thread, and batches are written in order.
 The access groups an ingest gives a source are part of its stored content hash, so new groups
 rewrite it (from the embedding cache); see :mod:`domainrag.ingest.acl`.
 
@@ -29,10 +31,10 @@ import numpy as np
 
 from ..errors import DomainragError
 from ..ingest.acl import given_groups, tagged, with_groups
+from ..ingest.context import DocumentContext, contextual_text
 from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
 from ..models.embedding import BaseEmbedder
-from ..types import Chunk
 from .analyzer import Analyzer
 from .store import SourceState, SourceUpdate, Store
 
@@ -89,16 +91,6 @@ def _kept(states: Iterable[str], keep: Sequence[str]) -> set[str]:
     return {s for s in states if any(in_scope(s, k) for k in keep)} if keep else set()
 
 
-def index_text(chunk: Chunk, title: str) -> str:
-    """The text indexed for a chunk: its title and heading path (when the chunk does not already
-    start with them) followed by the chunk text."""
-    context = []
-    for part in (title, *chunk.heading_path):
-        if part and part not in context and not chunk.text.startswith(part):
-            context.append(part)
-    return "\n".join([*context, chunk.text]) if context else chunk.text
-
-
 @dataclass
 class _Pending:
     """A prepared source waiting for its batch to be embedded and written."""
@@ -134,8 +126,10 @@ class IndexBuilder:
         embedder: Callable[[], BaseEmbedder] | None,
         analyzer: Analyzer | None = None,
         batch_chunks: int = 256,
+        context: str = "headings",
     ) -> None:
         self.store = store
+        self.context = context
         self.chunker = chunker
         self._embedder = embedder
         self.analyzer = analyzer or Analyzer()
@@ -214,9 +208,13 @@ class IndexBuilder:
 
     def _build(self, item: SourceItem, digest: str, groups: tuple[str, ...] | None, existed: bool) -> _Pending:
         documents = [with_groups(clean_document(d), groups) for d in item.load()]  # any source, plug-ins' too
-        chunks = [c for doc in documents for c in self.chunker.split(doc)]
-        titles = {doc.id: doc.title for doc in documents}
-        texts = [index_text(c, titles[c.doc_id]) for c in chunks]
+        chunks, texts = [], []
+        whole_file = len(documents) == 1 and "#" not in item.source   # not a record of a collection
+        for doc in documents:
+            context = DocumentContext.of(doc, whole_file)
+            for chunk in self.chunker.split(doc):
+                chunks.append(chunk)
+                texts.append(contextual_text(chunk, context.lines(chunk, self.context)))
         tokens = [self.analyzer.tokenize(t) for t in texts]
         update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
         return _Pending(update, item.label, existed, texts)

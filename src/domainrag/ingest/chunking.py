@@ -72,6 +72,8 @@ class StructureChunker:
     def id(self) -> str:
         c = self.config
         suffix = f":{self._explicit_max}c" if self._explicit_max else ""
+        if c.context != "headings":  # the indexed text differs: part of the index manifest
+            suffix += f":context-{c.context}"
         return f"structure-v1:{c.target_tokens}:{c.overlap_tokens}{suffix}"
 
     def split(self, document: Document) -> list[Chunk]:

@@ -33,6 +33,9 @@ class E5Embedder(BaseEmbedder):
     """Embeds with multilingual-e5-small (4-bit) in-process; ``embed_query`` adds the query prefix."""
 
     default_languages = None  # multilingual
+    #: Its dense ranking beats BM25 on the shared sets in both languages: 0.7 keeps hybrid above
+    #: the better of its parts on every set measured, where 0.5 fell below (RESULTS §22).
+    fusion_weight = 0.7
 
     def __init__(self, model_name: str = DEFAULT_MODEL, config: EmbedderConfig | None = None) -> None:
         super().__init__(model_name, config)

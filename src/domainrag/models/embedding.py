@@ -35,6 +35,9 @@ class BaseEmbedder:
     """
 
     default_languages: ClassVar[frozenset[str] | None] = None
+    #: The weight hybrid search gives this model's dense ranking when ``retrieval.dense_weight``
+    #: is unset (lexical gets the rest): measured per model family (benchmarks/RESULTS.md).
+    fusion_weight: ClassVar[float] = 0.5
     id: str
     dimensions: int
 

@@ -130,7 +130,15 @@ class Retriever:
             return self._dense(view, query, n, scope)
         cands = self.candidates(query, n, scope, view)
         c = self.config
-        return fuse(cands.lexical, cands.dense, c.fusion, c.dense_weight, c.rrf_k)
+        weight = self.dense_weight() if cands.dense is not None else None
+        return fuse(cands.lexical, cands.dense, c.fusion, weight, c.rrf_k)
+
+    def dense_weight(self) -> float:
+        """``retrieval.dense_weight``, or where unset the embedder's ``fusion_weight`` (the weight
+        its plug-in declares for its own rankings; :data:`DEFAULT_DENSE_WEIGHT` when none)."""
+        if self.config.dense_weight is not None:
+            return self.config.dense_weight
+        return self._embedder().fusion_weight
 
     def candidates(self, query: str, n: int | None = None, scope: Scope | None = None,
                    view: StoreView | None = None) -> Candidates:
