@@ -95,7 +95,7 @@ def knowledge_base(dataset: Path, cache: Path) -> tuple[KnowledgeBase, dict[str,
         kb, info = open_kb(dataset, cache, EMBEDDER)
     manifest = kb.store.manifest() or {}
     info.update(embedder=manifest.get("embedder", {}).get("id"), stats=kb_stats(kb),
-                has_vectors=kb.store.has_vectors, default_mode=kb.config.retrieval.mode)
+                has_vectors=kb.store.view().has_vectors, default_mode=kb.config.retrieval.mode)
     return kb, info
 
 
@@ -300,11 +300,11 @@ def what_if(kb: KnowledgeBase, suite: Suite, mode: str, n: int) -> dict[str, Any
 
     def doc_ranking(question: str) -> list[str]:
         if mode == "lexical":
-            ranked = kb.store.lexical(kb.analyzer.tokenize(question), depth)
+            ranked = kb.store.view().lexical(kb.analyzer.tokenize(question), depth)
         else:
             cand = kb.retriever.candidates(question, depth)
             ranked = fuse(cand.lexical, cand.dense, r.fusion, r.dense_weight, r.rrf_k)
-        return dedupe(kb.retriever.rows_to_doc_ids(ranked.rows))[:DEPTH]
+        return dedupe(kb.store.view().doc_ids(ranked.rows))[:DEPTH]
 
     t0 = time.perf_counter()
     via_search = [[h.doc_id for h in kb.search(q, DEPTH, mode, one_per_doc=True)] for q in questions]
@@ -365,7 +365,7 @@ def evaluate_dataset(dataset: Path, args: argparse.Namespace) -> dict[str, Any]:
                               "load_suite_s": round(load_s, 3), "kb": info, "modes": {}}
     with kb:
         for mode in args.modes:
-            if mode != "lexical" and not kb.store.has_vectors:
+            if mode != "lexical" and not kb.store.view().has_vectors:
                 result["modes"][mode] = {"skipped": "the knowledge base holds no vectors"}
                 continue
             print(f"   {mode}: warm-up", file=sys.stderr, flush=True)

@@ -147,13 +147,13 @@ def doc_ranking(kb: Any, ranked: Any | None) -> list[str]:
     """Document ids in rank order (first occurrence) of a chunk-level ``Ranked``."""
     if ranked is None or len(ranked.rows) == 0:
         return []
-    return dedupe(kb.retriever.rows_to_doc_ids(ranked.rows))
+    return dedupe(kb.store.view().doc_ids(ranked.rows))
 
 
 def forced_dense(kb: Any, text: str, depth: int) -> Any:
     """The dense ranking ``kb.search(mode="dense")`` gives, also for a query whose language the
     embedder does not cover (hybrid leaves dense out there; dense mode still runs it)."""
-    return kb.retriever.store.dense(kb.embedder.embed_query(text), depth, None)
+    return kb.store.view().dense(kb.embedder.embed_query(text), depth)
 
 
 def mode_runs(kb: Any, queries: dict[str, str], candidates: dict[str, Any], fusion: Fusion,
@@ -181,7 +181,7 @@ def hybrid_agreement(kb: Any, queries: dict[str, str], candidates: dict[str, Any
     for qid in sample:
         hits = kb.search(queries[qid], k=10, mode="hybrid")
         cand = candidates[qid]
-        ours = kb.retriever.rows_to_doc_ids(fusion.apply(cand.lexical, cand.dense).rows[:10])
+        ours = kb.store.view().doc_ids(fusion.apply(cand.lexical, cand.dense).rows[:10])
         same += [h.doc_id for h in hits] == ours
     return same / len(sample) if sample else 1.0
 

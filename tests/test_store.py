@@ -5,15 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domainrag.config import IndexConfig
 from domainrag.errors import CorruptKnowledgeBase
 from domainrag.index.sqlite_store import SQLiteStore
+from domainrag.index.store import load_store
 from domainrag.testing.store import StoreConformance, make_update
 
 
 class TestSQLiteStore(StoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path):
-        store = SQLiteStore(tmp_path / "kb")
+        store = load_store("", tmp_path / "kb", IndexConfig())  # through the registry, as a KB does
         yield store
         store.close()
 
@@ -24,11 +26,11 @@ def test_derived_indexes_survive_reopen_and_detect_staleness(tmp_path: Path) -> 
     store.refresh()
     store.close()
     reopened = SQLiteStore(tmp_path / "kb")
-    assert reopened.doc_ids(reopened.lexical(["gamma"], 5, None).rows) == ["a"]
+    assert reopened.view().doc_ids(reopened.view().lexical(["gamma"], 5).rows) == ["a"]
     # a second writer (another process) bumps the generation: searches see its write
     other = SQLiteStore(tmp_path / "kb")
     other.write([make_update("b.txt", "b", ["gamma delta"])])
-    assert sorted(reopened.doc_ids(reopened.lexical(["gamma"], 5, None).rows)) == ["a", "b"]
+    assert sorted(reopened.view().doc_ids(reopened.view().lexical(["gamma"], 5).rows)) == ["a", "b"]
 
 
 def _filled(directory: Path) -> Path:
@@ -51,7 +53,7 @@ def test_a_damaged_catalog_names_the_file_and_the_fix(tmp_path: Path, damage: st
         catalog.write_bytes(data[: len(data) // 3])
     with pytest.raises(CorruptKnowledgeBase, match="catalog.sqlite3.*--kb NEW_FOLDER") as caught:
         store = SQLiteStore(tmp_path / "kb")
-        store.lexical(["gamma"], 5, None)
+        store.view().lexical(["gamma"], 5)
         store.stats()
     assert str(catalog) in str(caught.value)
 
@@ -67,8 +69,8 @@ def test_damaged_derived_files_are_rebuilt_from_the_catalog(tmp_path: Path, name
     assert damaged.exists()
     damaged.write_bytes(b"\x93NUMPY garbage {")
     store = SQLiteStore(tmp_path / "kb")
-    assert len(set(store.doc_ids(store.lexical(["gamma"], 500, None).rows))) == 40
-    assert store.dense(np.ones(8, dtype=np.float32) / 8**0.5, 3, None).rows.size == 3
+    assert len(set(store.view().doc_ids(store.view().lexical(["gamma"], 500).rows))) == 40
+    assert store.view().dense(np.ones(8, dtype=np.float32) / 8**0.5, 3).rows.size == 3
     [rebuilt] = (tmp_path / "kb" / "index").glob("gen-*")
     assert SQLiteStore(tmp_path / "kb").view().generation == int(rebuilt.name[4:])
 
@@ -83,4 +85,4 @@ def test_a_view_survives_another_process_replacing_the_index(tmp_path: Path) -> 
     writer.refresh()
     ranked = view.lexical(["gamma"], 5, None)
     assert view.doc_ids(ranked.rows) == ["a"] and [h.doc_id for h in view.hits(ranked)] == ["a"]
-    assert sorted(reader.doc_ids(reader.lexical(["gamma"], 5, None).rows)) == ["a", "b", "b", "b"]
+    assert sorted(reader.view().doc_ids(reader.view().lexical(["gamma"], 5).rows)) == ["a", "b", "b", "b"]

@@ -128,6 +128,15 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=8)
 
 
+class StoreConfig(_Section):
+    """Where the knowledge base's documents, chunks and indexes live."""
+
+    #: Empty: the embedded SQLite store inside the knowledge-base folder. Otherwise a URL whose
+    #: scheme names a ``domainrag.stores`` plug-in, e.g. ``postgresql://host/db#collection``;
+    #: passwords come from the environment, never from this file.
+    url: str = ""
+
+
 class Price(_Section):
     """List price of a model in USD per million tokens."""
 
@@ -210,6 +219,7 @@ class KBConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 
@@ -222,7 +232,8 @@ class KBConfig(_Section):
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
         values: what run manifests record so that a comparison can say which setting changed.
         Credentials in URLs are redacted."""
-        return {f"{section}.{key}": redact_url(value) if key == "base_url" and isinstance(value, str) else value
+        urls = ("base_url", "url")
+        return {f"{section}.{key}": redact_url(value) if key in urls and isinstance(value, str) else value
                 for section, values in self.model_dump(mode="json").items()
                 for key, value in values.items()}
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +17,7 @@ from .config import KBConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
-from .index.sqlite_store import SQLiteStore
+from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
 from .models.embedders import load_embedder, resolve
 from .models.embedding import BaseEmbedder
@@ -53,7 +53,7 @@ class KnowledgeBase:
         self.config = config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
-        self.store = SQLiteStore(self.path, config.index)
+        self.store: Store = load_store(config.store.url, self.path, config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
 
@@ -81,7 +81,7 @@ class KnowledgeBase:
                 f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
                 "$DOMAINRAG_KB) at a folder — a new one is created on the first ingest — or move the file away."
             )
-        exists = (kb_dir / "catalog.sqlite3").exists()
+        exists = (kb_dir / "catalog.sqlite3").exists() or _uses_external_store(kb_dir)
         if not exists and not create:
             raise KnowledgeBaseNotFound(
                 f"No knowledge base at {kb_dir}. Create one with 'domainrag ingest PATH --kb {kb_dir}' "
@@ -229,6 +229,8 @@ class KnowledgeBase:
         mode: Mode | None = None,
         filters: Mapping[str, Any] | None = None,
         one_per_doc: bool = False,
+        *,
+        groups: Iterable[str] | None = None,
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
@@ -237,8 +239,20 @@ class KnowledgeBase:
         ``filters``: ``{"path": "policies/*.pdf"}`` (glob on the document path),
         ``{"doc_id": [...]}``, or any document metadata field, e.g. ``{"format": "pdf"}``; a list
         value matches any of its items. ``one_per_doc`` keeps only the best chunk per document.
+        ``groups``: the caller's access groups — only documents without ACL groups or sharing
+        one with ``groups`` are searched (inside the index, before the top ``k``); ``None``
+        searches every document.
         """
-        return self.retriever.search(query, k, mode, filters, one_per_doc)
+        return self.retriever.search(query, k, mode, Scope.of(filters, groups), one_per_doc)
+
+    def document(self, doc_id: str, *, groups: Iterable[str] | None = None) -> dict[str, Any] | None:
+        """One document (``{"id", "source", "title", "text", "metadata"}``) — ``None`` when it
+        does not exist or the caller's ``groups`` may not read it (see :meth:`search`)."""
+        document = self.store.document(doc_id)
+        scope = Scope.of(groups=groups)
+        if document is None or (scope is not None and not visible(document["metadata"], scope.groups)):
+            return None
+        return document
 
     # -- answers ---------------------------------------------------------------------------
     @cached_property
@@ -264,6 +278,7 @@ class KnowledgeBase:
         filters: Mapping[str, Any] | None = None,
         on_token: Callable[[str], None] | None = None,
         extra_trace: Mapping[str, Any] | None = None,
+        groups: Iterable[str] | None = None,
     ) -> Answer:
         """Answer ``question`` from the documents, with checked citations.
 
@@ -272,11 +287,12 @@ class KnowledgeBase:
         or a template of this knowledge base; ``k`` the chunks retrieved (``answer.k``).
         ``on_token`` receives the answer's text as the model streams it — the returned
         :class:`Answer` is the checked one (fabricated markers removed). When the documents do
-        not answer, ``answer.abstained`` is true and ``answer.text`` says so.
+        not answer, ``answer.abstained`` is true and ``answer.text`` says so. ``groups``: the
+        caller's access groups (see :meth:`search`): the answer reads only what they may read.
         """
         question = self._check_question(question)
         started = time.perf_counter()
-        hits = self.search(question, k or self.config.answer.k, mode, filters)
+        hits = self.search(question, k or self.config.answer.k, mode, filters, groups=groups)
         if not hits and not self.store.stats().get("chunks"):
             raise EmptyKnowledgeBase(
                 f"The knowledge base at {self.path} holds no documents yet. Add some with "
@@ -286,13 +302,15 @@ class KnowledgeBase:
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
                                     timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
 
-    def chat(self, model: str | None = None, template: str | None = None) -> Conversation:
+    def chat(self, model: str | None = None, template: str | None = None, *,
+             groups: Iterable[str] | None = None) -> Conversation:
         """A conversation: ``chat.ask(question)`` rewrites follow-ups into standalone questions
-        (with a model configured) and answers them like :meth:`ask`."""
+        (with a model configured) and answers them like :meth:`ask`, reading only what
+        ``groups`` may read (see :meth:`search`)."""
         from .answer.chat import Conversation
 
         def ask(question: str, **options: Any) -> Answer:
-            return self.ask(question, model=model, template=template, **options)
+            return self.ask(question, model=model, template=template, groups=groups, **options)
 
         return Conversation(ask, lambda q, history: self.answerer.rewrite(q, history, model))
 
@@ -315,10 +333,11 @@ class KnowledgeBase:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def rank_documents(self, query: str, k: int = 100, mode: Mode | None = None,
-                       filters: Mapping[str, Any] | None = None) -> list[str]:
+                       filters: Mapping[str, Any] | None = None, *,
+                       groups: Iterable[str] | None = None) -> list[str]:
         """The ids of the ``k`` best documents for ``query`` (document-level ranking, as the
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
-        return self.retriever.rank_documents(query, k, mode, filters)
+        return self.retriever.rank_documents(query, k, mode, Scope.of(filters, groups))
 
     # -- evaluation ------------------------------------------------------------------------
     @cached_property
@@ -437,6 +456,12 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _uses_external_store(kb_dir: Path) -> bool:
+    """Whether the folder holds a ``domainrag.toml`` whose store lives outside it (then the
+    folder is an existing knowledge base even without a catalog file)."""
+    return (kb_dir / config_io.CONFIG_FILE).is_file() and bool(config_io.load(kb_dir).store.url)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,13 +45,15 @@ from ..errors import ConfigError, CorruptKnowledgeBase, DomainragError
 from ..types import Hit, Span
 from .lexical import LexicalIndex
 from .ranked import Ranked
-from .store import SnapshotExpired, SourceState, SourceUpdate
+from .store import Scope, SnapshotExpired, SourceState, SourceUpdate
 from .vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 CATALOG = "catalog.sqlite3"
 #: Temporary folders of derived indexes older than this were left by a killed process.
 _STALE_TMP_SECONDS = 600
+#: Scope masks kept per store (an evaluation repeats a few filters over many queries).
+_MASKS_KEPT = 32
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -112,6 +115,7 @@ class SQLiteStore:
         self.path = self.directory / CATALOG
         self._lock = threading.RLock()  # one transaction at a time on the shared connection
         self._snapshot: Snapshot | None = None
+        self._masks: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -366,30 +370,26 @@ class SQLiteStore:
                 else:
                     entry.unlink(missing_ok=True)
 
-    # -- search (one-call conveniences, each on the latest view) ---------------------------
-    def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None) -> Ranked:
-        return self.view().lexical(tokens, n, allowed)
-
-    def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Ranked:
-        return self.view().dense(vector, n, allowed)
-
-    @property
-    def has_vectors(self) -> bool:
-        return self.view().has_vectors
-
-    def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
-        return self.view().allowed(filters)
-
-    def doc_ids(self, rows: np.ndarray) -> list[str]:
-        return self.view().doc_ids(rows)
-
-    def hits(self, ranked: Ranked) -> list[Hit]:
-        return self.view().hits(ranked)
+    def mask(self, snapshot: Snapshot, scope: Scope) -> np.ndarray:
+        """The rows of ``snapshot`` inside ``scope`` (a boolean mask; the last few are cached)."""
+        key = (snapshot.generation, scope.key())
+        with self._lock:
+            cached = self._masks.get(key)
+            if cached is not None:
+                self._masks.move_to_end(key)
+                return cached
+        mask = np.isin(snapshot.doc_rowids, self._scope_doc_rowids(scope, snapshot.generation))
+        mask.flags.writeable = False
+        with self._lock:
+            self._masks[key] = mask
+            while len(self._masks) > _MASKS_KEPT:
+                self._masks.popitem(last=False)
+        return mask
 
     @_catalog_errors
-    def _allowed_doc_rowids(self, filters: Mapping[str, Any], generation: int) -> np.ndarray:
-        """Rowids of the documents matching ``filters`` at ``generation``, or SnapshotExpired."""
-        where, params = _filter_sql(filters)
+    def _scope_doc_rowids(self, scope: Scope, generation: int) -> np.ndarray:
+        """Rowids of the documents inside ``scope`` at ``generation``, or SnapshotExpired."""
+        where, params = _scope_sql(scope)
         with self._read() as db:
             if _generation(db) != generation:
                 raise SnapshotExpired(f"{self.path} moved past generation {generation}")
@@ -452,6 +452,18 @@ class SQLiteStore:
         self._db.close()
 
 
+def open_store(url: str, directory: Path, config: IndexConfig) -> SQLiteStore:
+    """The ``sqlite`` plug-in of ``domainrag.stores``: the catalog inside the knowledge-base
+    folder (``url`` is empty; ``sqlite:///path/to/folder`` names another folder)."""
+    if url:
+        scheme, _, rest = url.partition("://")
+        if scheme != "sqlite" or not rest.startswith("/"):
+            raise ConfigError(f"store.url {url!r} is not a SQLite store URL; use sqlite:///ABSOLUTE/FOLDER "
+                              "or leave it empty for the knowledge-base folder itself.")
+        directory = Path(rest)
+    return SQLiteStore(directory, config)
+
+
 class SQLiteView:
     """Searches over one :class:`Snapshot`; chunk rows are read by rowid, which is never reused,
     so a hit is the chunk the snapshot ranked or, when the chunk is gone, SnapshotExpired."""
@@ -464,26 +476,25 @@ class SQLiteView:
     def generation(self) -> int:
         return self._snapshot.generation
 
-    def lexical(self, tokens: Sequence[str], n: int, allowed: np.ndarray | None = None) -> Ranked:
-        return self._snapshot.lexical.search(tokens, n, allowed)
+    def lexical(self, tokens: Sequence[str], n: int, scope: Scope | None = None) -> Ranked:
+        return self._snapshot.lexical.search(tokens, n, self._mask(scope))
 
-    def dense(self, vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Ranked:
+    def dense(self, vector: np.ndarray, n: int, scope: Scope | None = None) -> Ranked:
         vectors = self._snapshot.vectors
         if vectors.size and vectors.matrix.shape[1] != len(vector):
             raise ConfigError(
                 f"Query vector has {len(vector)} dimensions, the index {vectors.matrix.shape[1]}"
             )
-        return vectors.search(vector, n, allowed)
+        return vectors.search(vector, n, self._mask(scope))
 
     @property
     def has_vectors(self) -> bool:
         return bool(self._snapshot.vectors.size)
 
-    def allowed(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
-        if not filters:
-            return None
-        doc_rowids = self._store._allowed_doc_rowids(filters, self.generation)
-        return np.isin(self._snapshot.doc_rowids, doc_rowids)
+    def _mask(self, scope: Scope | None) -> np.ndarray | None:
+        """Rows inside ``scope`` (``None``: every row). Applied by the rankings before their top
+        n, so a narrow scope still fills a ranking."""
+        return None if scope is None else self._store.mask(self._snapshot, scope)
 
     def doc_ids(self, rows: np.ndarray) -> list[str]:
         ids = self._snapshot.doc_ids
@@ -567,9 +578,27 @@ def _hit(row: tuple[Any, ...], score: float) -> Hit:
     )
 
 
-def _filter_sql(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """SQL over ``documents`` for a filter mapping (see ``KnowledgeBase.search``)."""
-    clauses, params = [], []
+def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
+    """SQL over ``documents`` for a scope: its filters (see ``KnowledgeBase.search``) and access
+    groups (``index.store.visible`` is the same rule in Python)."""
+    clauses, params = _filter_sql(scope.filters or {})
+    if scope.groups is not None:
+        acl = "json_type(documents.metadata, '$.acl')"
+        public = f"({acl} IS NULL OR {acl} = 'null' OR ({acl} = 'array' AND " \
+                 "json_array_length(documents.metadata, '$.acl') = 0))"
+        if scope.groups:
+            marks = ",".join("?" * len(scope.groups))
+            member = f"EXISTS (SELECT 1 FROM json_each(documents.metadata, '$.acl') WHERE value IN ({marks}))"
+            clauses.append(f"({public} OR {member})")
+            params.extend(sorted(scope.groups))
+        else:
+            clauses.append(public)
+    return " AND ".join(clauses) or "1", params
+
+
+def _filter_sql(filters: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
     for key, value in filters.items():
         values = list(value) if isinstance(value, (list, tuple, set)) else [value]
         if key == "path":
@@ -581,4 +610,4 @@ def _filter_sql(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
             column = "id" if key == "doc_id" else f"json_extract(metadata, '$.{key}')"
             clauses.append(f"{column} IN ({','.join('?' * len(values))})")
         params.extend(values)
-    return " AND ".join(clauses), params
+    return clauses, params

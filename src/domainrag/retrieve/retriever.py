@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from ..config import RetrievalConfig
 from ..errors import ConfigError, DomainragError
 from ..index.analyzer import Analyzer
 from ..index.ranked import Ranked
-from ..index.store import SnapshotExpired, Store, StoreView
+from ..index.store import Scope, SnapshotExpired, Store, StoreView
 from ..models.embedding import BaseEmbedder
 from ..text import detect_language
 from ..types import Hit
@@ -70,14 +70,14 @@ class Retriever:
         query: str,
         k: int | None = None,
         mode: Mode | None = None,
-        filters: Mapping[str, Any] | None = None,
+        scope: Scope | None = None,
         one_per_doc: bool = False,
     ) -> list[Hit]:
-        """The ``k`` best chunks for ``query`` (see :meth:`KnowledgeBase.search`)."""
+        """The ``k`` best chunks for ``query`` within ``scope`` (see :meth:`KnowledgeBase.search`)."""
         top = k or self.config.k
 
         def search_view(view: StoreView) -> list[Hit]:
-            ranked = self._checked_ranked(view, query, top, mode, filters, one_per_doc)
+            ranked = self._checked_ranked(view, query, top, mode, scope, one_per_doc)
             if one_per_doc:
                 ranked = _one_per_doc(view, ranked)
             return view.hits(ranked.head(top))
@@ -85,12 +85,12 @@ class Retriever:
         return self._on_a_view(search_view)
 
     def rank_documents(self, query: str, k: int, mode: Mode | None = None,
-                       filters: Mapping[str, Any] | None = None) -> list[str]:
+                       scope: Scope | None = None) -> list[str]:
         """The ids of the ``k`` best documents (each by its best chunk), without building hits:
         what document-level evaluation needs, several times faster than ``search``."""
 
         def rank_view(view: StoreView) -> list[str]:
-            ranked = self._checked_ranked(view, query, k, mode, filters, one_per_doc=True)
+            ranked = self._checked_ranked(view, query, k, mode, scope, one_per_doc=True)
             return list(dict.fromkeys(view.doc_ids(ranked.rows)))[:k]
 
         return self._on_a_view(rank_view)
@@ -110,52 +110,48 @@ class Retriever:
     def prepare(self, mode: Mode | None = None) -> None:
         """Load what a search in ``mode`` needs (the embedder, unless lexical or no vectors), so
         that the first timed search does not pay for loading a model."""
-        if (mode or self.config.mode) != "lexical" and self.store.has_vectors:
+        if (mode or self.config.mode) != "lexical" and self.store.view().has_vectors:
             self._embedder()
 
     def _checked_ranked(self, view: StoreView, query: str, k: int, mode: Mode | None,
-                        filters: Mapping[str, Any] | None, one_per_doc: bool) -> Ranked:
+                        scope: Scope | None, one_per_doc: bool) -> Ranked:
         mode = mode or self.config.mode
         if mode not in MODES:
             raise ConfigError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         if not query or not query.strip():
             raise ConfigError("The query is empty; give a question or keywords to search for")
-        allowed = view.allowed(filters)
         n = max(self.config.candidates, k * 4 if one_per_doc else k)
-        return self._ranked(view, query, mode, n, allowed)
+        return self._ranked(view, query, mode, n, scope)
 
-    def _ranked(self, view: StoreView, query: str, mode: Mode, n: int, allowed: np.ndarray | None) -> Ranked:
+    def _ranked(self, view: StoreView, query: str, mode: Mode, n: int, scope: Scope | None) -> Ranked:
         if mode == "lexical":
-            return view.lexical(self.analyzer.tokenize(query), n, allowed)
+            return view.lexical(self.analyzer.tokenize(query), n, scope)
         if mode == "dense":
-            return self._dense(view, query, n, allowed)
-        cands = self.candidates(query, n, allowed, view)
+            return self._dense(view, query, n, scope)
+        cands = self.candidates(query, n, scope, view)
         c = self.config
         return fuse(cands.lexical, cands.dense, c.fusion, c.dense_weight, c.rrf_k)
 
-    def candidates(self, query: str, n: int | None = None, allowed: np.ndarray | None = None,
+    def candidates(self, query: str, n: int | None = None, scope: Scope | None = None,
                    view: StoreView | None = None) -> Candidates:
-        """Lexical and (where applicable) dense candidates for ``query``, unfused, on ``view``
-        (default: the latest; an ``allowed`` mask must come from the same view)."""
+        """Lexical and (where applicable) dense candidates for ``query`` within ``scope``,
+        unfused, on ``view`` (default: the latest)."""
         view = view or self.store.view()
         n = n or self.config.candidates
         language = detect_language(query)
-        lexical = view.lexical(self.analyzer.tokenize(query), n, allowed)
+        lexical = view.lexical(self.analyzer.tokenize(query), n, scope)
         dense = None
         if view.has_vectors and self._embedder().covers(language):
-            dense = self._dense(view, query, n, allowed)
+            dense = self._dense(view, query, n, scope)
         return Candidates(lexical, dense, language)
 
-    def _dense(self, view: StoreView, query: str, n: int, allowed: np.ndarray | None) -> Ranked:
-        return view.dense(self._query_vector(query), n, allowed)
+    def _dense(self, view: StoreView, query: str, n: int, scope: Scope | None) -> Ranked:
+        return view.dense(self._query_vector(query), n, scope)
 
     def _embed_query(self, query: str) -> np.ndarray:
         vector = self._embedder().embed_query(query)
         vector.flags.writeable = False   # shared by every search of this query
         return vector
-
-    def rows_to_doc_ids(self, rows: np.ndarray) -> list[str]:
-        return self.store.doc_ids(rows)
 
 
 def _one_per_doc(view: StoreView, ranked: Ranked) -> Ranked:
