@@ -13,6 +13,7 @@ root, so as root it runs as the unprivileged user ``pgserver`` (created when mis
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -96,10 +97,8 @@ class PostgresServer:
             return ""
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -14,7 +14,8 @@ Tables (all in the collection's schema):
   sequence and writers are serialised, so the rows of generation ``g`` are exactly those with
   ``rowid <= max_rowid`` once no older view can be alive past a delete), the number of chunks,
   their total token length and how many have vectors (the BM25 statistics a view uses).
-- ``sources``, ``documents`` (``acl`` text array from ``metadata["acl"]``), ``chunks`` (``tokens`` the analyser's tokens; ``vector``), ``postings``
+- ``sources``, ``documents`` (``acl`` text array from ``metadata["acl"]``), ``chunks``
+  (``tokens`` the analyser's tokens; ``vector``), ``postings``
   (term, chunk, term frequency, chunk length) and ``terms`` (document frequency per term),
   ``embedding_cache``.
 """

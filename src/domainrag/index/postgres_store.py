@@ -36,6 +36,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -48,7 +49,7 @@ from .postgres_lexical import bm25_sql, postings, query_terms
 from .postgres_schema import MIGRATIONS, SCHEMA_VERSION, create_statements, vector_index_statements
 from .postgres_scope import document_condition, scope_condition
 from .ranked import Ranked
-from .store import SnapshotExpired, SourceState, SourceUpdate
+from .store import Scope, SnapshotExpired, SourceState, SourceUpdate
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -433,10 +434,10 @@ class PostgresStore:
             raise DomainragError(f"{self.label}: the collection's state is damaged (no statistics for its generation)")
         return PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
 
-    def lexical(self, tokens: Sequence[str], n: int, scope: Any = None) -> Ranked:
+    def lexical(self, tokens: Sequence[str], n: int, scope: Scope | None = None) -> Ranked:
         return self.view().lexical(tokens, n, scope)
 
-    def dense(self, vector: np.ndarray, n: int, scope: Any = None) -> Ranked:
+    def dense(self, vector: np.ndarray, n: int, scope: Scope | None = None) -> Ranked:
         return self.view().dense(vector, n, scope)
 
     @property
@@ -466,7 +467,7 @@ class PostgresStore:
 
     # -- documents -------------------------------------------------------------------------
     @_pg_errors("reading a document")
-    def document(self, doc_id: str, groups: Any = None) -> dict[str, Any] | None:
+    def document(self, doc_id: str, groups: frozenset[str] | None = None) -> dict[str, Any] | None:
         """The document ``doc_id`` as a dict, or ``None`` when absent or not visible to ``groups``."""
         where, params = document_condition(None, groups)
         with self._pool.connection() as conn:
@@ -551,7 +552,7 @@ class PostgresView:
             raise self._expired()
 
     @_pg_errors("ranking by BM25")
-    def lexical(self, tokens: Sequence[str], n: int, scope: Any = None) -> Ranked:
+    def lexical(self, tokens: Sequence[str], n: int, scope: Scope | None = None) -> Ranked:
         terms, counts = query_terms(tokens)
         if not terms or n <= 0 or not self._chunks:
             return Ranked.empty()
@@ -559,7 +560,8 @@ class PostgresView:
         where, params = scope_condition(store.schema, "p.chunk", *_scope_parts(scope))
         sql = bm25_sql(store.schema, where)
         with store._search_connection() as conn:
-            rows = conn.execute(sql, {**params, "terms": terms, "qtf": counts, "gen": self._generation, "n": n}).fetchall()
+            params.update(terms=terms, qtf=counts, gen=self._generation, n=n)
+            rows = conn.execute(sql, params).fetchall()
             if not rows:
                 self._check_horizon(conn)
                 return Ranked.empty()
@@ -568,11 +570,11 @@ class PostgresView:
         return _ranked(rows)
 
     @_pg_errors("ranking by vector")
-    def dense(self, vector: np.ndarray, n: int, scope: Any = None) -> Ranked:
+    def dense(self, vector: np.ndarray, n: int, scope: Scope | None = None) -> Ranked:
         if not self._vectors or n <= 0:
             return Ranked.empty()
         if len(vector) != self._dimensions:
-            raise IndexMismatchError(
+            raise ConfigError(
                 f"The query vector has {len(vector)} dimensions and {self._store.label} holds "
                 f"{self._dimensions}-dimensional vectors; search with the embedder the collection was built with."
             )
@@ -641,10 +643,8 @@ class _Delta:
         self.chunks, self.length, self.vectors, self.max_rowid = chunks, length, vectors, max_rowid
 
 
-def _scope_parts(scope: Any) -> tuple[Mapping[str, Any] | None, Any]:
-    if scope is None:
-        return None, None
-    return getattr(scope, "filters", None), getattr(scope, "groups", None)
+def _scope_parts(scope: Scope | None) -> tuple[Mapping[str, Any] | None, frozenset[str] | None]:
+    return (None, None) if scope is None else (scope.filters, scope.groups)
 
 
 def _check_batch(updates: Sequence[SourceUpdate]) -> None:
@@ -663,8 +663,12 @@ def _check_batch(updates: Sequence[SourceUpdate]) -> None:
 
 
 def _acl(doc_id: str, metadata: Mapping[str, Any]) -> list[str]:
+    """The document's access groups as :func:`~domainrag.index.store.visible` reads them (one
+    string is one group)."""
     acl = metadata.get("acl") or []
-    if isinstance(acl, str) or not all(isinstance(g, str) for g in acl):
+    if isinstance(acl, str):
+        return [acl]
+    if not isinstance(acl, (list, tuple)) or not all(isinstance(g, str) for g in acl):
         raise ConfigError(f"Document {doc_id!r}: metadata 'acl' must be a list of group names, not {acl!r}")
     return list(acl)
 
@@ -694,3 +698,9 @@ def _hit(row: tuple[Any, ...], score: float) -> Hit:
     _, chunk_id, doc_id, start, end, page, path, text, title, source, metadata = row
     return Hit(chunk_id=chunk_id, doc_id=doc_id, score=score, text=text, span=Span(doc_id, start, end, page),
                heading_path=tuple(path), source=source, title=title, metadata=dict(metadata))
+
+
+def open_store(url: str, directory: Path, config: IndexConfig) -> PostgresStore:
+    """The ``postgres`` plug-in of ``domainrag.stores``: the collection a ``postgresql://`` URL
+    names (``directory``, the knowledge-base folder, keeps only ``domainrag.toml``)."""
+    return PostgresStore(url, config)
