@@ -43,7 +43,7 @@ import numpy as np
 
 from ..config import IndexConfig
 from ..errors import ConfigError, DomainragError, IndexMismatchError
-from ..types import Hit, Span
+from ..types import Chunk, Document, Hit, Span
 from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module, translate
 from .postgres_lexical import bm25_sql, postings, query_terms
 from .postgres_schema import MIGRATIONS, SCHEMA_VERSION, create_statements, vector_index_statements
@@ -496,6 +496,54 @@ class PostgresStore:
             ).fetchall()
         return [_document(r) for r in rows]
 
+    def export(self, batch_sources: int = 200) -> Iterator[SourceUpdate]:
+        """Every source as the :class:`SourceUpdate` that would write it again (documents,
+        chunks, tokens and vectors), in source order, read ``batch_sources`` at a time."""
+        after = ""
+        while True:
+            updates = self._export_page(after, batch_sources)
+            yield from updates
+            if len(updates) < batch_sources:
+                return
+            after = updates[-1].source
+
+    @_pg_errors("exporting sources")
+    def _export_page(self, after: str, limit: int) -> list[SourceUpdate]:
+        s = self.schema
+        with self._pool.connection() as conn:
+            sources = conn.execute(
+                f"SELECT source, content_hash, size, mtime_ns FROM {s}.sources WHERE source COLLATE \"C\" > %s "
+                f"ORDER BY source COLLATE \"C\" LIMIT %s", (after, limit)).fetchall()
+            names = [r[0] for r in sources]
+            documents = conn.execute(
+                f"SELECT rowid, id, source, title, text, metadata FROM {s}.documents WHERE source = ANY(%s) "
+                "ORDER BY rowid", (names,)).fetchall()
+            chunks = conn.execute(
+                f"SELECT c.doc_rowid, c.id, c.ordinal, c.start_char, c.end_char, c.page, c.heading_path, c.text, "
+                f"c.tokens, c.vector FROM {s}.chunks c WHERE c.doc_rowid = ANY(%s) ORDER BY c.doc_rowid, c.ordinal, "
+                "c.rowid", ([d[0] for d in documents],)).fetchall()
+        return _updates(sources, documents, chunks)
+
+    def export_cache(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """The embedding cache as ``(model, {key: vector})`` pieces of at most ``batch``."""
+        after = ("", "")
+        while True:
+            rows = self._cache_page(after, batch)
+            by_model: dict[str, dict[str, np.ndarray]] = {}
+            for model, key, vector in rows:
+                by_model.setdefault(model, {})[key] = np.frombuffer(vector, dtype=np.float32)
+            yield from by_model.items()
+            if len(rows) < batch:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    @_pg_errors("exporting the embedding cache")
+    def _cache_page(self, after: tuple[str, str], limit: int) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return list(conn.execute(
+                f"SELECT model, key, vector FROM {self.schema}.embedding_cache WHERE (model, key) > (%s, %s) "
+                "ORDER BY model, key LIMIT %s", (*after, limit)).fetchall())
+
     @_pg_errors("hashing the corpus")
     def corpus_hash(self) -> str:
         digest = hashlib.sha256()
@@ -678,6 +726,33 @@ def _jsonable(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value, default=str))
+
+
+def _updates(sources: list[tuple[Any, ...]], documents: list[tuple[Any, ...]],
+             chunks: list[tuple[Any, ...]]) -> list[SourceUpdate]:
+    """Rows of sources, their documents and chunks as :class:`SourceUpdate` records."""
+    by_doc: dict[int, list[tuple[Any, ...]]] = {}
+    for row in chunks:
+        by_doc.setdefault(row[0], []).append(row)
+    updates = {r[0]: SourceUpdate(r[0], r[1], r[2], r[3], [], []) for r in sources}
+    vectors: dict[str, list[Any]] = {name: [] for name in updates}
+    for rowid, doc_id, source, title, text, metadata in documents:
+        update = updates[source]
+        update.documents.append(Document(doc_id, text, source, title=title, metadata=dict(metadata)))
+        for _, chunk_id, ordinal, start, end, page, path, chunk_text, tokens, vector in by_doc.get(rowid, []):
+            update.chunks.append(Chunk(chunk_id, doc_id, chunk_text, Span(doc_id, start, end, page), tuple(path),
+                                       ordinal))
+            update.tokens.append(list(tokens))
+            vectors[source].append(vector)
+    for name, update in updates.items():
+        found = vectors[name]
+        if found and all(v is not None for v in found):
+            update.vectors = np.vstack([_array(v) for v in found])
+    return list(updates.values())
+
+
+def _array(vector: Any) -> np.ndarray:
+    return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32)
 
 
 def _text(text: str) -> str:
