@@ -141,6 +141,9 @@ def test_scoped_dense_search_through_hnsw_returns_n(open_store) -> None:
     store.write([corpus_update(f"d{i}.txt", f"d{i}", [f"text {j}" for j in range(10)],
                                {"acl": ["rare"]} if i == 7 else {"acl": ["all"]}, vectors[i * 10:(i + 1) * 10])
                  for i in range(40)])
+    store.refresh()  # the ingest ends: the HNSW index is built (400 vectors > ann_threshold)
+    with admin(store.target.conninfo) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"{store.schema}.chunks_vector_hnsw",)).fetchone()[0]
     view = store.view()
     ranked = view.dense(vectors[3], 5, Scope(groups=["rare"]))
     assert view.doc_ids(ranked.rows) == ["d7"] * 5

@@ -41,7 +41,7 @@ WITH st AS (
     SELECT g.max_rowid, g.chunks, g.total_length::float8 / greatest(g.chunks, 1) AS avg_len
     FROM {s}.gen_stats g WHERE g.gen = %(gen)s),
 q AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::int[]) AS q(term, qtf)),
-w AS (
+w AS MATERIALIZED (
     SELECT q.term, q.qtf * ln(1 + (st.chunks - d.df + 0.5) / (d.df + 0.5)) AS idf
     FROM q CROSS JOIN st
     CROSS JOIN LATERAL (

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 #: The version this code writes; a collection at a higher version is refused.
 SCHEMA_VERSION = 1
 SCHEMA_PREFIX = "domainrag_"
+VECTOR_INDEX = "chunks_vector_hnsw"
 _COLLECTION = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
@@ -78,7 +79,7 @@ def create_statements(schema: str) -> list[str]:
         f"""CREATE TABLE {s}.postings (
             term text NOT NULL, chunk bigint NOT NULL REFERENCES {s}.chunks(rowid) ON DELETE CASCADE,
             tf integer NOT NULL, length integer NOT NULL,
-            PRIMARY KEY (term, chunk)) WITH (fillfactor = 90)""",
+            PRIMARY KEY (term, chunk) INCLUDE (tf, length))""",
         f"CREATE INDEX ON {s}.postings (chunk)",
         f"CREATE TABLE {s}.terms (term text PRIMARY KEY, df bigint NOT NULL)",
         f"""CREATE TABLE {s}.embedding_cache (
@@ -90,10 +91,12 @@ def create_statements(schema: str) -> list[str]:
 MIGRATIONS: dict[int, list[str]] = {}
 
 
-def vector_index_statements(schema: str, dimensions: int, m: int, ef_construction: int) -> list[str]:
-    """Give the vector column its dimension and build the HNSW (cosine) index over it."""
-    return [
-        f"ALTER TABLE {schema}.chunks ALTER COLUMN vector TYPE vector({dimensions})",
-        f"CREATE INDEX IF NOT EXISTS chunks_vector_hnsw ON {schema}.chunks USING hnsw (vector vector_cosine_ops) "
-        f"WITH (m = {m}, ef_construction = {ef_construction})",
-    ]
+def vector_column_statement(schema: str, dimensions: int) -> str:
+    """Give the vector column its dimension (with the first vector written)."""
+    return f"ALTER TABLE {schema}.chunks ALTER COLUMN vector TYPE vector({dimensions})"
+
+
+def vector_index_statement(schema: str, m: int, ef_construction: int) -> str:
+    """The HNSW (cosine) index over the chunk vectors, built in one pass at the end of an ingest."""
+    return (f"CREATE INDEX IF NOT EXISTS {VECTOR_INDEX} ON {schema}.chunks USING hnsw (vector vector_cosine_ops) "
+            f"WITH (m = {m}, ef_construction = {ef_construction})")

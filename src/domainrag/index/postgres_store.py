@@ -46,7 +46,14 @@ from ..errors import ConfigError, DomainragError, IndexMismatchError
 from ..types import Chunk, Document, Hit, Span
 from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module, translate
 from .postgres_lexical import bm25_sql, postings, query_terms
-from .postgres_schema import MIGRATIONS, SCHEMA_VERSION, create_statements, vector_index_statements
+from .postgres_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    VECTOR_INDEX,
+    create_statements,
+    vector_column_statement,
+    vector_index_statement,
+)
 from .postgres_scope import document_condition, scope_condition
 from .ranked import Ranked
 from .store import Scope, SnapshotExpired, SourceState, SourceUpdate
@@ -265,7 +272,7 @@ class PostgresStore:
         s = self.schema
         with self._write_transaction() as (conn, generation):
             conn.execute(f"TRUNCATE {s}.postings, {s}.terms, {s}.chunks, {s}.documents, {s}.sources")
-            conn.execute(f"DROP INDEX IF EXISTS {s}.chunks_vector_hnsw")
+            conn.execute(f"DROP INDEX IF EXISTS {s}.{VECTOR_INDEX}")
             conn.execute(f"ALTER TABLE {s}.chunks ALTER COLUMN vector TYPE vector")
             conn.execute(f"DELETE FROM {s}.gen_stats")
             conn.execute(f"INSERT INTO {s}.gen_stats VALUES (%s, 0, 0, 0, 0)", (generation,))
@@ -356,8 +363,8 @@ class PostgresStore:
         return [r[0] for r in rows]
 
     def _prepare_vectors(self, conn: Any, updates: Sequence[SourceUpdate]) -> int | None:
-        """The vector dimension of this batch, checked against the collection's (set, with the
-        HNSW index, by the first batch with vectors)."""
+        """The vector dimension of this batch, checked against the collection's (set by the
+        first batch with vectors; the HNSW index is built when the ingest ends)."""
         dims = {int(u.vectors.shape[1]) for u in updates if u.vectors is not None and len(u.chunks)}
         if not dims:
             return None
@@ -366,8 +373,7 @@ class PostgresStore:
         dim = dims.pop()
         current = conn.execute(f"SELECT dimensions FROM {self.schema}.state").fetchone()[0]
         if current is None:
-            for statement in vector_index_statements(self.schema, dim, HNSW_M, HNSW_EF_CONSTRUCTION):
-                conn.execute(statement)
+            conn.execute(vector_column_statement(self.schema, dim))
             conn.execute(f"UPDATE {self.schema}.state SET dimensions = %s", (dim,))
         elif current != dim:
             raise IndexMismatchError(
@@ -416,10 +422,37 @@ class PostgresStore:
             )
 
     # -- views and searches ----------------------------------------------------------------
+    @_pg_errors("finishing the ingest")
     def refresh(self) -> None:
-        """The ingest is over: release the collection's ingest lock (searches need nothing
-        rebuilt; every process reads the same tables)."""
+        """The ingest is over: build the HNSW index when the collection has outgrown exact search
+        and has none (one bulk build is far faster than growing the graph row by row; later
+        writes add to it), refresh the planner's statistics, and release the ingest lock."""
+        with self._write_lock:
+            writer = self._writer
+            if writer is not None and not writer.broken:
+                self._build_vector_index(writer)
+                for table in ("chunks", "postings", "terms", "documents"):
+                    writer.execute(f"ANALYZE {self.schema}.{table}")
         self._release_writer()
+
+    @property
+    def exact_below(self) -> int:
+        """Collections with fewer vectors are searched exactly (see :data:`EXACT_BELOW`)."""
+        return min(self.config.ann_threshold, EXACT_BELOW)
+
+    def _build_vector_index(self, conn: Any) -> None:
+        s = self.schema
+        vectors = conn.execute(
+            f"SELECT g.vectors, to_regclass(%s) IS NOT NULL FROM {s}.state st "
+            f"JOIN {s}.gen_stats g ON g.gen = st.generation",
+            (f"{s}.{VECTOR_INDEX}",),
+        ).fetchone()
+        if vectors is None or vectors[1] or vectors[0] < self.exact_below:
+            return
+        with conn.transaction():
+            conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute(vector_index_statement(s, HNSW_M, HNSW_EF_CONSTRUCTION))
 
     @_pg_errors("opening a view")
     def view(self) -> PostgresView:
@@ -635,7 +668,7 @@ class PostgresView:
         exact = base + "ORDER BY c.vector <=> %(v)s, c.id LIMIT %(n)s"
         approximate = base + "ORDER BY c.vector <=> %(v)s LIMIT %(n)s"
         with store._search_connection() as conn:
-            if self._vectors < EXACT_BELOW:
+            if self._vectors < store.exact_below:
                 rows = conn.execute(exact, params).fetchall()
             else:
                 store._set_ef_search(conn, n * (4 if where != "TRUE" else 1))
