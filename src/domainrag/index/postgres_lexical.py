@@ -1,6 +1,7 @@
 """BM25 inside PostgreSQL, from the analyser's tokens.
 
-Each chunk's tokens become postings ``(term, chunk, tf, length)``; ``terms`` keeps each term's
+Each chunk's stored tokens become postings ``(term, chunk, tf, length)`` (derived in the server);
+``terms`` keeps each term's
 document frequency and ``gen_stats`` the chunk count and total length of every live generation.
 A query is one SQL statement computing the same BM25 as the embedded store's bm25s index (the
 Lucene variant, k1 = 1.2, b = 0.75; ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, a term repeated
@@ -12,17 +13,44 @@ added after ``g``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 K1 = 1.2
 B = 0.75
 
 
-def postings(rowid: int, tokens: Sequence[str]) -> Iterable[tuple[str, int, int, int]]:
-    """``(term, chunk rowid, term frequency, chunk length)`` for one chunk."""
-    length = len(tokens)
-    for term, tf in Counter(tokens).items():
-        yield term, rowid, tf, length
+def add_postings_sql(schema: str) -> str:
+    """Postings and document frequencies of the chunks with rowids in ``[%(lo)s, %(hi)s]``,
+    derived in the server from their stored tokens."""
+    s = schema
+    return f"""
+WITH added AS (
+    INSERT INTO {s}.postings (term, chunk, tf, length)
+    SELECT t.term, c.rowid, count(*), cardinality(c.tokens)
+    FROM {s}.chunks c CROSS JOIN LATERAL unnest(c.tokens) AS t(term)
+    WHERE c.rowid BETWEEN %(lo)s AND %(hi)s
+    GROUP BY c.rowid, t.term
+    RETURNING term)
+INSERT INTO {s}.terms SELECT term, count(*) FROM added GROUP BY term
+ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df"""
+
+
+def remove_postings_sql(schema: str) -> str:
+    """Remove the postings of the sources ``%(sources)s`` and lower their terms' document
+    frequencies (run before the sources' chunks are deleted). Terms left at df 0 stay: they
+    match nothing."""
+    s = schema
+    return f"""
+WITH gone AS (
+    SELECT DISTINCT c.rowid, t.term
+    FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid
+    CROSS JOIN LATERAL unnest(c.tokens) AS t(term)
+    WHERE d.source = ANY(%(sources)s)),
+removed AS (
+    DELETE FROM {s}.postings p USING gone WHERE p.term = gone.term AND p.chunk = gone.rowid
+    RETURNING p.term)
+UPDATE {s}.terms t SET df = t.df - x.n
+FROM (SELECT term, count(*) AS n FROM removed GROUP BY term) x WHERE t.term = x.term"""
 
 
 def query_terms(tokens: Sequence[str]) -> tuple[list[str], list[int]]:

@@ -77,10 +77,9 @@ def create_statements(schema: str) -> list[str]:
             vector vector)""",
         f"CREATE INDEX ON {s}.chunks (doc_rowid)",
         f"""CREATE TABLE {s}.postings (
-            term text NOT NULL, chunk bigint NOT NULL REFERENCES {s}.chunks(rowid) ON DELETE CASCADE,
+            term text NOT NULL, chunk bigint NOT NULL,
             tf integer NOT NULL, length integer NOT NULL,
             PRIMARY KEY (term, chunk) INCLUDE (tf, length))""",
-        f"CREATE INDEX ON {s}.postings (chunk)",
         f"CREATE TABLE {s}.terms (term text PRIMARY KEY, df bigint NOT NULL)",
         f"""CREATE TABLE {s}.embedding_cache (
             model text NOT NULL, key text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (model, key))""",

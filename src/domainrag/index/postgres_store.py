@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +44,7 @@ from ..config import IndexConfig
 from ..errors import ConfigError, DomainragError, IndexMismatchError
 from ..types import Chunk, Document, Hit, Span
 from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module, translate
-from .postgres_lexical import bm25_sql, postings, query_terms
+from .postgres_lexical import add_postings_sql, bm25_sql, query_terms, remove_postings_sql
 from .postgres_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -286,13 +285,7 @@ class PostgresStore:
             f"JOIN {s}.documents d ON d.rowid = c.doc_rowid WHERE d.source = ANY(%s)", (sources,),
         ).fetchone()
         if gone[0]:
-            conn.execute(
-                f"""UPDATE {s}.terms t SET df = t.df - x.n FROM (
-                        SELECT p.term, count(*) AS n FROM {s}.postings p
-                        JOIN {s}.chunks c ON c.rowid = p.chunk JOIN {s}.documents d ON d.rowid = c.doc_rowid
-                        WHERE d.source = ANY(%s) GROUP BY p.term) x
-                    WHERE t.term = x.term""", (sources,))
-            conn.execute(f"DELETE FROM {s}.terms WHERE df <= 0")
+            conn.execute(remove_postings_sql(s), {"sources": sources})
         conn.execute(f"DELETE FROM {s}.sources WHERE source = ANY(%s)", (sources,))
         return _Delta(int(gone[0]), int(gone[1]), int(gone[2]))
 
@@ -335,22 +328,9 @@ class PostgresStore:
                     vector = None if u.vectors is None else np.asarray(u.vectors[i], dtype=np.float32)
                     copy.write_row((rowid, c.id, doc_rowid[c.doc_id], c.ordinal, c.span.start, c.span.end,
                                     c.span.page, Jsonb(list(c.heading_path)), _text(c.text), list(u.tokens[i]), vector))
-            df: Counter[str] = Counter()
-            length = 0
-            with cur.copy(f"COPY {s}.postings (term, chunk, tf, length) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["text", "int8", "int4", "int4"])
-                for rowid, (u, i) in zip(chunk_rowids, chunks, strict=True):
-                    tokens = u.tokens[i]
-                    length += len(tokens)
-                    for row in postings(rowid, tokens):
-                        df[row[0]] += 1
-                        copy.write_row(row)
-        if df:
-            conn.execute(
-                f"INSERT INTO {s}.terms SELECT * FROM unnest(%s::text[], %s::int8[]) "
-                "ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
-                (list(df), list(df.values())),
-            )
+        if chunk_rowids:
+            conn.execute(add_postings_sql(s), {"lo": chunk_rowids[0], "hi": chunk_rowids[-1]})
+        length = sum(len(u.tokens[i]) for u, i in chunks)
         vectors = sum(len(u.chunks) for u in updates if u.vectors is not None) if dims else 0
         return _Delta(len(chunks), length, vectors, max(chunk_rowids, default=0))
 
