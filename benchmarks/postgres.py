@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,12 +57,12 @@ MODES = ("lexical", "dense", "hybrid")
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
-def server_url(url: str | None) -> str:
+def server_url(url: str | None, pgdata: Path | None = None) -> str:
     if url:
         return url
     import pgserver
 
-    data = CACHE.resolve() / "pgdata"
+    data = (pgdata or CACHE / "pgdata").resolve()
     data.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data, cleanup_mode=None)
     return f"postgresql://postgres@/postgres?host={server.get_uri().split('host=')[1]}"
@@ -112,14 +113,23 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     from domainrag import KnowledgeBase
     from domainrag.migrate import migrate
 
-    url = server_url(args.url)
+    url = server_url(args.url, args.pgdata)
     rows = []
     for dataset in args.datasets:
-        folder = subsample(Path(dataset), args.docs, args.queries)
+        folder = subsample(Path(dataset), args.docs, args.queries) if args.docs else Path(dataset)
         sqlite_kb = CACHE / "kb" / f"{folder.name}-{args.embedder}"
+        seed = args.seed / f"{folder.name}{args.seed_suffix}" / "catalog.sqlite3" if args.seed else None
+        t0 = time.perf_counter()
+        seeded = seed is not None and seed.exists()
+        if seeded and not sqlite_kb.exists():
+            assert seed is not None
+            copy = CACHE / "seed" / folder.name
+            copy.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(seed, copy / "catalog.sqlite3")
+            migrate(f"sqlite://{copy.resolve()}", str(sqlite_kb))   # SQLite -> SQLite: the index as built
         with KnowledgeBase.open(sqlite_kb, create=True, overrides={"embedder.model": args.embedder}) as kb:
-            t0 = time.perf_counter()
-            kb.ingest([folder], format="beir")
+            if not seeded:
+                kb.ingest([folder], format="beir")
             ingest_s = time.perf_counter() - t0
             chunks = kb.store.stats()["chunks"]
         name = "q_" + "".join(c if c.isalnum() else "_" for c in folder.name.lower())
@@ -133,6 +143,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                                                             "store.url": f"{url}#{name}"}).close()
         texts = load_beir_queries(folder / "queries.jsonl")
         qrels = load_beir_qrels(folder / "qrels" / "test.tsv")
+        texts = {q: t for q, t in texts.items() if q in qrels}
         row: dict[str, Any] = {"dataset": Path(dataset).name, "docs": report.documents, "chunks": chunks,
                                "queries": len(texts), "sqlite_ingest_s": round(ingest_s, 1),
                                "migrate_s": round(migrate_s, 1), "migrate_verified": report.verified}
@@ -148,10 +159,11 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- scale --------------------------------------------------------------------------------------
 def synthetic(n: int, dim: int, seed: int = 0, per_source: int = 10) -> tuple[list[SourceUpdate], np.ndarray]:
-    """``n`` chunks in sources of ``per_source``: Zipf tokens over 30k terms, clustered vectors."""
+    """``n`` chunks in sources of ``per_source``: tokens drawn from a Zipf law over 30k terms
+    without its 100 most frequent ranks (the stopwords an analyser drops), clustered vectors."""
     rng = np.random.default_rng(seed)
     vocab = np.array([f"t{i}" for i in range(30_000)])
-    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
+    weights = 1.0 / np.arange(101, len(vocab) + 101) ** 1.05
     weights /= weights.sum()
     centers = rng.normal(size=(256, dim)).astype(np.float32)
     labels = rng.integers(0, len(centers), size=n)
@@ -194,6 +206,8 @@ def ingest(store: Store, updates: list[SourceUpdate], batch: int) -> dict[str, f
     t0 = time.perf_counter()
     for i in range(0, len(updates), batch):
         store.write(updates[i: i + batch])
+        if i and i % (batch * 100) == 0:
+            print(f"  {i * 10} chunks written in {time.perf_counter() - t0:.0f} s", flush=True)
     write_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     store.refresh()
@@ -285,7 +299,7 @@ def two_processes(url: str, qs: list[tuple[list[str], np.ndarray]]) -> bool:
 
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
-    url = server_url(args.url)
+    url = server_url(args.url, args.pgdata)
     t0 = time.perf_counter()
     updates, _ = synthetic(args.chunks, args.dim)
     print(f"generated {args.chunks} chunks in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -307,7 +321,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
                 facts[f"{mode}_{clients}"] = latency(store, mode, qs, clients)
                 print(label, mode, clients, facts[f"{mode}_{clients}"], flush=True)
         if isinstance(store, PostgresStore):
-            facts["hnsw_recall"] = hnsw_recall(store, qs[:100], (40, 64, 100, 200))
+            facts["hnsw_recall"] = hnsw_recall(store, qs[: args.recall_queries], (40, 64, 100, 200))
             print(label, facts["hnsw_recall"], flush=True)
             facts["two_processes_identical"] = two_processes(f"{url}#{name}", qs[:50])
             print(label, "two processes identical:", facts["two_processes_identical"], flush=True)
@@ -321,7 +335,9 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quality")
     q.add_argument("datasets", nargs="+")
-    q.add_argument("--docs", type=int, default=600)
+    q.add_argument("--docs", type=int, default=600, help="subsample to this many documents (0: use as is)")
+    q.add_argument("--seed", type=Path, help="folder of built SQLite knowledge bases to start from (copied)")
+    q.add_argument("--seed-suffix", default="-minilm-headings", help="seed folder = dataset folder name + this")
     q.add_argument("--queries", type=int, default=150)
     q.add_argument("--embedder", default="minilm")
     s = sub.add_parser("scale")
@@ -331,9 +347,11 @@ def main() -> None:
     s.add_argument("--clients", type=int, default=8)
     s.add_argument("--batch", type=int, default=100, help="sources per write (10 chunks each)")
     s.add_argument("--skip-sqlite", action="store_true")
+    s.add_argument("--recall-queries", type=int, default=100, help="queries for HNSW recall (each also runs exactly)")
     for parser in (q, s):
         parser.add_argument("--url", help="postgresql:// URL of a server to use (else pgserver is started)")
         parser.add_argument("--out", type=Path)
+        parser.add_argument("--pgdata", type=Path, help="data folder of the pgserver started when --url is not given")
     args = p.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     result = quality(args) if args.command == "quality" else scale(args)
