@@ -7,6 +7,9 @@ documents of ``--queries`` sampled test queries plus random others), document nD
 dense and hybrid search through ``KnowledgeBase.rank_documents`` on the SQLite store and on the
 same index migrated into PostgreSQL (``domainrag.migrate``: nothing re-embedded), side by side.
 
+``tsrank``: on the collections ``quality`` left, lexical nDCG@10 of PostgreSQL's own full-text
+ranking (``ts_rank_cd`` over the same analyser tokens) against the BM25 computed in SQL.
+
 ``scale``: ``--chunks`` synthetic chunks (Zipf tokens, clustered unit vectors of ``--dim``
 dimensions; precomputed, so embedding is not measured) written in batches of whole sources:
 ingest chunks/s; search p50/p95 per mode (lexical, dense, hybrid = both + fusion, each with
@@ -20,6 +23,7 @@ PostgreSQL: ``--url`` (a server of yours), else ``pgserver`` is started in
 Usage::
 
     python benchmarks/postgres.py quality ../shared/data/* --docs 600 --queries 150
+    python benchmarks/postgres.py tsrank ../shared/data/*   # the folders quality used
     python benchmarks/postgres.py scale --chunks 100000
 """
 
@@ -44,7 +48,7 @@ import numpy as np
 
 from domainrag.config import IndexConfig
 from domainrag.evaluate.beir_qrels import load_beir_qrels, load_beir_queries, qrels_path
-from domainrag.evaluate.metrics import ndcg_at_k
+from domainrag.evaluate.metrics import dedupe, ndcg_at_k
 from domainrag.index.postgres_store import PostgresStore
 from domainrag.index.sqlite_store import SQLiteStore
 from domainrag.index.store import SourceUpdate, Store
@@ -330,6 +334,47 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# --- ts_rank_cd, the alternative to BM25 in SQL -------------------------------------------------
+def tsrank(args: argparse.Namespace) -> dict[str, Any]:
+    """Lexical nDCG@10 of PostgreSQL full-text ranking (``ts_rank_cd`` over a ``simple``
+    tsvector of the same analyser tokens, OR of the query's tokens) against our BM25 in SQL, on the
+    collections ``quality`` left (run it first)."""
+    import psycopg
+
+    from domainrag.index.analyzer import Analyzer
+
+    url = server_url(args.url, args.pgdata)
+    analyzer = Analyzer()
+    rows = []
+    for dataset in args.datasets:
+        folder = Path(dataset)
+        name = "q_" + "".join(c if c.isalnum() else "_" for c in folder.name.lower())
+        store = PostgresStore(f"{url}#{name}")
+        texts = load_beir_queries(folder / "queries.jsonl")
+        qrels = load_beir_qrels(folder / "qrels" / "test.tsv")
+        texts = {q: t for q, t in texts.items() if q in qrels}
+        bm25, cd = [], []
+        with psycopg.connect(url.split("#")[0], autocommit=True) as conn:
+            for qid, text in texts.items():
+                tokens = analyzer.tokenize(text)
+                view = store.view()
+                bm25.append(ndcg_at_k(dedupe(view.doc_ids(view.lexical(tokens, 100).rows)), qrels[qid], 10))
+                query = " | ".join("'" + t.replace("'", "''") + "'" for t in dict.fromkeys(tokens))
+                found = conn.execute(
+                    f"SELECT d.id FROM {store.schema}.chunks c JOIN {store.schema}.documents d ON d.rowid = c.doc_rowid "
+                    "CROSS JOIN to_tsquery('simple', %s) q "
+                    "WHERE to_tsvector('simple', array_to_string(c.tokens, ' ')) @@ q "
+                    "ORDER BY ts_rank_cd(to_tsvector('simple', array_to_string(c.tokens, ' ')), q) DESC, c.id LIMIT 100",
+                    (query or "''",)).fetchall() if tokens else []
+                cd.append(ndcg_at_k(dedupe(r[0] for r in found), qrels[qid], 10))
+        store.close()
+        row = {"dataset": folder.name, "queries": len(texts), "bm25_sql": round(float(np.mean(bm25)), 4),
+               "ts_rank_cd": round(float(np.mean(cd)), 4)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return {"machine": machine(), "rows": rows}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -340,6 +385,8 @@ def main() -> None:
     q.add_argument("--seed-suffix", default="-minilm-headings", help="seed folder = dataset folder name + this")
     q.add_argument("--queries", type=int, default=150)
     q.add_argument("--embedder", default="minilm")
+    t = sub.add_parser("tsrank")
+    t.add_argument("datasets", nargs="+")
     s = sub.add_parser("scale")
     s.add_argument("--chunks", type=int, default=100_000)
     s.add_argument("--dim", type=int, default=384)
@@ -348,15 +395,15 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=100, help="sources per write (10 chunks each)")
     s.add_argument("--skip-sqlite", action="store_true")
     s.add_argument("--recall-queries", type=int, default=100, help="queries for HNSW recall (each also runs exactly)")
-    for parser in (q, s):
+    for parser in (q, s, t):
         parser.add_argument("--url", help="postgresql:// URL of a server to use (else pgserver is started)")
         parser.add_argument("--out", type=Path)
         parser.add_argument("--pgdata", type=Path, help="data folder of the pgserver started when --url is not given")
     args = p.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    result = quality(args) if args.command == "quality" else scale(args)
-    out = args.out or RESULTS / (f"postgres_{args.command}.json" if args.command == "quality"
-                                 else f"postgres_scale_{args.chunks}.json")
+    result = {"quality": quality, "tsrank": tsrank, "scale": scale}[args.command](args)
+    out = args.out or RESULTS / (f"postgres_scale_{args.chunks}.json" if args.command == "scale"
+                                 else f"postgres_{args.command}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 
