@@ -7,8 +7,8 @@ on a free loopback port, and removed at the end of the session. PostgreSQL refus
 root, so as root it runs as the unprivileged user ``pgserver`` (created when missing).
 
 ``postgres_url`` (session fixture) is a store URL whose password comes from
-``$DOMAINRAG_TEST_PGPASSWORD``; when PostgreSQL cannot start the tests are skipped, except in CI
-(``CI=true``), where they fail.
+``$DOMAINRAG_TEST_PGPASSWORD``; when PostgreSQL cannot start (or psycopg is not installed) the
+tests are skipped, except in CI (``CI=true``), where they fail.
 """
 
 from __future__ import annotations
@@ -114,6 +114,11 @@ def _ensure_user(name: str) -> None:
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer() if _bin_dir() else None
     try:
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError(f"the postgres extra is not installed ({exc}): pip install -e '.[dev]'") from exc
         if server is None:
             raise RuntimeError("no PostgreSQL binaries (pip install pgserver)")
         url = server.start()

@@ -30,7 +30,6 @@ from domainrag.testing.store import StoreConformance, make_update
 from domainrag.types import Chunk, Document, Span
 
 pytestmark = pytest.mark.integration
-psycopg = pytest.importorskip("psycopg") if os.environ.get("CI") != "true" else __import__("psycopg")
 REPO = Path(__file__).resolve().parent.parent
 _names = itertools.count()
 
@@ -61,6 +60,8 @@ class TestPostgresConformance(StoreConformance):
 
 def admin(url: str):
     """A superuser connection to the test server (for setting up faults)."""
+    import psycopg
+
     base = url.split("?")[0]
     return psycopg.connect(base, password=os.environ[PASSWORD_ENV], autocommit=True)
 
