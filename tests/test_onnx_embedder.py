@@ -1,5 +1,6 @@
-"""The onnx embedder: the bundled MiniLM exported once (fp32 and int8) into a temporary cache,
-compared with sentence-transformers, and the cache's reuse and invalidation rules."""
+"""The onnx embedder: the bundled MiniLM exported once (fp32) into a temporary cache, the shipped
+int8 graph, both compared with sentence-transformers, and the cache's reuse and invalidation
+rules. (tests/test_bundled_model.py covers the shipped graph without torch.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from domainrag.config import EmbedderConfig
 from domainrag.errors import ConfigError, MissingDependencyError
 from domainrag.models import onnx_export
+from domainrag.models.bundled import SHIPPED_DIR, SHIPPED_INT8, bundled_path
 from domainrag.models.embedders import load_embedder
 
 pytest.importorskip("onnxruntime")
@@ -185,8 +187,16 @@ def test_spec_resolves_through_the_registry(cache_env: Path) -> None:
 # --- cache -----------------------------------------------------------------------------------
 
 
-def test_int8_is_quantised_from_the_cached_fp32_file(exports: dict[str, Any]) -> None:
-    assert exports["calls"] == {"export": 1, "quantize": 1}
+def test_int8_runs_the_shipped_graph_without_exporting(exports: dict[str, Any]) -> None:
+    assert exports["calls"] == {"export": 1, "quantize": 0}
+    assert exports["int8"].path == SHIPPED_DIR / SHIPPED_INT8
+
+
+def test_the_shipped_graph_is_what_the_recipe_makes(cache_env: Path) -> None:
+    """Quantising a fresh fp32 export gives the shipped file byte for byte, so knowledge bases
+    built from an exported int8 file (before it was shipped) keep identical vectors."""
+    made = onnx_export.ensure_onnx(bundled_path(), "all-MiniLM-L6-v2-int8", quantize=True)
+    assert made.read_bytes() == (SHIPPED_DIR / SHIPPED_INT8).read_bytes()
 
 
 def test_second_instantiation_reuses_the_cached_files(
@@ -310,13 +320,13 @@ def test_max_length_beyond_the_model_is_refused(cache_env: Path) -> None:
         OnnxEmbedder("all-MiniLM-L6-v2", EmbedderConfig(max_length=1024))
 
 
-def test_without_torch_and_without_a_cached_file_names_torch(
+def test_fp32_without_torch_and_without_a_cached_file_names_the_torch_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(onnx_export.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
-    with pytest.raises(MissingDependencyError, match="'torch'.*domainrag\\[local\\]"):
-        OnnxEmbedder("all-MiniLM-L6-v2-int8")
+    with pytest.raises(MissingDependencyError, match="'torch'.*domainrag\\[torch\\]"):
+        OnnxEmbedder("all-MiniLM-L6-v2")
 
 
 def test_without_onnxruntime_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

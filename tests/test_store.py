@@ -8,7 +8,7 @@ import pytest
 from domainrag.config import IndexConfig
 from domainrag.errors import CorruptKnowledgeBase
 from domainrag.index.sqlite_store import SQLiteStore
-from domainrag.index.store import load_store
+from domainrag.index.store import Scope, load_store
 from domainrag.testing.store import StoreConformance, make_update
 
 
@@ -86,3 +86,34 @@ def test_a_view_survives_another_process_replacing_the_index(tmp_path: Path) -> 
     ranked = view.lexical(["gamma"], 5, None)
     assert view.doc_ids(ranked.rows) == ["a"] and [h.doc_id for h in view.hits(ranked)] == ["a"]
     assert sorted(reader.view().doc_ids(reader.view().lexical(["gamma"], 5).rows)) == ["a", "b", "b", "b"]
+
+
+def test_readers_in_other_threads_never_see_an_uncommitted_write(tmp_path: Path) -> None:
+    """The server reads (documents, stats, hits) in request threads while an ingest job writes
+    in its own: a reader sees the last committed state and does not wait for the writer."""
+    import threading
+
+    store = SQLiteStore(tmp_path / "kb")
+    store.write([make_update("a.txt", "a", ["alpha"])])
+    inside, release = threading.Event(), threading.Event()
+
+    class Held(list):  # the writer holds its transaction open after writing "b"
+        def __iter__(self):
+            yield from super().__iter__()
+            inside.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=store.write, args=(Held([make_update("b.txt", "b", ["beta"])]),))
+    writer.start()
+    try:
+        assert inside.wait(10)
+        assert store.document("b") is None and store.stats()["documents"] == 1
+        assert set(store.source_states()) == {"a.txt"}
+        view = store.view()  # a search, filtered too, answers from the committed state meanwhile
+        assert view.doc_ids(view.lexical(["beta", "alpha"], 5, Scope(filters={"kind": "txt"})).rows) == ["a"]
+        assert writer.is_alive()
+    finally:
+        release.set()
+        writer.join(10)
+    assert store.document("b") is not None and store.stats()["documents"] == 2
+    store.close()

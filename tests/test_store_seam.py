@@ -116,3 +116,30 @@ def test_answers_chat_and_documents_respect_the_groups(guarded: KnowledgeBase) -
     assert guarded.document("board", groups=["board"]) is not None
     assert guarded.document("board")["id"] == "board"
     assert guarded.document("missing") is None
+
+
+def test_a_store_url_from_an_untrusted_file_is_refused(tmp_path: Path) -> None:
+    from domainrag.errors import UntrustedSettingsError
+
+    folder = tmp_path / "handed-over"
+    folder.mkdir()
+    (folder / "domainrag.toml").write_text('[store]\nurl = "memo://attacker.example/loot"\n')
+    opened: list[str] = []
+    registry.register("domainrag.stores", "memo", lambda url, d, c: opened.append(url) or SQLiteStore(d, c))
+    try:
+        with pytest.raises(UntrustedSettingsError, match=r"store\.url = 'memo://attacker\.example/loot'"):
+            KnowledgeBase.open(folder)
+        assert opened == []
+        # Given by the user, the same setting is honoured.
+        KnowledgeBase.open(folder, overrides={"store.url": "memo://attacker.example/loot"}).close()
+        assert opened == ["memo://attacker.example/loot"]
+    finally:
+        registry.unregister("domainrag.stores", "memo")
+
+
+def test_generated_suites_use_only_readable_documents(guarded: KnowledgeBase) -> None:
+    def used(groups: list[str] | None) -> set[str]:
+        return {gold["doc_id"] for case in guarded.generate_suite(30, groups=groups).records for gold in case["gold"]}
+
+    assert "hr" in used(None) and "hr" in used(["hr"])
+    assert "hr" not in used([]) and "hr" not in used(["board"])

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from .errors import DomainragError
+from .errors import ConfigError, DomainragError
 from .report import terminal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,13 +92,17 @@ def ingest(
         "--reindex", help="Empty the index first (after changing embedder or chunker).")] = False,
     embedder: Annotated[str | None, typer.Option(
         "--embedder", help="Embedding model for a new knowledge base, e.g. minilm, hash:384.")] = None,
+    acl: Annotated[str | None, typer.Option(
+        "--acl", help="Access groups of these documents, g1,g2: only API keys with one of them read them "
+        "('' makes them visible to every key) [default: an [[ingest.acl]] rule, else the groups they had, "
+        "else their own acl field].")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest documents incrementally: unchanged files are skipped, changed ones replaced."""
     overrides = {"embedder.model": embedder} if embedder else None
     with _open(kb, create=True, overrides=overrides) as base:
         report = base.ingest(paths, format=format, prune=prune, reindex=reindex,
-                             progress=not as_json and err.is_terminal)
+                             progress=not as_json and err.is_terminal, acl=acl)
     if as_json:
         _print_json({**report.summary(), "failures": report.failed})
     else:
@@ -579,6 +583,140 @@ def quickstart(
     from .quickstart import run
 
     run(kb, embedder, out)
+
+
+# -- API keys of a server home -------------------------------------------------------------------------
+keys_app = typer.Typer(cls=_Commands, no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(keys_app, name="keys",
+              help="API keys of a server home ('domainrag serve'): create, list, revoke.")
+HomeOpt = Annotated[Path | None, typer.Option(
+    "--home", envvar="DOMAINRAG_HOME", help="Server home [default: ./.domainrag-server].")]
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A unique name: who or what uses the key.")],
+    collections: Annotated[str | None, typer.Option(
+        "--collections", help="Collections it may use, a,b; '*' for all (not needed with --role admin).")] = None,
+    role: Annotated[Literal["read", "write", "admin"], typer.Option(
+        "--role", help="read: search, ask, chat; write: + upload, delete, re-ingest; admin: + collections.")] = "read",
+    groups: Annotated[str | None, typer.Option(
+        "--groups", help="Document groups it reads, g1,g2; '*' for every document [default: only "
+        "documents without groups].")] = None,
+    home: HomeOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key. The secret is printed once, on stdout; only its hash is stored."""
+    from .server.keys import KEYS_FILE, KeyStore, default_home
+
+    if collections is None and role != "admin":
+        raise typer.BadParameter("name the collections the key may use (a,b), or '*' for all",
+                                 param_hint="--collections")
+    # without --groups, a restricted key reads only documents without groups; an admin reads all
+    unset: list[str] | None = None if role == "admin" else []
+    readable = _names(groups) if groups is not None else unset
+    with KeyStore((home or default_home()) / KEYS_FILE) as store:
+        info, secret = store.create(name, _names(collections), role, readable)
+    if as_json:
+        _print_json({"key": info.to_dict(), "secret": secret})
+        return
+    err.print(f"Created key {terminal.escape(info.name)} (id {info.id[:8]}, {info.role}, collections "
+              f"{_shown(info.collections)}, groups {_shown(info.groups)}). This is the only time the "
+              "secret is shown; keep it safe:", highlight=False)
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None, as_json: JsonFlag = False) -> None:
+    """List the API keys (never their secrets)."""
+    from rich.table import Table
+
+    from .server.keys import ID_PREFIX, KEYS_FILE, KeyStore, default_home
+
+    path = (home or default_home()) / KEYS_FILE
+    listed = []
+    if path.exists():
+        with KeyStore(path) as store:
+            listed = store.list()
+    if as_json:
+        _print_json([k.to_dict() for k in listed])
+        return
+    if not listed:
+        out.print(f"No API keys in {terminal.escape(path.parent)} (the server serves loopback only). "
+                  "Create one with 'domainrag keys create'.", highlight=False)
+        return
+    table = Table("name", "id", "role", "collections", "groups", "created", "last used")
+    for k in listed:
+        table.add_row(terminal.escape(k.name), k.id[:ID_PREFIX], k.role, terminal.escape(_shown(k.collections)),
+                      terminal.escape(_shown(k.groups)), k.created, k.last_used or "never")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The key's name or id (as 'keys list' shows it).")],
+    home: HomeOpt = None,
+) -> None:
+    """Revoke an API key: requests with it are refused from now on, on running servers too."""
+    from .server.keys import KEYS_FILE, KeyStore, default_home
+
+    path = (home or default_home()) / KEYS_FILE
+    found = False
+    if path.exists():
+        with KeyStore(path) as store:
+            found = store.revoke(key)
+    if not found:
+        raise ConfigError(f"No API key is named {key!r} or has an id starting so in {path}; "
+                          "see 'domainrag keys list'.")
+    out.print(f"Revoked {terminal.escape(key)}.", highlight=False)
+
+
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated option as a list; '*' (all) as None."""
+    if value is None or value.strip() == "*":
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _shown(names: frozenset[str] | None) -> str:
+    if names is None:
+        return "*"
+    return ",".join(sorted(names)) or "(none)"
+
+
+# -- the HTTP server -------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    kb: Annotated[list[str] | None, typer.Option(
+        "--kb", help="A knowledge base to serve, DIR (named after its folder) or NAME=DIR; repeatable.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="server.toml ([server], [collections.NAME]).")] = None,
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Server home: created collections, keys, jobs, uploads [default: $DOMAINRAG_HOME or "
+        "./.domainrag-server].")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [default: 8000].")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Allow a public --host with no API key configured.")] = False,
+) -> None:
+    """Serve collections over HTTP: REST API (/docs), OpenAI-compatible endpoint, web UI at /.
+    Needs pip install 'domainrag[server]'."""
+    _one_blas_thread_per_request()
+    from .server.run import collection_args
+    from .server.run import serve as run_server
+    from .server.settings import load_settings
+
+    overrides = {"host": host, "port": port, "home": home, "insecure": insecure or None,
+                 "collections": collection_args(kb or [])}
+    run_server(load_settings(config, overrides))
+
+
+def _one_blas_thread_per_request() -> None:
+    """A server's concurrency comes from its requests: BLAS threads per request on top of them
+    oversubscribe the cores (measured at 100k chunks, 8 clients: 4.2 req/s with the default,
+    11.5 with one thread; benchmarks/RESULTS.md). Set before numpy loads; a value the user
+    exported wins."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 
 def _version(value: bool) -> None:

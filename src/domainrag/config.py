@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from . import acl
 from . import trust as trust_store
 from .errors import ConfigError
 from .redaction import redact_url
@@ -72,6 +73,20 @@ class ChunkingConfig(_Section):
         return value
 
 
+class AclRule(_Section):
+    """``[[ingest.acl]]``: the groups of the documents whose path (relative to the ingested
+    folder, globbed as ``include``/``exclude``) matches ``path``; the first matching rule wins.
+    ``groups = []`` makes them visible to every caller."""
+
+    path: str = Field(min_length=1)
+    groups: list[str]
+
+    @field_validator("groups")
+    @classmethod
+    def _valid_groups(cls, value: list[str]) -> list[str]:
+        return list(acl.parse_groups(value, where="groups"))
+
+
 class IngestConfig(_Section):
     """Which files are read and how."""
 
@@ -105,6 +120,9 @@ class IngestConfig(_Section):
     #: The longest chunk in characters, whatever its token count (a 50 MB run of letters is one
     #: approximate token). None: 16 characters per ``chunking.target_tokens``.
     max_chunk_chars: int | None = Field(None, ge=64)
+    #: Access groups by folder: ``[[ingest.acl]]`` entries ``{ path = "hr/**", groups = ["hr"] }``
+    #: (see :class:`AclRule`). A source given groups by ``ingest --acl`` takes those instead.
+    acl: list[AclRule] = Field(default_factory=list)
 
 
 class RetrievalConfig(_Section):
@@ -128,7 +146,7 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=8)
 
 
-class StoreConfig(_Section):
+class StoreConfig(_NetworkSection):
     """Where the knowledge base's documents, chunks and indexes live."""
 
     #: Empty: the embedded SQLite store inside the knowledge-base folder. Otherwise a URL whose
@@ -248,7 +266,7 @@ class KBConfig(_Section):
                 )
             data[section][key] = value
         config = validate(data, source="overrides")
-        for name in ("answer", "embedder"):  # what the user overrides is the user's
+        for name in ("answer", "embedder", "store"):  # what the user overrides is the user's
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
@@ -277,7 +295,7 @@ def load(kb_dir: Path) -> KBConfig:
     config = validate(data, source=str(path))
     found = _chosen_network_settings(data)
     if found and not trust_store.is_trusted(kb_dir, data):
-        for name in ("answer", "embedder"):
+        for name in ("answer", "embedder", "store"):
             own = {dotted.partition(".")[2]: value for dotted, value in found.items()
                    if dotted.startswith(name + ".")}
             if own:
@@ -304,7 +322,7 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
     path = kb_dir / CONFIG_FILE
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     if (_chosen_network_settings(data) and config.answer.untrusted is None
-            and config.embedder.untrusted is None):
+            and config.embedder.untrusted is None and config.store.untrusted is None):
         trust_store.trust(kb_dir)
     return path
 

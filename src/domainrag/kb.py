@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import config as config_io
+from . import trust as trust_store
 from .config import KBConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
@@ -53,6 +54,7 @@ class KnowledgeBase:
         self.config = config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
+        trust_store.check(config.store.untrusted, f"The store of {self.path}", None, None)
         self.store: Store = load_store(config.store.url, self.path, config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
@@ -144,6 +146,7 @@ class KnowledgeBase:
         prune: bool = False,
         reindex: bool = False,
         progress: bool | Callable[[str], None] = False,
+        acl: Iterable[str] | str | None = None,
     ) -> IngestReport:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
@@ -156,19 +159,29 @@ class KnowledgeBase:
         collected in the report as one-line reasons, never raised; ``report.partial`` tells
         whether anything failed. Raises :class:`IndexMismatchError` (without ``reindex``) when the
         index was built with other settings, :class:`ConfigError` for a path that does not exist.
+
+        ``acl``: the access groups of every document ingested from ``paths`` (a list, or
+        ``"g1,g2"``; ``[]``: visible to every caller). Without it a file gets the groups of the
+        first matching ``[[ingest.acl]]`` rule, else those it was given before, else its own
+        ``acl`` field (:mod:`domainrag.ingest.acl`). Other groups than last time rewrite the
+        source without re-embedding it.
         """
+        from .acl import parse_groups
         from .index.builder import failure, one_line
         from .ingest.files import collect
 
+        groups = None if acl is None else parse_groups(acl, where="acl")
         if not reindex:
             self._check_manifest()
-        with collect([Path(p) for p in paths], format, self.config.ingest) as found:
+        with collect([Path(p) for p in paths], format, self.config.ingest, groups) as found:
+            earlier = self.store.source_states() if reindex else None
             if reindex:
                 self._reindex()
             builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
                                    batch_chunks=self.config.ingest.batch_chunks)
             with _progress(progress, len(found.items)) as tick:
-                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep)
+                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
+                                     earlier=earlier)
         report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
         report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:
@@ -423,16 +436,20 @@ class KnowledgeBase:
 
         return compare(self, baseline, new, force=force, alpha=alpha)
 
-    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0) -> GeneratedSuite:
+    def generate_suite(self, n: int, *, model: str | None = None, seed: int = 0,
+                       groups: Iterable[str] | None = None) -> GeneratedSuite:
         """``n`` questions with gold spans written from the documents (heuristic cloze
-        questions, or by ``model``; cached model calls); ``write_suite`` saves them."""
+        questions, or by ``model``; cached model calls); ``write_suite`` saves them. ``groups``:
+        only documents those access groups may read are used (see :meth:`search`)."""
         from .evaluate.generate import generate_suite
         from .evaluation import model_cache
 
+        scope = Scope.of(groups=groups)
+        visible_to = scope.groups if scope else None
         if not model:
-            return generate_suite(self, n, model, seed)
+            return generate_suite(self, n, model, seed, visible_to)
         with model_cache(self):
-            return generate_suite(self, n, model, seed)
+            return generate_suite(self, n, model, seed, visible_to)
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A knowledge base is a folder someone may hand you; its ``domainrag.toml`` is data, not code. Two
 of its settings decide where your questions, documents and a secret go: ``base_url`` (the server
 a model is called on) and ``api_key_env`` (the environment variable sent to it as the API key),
-in ``[answer]`` (the answering model) and ``[embedder]``. Read from a knowledge base's own file,
+in ``[answer]`` (the answering model) and ``[embedder]``, and ``[store] url`` (the database that
+would receive every document ingested and every query). Read from a knowledge base's own file,
 they are honoured only when harmless or when the user trusted that knowledge base:
 
 * harmless: the provider's own endpoint (``https://api.openai.com/v1`` for ``openai:``, each
@@ -57,7 +58,7 @@ CONFIG_DIR_ENV = "DOMAINRAG_CONFIG_DIR"
 TRUST_FILE = "trusted.json"
 USER_CONFIG_FILE = "config.toml"
 #: Settings that choose where data is sent and which secret goes with it (``section.key``).
-NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env")
+NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env", "store.url")
 #: What a trust covers: the network settings and the models they are used with.
 TRUSTED_KEYS = (*NETWORK_KEYS, "answer.model", "answer.fallback", "answer.judge", "embedder.model")
 
@@ -93,13 +94,15 @@ class Untrusted:
         as the key. ``what`` names the model about to use them."""
         user = user or UserProvider()
         problems = []
-        url = self.settings.get("base_url")
-        if url is not None and not any(same_endpoint(str(url), ok) for ok in (official_url, user.base_url)):
+        for url_key in ("base_url", "url"):
+            url = self.settings.get(url_key)
+            if url is None or any(same_endpoint(str(url), ok) for ok in (official_url, user.base_url)):
+                continue
             where = f"the provider's own is {official_url}" if official_url else "the provider has no default"
             if user.base_url:
                 where += f", yours is {redact_url(user.base_url)}"
-            problems.append(f"{self.section}.base_url = {redact_url(str(url))!r} (a server of the file's choosing; "
-                            f"{where}), which would receive your questions and the retrieved documents")
+            problems.append(f"{self.section}.{url_key} = {redact_url(str(url))!r} (a server of the file's "
+                            f"choosing; {where}), which would receive your questions and the documents")
         key_env = self.settings.get("api_key_env")
         if key_env is not None and key_env not in (standard_key_env, user.api_key_env):
             standard = f"the standard one is {standard_key_env}" if standard_key_env else "the provider needs none"

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..answer.templates import quote_data
 from ..errors import ConfigError, EmptyKnowledgeBase
+from ..index.store import visible
 from ..models.generation import GenerationRequest
 from ..models.json_reply import json_objects
 from ..text import detect_language, sentence_spans
@@ -120,11 +121,13 @@ class Passage:
         return str(self.doc["text"][self.start:self.end])
 
 
-def generate_suite(kb: KnowledgeBase, n: int, model: str | None = None, seed: int = 0) -> GeneratedSuite:
-    """Up to ``n`` cases from ``kb``'s documents (fewer when it has too few passages)."""
+def generate_suite(kb: KnowledgeBase, n: int, model: str | None = None, seed: int = 0,
+                   groups: frozenset[str] | None = None) -> GeneratedSuite:
+    """Up to ``n`` cases from ``kb``'s documents that ``groups`` may read (``None``: all; fewer
+    cases when there are too few passages)."""
     if n < 1:
         raise ConfigError(f"The number of cases must be at least 1 (got {n}).")
-    docs = list(kb.store.iter_documents())
+    docs = [doc for doc in kb.store.iter_documents() if visible(doc["metadata"], groups)]
     if not docs:
         raise EmptyKnowledgeBase(f"The knowledge base at {kb.path} holds no documents yet. Add some with "
                                  f"'domainrag ingest PATH --kb {kb.path}' first.")

@@ -3,7 +3,12 @@
 For each source: unchanged (same size and mtime, or same content hash) is skipped; new or
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
-Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text.
+Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. A batch is
+embedded on a background thread while this thread reads, chunks and analyses the sources of the
+next one (the embedder releases the GIL), so parsing and embedding overlap; every store call stays
+on the calling thread, and batches are written in order.
+The access groups an ingest gives a source are part of its stored content hash, so new groups
+rewrite it (from the embedding cache); see :mod:`domainrag.ingest.acl`.
 
 One source never sinks the others: any error while reading, chunking or writing a source
 becomes that source's one-line reason in ``IngestReport.failed`` (a batch that fails to write is
@@ -16,12 +21,14 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import DomainragError
+from ..ingest.acl import given_groups, tagged, with_groups
 from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
 from ..models.embedding import BaseEmbedder
@@ -106,6 +113,19 @@ class _Pending:
         report.chunks += len(self.update.chunks)
 
 
+@dataclass
+class _Batch:
+    """Sources whose chunks are being embedded: the cached vectors by text hash, and the
+    embedding of the missing texts running on the background thread."""
+
+    pending: list[_Pending]
+    keys: list[str]
+    cached: dict[str, np.ndarray]
+    embedder_id: str = ""
+    missing: list[str] = field(default_factory=list)
+    fresh: Future[np.ndarray] | None = None
+
+
 class IndexBuilder:
     def __init__(
         self,
@@ -120,6 +140,7 @@ class IndexBuilder:
         self._embedder = embedder
         self.analyzer = analyzer or Analyzer()
         self.batch_chunks = batch_chunks
+        self._earlier: Mapping[str, SourceState] = {}
 
     def run(
         self,
@@ -127,45 +148,58 @@ class IndexBuilder:
         prune_scopes: Sequence[str] = (),
         progress: Progress | None = None,
         keep: Sequence[str] = (),
+        earlier: Mapping[str, SourceState] | None = None,
     ) -> IngestReport:
         """Ingest ``items``; with ``prune_scopes``, remove the sources in those scopes that were
-        not among the items, except those in a ``keep`` scope (they exist but failed to be read)."""
+        not among the items, except those in a ``keep`` scope (they exist but failed to be read).
+        ``earlier``: the source states before the store was cleared (a reindex), so sources keep
+        the access groups they were given (see :mod:`~domainrag.ingest.acl`)."""
+        self._earlier = earlier or {}
         report = IngestReport()
         started = time.perf_counter()
         states = self.store.source_states()
         seen: set[str] = set()
         pending: list[_Pending] = []
-        try:
-            for item in items:
-                seen.add(item.source)
-                prepared = self._prepare(item, states, report)
-                if prepared is not None:
-                    pending.append(prepared)
-                if sum(len(p.texts) for p in pending) >= self.batch_chunks:
-                    self._flush(pending, report)
-                if progress:
-                    progress(item.label)
-            self._flush(pending, report)
-            if prune_scopes:
-                self._prune(states, seen | _kept(states, keep), prune_scopes, report)
-        except KeyboardInterrupt:
-            report.interrupted = True
-        finally:
-            report.seconds = time.perf_counter() - started
+        embedding: _Batch | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
+            try:
+                for item in items:
+                    seen.add(item.source)
+                    prepared = self._prepare(item, states, report)
+                    if prepared is not None:
+                        pending.append(prepared)
+                    if sum(len(p.texts) for p in pending) >= self.batch_chunks:
+                        self._finish(embedding, report)
+                        embedding, pending = self._start(pending, report, background), []
+                    if progress:
+                        progress(item.label)
+                self._finish(embedding, report)
+                embedding = None
+                self._finish(self._start(pending, report, background), report)
+                if prune_scopes:
+                    self._prune(states, seen | _kept(states, keep), prune_scopes, report)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                if embedding is not None and embedding.fresh is not None:
+                    embedding.fresh.cancel()
+            finally:
+                report.seconds = time.perf_counter() - started
         return report
 
     def _prepare(self, item: SourceItem, states: dict[str, SourceState], report: IngestReport) -> _Pending | None:
         old = states.get(item.source)
-        if old and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
+        groups = item.acl if item.acl is not None else self._kept_groups(item.source, old)
+        same_groups = old is not None and given_groups(old.content_hash) == groups
+        if old and same_groups and (old.size, old.mtime_ns) == (item.size, item.mtime_ns) and item.mtime_ns:
             report.skipped.append(item.label)
             return None
         try:
-            digest = item.fingerprint()
+            digest = tagged(item.fingerprint(), groups)
             if old and old.content_hash == digest:
                 self.store.touch_source(item.source, item.size, item.mtime_ns)
                 report.skipped.append(item.label)
                 return None
-            return self._build(item, digest, old is not None)
+            return self._build(item, digest, groups, old is not None)
         except (DomainragError, OSError) as exc:
             report.failed.append(failure(item.label, str(exc) or type(exc).__name__))
         except Exception as exc:  # noqa: BLE001 - one file's unexpected error must not stop the ingest
@@ -173,8 +207,13 @@ class IndexBuilder:
             report.failed.append(failure(item.label, f"unexpected {type(exc).__name__}: {exc}"))
         return None
 
-    def _build(self, item: SourceItem, digest: str, existed: bool) -> _Pending:
-        documents = [clean_document(d) for d in item.load()]  # any source, plug-ins' too
+    def _kept_groups(self, source: str, old: SourceState | None) -> tuple[str, ...] | None:
+        """The groups ``source`` was given when last ingested (also before a reindex)."""
+        earlier = old or self._earlier.get(source)
+        return given_groups(earlier.content_hash) if earlier else None
+
+    def _build(self, item: SourceItem, digest: str, groups: tuple[str, ...] | None, existed: bool) -> _Pending:
+        documents = [with_groups(clean_document(d), groups) for d in item.load()]  # any source, plug-ins' too
         chunks = [c for doc in documents for c in self.chunker.split(doc)]
         titles = {doc.id: doc.title for doc in documents}
         texts = [index_text(c, titles[c.doc_id]) for c in chunks]
@@ -182,18 +221,42 @@ class IndexBuilder:
         update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
         return _Pending(update, item.label, existed, texts)
 
-    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
-        """Embed the pending sources' chunks in one batch, then write them."""
+    def _start(self, pending: list[_Pending], report: IngestReport, background: ThreadPoolExecutor) -> _Batch | None:
+        """Look up the batch's cached vectors and start embedding the others on ``background``."""
         if not pending:
+            return None
+        texts = [t for p in pending for t in p.texts]
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        batch = _Batch(pending, keys, {})
+        if self._embedder is None or not texts:
+            return batch
+        embedder = self._embedder()
+        batch.embedder_id = embedder.id
+        batch.cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in batch.cached}
+        if missing:
+            batch.missing = list(missing)
+            batch.fresh = background.submit(embedder.embed, list(missing.values()))
+        return batch
+
+    def _finish(self, batch: _Batch | None, report: IngestReport) -> None:
+        """Wait for the batch's embedding (its errors surface here), cache it, write the batch."""
+        if batch is None:
             return
-        vectors = self._embed([t for p in pending for t in p.texts], report)
+        vectors = None
+        if batch.embedder_id:
+            if batch.fresh is not None:
+                new = dict(zip(batch.missing, batch.fresh.result(), strict=True))
+                self.store.cache_vectors(batch.embedder_id, new)
+                batch.cached.update(new)
+                report.embedded += len(new)
+            vectors = np.vstack([batch.cached[k] for k in batch.keys])
         offset = 0
-        for p in pending:
+        for p in batch.pending:
             n = len(p.texts)
             p.update.vectors = None if vectors is None else vectors[offset : offset + n]
             offset += n
-        self._write(pending, report)
-        pending.clear()
+        self._write(batch.pending, report)
 
     def _write(self, pending: list[_Pending], report: IngestReport) -> None:
         try:
@@ -210,21 +273,6 @@ class IndexBuilder:
             return
         for p in pending:
             p.count(report)
-
-    def _embed(self, texts: list[str], report: IngestReport) -> np.ndarray | None:
-        if self._embedder is None or not texts:
-            return None
-        embedder = self._embedder()
-        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
-        cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}
-        if missing:
-            fresh = embedder.embed(list(missing.values()))
-            new = dict(zip(missing.keys(), fresh, strict=True))
-            self.store.cache_vectors(embedder.id, new)
-            cached.update(new)
-            report.embedded += len(missing)
-        return np.vstack([cached[k] for k in keys])
 
     def _prune(
         self, states: dict[str, SourceState], seen: set[str], scopes: Sequence[str], report: IngestReport

@@ -113,9 +113,14 @@ class SQLiteStore:
         self.directory = Path(directory)
         self.config = config or IndexConfig()
         self.path = self.directory / CATALOG
-        self._lock = threading.RLock()  # one transaction at a time on the shared connection
+        self._lock = threading.RLock()  # one write transaction at a time on the writer connection
+        self._writer: int | None = None  # the thread inside a write transaction
+        self._local = threading.local()  # each other thread reads on a connection of its own
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._masks: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._masks_lock = threading.Lock()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -157,55 +162,80 @@ class SQLiteStore:
 
     # -- catalog ---------------------------------------------------------------------------
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection; ``bump`` moves the generation (every
+        write that changes what searches see)."""
         with self._lock, self._db:  # commits, or rolls back on any exception (KeyboardInterrupt too)
-            yield self._db
-            self._db.execute(
-                "INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
-                "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-            )
+            self._writer = threading.get_ident()
+            try:
+                yield self._db
+                if bump:
+                    self._db.execute(
+                        "INSERT INTO meta VALUES ('generation', 1) ON CONFLICT(key) "
+                        "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                    )
+            finally:
+                self._writer = None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """One read transaction: every SELECT inside sees the same committed state (WAL)."""
-        with self._lock:
-            if self._db.in_transaction:
-                yield self._db
-                return
-            self._db.execute("BEGIN")
+        """One read transaction: every SELECT inside sees the same committed state (WAL). A
+        thread inside a write transaction reads its own writes; every other thread reads on a
+        connection of its own, so a reader never sees a write before it commits and never
+        waits for one."""
+        if self._writer == threading.get_ident():
+            yield self._db
+            return
+        db = self._reader()
+        if db.in_transaction:  # nested read on this thread
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
             try:
-                yield self._db
-            finally:
-                self._db.execute("COMMIT")
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as exc:
+                raise self.catalog_error(exc) from exc
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
 
     @property
     @_catalog_errors
     def generation(self) -> int:
-        return _generation(self._db)
+        with self._read() as db:
+            return _generation(db)
 
     @_catalog_errors
     def manifest(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
         return json.loads(row[0]) if row else None
 
     @_catalog_errors
     def set_manifest(self, manifest: Mapping[str, Any]) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", (json.dumps(dict(manifest)),)
-            )
+        with self._transaction(bump=False) as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", (json.dumps(dict(manifest)),))
 
     @_catalog_errors
     def source_states(self) -> dict[str, SourceState]:
-        rows = self._db.execute("SELECT source, content_hash, size, mtime_ns FROM sources")
+        with self._read() as db:
+            rows = db.execute("SELECT source, content_hash, size, mtime_ns FROM sources").fetchall()
         return {r[0]: SourceState(r[1], r[2], r[3]) for r in rows}
 
     @_catalog_errors
     def touch_source(self, source: str, size: int, mtime_ns: int) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE sources SET size=?, mtime_ns=? WHERE source=?", (size, mtime_ns, source)
-            )
+        with self._transaction(bump=False) as db:
+            db.execute("UPDATE sources SET size=?, mtime_ns=? WHERE source=?", (size, mtime_ns, source))
 
     @_catalog_errors
     def write(self, updates: Sequence[SourceUpdate]) -> None:
@@ -262,20 +292,21 @@ class SQLiteStore:
     @_catalog_errors
     def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for i in range(0, len(keys), 500):
-            part = list(keys[i : i + 500])
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT key, vector FROM embedding_cache WHERE model=? AND key IN ({marks})",
-                [model, *part],
-            )
-            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        with self._read() as db:
+            for i in range(0, len(keys), 500):
+                part = list(keys[i : i + 500])
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT key, vector FROM embedding_cache WHERE model=? AND key IN ({marks})",
+                    [model, *part],
+                )
+                found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         return found
 
     @_catalog_errors
     def cache_vectors(self, model: str, items: Mapping[str, np.ndarray]) -> None:
-        with self._db:
-            self._db.executemany(
+        with self._transaction(bump=False) as db:
+            db.executemany(
                 "INSERT OR REPLACE INTO embedding_cache VALUES (?,?,?)",
                 [(model, k, v.astype(np.float32).tobytes()) for k, v in items.items()],
             )
@@ -373,14 +404,14 @@ class SQLiteStore:
     def mask(self, snapshot: Snapshot, scope: Scope) -> np.ndarray:
         """The rows of ``snapshot`` inside ``scope`` (a boolean mask; the last few are cached)."""
         key = (snapshot.generation, scope.key())
-        with self._lock:
+        with self._masks_lock:
             cached = self._masks.get(key)
             if cached is not None:
                 self._masks.move_to_end(key)
                 return cached
         mask = np.isin(snapshot.doc_rowids, self._scope_doc_rowids(scope, snapshot.generation))
         mask.flags.writeable = False
-        with self._lock:
+        with self._masks_lock:
             self._masks[key] = mask
             while len(self._masks) > _MASKS_KEPT:
                 self._masks.popitem(last=False)
@@ -400,18 +431,19 @@ class SQLiteStore:
     def _chunk_rows(self, rowids: np.ndarray) -> dict[int, tuple[Any, ...]]:
         """Chunk rows with their documents' fields, by chunk rowid (one statement: one state)."""
         marks = ",".join("?" * len(rowids))
-        rows = self._db.execute(
-            "SELECT c.rowid, c.id, c.doc_id, c.start, c.end, c.page, c.heading_path, c.text, "
-            f"d.title, d.source, d.metadata FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.rowid IN ({marks})",
-            [int(r) for r in rowids],
-        )
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT c.rowid, c.id, c.doc_id, c.start, c.end, c.page, c.heading_path, c.text, "
+                f"d.title, d.source, d.metadata FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE c.rowid IN ({marks})",
+                [int(r) for r in rowids],
+            ).fetchall()
         return {r[0]: r for r in rows}
 
+    @_catalog_errors
     def document(self, doc_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT id, source, title, text, metadata FROM documents WHERE id=?", (doc_id,)
-        ).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT id, source, title, text, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
         if row is None:
             return None
         return {"id": row[0], "source": row[1], "title": row[2], "text": row[3],
@@ -425,31 +457,40 @@ class SQLiteStore:
 
     @_catalog_errors
     def _document_rows(self) -> list[tuple[Any, ...]]:
-        return self._db.execute("SELECT id, source, title, text, metadata FROM documents ORDER BY id").fetchall()
+        with self._read() as db:
+            return db.execute("SELECT id, source, title, text, metadata FROM documents ORDER BY id").fetchall()
 
     @_catalog_errors
     def corpus_hash(self) -> str:
         digest = hashlib.sha256()
-        for source, content in self._db.execute("SELECT source, content_hash FROM sources ORDER BY source"):
+        with self._read() as db:
+            rows = db.execute("SELECT source, content_hash FROM sources ORDER BY source").fetchall()
+        for source, content in rows:
             digest.update(f"{source}\0{content}\n".encode())
         return digest.hexdigest()[:16]
 
     @_catalog_errors
     def stats(self) -> dict[str, Any]:
-        def count(table: str) -> int:
-            return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        with self._read() as db:
+            def count(table: str) -> int:
+                return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
-        return {
-            "sources": count("sources"),
-            "documents": count("documents"),
-            "chunks": count("chunks"),
-            "cached_embeddings": count("embedding_cache"),
-            "generation": self.generation,
-            "ann": bool(self._snapshot and self._snapshot.vectors.uses_ann),
-        }
+            return {
+                "sources": count("sources"),
+                "documents": count("documents"),
+                "chunks": count("chunks"),
+                "cached_embeddings": count("embedding_cache"),
+                "generation": _generation(db),
+                "ann": bool(self._snapshot and self._snapshot.vectors.uses_ann),
+            }
 
     def close(self) -> None:
-        self._db.close()
+        with self._readers_lock:
+            for db in self._readers:
+                db.close()
+            self._readers.clear()
+        with self._lock:
+            self._db.close()
 
 
 def open_store(url: str, directory: Path, config: IndexConfig) -> SQLiteStore:

@@ -2,7 +2,8 @@
 
 The entry's ``_id`` is the document id; its content is the ``title`` (as a heading) followed by
 the ``text``. Paragraphs are blank-line separated; a paragraph whose lines all contain `` | ``
-is a table, one row per line. Other scalar fields become document metadata.
+is a table, one row per line. Other scalar fields become document metadata, and so does ``acl``
+(the entry's access groups: a list or a comma-separated string).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..acl import ACL_FIELD
 from ..errors import ConfigError, LoaderError
 from ..types import Document
 from .discover import display_path
@@ -76,7 +78,7 @@ def beir_document(record: dict[str, Any], source: str) -> Document:
             builder.paragraph(paragraph)
     if builder.empty:
         raise LoaderError(f"corpus entry {record.get('_id')!r} has no title or text")
-    metadata = {k: v for k, v in record.items() if k not in ("_id", "text") and _scalar(v)}
+    metadata = {k: v for k, v in record.items() if k not in ("_id", "text") and (_scalar(v) or k == ACL_FIELD)}
     return clean_document(builder.build(str(record["_id"]), source, title=title, metadata=metadata))
 
 

@@ -34,13 +34,20 @@ _MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class FoundFile:
-    """A file to ingest: its resolved absolute path, its document id, its size in bytes and the
-    path it was reached by (``None``: ``path`` itself)."""
+    """A file to ingest: its resolved absolute path, its document id, its size in bytes, the
+    path it was reached by (``None``: ``path`` itself) and its posix path relative to the folder
+    given to ingest (``None``: a file given itself; :attr:`relative` is then its name)."""
 
     path: Path
     doc_id: str
     size: int
     reached: Path | None = None
+    rel: str | None = None
+
+    @property
+    def relative(self) -> str:
+        """The path that ``[[ingest.acl]]`` rules match: relative to the ingested folder."""
+        return self.rel if self.rel is not None else self.doc_id
 
     @property
     def source(self) -> str:
@@ -184,7 +191,7 @@ class _Walk:
             if _is_dir(entry):
                 subdirs.append(path)
             else:
-                self._file(path, tree.prefix + display_path(rel), tree, tree.resolved / rel)
+                self._file(path, tree.prefix + display_path(rel), tree, tree.resolved / rel, display_path(rel))
         return sorted(subdirs, key=lambda p: p.name, reverse=True)
 
     def _enter(self, path: Path, tree: _Tree) -> bool:
@@ -233,7 +240,8 @@ class _Walk:
             return False
         return not any(glob_match(rel, p) for p in cfg.include)
 
-    def _file(self, path: Path, doc_id: str, tree: _Tree | None, reached: Path | None) -> None:
+    def _file(self, path: Path, doc_id: str, tree: _Tree | None, reached: Path | None,
+              rel: str | None = None) -> None:
         reason, size = self._check(path)
         if reason:
             failed = not reason.startswith("unsupported")
@@ -253,7 +261,7 @@ class _Walk:
             self.protected.add(display_path(str(reached or resolved)))
             return
         self.by_path[resolved] = doc_id
-        self.found[doc_id] = FoundFile(resolved, doc_id, size, reached)
+        self.found[doc_id] = FoundFile(resolved, doc_id, size, reached, rel)
 
     def _duplicate(self, doc_id: str) -> str:
         if doc_id in self.found:

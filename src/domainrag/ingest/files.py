@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Literal
 
 from ..config import IngestConfig
 from ..errors import ConfigError
+from .acl import rule_groups
 from .beir_corpus import beir_sources, corpus_path
 from .discover import FoundFile, discover_protected, display_path
 from .loading import loaders_by_extension
@@ -34,13 +36,17 @@ class Collected:
 
 
 @contextmanager
-def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: IngestConfig) -> Iterator[Collected]:
+def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: IngestConfig,
+            acl: tuple[str, ...] | None = None) -> Iterator[Collected]:
     """The sources under ``paths``; files are parsed by a :class:`ParseWorker` that lives as long
-    as the context."""
+    as the context. Each source carries the access groups ``acl`` (when given), else those of
+    the first ``ingest.acl`` rule matching a file's path relative to its folder (see :mod:`.acl`)."""
     if not paths:
         raise ConfigError("No paths given to ingest; name files or folders")
     if format == "beir":
         items = [item for p in paths for item in beir_sources(p)]
+        if acl is not None:
+            items = [dataclasses.replace(item, acl=acl) for item in items]
         yield Collected(items, [f"{display_path(str(corpus_path(p).resolve()))}#" for p in paths])
         return
     if format != "files":
@@ -53,7 +59,8 @@ def collect(paths: Sequence[Path], format: Literal["files", "beir"], config: Ing
         sources: list[SourceItem] = []
         for f in found:
             try:
-                sources.append(_file_item(f, worker))
+                groups = acl if acl is not None else rule_groups(config.acl, f.relative)
+                sources.append(_file_item(f, worker, groups))
             except OSError as exc:  # gone or changed since discovery
                 failed.append((f.doc_id, exc.strerror or str(exc)))
         yield Collected(sources, [_scope(p) for p in paths], ignored, failed, keep)
@@ -70,7 +77,7 @@ def _scope(path: Path) -> str:
     return resolved
 
 
-def _file_item(found: FoundFile, worker: ParseWorker) -> SourceItem:
+def _file_item(found: FoundFile, worker: ParseWorker, acl: tuple[str, ...] | None) -> SourceItem:
     stat = found.path.stat()
     return SourceItem(
         source=found.source,
@@ -79,4 +86,5 @@ def _file_item(found: FoundFile, worker: ParseWorker) -> SourceItem:
         mtime_ns=stat.st_mtime_ns,
         fingerprint=lambda: sha256_bytes(found.path.read_bytes()),
         load=lambda: worker.load(found),
+        acl=acl,
     )

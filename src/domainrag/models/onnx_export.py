@@ -143,7 +143,7 @@ def quantize_int8(fp32: Path, target: Path) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
-        raise missing("onnx", "local", "Quantising the bundled embedder to int8 (once)") from exc
+        raise missing("onnx", "torch", "Quantising the bundled embedder to int8 (once)") from exc
     options = dict(INT8_RECIPE, weight_type=getattr(QuantType, INT8_RECIPE["weight_type"]))
     with _quiet_root_logger():
         quantize_dynamic(str(fp32), str(target), **options)
@@ -262,9 +262,9 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
 
 def _import_exporter() -> tuple[Any, Any]:
     purpose = "Exporting the bundled embedder to ONNX (once)"
-    torch = require("torch", "torch", "local", purpose)
-    transformers = require("transformers", "transformers", "local", purpose)
-    require("onnx", "onnx", "local", purpose)  # torch's exporter needs it to write the file
+    torch = require("torch", "torch", "torch", purpose)
+    transformers = require("transformers", "transformers", "torch", purpose)
+    require("onnx", "onnx", "torch", purpose)  # torch's exporter needs it to write the file
     return torch, transformers.AutoModel
 
 

@@ -106,7 +106,7 @@ def _import_torch() -> Any:
         import torch
     except ImportError as exc:
         purpose = "The sentence-transformers embedder"
-        raise missing("sentence-transformers", "local", purpose) from exc
+        raise missing("sentence-transformers", "torch", purpose) from exc
     _quiet_transformers()
     return torch
 

@@ -2,7 +2,8 @@
 
 A record's text is the values of ``ingest.json_text_fields`` that it has, in that order, as
 paragraphs; ``title`` (when listed) becomes the document title and its first heading. Other
-scalar fields go to the metadata, where search filters can use them. Record ids are
+scalar fields go to the metadata, where search filters can use them, and so does ``acl`` (the
+record's access groups: a list or a comma-separated string). Record ids are
 ``{file doc id}#{record[json_id_field]}``, else ``#{line number}`` (JSONL, 1-based) or
 ``#{index}`` (array, 0-based). A single JSON object is one document with the file's id.
 """
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ...acl import ACL_FIELD
 from ...errors import LoaderError
 from ...types import Document
 from ..decode import read_text
@@ -73,7 +75,7 @@ class JsonLoader(BaseLoader):
                 for para in _paragraphs(value):
                     builder.paragraph(para)
         meta = {k: v for k, v in record.items() if k not in self.config.json_text_fields}
-        meta = {k: v for k, v in meta.items() if v is None or isinstance(v, _SCALARS)}
+        meta = {k: v for k, v in meta.items() if v is None or isinstance(v, _SCALARS) or k == ACL_FIELD}
         return builder.build(doc_id, source, title=title, metadata=meta)
 
     def _no_text_message(self, records: list[Record]) -> str:

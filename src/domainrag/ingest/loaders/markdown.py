@@ -20,7 +20,8 @@ from ..decode import read_text
 from ..seams import BaseLoader, DocumentBuilder
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.+?)\s*$")
+_FRONT_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
+_FRONT_ITEM = re.compile(r"^\s*-\s+(.+?)\s*$")
 _TAG = re.compile(r"<[^>]*>|<!--.*?-->", re.DOTALL)
 
 
@@ -39,16 +40,25 @@ class MarkdownLoader(BaseLoader):
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """Split simple YAML front matter (``key: value`` lines) from the Markdown body."""
+    """Split simple YAML front matter from the Markdown body: ``key: value`` lines, and
+    ``key:`` followed by ``- item`` lines (a list)."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
     meta: dict[str, Any] = {}
+    listing: list[str] | None = None
     for line in match.group(1).split("\n"):
+        item = _FRONT_ITEM.match(line)
+        if item and listing is not None:
+            listing.append(item.group(1).strip("\"'"))
+            continue
         key_value = _FRONT_KEY.match(line)
-        if key_value:
+        listing = None
+        if key_value and key_value.group(2):
             meta[key_value.group(1)] = key_value.group(2).strip("\"'")
-    return meta, text[match.end() :]
+        elif key_value:
+            listing = meta[key_value.group(1)] = []
+    return {k: v for k, v in meta.items() if v != []}, text[match.end() :]
 
 
 def inline_text(token: Token) -> str:
