@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,7 +137,7 @@ class PostgresStore:
         self._pool = _Pool(self.target, POOL_SIZE)
         self._writer: Any = None  # the connection holding the ingest lock, while it is held
         self._write_lock = threading.RLock()
-        self._ef: dict[int, int] = {}  # connection id -> hnsw.ef_search set on it
+        self._ef: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # connection -> its ef_search
         with self._pool.connection() as conn:
             self._ensure_schema(conn)
 
@@ -474,9 +475,9 @@ class PostgresStore:
 
     def _set_ef_search(self, conn: Any, n: int) -> None:
         wanted = max(self.target.ef_search, n)
-        if self._ef.get(id(conn)) != wanted:
+        if self._ef.get(conn, self.target.ef_search) != wanted:
             conn.execute(f"SET hnsw.ef_search = {int(wanted)}")
-            self._ef[id(conn)] = wanted
+            self._ef[conn] = wanted
 
     # -- documents -------------------------------------------------------------------------
     @_pg_errors("reading a document")
