@@ -529,6 +529,32 @@ def status(kb: KbOpt = None, as_json: JsonFlag = False) -> None:
     out.print(f"  config hash {info['config_hash']} · ANN {'on' if info['ann'] else 'off (exact search)'}")
 
 
+@app.command()
+def migrate(
+    src: Annotated[str, typer.Argument(help="Knowledge-base folder or store URL to copy from.")],
+    dst: Annotated[str, typer.Argument(help="Empty knowledge-base folder (created) or store URL to copy into, "
+                                            "e.g. postgresql://USER@HOST/DB#collection.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a knowledge base between stores (SQLite <-> PostgreSQL) without re-embedding, then check
+    that both return the same search results. Passwords come from PGPASSWORD or ?password_env=NAME."""
+    from .migrate import migrate as run
+
+    report = run(src, dst)
+    if as_json:
+        _print_json(report.summary())
+    else:
+        out.print(f"Copied {report.sources} sources, {report.documents} documents, {report.chunks} chunks and "
+                  f"{report.cached_embeddings} cached embeddings from {terminal.escape(report.source)} to "
+                  f"{terminal.escape(report.destination)}.")
+        for problem in report.mismatches:
+            err.print(f"[red]mismatch:[/red] {terminal.escape(problem)}")
+        if report.verified:
+            out.print(f"Verified: {report.queries} sample searches return the same results on both.")
+    if not report.verified:
+        raise typer.Exit(EXIT_ERROR)
+
+
 @app.command("trust")
 def trust_cmd(
     kb: Annotated[Path, typer.Argument(help="Knowledge-base folder whose domainrag.toml you trust.")],

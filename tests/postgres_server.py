@@ -1,0 +1,141 @@
+"""A real PostgreSQL 16 + pgvector on 127.0.0.1 for the integration tests.
+
+The binaries come from the ``pgserver`` package (PyPI; PostgreSQL 16 with pgvector bundled) or,
+without it, from Debian's ``postgresql`` + ``postgresql-NN-pgvector`` packages. The cluster is
+initialised in a fresh temporary folder with password (scram) authentication over TCP, started
+on a free loopback port, and removed at the end of the session. PostgreSQL refuses to run as
+root, so as root it runs as the unprivileged user ``pgserver`` (created when missing).
+
+``postgres_url`` (session fixture) is a store URL whose password comes from
+``$DOMAINRAG_TEST_PGPASSWORD``; when PostgreSQL cannot start (or psycopg is not installed) the
+tests are skipped, except in CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PASSWORD_ENV = "DOMAINRAG_TEST_PGPASSWORD"
+SYSTEM_USER = "pgserver"
+
+
+def _bin_dir() -> Path | None:
+    try:
+        from pgserver import _commands
+    except ImportError:
+        pass
+    else:
+        return Path(_commands.POSTGRES_BIN_PATH)
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(candidate, "postgres").exists():
+            return Path(candidate)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresServer:
+    """One throw-away cluster (see module docstring)."""
+
+    def __init__(self) -> None:
+        found = _bin_dir()
+        if found is None:
+            raise RuntimeError("no PostgreSQL binaries: pip install pgserver, or apt-get install "
+                               "postgresql postgresql-16-pgvector")
+        self.bin: Path = found
+        self.password = secrets.token_urlsafe(12)
+        self.port = _free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="domainrag-pg-"))
+        self.data = self.folder / "data"
+        self.user = SYSTEM_USER if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> None:
+        kwargs: dict[str, Any] = {"user": self.user} if self.user else {}
+        result = subprocess.run([str(self.bin / args[0]), *args[1:]], capture_output=True, text=True,
+                                timeout=120, check=False, **kwargs)
+        if result.returncode:
+            raise RuntimeError(f"{args[0]} failed ({result.returncode}): {result.stderr or result.stdout}")
+
+    def start(self) -> str:
+        if self.user:
+            _ensure_user(self.user)
+            info = pwd.getpwnam(self.user)
+            os.chown(self.folder, info.pw_uid, info.pw_gid)
+        pwfile = self.folder / "pw"
+        pwfile.write_text(self.password)
+        if self.user:
+            os.chown(pwfile, pwd.getpwnam(self.user).pw_uid, -1)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--pwfile", str(pwfile), "-E", "UTF8",
+                  "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
+        pwfile.unlink()
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.folder / "log"), "-o", options,
+                  "start")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?password_env={PASSWORD_ENV}"
+
+    def log(self) -> str:
+        try:
+            return (self.folder / "log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _ensure_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer() if _bin_dir() else None
+    try:
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError(f"the postgres extra is not installed ({exc}): pip install -e '.[dev]'") from exc
+        if server is None:
+            raise RuntimeError("no PostgreSQL binaries (pip install pgserver)")
+        url = server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        message = f"PostgreSQL could not start: {exc}"
+        if server is not None:
+            message += "\n" + server.log()
+            server.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server.url = url  # type: ignore[attr-defined]
+    os.environ[PASSWORD_ENV] = server.password
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return str(postgres_server.url)  # type: ignore[attr-defined]
