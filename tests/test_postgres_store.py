@@ -321,3 +321,27 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_ingest(open_store, postgres
     _ingest(crashed, folder)
     _ingest(clean, folder)
     assert _contents(open_store(url=crashed)) == _contents(open_store(url=clean))
+
+
+def test_a_failed_ingest_releases_the_lock(open_store, postgres_url: str, tmp_path) -> None:  # noqa: F811
+    """An ingest that raises (here: its progress callback) keeps its committed batches and lets
+    the next ingest in at once — a long-lived server must not keep the lock."""
+    from domainrag import KnowledgeBase
+
+    url = collection(postgres_url)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"f{i}.txt").write_text(f"Document {i} talks about topic {i}.")
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, overrides={
+        "store.url": url, "embedder.model": "fake-en:64", "ingest.batch_chunks": 1})
+
+    def fail(label: str) -> None:
+        raise RuntimeError("progress display broke")
+
+    with pytest.raises(RuntimeError):
+        kb.ingest([folder], progress=fail)
+    other = open_store(url=url.replace("#", "&lock_timeout_s=1#"))
+    other.write([make_update("z.txt", "z", ["zeta"])])   # not StoreUnavailable: the lock is free
+    assert "z.txt" in other.source_states()
+    kb.close()

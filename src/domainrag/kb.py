@@ -180,9 +180,12 @@ class KnowledgeBase:
             builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
                                    batch_chunks=self.config.ingest.batch_chunks,
                                    context=self.config.chunking.context)
-            with _progress(progress, len(found.items)) as tick:
-                report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
-                                     earlier=earlier)
+            try:
+                with _progress(progress, len(found.items)) as tick:
+                    report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
+                                         earlier=earlier)
+            finally:
+                self.store.end_ingest()  # also when interrupted or failed: another ingest may go on
         report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
         report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:

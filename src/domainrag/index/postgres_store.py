@@ -136,6 +136,7 @@ class PostgresStore:
         self.schema = self.target.schema
         self._pool = _Pool(self.target, POOL_SIZE)
         self._writer: Any = None  # the connection holding the ingest lock, while it is held
+        self._written = False  # a write committed since the last refresh (indexes, statistics owed)
         self._write_lock = threading.RLock()
         self._ef: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # connection -> its ef_search
         with self._pool.connection() as conn:
@@ -214,6 +215,7 @@ class PostgresStore:
                         f"UPDATE {self.schema}.state SET generation = generation + 1 RETURNING generation"
                     ).fetchone()[0]
                     yield conn, generation
+                self._written = True
             except BaseException:
                 if conn.broken:
                     self._writer = None
@@ -402,19 +404,26 @@ class PostgresStore:
                 [(model, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
             )
 
+    def end_ingest(self) -> None:
+        """Release the ingest lock (an interrupted or failed ingest: its committed batches stay)."""
+        self._release_writer()
+
     # -- views and searches ----------------------------------------------------------------
     @_pg_errors("finishing the ingest")
     def refresh(self) -> None:
         """The ingest is over: build the HNSW index when the collection has outgrown exact search
         and has none (one bulk build is far faster than growing the graph row by row; later
         writes add to it), refresh the planner's statistics, and release the ingest lock."""
-        with self._write_lock:
-            writer = self._writer
-            if writer is not None and not writer.broken:
-                self._build_vector_index(writer)
-                for table in ("chunks", "postings", "terms", "documents"):
-                    writer.execute(f"ANALYZE {self.schema}.{table}")
-        self._release_writer()
+        try:
+            with self._write_lock:
+                if self._written:
+                    writer = self._writer_connection()   # the lock again, when end_ingest released it
+                    self._build_vector_index(writer)
+                    for table in ("chunks", "postings", "terms", "documents"):
+                        writer.execute(f"ANALYZE {self.schema}.{table}")
+                    self._written = False
+        finally:
+            self._release_writer()
 
     @property
     def exact_below(self) -> int:

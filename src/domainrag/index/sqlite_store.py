@@ -316,6 +316,9 @@ class SQLiteStore:
         """Bring the derived indexes up to the catalog's generation (load or rebuild)."""
         self.snapshot()
 
+    def end_ingest(self) -> None:
+        """Nothing to release: each write transaction holds the catalog only while it runs."""
+
     @_catalog_errors
     def snapshot(self) -> Snapshot:
         """The derived indexes of the latest committed generation (loaded, or rebuilt from the

@@ -161,7 +161,14 @@ class Store(Protocol):
         ...
 
     def refresh(self) -> None:
-        """Bring derived indexes up to date with the committed state (after writes)."""
+        """Bring derived indexes up to date with the committed state (after writes); ends the
+        current ingest like :meth:`end_ingest`."""
+        ...
+
+    def end_ingest(self) -> None:
+        """Release what an ingest holds (a database store's writer lock), whether or not it
+        completed; cheap, idempotent. Committed batches stay; derived indexes are brought up to
+        date by the next :meth:`refresh` or search."""
         ...
 
     def cached_vectors(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
