@@ -3,7 +3,12 @@
 loopback-only server) every caller is the local admin.
 
 A public (non-loopback) server never falls back to the local admin, even when every key has
-been revoked. A key that may not use a collection gets the same 403 whether the collection exists or not."""
+been revoked. A key that may not use a collection gets the same 403 whether the collection exists or not.
+
+The check runs on the event loop (no worker-thread hop per request): a key verified before is
+answered from the key store's memory (:meth:`~.keys.KeyStore.peek`); only a key not seen since
+the key file last changed, or one whose ``last_used`` is due a write, is looked up in a worker
+thread."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import math
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from .keys import LOCAL_ADMIN, Principal
 from .problems import Forbidden, TooManyRequests, Unauthorized
@@ -21,12 +27,18 @@ Role = Literal["read", "write", "admin"]
 _VERB = {"read": "read", "write": "write to", "admin": "administer"}
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     """The caller (a FastAPI dependency): 401 without a valid key, 429 over its rate limit."""
     state = server_state(request)
-    if not state.keys.any_keys() and _local(state.settings):
-        return LOCAL_ADMIN
-    found = state.keys.verify(_bearer(request.headers.get("authorization")))
+    keys = state.keys
+    if _local(state.settings):
+        any_keys = keys.peek_any()
+        if any_keys is None:
+            any_keys = await run_in_threadpool(keys.any_keys)
+        if not any_keys:
+            return LOCAL_ADMIN
+    secret = _bearer(request.headers.get("authorization"))
+    found = keys.peek(secret) or await run_in_threadpool(keys.verify, secret)
     if found is None:
         raise Unauthorized("The API key is not valid (unknown or revoked). Ask an admin for one "
                            "('domainrag keys create') and send it as 'Authorization: Bearer <key>'.")

@@ -1,5 +1,9 @@
 """Search, ask and chat: the Python API's parameters and result shapes over HTTP (``/ask`` and
-``/chat`` stream by server-sent events with ``stream: true``)."""
+``/chat`` stream by server-sent events with ``stream: true``).
+
+The hot path costs one worker-thread hop per request: the library call and the JSON encoding of
+its result run together in the worker, and the response goes out as those bytes (the schemas
+below are for the OpenAPI document: FastAPI does not re-validate what the library returned)."""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..answer.chat import Conversation
 from ..answer.pipeline import Turn
 from ..kb import KnowledgeBase
 from ..types import Answer
 from .access import Caller
-from .common import PROBLEMS, blocking, kb_for, scoped
+from .common import PROBLEMS, JSONBytes, blocking, encode_json, kb_for, scoped
 from .keys import Principal
 from .problems import Invalid
 from .schemas import AnswerOptions, AnswerOut, AskRequest, ChatRequest, Hits, SearchRequest
@@ -23,20 +27,28 @@ from .streaming import AnswerStream, OnToken
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
 _SSE_HELP = "With stream=true: token events, then answer or error (problem details)."
-_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"description": _SSE_HELP}}}}
+_OK = "Successful Response"
+_HITS: dict[int | str, dict[str, Any]] = {200: {"model": Hits, "description": _OK}}
+_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": AnswerOut, "description": _OK, "content": {"text/event-stream": {"description": _SSE_HELP}}}}
 
 
-@router.post("/collections/{collection}/search", response_model=Hits, summary="The best chunks for a query")
-async def search(request: Request, collection: str, body: SearchRequest, caller: Caller) -> dict[str, Any]:
+@router.post("/collections/{collection}/search", response_model=None, responses=_HITS,
+             summary="The best chunks for a query")
+async def search(request: Request, collection: str, body: SearchRequest, caller: Caller) -> Response:
     kb = kb_for(request, caller, collection, "read")
-    hits = await blocking(request, kb.search, body.query, body.k, body.mode, body.filters, **scoped(caller))
-    return {"hits": [h.to_dict() for h in hits]}
+    groups = scoped(caller)
+
+    def run() -> bytes:
+        hits = kb.search(body.query, body.k, body.mode, body.filters, **groups)
+        return encode_json({"hits": [h.to_dict() for h in hits]})
+
+    return JSONBytes(await blocking(request, run))
 
 
-@router.post("/collections/{collection}/ask", response_model=AnswerOut, responses=_SSE,
+@router.post("/collections/{collection}/ask", response_model=None, responses=_ANSWER,
              summary="A grounded answer with checked citations (SSE with stream=true)")
-async def ask(request: Request, collection: str, body: AskRequest,
-              caller: Caller) -> dict[str, Any] | JSONResponse | StreamingResponse:
+async def ask(request: Request, collection: str, body: AskRequest, caller: Caller) -> Response:
     kb = kb_for(request, caller, collection, "read")
 
     def produce(on_token: OnToken | None) -> Answer:
@@ -46,10 +58,9 @@ async def ask(request: Request, collection: str, body: AskRequest,
     return await _answer(request, collection, body, produce)
 
 
-@router.post("/collections/{collection}/chat", response_model=AnswerOut, responses=_SSE,
+@router.post("/collections/{collection}/chat", response_model=None, responses=_ANSWER,
              summary="Answer the last user message in the context of the conversation (follow-ups rewritten)")
-async def chat(request: Request, collection: str, body: ChatRequest,
-               caller: Caller) -> dict[str, Any] | JSONResponse | StreamingResponse:
+async def chat(request: Request, collection: str, body: ChatRequest, caller: Caller) -> Response:
     kb = kb_for(request, caller, collection, "read")
     question, history = split_conversation(body)
 
@@ -61,7 +72,7 @@ async def chat(request: Request, collection: str, body: ChatRequest,
 
 
 async def _answer(request: Request, collection: str, body: AnswerOptions,
-                  produce: Callable[[OnToken | None], Answer]) -> dict[str, Any] | JSONResponse | StreamingResponse:
+                  produce: Callable[[OnToken | None], Answer]) -> JSONResponse | StreamingResponse | JSONBytes:
     state = server_state(request)
 
     def record(answer: Answer) -> None:
@@ -69,9 +80,13 @@ async def _answer(request: Request, collection: str, body: AnswerOptions,
 
     if body.stream:
         return await AnswerStream(produce, record, state.settings.request_timeout_s).response()
-    answer = await blocking(request, produce, None)
-    record(answer)
-    return answer.to_dict()
+
+    def run() -> bytes:
+        answer = produce(None)
+        record(answer)
+        return encode_json(answer.to_dict())
+
+    return JSONBytes(await blocking(request, run))
 
 
 def split_conversation(body: ChatRequest) -> tuple[str, list[Turn]]:

@@ -1,14 +1,17 @@
 """Helpers the route modules share: the caller's knowledge base, blocking library calls run off
-the event loop under the request timeout, and the problem responses every route documents."""
+the event loop under the request timeout, JSON bodies encoded off the event loop, and the
+problem responses every route documents."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..kb import KnowledgeBase
@@ -41,7 +44,8 @@ async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs:
     finishes on its own; its result is dropped)."""
     timeout = server_state(request).settings.request_timeout_s
     try:
-        return await asyncio.wait_for(run_in_threadpool(functools.partial(fn, *args, **kwargs)), timeout)
+        async with asyncio.timeout(timeout):  # no extra task per call, unlike asyncio.wait_for
+            return await run_in_threadpool(functools.partial(fn, *args, **kwargs))
     except TimeoutError:
         raise Timeout(f"The request took longer than {timeout:g} s (setting request_timeout_s). Ask for less "
                       "(a smaller k), or raise the limit.") from None
@@ -50,3 +54,22 @@ async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs:
 def scoped(caller: Principal) -> dict[str, Any]:
     """The access scope passed to every library read (``groups=``)."""
     return {"groups": caller.groups}
+
+
+class JSONBytes(Response):
+    """A JSON body already encoded (by :func:`encode_json`, in the worker thread that made it):
+    the route declares its schema with ``responses={200: {"model": ...}}`` and
+    ``response_model=None``, so FastAPI neither validates nor re-encodes what the library returned."""
+
+    media_type = "application/json"
+
+
+def encode_json(payload: Any) -> bytes:
+    """``payload`` as compact UTF-8 JSON, as Starlette's ``JSONResponse`` writes it (NaN refused)."""
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: object) -> Any:
+    if isinstance(value, Mapping):  # a read-only record (OpenRecord, MappingProxyType)
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

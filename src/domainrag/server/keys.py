@@ -8,8 +8,13 @@ comparison of secrets, and the time it takes does not depend on which names exis
 What a key may do is a :class:`Principal`: a role (``read`` < ``write`` < ``admin``), the
 collections it may use (``None``: all) and the document groups it reads (``None``: every
 document; an empty set: only documents without groups). An admin key has no restriction.
-The store is read at every check, so a key created or revoked from the CLI takes effect on a
-running server at once.
+
+A key created or revoked from the CLI takes effect on a running server at once: the answers of
+:meth:`KeyStore.verify` and :meth:`KeyStore.any_keys` are remembered in memory, and every check
+first asks SQLite whether any other connection has changed the file since (``PRAGMA
+data_version``, a few microseconds); if one has, everything remembered is dropped. So a check
+costs no table read, and the request path can ask :meth:`KeyStore.peek` / :meth:`KeyStore.peek_any`
+without leaving the event loop.
 """
 
 from __future__ import annotations
@@ -123,6 +128,12 @@ class KeyStore:
         self.last_used_resolution_s = last_used_resolution_s
         self._lock = threading.Lock()
         self._written: dict[str, float] = {}
+        #: What ``verify`` and ``any_keys`` found, valid while the file's data version is ``_version``:
+        #: the principal of each key digest seen (only existing keys: unknown secrets are not kept,
+        #: so a flood of made-up keys cannot grow it), and whether any key exists.
+        self._version: int | None = None
+        self._known: dict[str, tuple[str, Principal]] = {}
+        self._any: bool | None = None
         _create_private(self.path)
         self._db = open_database(self.path, _SCHEMA, what="API key store", fix=(
             "Move it away and create the keys again with 'domainrag keys create'."))
@@ -152,6 +163,7 @@ class KeyStore:
                     "VALUES (?,?,?,?,?,?,?)",
                     (info.id, info.name, _digest(secret), info.role, _dump(info.collections),
                      _dump(info.groups), info.created))
+                self._forget()
         except sqlite3.IntegrityError as exc:
             raise ConfigError(
                 f"An API key named {info.name!r} already exists: choose another --name, or revoke "
@@ -186,32 +198,91 @@ class KeyStore:
             if not matches:
                 return False
             db.execute("DELETE FROM api_keys WHERE id = ?", (matches[0],))
+            self._forget()
         self._written.pop(matches[0], None)
         return True
 
     def any_keys(self) -> bool:
         """Whether any key exists (without one, the server serves loopback only, as a local admin)."""
         with self._locked() as db:
-            return db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+            self._refresh(db)
+            if self._any is None:
+                self._any = db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+            return self._any
 
     # -- checking requests ---------------------------------------------------------------
     def verify(self, secret: str) -> Principal | None:
         """The principal of the key ``secret``; ``None`` for an unknown or revoked key (or
         anything that is not a key). Records when the key was last used."""
-        if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX) or len(secret) > 256:
+        if not _looks_like_key(secret):
             return None
+        digest = _digest(secret)
         with self._locked() as db:
+            self._refresh(db)
+            known = self._known.get(digest)
+            if known is not None and not self._use_due(known[0]):
+                return known[1]
             row = db.execute("SELECT id, name, role, collections, groups, created, last_used "
-                             "FROM api_keys WHERE secret_sha256 = ?", (_digest(secret),)).fetchone()
+                             "FROM api_keys WHERE secret_sha256 = ?", (digest,)).fetchone()
             if row is None:
                 return None
             info = _info(row)
-            now = time.monotonic()
-            last = self._written.get(info.id)
-            if last is None or now - last >= self.last_used_resolution_s:
+            if self._use_due(info.id):
                 db.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (_now(), info.id))
-                self._written[info.id] = now
+                self._written[info.id] = time.monotonic()
+            self._known[digest] = (info.id, info.principal)
         return info.principal
+
+    def peek(self, secret: str) -> Principal | None:
+        """:meth:`verify`'s answer when it is at hand without waiting: the key was verified before,
+        the file has not changed since and its ``last_used`` needs no write. ``None`` otherwise
+        (also when another thread holds the store) — then call :meth:`verify`, in a worker thread.
+        Never blocks: the event loop may call it."""
+        if not _looks_like_key(secret) or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._refresh_quietly():
+                return None
+            known = self._known.get(_digest(secret))
+            return None if known is None or self._use_due(known[0]) else known[1]
+        finally:
+            self._lock.release()
+
+    def peek_any(self) -> bool | None:
+        """:meth:`any_keys`'s answer when it is at hand without waiting, else ``None`` (then call
+        :meth:`any_keys`, in a worker thread). Never blocks."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._any if self._refresh_quietly() else None
+        finally:
+            self._lock.release()
+
+    def _refresh(self, db: sqlite3.Connection) -> None:
+        """Forget what was found when another connection (the CLI) has changed the file since.
+        This connection's own writes do not change its data version: they call :meth:`_forget`."""
+        version: int = db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._forget()
+            self._version = version
+
+    def _refresh_quietly(self) -> bool:
+        """:meth:`_refresh` under the held lock; ``False`` when SQLite cannot answer (the caller
+        then goes the slow way, where the error is reported)."""
+        try:
+            self._refresh(self._db)
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _forget(self) -> None:
+        self._known.clear()
+        self._any = None
+
+    def _use_due(self, key_id: str) -> bool:
+        """Whether ``last_used`` of key ``key_id`` is due a write (see ``last_used_resolution_s``)."""
+        last = self._written.get(key_id)
+        return last is None or time.monotonic() - last >= self.last_used_resolution_s
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
@@ -289,6 +360,10 @@ def _check_groups(groups: Iterable[str] | None) -> frozenset[str] | None:
     if groups is None:
         return None
     return frozenset(check_group(g, where="--groups") for g in groups)
+
+
+def _looks_like_key(secret: object) -> bool:
+    return isinstance(secret, str) and secret.startswith(SECRET_PREFIX) and len(secret) <= 256
 
 
 def _digest(secret: str) -> str:
