@@ -25,11 +25,22 @@ differs; ``--pairs N`` also measures N queries per workload with the in-process 
 same call over HTTP back to back (order alternating, one client), and reports the median of the
 paired differences — the number to quote.
 
+Server CPU: the server process's CPU time (``/proc/<pid>/stat``) per request over each phase —
+what the edge costs, far less sensitive to other load on the machine than wall-clock latency.
+
+Before/after in one run: ``--server LABEL=PYTHONPATH`` (repeatable) starts one server per source
+tree (e.g. ``before=/work/wt/x-before/src``); every phase is cut into ``--slices`` slices that
+alternate between the servers, and the paired overhead rotates local/each server per query, so
+they all see the same machine load. The first ``--server`` is the one under test (``http``,
+``paired`` and the soak); without ``--server`` it is the ``domainrag`` this script imports.
+
 ``--soak S`` adds S seconds of mixed search/ask load from 8 clients while sampling the server's
 RSS every ``--sample`` seconds (start, end, max, slope).
 
     python benchmarks/serve_load.py ../shared/data/medquad --json benchmarks/results/serve_load.json
     python benchmarks/serve_load.py ../shared/data/medquad --soak 600
+    python benchmarks/serve_load.py ../shared/data/medquad --chunks 20000 --server after=src \
+        --server before=../before/src --json benchmarks/results/serve_load_compare.json
 """
 
 from __future__ import annotations
@@ -137,6 +148,14 @@ def body(workload: str, text: str) -> tuple[str, dict[str, Any]]:
 async def http_level(base: str, workloads: list[str], texts: list[str], clients: int, seconds: float,
                      first_error: list[str]) -> dict[str, Any]:
     """``clients`` tasks issuing requests back to back for ``seconds`` (workloads alternate)."""
+    latencies, errors, elapsed = await http_run(base, workloads, texts, clients, seconds, first_error)
+    return summary(latencies, errors, elapsed)
+
+
+async def http_run(base: str, workloads: list[str], texts: list[str], clients: int, seconds: float,
+                   first_error: list[str], offset: int = 0) -> tuple[list[float], int, float]:
+    """The raw latencies (s), error count and elapsed seconds of :func:`http_level`; ``offset``
+    moves each client's place in the question list (so consecutive slices ask other questions)."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -146,7 +165,7 @@ async def http_level(base: str, workloads: list[str], texts: list[str], clients:
 
         async def worker(index: int) -> None:
             nonlocal errors
-            i = index * 7919
+            i = index * 7919 + offset
             while time.perf_counter() < deadline:
                 path, payload = body(workloads[i % len(workloads)], texts[i % len(texts)])
                 i += 1
@@ -167,7 +186,32 @@ async def http_level(base: str, workloads: list[str], texts: list[str], clients:
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(clients)))
-        return summary(latencies, errors, time.perf_counter() - started)
+        return latencies, errors, time.perf_counter() - started
+
+
+def compared_level(servers: list[Server], workload: str, texts: list[str], clients: int, seconds: float,
+                   slices: int, first_error: list[str]) -> dict[str, dict[str, Any]]:
+    """One (workload, clients) phase for every server: ``slices`` slices of ``seconds / slices``
+    each, the servers taking turns (order rotated per slice); latencies pooled per server, and
+    the server's CPU time per request over its slices."""
+    pooled: dict[str, tuple[list[float], list[int], list[float], list[float]]] = {
+        s.label: ([], [0], [0.0], [0.0]) for s in servers}
+    for n in range(slices):
+        for server in servers[n % len(servers):] + servers[:n % len(servers)]:
+            latencies, cpu_errors, elapsed, cpu = pooled[server.label]
+            before = cpu_seconds(server.proc.pid)
+            got, errors, took = asyncio.run(http_run(server.base, [workload], texts, clients, seconds / slices,
+                                                     first_error, offset=n * 101))
+            cpu[0] += cpu_seconds(server.proc.pid) - before
+            latencies.extend(got)
+            cpu_errors[0] += errors
+            elapsed[0] += took
+    out: dict[str, dict[str, Any]] = {}
+    for label, (latencies, errors, elapsed, cpu) in pooled.items():
+        result = summary(latencies, errors[0], elapsed[0])
+        result["server_cpu_ms_per_request"] = round(cpu[0] * 1000 / max(1, result["requests"]), 3)
+        out[label] = result
+    return out
 
 
 def local_level(call: Callable[[str], Any], texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
@@ -199,32 +243,42 @@ def local_level(call: Callable[[str], Any], texts: list[str], clients: int, seco
     return summary(latencies, errors, time.perf_counter() - started)
 
 
-def paired_overhead(base: str, kb: KnowledgeBase, texts: list[str], n: int) -> dict[str, Any]:
+def paired_overhead(servers: list[Server], kb: KnowledgeBase, texts: list[str], n: int) -> dict[str, Any]:
     """HTTP overhead robust to a busy machine: per query, the in-process call and the same call
-    over HTTP back to back (order alternating), one client; the median of the paired
-    differences."""
+    over HTTP to each server back to back (order rotating), one client; the median of the paired
+    differences, per server."""
     calls: dict[str, Callable[[str], Any]] = {"search": lambda q: kb.search(q, k=10), "ask": kb.ask}
-    result: dict[str, Any] = {}
-    with httpx.Client(base_url=base, transport=httpx.HTTPTransport(socket_options=NODELAY), timeout=120) as client:
+    result: dict[str, Any] = {s.label: {} for s in servers}
+    clients = {s.label: httpx.Client(base_url=s.base, transport=httpx.HTTPTransport(socket_options=NODELAY),
+                                     timeout=120) for s in servers}
+    sides = ["local", *clients]
+    try:
         for workload, call in calls.items():
-            local, http, diff = [], [], []
+            timings: dict[str, list[float]] = {side: [] for side in sides}
             for i in range(n):
                 path, payload = body(workload, texts[i % len(texts)])
-                timings = {}
-                for side in (("local", "http") if i % 2 else ("http", "local")):
+                for side in sides[i % len(sides):] + sides[:i % len(sides)]:
                     t = time.perf_counter()
                     if side == "local":
                         call(texts[i % len(texts)])
                     else:
-                        client.post(path, json=payload).raise_for_status()
-                    timings[side] = (time.perf_counter() - t) * 1000
-                local.append(timings["local"])
-                http.append(timings["http"])
-                diff.append(timings["http"] - timings["local"])
-            result[workload] = {"pairs": n, "in_process_p50_ms": round(statistics.median(local), 2),
-                                "http_p50_ms": round(statistics.median(http), 2),
-                                "overhead_p50_ms": round(statistics.median(diff), 2)}
+                        clients[side].post(path, json=payload).raise_for_status()
+                    timings[side].append((time.perf_counter() - t) * 1000)
+            for label in clients:
+                diff = [h - loc for h, loc in zip(timings[label], timings["local"], strict=True)]
+                result[label][workload] = {"pairs": n, "in_process_p50_ms": round(statistics.median(timings["local"]), 2),
+                                           "http_p50_ms": round(statistics.median(timings[label]), 2),
+                                           "overhead_p50_ms": round(statistics.median(diff), 2)}
+    finally:
+        for client in clients.values():
+            client.close()
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -264,10 +318,26 @@ def free_port() -> int:
         return port
 
 
-def start_server(kb: Path, home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+class Server:
+    """A server subprocess (one source tree) and its base URL."""
+
+    def __init__(self, label: str, pythonpath: str, kb: Path, home: Path) -> None:
+        self.label = label
+        self.log = home / "server.log"
+        self.proc, self.base = start_server(kb, home / "srv", self.log, pythonpath)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_server(kb: Path, home: Path, log: Path, pythonpath: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(domainrag.__file__).parents[1]),
-                                                          os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([pythonpath, os.environ.get("PYTHONPATH", "")])}
+    home.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-c", SERVER, str(home), str(kb), str(port)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
@@ -285,6 +355,19 @@ def start_server(kb: Path, home: Path, log: Path) -> tuple[subprocess.Popen[byte
     raise SystemExit(f"the server did not become ready; see {log}")
 
 
+def server_specs(values: list[str]) -> list[tuple[str, str]]:
+    """``--server LABEL=PYTHONPATH`` values; none: this script's ``domainrag``."""
+    if not values:
+        return [("server", str(Path(domainrag.__file__).parents[1]))]
+    specs = []
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label or not path:
+            raise SystemExit(f"--server {value!r}: give LABEL=PYTHONPATH, e.g. before=../before/src")
+        specs.append((label, os.pathsep.join(str(Path(p).resolve()) for p in path.split(os.pathsep))))
+    return specs
+
+
 # -- the run ----------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"collection: {args.dataset.name} replicated to {args.chunks:,} chunks...", file=sys.stderr, flush=True)
@@ -294,35 +377,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"collection": info, "queries": len(texts), "seconds_per_level": args.seconds,
                               "clients": levels, "http": {}, "in_process": {}}
     first_error: list[str] = []
+    specs = server_specs(args.server)
+    report["servers"] = {label: {"pythonpath": pythonpath, "http": {}} for label, pythonpath in specs}
     with tempfile.TemporaryDirectory(prefix="serve-load-home-") as home:
-        log = Path(home) / "server.log"
-        proc, base = start_server(path, Path(home) / "srv", log)
+        servers: list[Server] = []
         try:
-            report["server_rss_mb"] = {"ready": round(rss_mb(proc.pid), 1)}
-            asyncio.run(http_level(base, ["search", "ask", "openai"], texts, 4, args.warmup, first_error))
-            report["server_rss_mb"]["warm"] = round(rss_mb(proc.pid), 1)
+            for label, pythonpath in specs:
+                servers.append(Server(label, pythonpath, path, Path(home) / label))
+            main = servers[0]
+            report["server_rss_mb"] = {"ready": round(rss_mb(main.proc.pid), 1)}
+            for server in servers:
+                asyncio.run(http_level(server.base, ["search", "ask", "openai"], texts, 4, args.warmup, first_error))
+            report["server_rss_mb"]["warm"] = round(rss_mb(main.proc.pid), 1)
             for workload in args.workloads.split(","):
                 for n in levels:
-                    result = asyncio.run(http_level(base, [workload], texts, n, args.seconds, first_error))
-                    report["http"].setdefault(workload, {})[str(n)] = result
-                    print(f"http {workload:6} x{n:<2} {_line(result)}", file=sys.stderr, flush=True)
-            report["server_rss_mb"]["after_levels"] = round(rss_mb(proc.pid), 1)
+                    slices = args.slices if len(servers) > 1 else 1
+                    results = compared_level(servers, workload, texts, n, args.seconds, slices, first_error)
+                    for label, result in results.items():
+                        report["servers"][label]["http"].setdefault(workload, {})[str(n)] = result
+                        print(f"http {label:8} {workload:6} x{n:<2} {_line(result)}  "
+                              f"server CPU {result['server_cpu_ms_per_request']} ms/req", file=sys.stderr, flush=True)
+            report["http"] = report["servers"][main.label]["http"]
+            report["server_rss_mb"]["after_levels"] = round(rss_mb(main.proc.pid), 1)
             if args.pairs:
                 with KnowledgeBase.open(path) as local:
-                    report["paired"] = paired_overhead(base, local, texts, args.pairs)
-                print(f"paired (1 client, interleaved): {report['paired']}", file=sys.stderr, flush=True)
+                    paired = paired_overhead(servers, local, texts, args.pairs)
+                for label, by_workload in paired.items():
+                    report["servers"][label]["paired"] = by_workload
+                report["paired"] = paired[main.label]
+                print(f"paired (1 client, interleaved): {paired}", file=sys.stderr, flush=True)
             if args.soak:
                 print(f"soak {args.soak:g} s...", file=sys.stderr, flush=True)
-                report["soak"] = asyncio.run(soak(base, proc.pid, texts, args.soak, args.sample, first_error))
+                report["soak"] = asyncio.run(soak(main.base, main.proc.pid, texts, args.soak, args.sample, first_error))
                 s = report["soak"]
                 print(f"soak: {_line(s)}; RSS start {s['rss_start_mb']} end {s['rss_end_mb']} "
                       f"max {s['rss_max_mb']} MiB", file=sys.stderr, flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            for server in servers:
+                server.stop()
         report["first_error"] = first_error[0] if first_error else None
     kb = KnowledgeBase.open(path)
     try:
@@ -362,6 +454,21 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def compare_table(report: dict[str, Any]) -> str:
+    labels = list(report["servers"])
+    rows = ["| workload | clients | " + " | ".join(f"{lb} p50 / p95 ms, req/s, CPU ms/req" for lb in labels) + " |",
+            "|---|---|" + "---|" * len(labels)]
+    first = report["servers"][labels[0]]["http"]
+    for workload, by_n in first.items():
+        for n in by_n:
+            cells = []
+            for label in labels:
+                h = report["servers"][label]["http"][workload][n]
+                cells.append(f"{h['p50_ms']} / {h['p95_ms']}, {h['throughput_rps']}, {h['server_cpu_ms_per_request']}")
+            rows.append(f"| {workload} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", type=Path, help="a BEIR folder (corpus.jsonl, queries.jsonl), e.g. ../shared/data/medquad")
@@ -373,6 +480,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=500, help="distinct questions cycled through")
     p.add_argument("--pairs", type=int, default=200, help="interleaved in-process/HTTP pairs per workload "
                    "for the overhead (0: skip)")
+    p.add_argument("--server", action="append", default=[], metavar="LABEL=PYTHONPATH",
+                   help="a server from this source tree (repeatable: side by side, the first is under test)")
+    p.add_argument("--slices", type=int, default=4, help="with several servers: turns per phase")
     p.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load while sampling server RSS")
     p.add_argument("--sample", type=float, default=5.0, help="RSS sampling interval during the soak, seconds")
     p.add_argument("--seed", type=int, default=0)
@@ -391,9 +501,12 @@ def main() -> None:
                   wall_s=round(time.perf_counter() - started, 1))
     print(table(report))
     print(f"HTTP overhead p50, phases measured one after the other: {report['http_overhead_p50_ms']}")
-    for workload, pair in report.get("paired", {}).items():
-        print(f"HTTP overhead p50, {pair['pairs']} interleaved pairs, {workload}: {pair['overhead_p50_ms']} ms "
-              f"(in-process {pair['in_process_p50_ms']} ms, HTTP {pair['http_p50_ms']} ms)")
+    for label, server in report["servers"].items():
+        for workload, pair in server.get("paired", {}).items():
+            print(f"{label}: HTTP overhead p50, {pair['pairs']} interleaved pairs, {workload}: "
+                  f"{pair['overhead_p50_ms']} ms (in-process {pair['in_process_p50_ms']} ms, HTTP {pair['http_p50_ms']} ms)")
+    if len(report["servers"]) > 1:
+        print(compare_table(report))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
