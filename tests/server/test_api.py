@@ -203,6 +203,18 @@ def test_search_returns_hits_like_the_python_api(docs: TestClient) -> None:
     assert lexical["hits"][0]["doc_id"] == "warranty.txt"
 
 
+def test_search_and_ask_bodies_are_the_library_records_as_json(docs: TestClient) -> None:
+    kb = docs.app.state.server.collections.get("docs")
+    response = docs.post("/v1/collections/docs/search", json={"query": "express shipping cost", "k": 3})
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"hits": [h.to_dict() for h in kb.search("express shipping cost", 3)]}
+    answer = docs.post("/v1/collections/docs/ask", json={"question": "How long can customers return goods?"})
+    assert answer.headers["content-type"] == "application/json"
+    expected = kb.ask("How long can customers return goods?").to_dict()
+    assert {k: v for k, v in answer.json().items() if k not in ("manifest", "trace", "usage")} == \
+        {k: v for k, v in expected.items() if k not in ("manifest", "trace", "usage")}
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"query": "x", "k": "many"}, "body.k"),
     ({"query": "x", "k": 0}, "body.k"),

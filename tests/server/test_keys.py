@@ -157,6 +157,41 @@ def test_keys_created_or_revoked_elsewhere_take_effect_at_once(tmp_path: Path) -
         assert server.verify(secret) is None
 
 
+def test_verified_keys_are_answered_from_memory_until_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite3"
+    with KeyStore(path) as server, KeyStore(path) as cli:
+        _, secret = cli.create("alice", ["docs"], "read", ["hr"])
+        alice = Principal("alice", "read", frozenset({"docs"}), frozenset({"hr"}))
+        assert server.peek(secret) is None and server.peek_any() is None  # not verified yet: ask verify()
+        assert server.any_keys() and server.verify(secret) == alice
+        assert server.peek(secret) == alice and server.peek_any() is True
+        assert server.peek("dr_unknown") is None and server.verify("dr_unknown") is None
+        cli.create("bob", None, "read")  # any write by another connection drops what was remembered
+        assert server.peek(secret) is None and server.peek_any() is None
+        assert server.verify(secret) == alice and server.peek(secret) == alice
+        cli.revoke("alice")
+        assert server.peek(secret) is None and server.verify(secret) is None
+
+
+def test_a_key_revoked_through_the_same_store_is_forgotten_at_once(tmp_path: Path) -> None:
+    with KeyStore(tmp_path / "keys.sqlite3") as keys:
+        _, secret = keys.create("alice", None, "read")
+        assert keys.verify(secret) is not None and keys.peek(secret) is not None
+        assert keys.revoke("alice")
+        assert keys.peek(secret) is None and keys.verify(secret) is None
+        assert keys.any_keys() is False and keys.peek_any() is False
+
+
+def test_peek_never_waits_and_leaves_last_used_writes_to_verify(store: KeyStore) -> None:
+    _, secret = store.create("alice", None, "read")
+    assert store.verify(secret) is not None
+    assert store.peek(secret) is None  # last_used_resolution_s=0: every use is due a write
+    with KeyStore(store.path) as other:
+        assert other.verify(secret) is not None and other.any_keys() and other.peek_any() is True
+        with other._lock:  # another thread holds the store: peek answers at once instead of waiting
+            assert other.peek(secret) is None and other.peek_any() is None
+
+
 def test_a_file_that_is_not_a_key_store_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "keys.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)

@@ -33,6 +33,11 @@ def test_openapi_document_is_well_formed(client: TestClient) -> None:
     upload = paths["/v1/collections/{collection}/documents"]["post"]["requestBody"]["content"]
     assert set(upload) == {"multipart/form-data", "application/json"}
     assert paths["/v1/collections/{collection}/search"]["post"]["responses"]["422"]["content"]
+    search = paths["/v1/collections/{collection}/search"]["post"]["responses"]["200"]["content"]
+    assert search["application/json"]["schema"] == {"$ref": "#/components/schemas/Hits"}
+    ask = paths["/v1/collections/{collection}/ask"]["post"]["responses"]["200"]["content"]
+    assert ask["application/json"]["schema"] == {"$ref": "#/components/schemas/AnswerOut"}
+    assert "text/event-stream" in ask
 
 
 def test_docs_page_works_offline(client: TestClient) -> None:
