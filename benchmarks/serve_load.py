@@ -237,10 +237,12 @@ def local_level(call: Callable[[str], Any], texts: list[str], clients: int, seco
             with lock:
                 latencies.append(time.perf_counter() - t)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
-    return summary(latencies, errors, time.perf_counter() - started)
+    result = summary(latencies, errors, time.perf_counter() - started)
+    result["cpu_ms_per_call"] = round((time.process_time() - cpu) * 1000 / max(1, result["requests"]), 3)
+    return result
 
 
 def paired_overhead(servers: list[Server], kb: KnowledgeBase, texts: list[str], n: int) -> dict[str, Any]:
@@ -427,7 +429,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in levels:
                 result = local_level(call, texts, n, args.seconds)
                 report["in_process"].setdefault(workload, {})[str(n)] = result
-                print(f"local {workload:6} x{n:<2} {_line(result)}", file=sys.stderr, flush=True)
+                print(f"local {workload:6} x{n:<2} {_line(result)}  CPU {result['cpu_ms_per_call']} ms/call",
+                      file=sys.stderr, flush=True)
     finally:
         kb.close()
     report["http_overhead_p50_ms"] = {
