@@ -200,15 +200,15 @@ def compared_level(servers: list[Server], workload: str, texts: list[str], clien
         for server in servers[n % len(servers):] + servers[:n % len(servers)]:
             latencies, cpu_errors, elapsed, cpu = pooled[server.label]
             before = cpu_seconds(server.proc.pid)
-            got, errors, took = asyncio.run(http_run(server.base, [workload], texts, clients, seconds / slices,
+            got, failed, took = asyncio.run(http_run(server.base, [workload], texts, clients, seconds / slices,
                                                      first_error, offset=n * 101))
             cpu[0] += cpu_seconds(server.proc.pid) - before
             latencies.extend(got)
-            cpu_errors[0] += errors
+            cpu_errors[0] += failed
             elapsed[0] += took
     out: dict[str, dict[str, Any]] = {}
-    for label, (latencies, errors, elapsed, cpu) in pooled.items():
-        result = summary(latencies, errors[0], elapsed[0])
+    for label, (latencies, cpu_errors, elapsed, cpu) in pooled.items():
+        result = summary(latencies, cpu_errors[0], elapsed[0])
         result["server_cpu_ms_per_request"] = round(cpu[0] * 1000 / max(1, result["requests"]), 3)
         out[label] = result
     return out
