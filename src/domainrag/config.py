@@ -19,6 +19,8 @@ from .errors import ConfigError
 from .redaction import redact_url
 
 CONFIG_FILE = "domainrag.toml"
+#: Sections holding :data:`domainrag.trust.NETWORK_KEYS` (settings that choose where data goes).
+NETWORK_SECTIONS = ("answer", "embedder", "store", "runs")
 
 
 class _Section(BaseModel):
@@ -165,6 +167,25 @@ class StoreConfig(_NetworkSection):
     url: str = ""
 
 
+class RunsConfig(_NetworkSection):
+    """Where evaluation runs, pinned baselines and the model-call cache live."""
+
+    #: Empty: SQLite files in the knowledge-base folder (``runs.sqlite3``, ``model_cache.sqlite3``).
+    #: Otherwise ``postgresql://USER@HOST/DB#COLLECTION`` (tables in that collection's schema), so
+    #: that a team's CI and its people share runs and baselines; passwords come from the
+    #: environment, never from this file.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_or_empty(cls, value: str) -> str:
+        scheme = value.partition("://")[0] if "://" in value else ""
+        if value and scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"runs.url {redact_url(value)!r} must be empty (SQLite files in the knowledge-base "
+                             "folder) or a postgresql://USER@HOST/DB#COLLECTION URL")
+        return value
+
+
 class Price(_Section):
     """List price of a model in USD per million tokens."""
 
@@ -248,6 +269,7 @@ class KBConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 
@@ -276,7 +298,7 @@ class KBConfig(_Section):
                 )
             data[section][key] = value
         config = validate(data, source="overrides")
-        for name in ("answer", "embedder", "store"):  # what the user overrides is the user's
+        for name in NETWORK_SECTIONS:  # what the user overrides is the user's
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
@@ -298,18 +320,37 @@ def load(kb_dir: Path) -> KBConfig:
     path = kb_dir / CONFIG_FILE
     if not path.exists():
         return KBConfig()
+    data = _parse(path.read_text(encoding="utf-8"), str(path), "Fix the file or delete it.")
+    trusted = trust_store.is_trusted(kb_dir, data)
+    return _with_trust(validate(data, source=str(path)), data, None if trusted else kb_dir, str(path))
+
+
+def loads(text: str, source: str) -> KBConfig:
+    """A configuration kept elsewhere than in a folder (``source`` names where: the database of a
+    knowledge base with no folder). Its network settings are never trusted (there is no file the
+    user could trust): the models refuse them, unless the user sets them."""
+    data = _parse(text, source, "Fix it, or re-create the knowledge base.")
+    return _with_trust(validate(data, source=source), data, None, source, untrusted=True)
+
+
+def _parse(text: str, source: str, fix: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or delete it.") from exc
-    config = validate(data, source=str(path))
+        raise ConfigError(f"{source} is not valid TOML: {exc}. {fix}") from exc
+
+
+def _with_trust(config: KBConfig, data: dict[str, Any], kb_dir: Path | None, source: str,
+                untrusted: bool = False) -> KBConfig:
+    """``config`` with its chosen network settings recorded as untrusted: those of the folder
+    ``kb_dir`` the user has not trusted, or all of them (``untrusted``)."""
     found = _chosen_network_settings(data)
-    if found and not trust_store.is_trusted(kb_dir, data):
-        for name in ("answer", "embedder", "store"):
-            own = {dotted.partition(".")[2]: value for dotted, value in found.items()
-                   if dotted.startswith(name + ".")}
-            if own:
-                getattr(config, name)._untrusted = trust_store.Untrusted(kb_dir, name, own)
+    if not found or (kb_dir is None and not untrusted):
+        return config
+    for name in NETWORK_SECTIONS:
+        own = {dotted.partition(".")[2]: value for dotted, value in found.items() if dotted.startswith(name + ".")}
+        if own:
+            getattr(config, name)._untrusted = trust_store.Untrusted(kb_dir, name, own, source)
     return config
 
 
@@ -324,17 +365,27 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
 
     Network settings written on the user's behalf are the user's: the knowledge base is trusted
     with them (:func:`domainrag.trust.trust`) unless they came from an untrusted file."""
+    data = _saved(config)
+    path = kb_dir / CONFIG_FILE
+    path.write_text(dumps(config), encoding="utf-8")
+    if (_chosen_network_settings(data)
+            and all(getattr(config, name).untrusted is None for name in NETWORK_SECTIONS)):
+        trust_store.trust(kb_dir)
+    return path
+
+
+def dumps(config: KBConfig) -> str:
+    """``config`` as the TOML text :func:`save` writes."""
     import tomli_w
 
+    return tomli_w.dumps(_saved(config))
+
+
+def _saved(config: KBConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     for section in _INDEX_SECTIONS:
         data[section] = getattr(config, section).model_dump(mode="json", exclude_none=True)
-    path = kb_dir / CONFIG_FILE
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    if (_chosen_network_settings(data) and config.answer.untrusted is None
-            and config.embedder.untrusted is None and config.store.untrusted is None):
-        trust_store.trust(kb_dir)
-    return path
+    return data
 
 
 def _chosen_network_settings(data: dict[str, Any]) -> dict[str, Any]:

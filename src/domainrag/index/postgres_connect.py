@@ -107,8 +107,9 @@ def psycopg_module() -> Any:
     return psycopg
 
 
-def connect(target: PostgresTarget) -> Any:
-    """A new autocommit connection with the pgvector types registered and our timeouts set."""
+def connect(target: PostgresTarget, vector: bool = True) -> Any:
+    """A new autocommit connection with our timeouts set and, with ``vector``, the pgvector
+    extension ensured and its types registered."""
     psycopg = psycopg_module()
     from pgvector.psycopg import register_vector
 
@@ -122,9 +123,10 @@ def connect(target: PostgresTarget) -> Any:
         raise translate(exc, target, "connecting") from exc
     try:
         conn.execute(f"SET statement_timeout = {target.statement_timeout_ms}")
-        conn.execute(f"SET hnsw.ef_search = {target.ef_search}")
-        ensure_vector_extension(conn, target)
-        register_vector(conn)
+        if vector:
+            conn.execute(f"SET hnsw.ef_search = {target.ef_search}")
+            ensure_vector_extension(conn, target)
+            register_vector(conn)
     except psycopg.Error as exc:
         conn.close()
         raise translate(exc, target, "preparing the connection") from exc
