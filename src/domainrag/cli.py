@@ -210,8 +210,8 @@ def models(kb: KbOpt = None) -> None:
     from .config import load
     from .index.postgres_connect import is_postgres_url
     from .kb import DEFAULT_KB
-    from .redaction import redact_url
     from .models.generation import GROUP, resolve_model
+    from .redaction import redact_url
 
     where = kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
     if is_postgres_url(where):
