@@ -18,12 +18,11 @@ from .config import KBConfig, RunsConfig, StoreConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
-from .index.postgres_connect import is_postgres_url
+from .index.postgres_connect import is_postgres_url, shown_url
 from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
 from .models.embedders import load_embedder, resolve
 from .models.embedding import BaseEmbedder
-from .redaction import redact_url
 from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Answer, Hit
@@ -59,7 +58,7 @@ class KnowledgeBase:
         self.path: Path | None = None if in_database else Path(path)
         self.url: str | None = str(path) if in_database else None
         #: Where it is, for messages: the folder, or the URL (no password is ever part of it).
-        self.location = redact_url(str(path)) if in_database else str(path)
+        self.location = shown_url(str(path)) if in_database else str(path)
         self.config = _in_database(config, self.url) if self.url else config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
@@ -124,8 +123,8 @@ class KnowledgeBase:
         stored = read_config(url)
         if stored is None and not create:
             raise KnowledgeBaseNotFound(
-                f"No knowledge base in {redact_url(url)} (its collection holds no configuration). Create one "
-                f"with 'domainrag ingest PATH --kb {redact_url(url)}' or KnowledgeBase.open(url, create=True)"
+                f"No knowledge base in {shown_url(url)} (its collection holds no configuration). Create one "
+                f"with 'domainrag ingest PATH --kb {shown_url(url)}' or KnowledgeBase.open(url, create=True)"
             )
         base = config or stored or KBConfig()
         effective = base.with_overrides(dict(overrides)) if overrides else base

@@ -54,6 +54,17 @@ def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in SCHEMES
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: as given (a user name and a ``password_env`` variable name are
+    no secrets, and the result can be pasted back as ``--kb``), redacted when it carries a password
+    (which :func:`parse_url` refuses)."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if parts.password is not None or {"password", "sslpassword"} & set(options):
+        return redact_url(url)
+    return url
+
+
 def parse_url(url: str) -> PostgresTarget:
     """Parse a ``postgresql://`` store URL (see module docstring)."""
     parts = urlsplit(url)
