@@ -194,15 +194,15 @@ def test_a_wrong_password_or_a_password_in_the_url_names_the_fix(tmp_path: Path,
                                                                  monkeypatch) -> None:
     monkeypatch.setenv("WRONG_PGPASSWORD", "not-the-password")
     wrong = collection(postgres_url.replace(PASSWORD_ENV, "WRONG_PGPASSWORD"))
-    with KnowledgeBase.open(tmp_path / "a", create=True, overrides={**FAKE, "runs.url": wrong}) as kb:
-        with pytest.raises(StoreUnavailable, match=r"refused the password .*Set the right password in PGPASSWORD"):
-            kb.runs  # noqa: B018
+    with (KnowledgeBase.open(tmp_path / "a", create=True, overrides={**FAKE, "runs.url": wrong}) as kb,
+          pytest.raises(StoreUnavailable, match=r"refused the password .*Set the right password in PGPASSWORD")):
+        kb.runs  # noqa: B018
     with pytest.raises(StoreUnavailable, match="refused the password"):
         KnowledgeBase.open(wrong, create=True)
     leaked = postgres_url.replace("postgres@", "postgres:hunter2@")
-    with KnowledgeBase.open(tmp_path / "b", create=True, overrides={**FAKE, "runs.url": leaked}) as kb:
-        with pytest.raises(ConfigError, match="carries a password; remove it from the URL and set PGPASSWORD") as err:
-            kb.runs  # noqa: B018
+    with (KnowledgeBase.open(tmp_path / "b", create=True, overrides={**FAKE, "runs.url": leaked}) as kb,
+          pytest.raises(ConfigError, match="carries a password; remove it from the URL and set PGPASSWORD") as err):
+        kb.runs  # noqa: B018
     assert "hunter2" not in str(err.value)
 
 
@@ -211,6 +211,6 @@ def test_network_settings_kept_in_the_database_are_not_trusted(docs: Path, postg
     url = collection(postgres_url)
     with KnowledgeBase.open(url, create=True, overrides={**FAKE, "answer.base_url": "http://127.0.0.1:9/v1"}) as kb:
         kb.ingest([docs])
-    with KnowledgeBase.open(url) as kb:
-        with pytest.raises(UntrustedSettingsError, match=r"table config\).*cannot be trusted.*--set answer\.KEY"):
-            kb.ask("What is the starting dose?", model="openai:gpt-4o-mini")
+    with (KnowledgeBase.open(url) as kb,
+          pytest.raises(UntrustedSettingsError, match=r"table config\).*cannot be trusted.*--set answer\.KEY")):
+        kb.ask("What is the starting dose?", model="openai:gpt-4o-mini")
