@@ -124,6 +124,24 @@ def test_concurrent_writers_resume_one_run_and_lose_no_case(postgres_url: str) -
         store.close()
 
 
+@integration
+def test_a_dropped_connection_fails_one_call_then_reconnects(postgres_url: str) -> None:  # noqa: F811
+    import psycopg
+
+    store = open_runs(collection(postgres_url + "&application_name=drop_me"), None)
+    run_id, _ = store.start("r", {}, key="k")
+    admin = psycopg.connect(postgres_url.split("?")[0], password=os.environ[PASSWORD_ENV], autocommit=True)
+    (dropped,) = admin.execute("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                               "WHERE application_name = 'drop_me'").fetchone()
+    assert dropped == 1
+    admin.close()
+    with pytest.raises(StoreUnavailable, match="nothing of it was written"):
+        store.save_case(run_id, 0, {"id": "c0"})
+    store.save_case(run_id, 0, {"id": "c0"})  # a new connection
+    assert list(store.records(run_id)) == ["c0"]
+    store.close()
+
+
 # -- a knowledge base with no folder ------------------------------------------------------------------
 @integration
 def test_a_folderless_knowledge_base_round_trip(tmp_path: Path, docs: Path, suite_file: Path,

@@ -4,6 +4,8 @@ in that collection's schema beside the store's tables (``postgresql://HOST/DB#CO
 :mod:`.postgres_connect` for options and secrets).
 
 One connection, shared by the threads of one process under a lock; every process has its own.
+A connection the server dropped is replaced on the next statement (that statement's error, a
+:class:`~.postgres_connect.StoreUnavailable`, said that nothing of it was written).
 Statements outside a transaction commit at once; :meth:`PostgresTables.transaction` takes a
 transaction-level advisory lock named after the collection and the transaction's name, so that
 writers on any number of machines are serialised where it matters (starting a run, deleting
@@ -31,10 +33,9 @@ class PostgresTables:
         self.label = self.target.label
         self._what = what
         self._lock = threading.RLock()
-        self._conn = connect(self.target, vector=False)
+        self._conn = self._connect()
         schema = self.target.schema  # validated: an identifier
         try:
-            self._conn.execute(f"SET search_path TO {schema}")
             with self.transaction("schema"):
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 for statement in ddl:
@@ -43,6 +44,23 @@ class PostgresTables:
             self._conn.close()
             raise
 
+    def _connect(self) -> Any:
+        psycopg = psycopg_module()
+        conn = connect(self.target, vector=False)
+        try:
+            conn.execute(f"SET search_path TO {self.target.schema}")
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate(exc, self.target, f"opening the {self._what}") from exc
+        return conn
+
+    def _live(self) -> Any:
+        """The connection, replaced first when the server dropped it (the statement that found
+        it dropped has failed, saying so)."""
+        if self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
     def json_field(self, column: str, field: str) -> str:
         return f"({column}::jsonb ->> '{field}')"
 
@@ -50,7 +68,7 @@ class PostgresTables:
         psycopg = psycopg_module()
         with self._lock:
             try:
-                cursor = self._conn.execute(sql.replace("?", "%s"), tuple(params))
+                cursor = self._live().execute(sql.replace("?", "%s"), tuple(params))
                 return cursor.fetchall() if cursor.description is not None else []
             except psycopg.Error as exc:
                 raise translate(exc, self.target, f"using the {self._what}") from exc
@@ -60,7 +78,7 @@ class PostgresTables:
         psycopg = psycopg_module()
         with self._lock:
             try:
-                with self._conn.transaction():
+                with self._live().transaction():
                     self.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
                                  (f"domainrag-{self.target.schema}-{name}",))
                     yield
