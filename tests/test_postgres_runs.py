@@ -17,6 +17,7 @@ from test_cli import run
 from test_eval import CASES, DOCS
 
 from domainrag import KnowledgeBase
+from domainrag.config import KBConfig
 from domainrag.errors import ConfigError, KnowledgeBaseNotFound, UntrustedSettingsError
 from domainrag.evaluate.runs import open_runs
 from domainrag.index.postgres_connect import StoreUnavailable
@@ -232,3 +233,10 @@ def test_network_settings_kept_in_the_database_are_not_trusted(docs: Path, postg
     with (KnowledgeBase.open(url) as kb,
           pytest.raises(UntrustedSettingsError, match=r"table config\).*cannot be trusted.*--set answer\.KEY")):
         kb.ask("What is the starting dose?", model="openai:gpt-4o-mini")
+
+
+def test_where_runs_are_kept_changes_no_config_hash_or_manifest() -> None:
+    base = KBConfig()
+    moved = base.with_overrides({"runs.url": "postgresql://ci@db.example/eval#team"})
+    assert moved.hash() == base.hash() and moved.flat() == base.flat() and "runs.url" not in moved.flat()
+    assert base.with_overrides({"retrieval.k": 20}).hash() != base.hash()

@@ -262,6 +262,10 @@ class GateConfig(_Section):
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 
+#: Sections that do not describe how results are produced (left out of hashes and manifests).
+_NOT_IN_MANIFESTS = {"runs"}
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -274,17 +278,18 @@ class KBConfig(_Section):
     gate: GateConfig = Field(default_factory=GateConfig)
 
     def hash(self) -> str:
-        """Stable hash of the whole configuration (recorded in manifests)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of the whole configuration (recorded in manifests) less ``[runs]``: where
+        runs are kept changes no result, and two machines sharing baselines may keep them apart."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude=_NOT_IN_MANIFESTS), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
         values: what run manifests record so that a comparison can say which setting changed.
-        Credentials in URLs are redacted."""
+        Credentials in URLs are redacted; ``[runs]`` is left out, as by :meth:`hash`."""
         urls = ("base_url", "url")
         return {f"{section}.{key}": redact_url(value) if key in urls and isinstance(value, str) else value
-                for section, values in self.model_dump(mode="json").items()
+                for section, values in self.model_dump(mode="json", exclude=_NOT_IN_MANIFESTS).items()
                 for key, value in values.items()}
 
     def with_overrides(self, overrides: dict[str, Any]) -> KBConfig:
