@@ -187,6 +187,24 @@ def test_a_folderless_knowledge_base_through_the_cli(tmp_path: Path, docs: Path,
     assert not (tmp_path / "kb").exists() and not list(tmp_path.glob("postgresql*"))
 
 
+@integration
+def test_migrating_into_postgresql_gives_a_knowledge_base_with_no_folder(tmp_path: Path, docs: Path,
+                                                                       postgres_url: str) -> None:  # noqa: F811
+    from domainrag.migrate import migrate
+
+    url = collection(postgres_url)
+    with KnowledgeBase.open(tmp_path / "laptop", create=True, overrides=FAKE) as laptop:
+        laptop.ingest([docs])
+        hits = [h.chunk_id for h in laptop.search("billing database backups")]
+    assert migrate(str(tmp_path / "laptop"), url).verified
+    with KnowledgeBase.open(url) as shared:  # the configuration came along
+        assert shared.config.embedder.model == "fake-en:64"
+        assert [h.chunk_id for h in shared.search("billing database backups")] == hits
+    assert migrate(url, str(tmp_path / "back")).verified
+    with KnowledgeBase.open(tmp_path / "back") as back:
+        assert back.config.chunking.target_tokens == 64 and not back.config.store.url
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 def test_an_untrusted_runs_url_is_refused_before_connecting(tmp_path: Path) -> None:
     folder = tmp_path / "handed-over"
