@@ -258,3 +258,24 @@ def test_where_runs_are_kept_changes_no_config_hash_or_manifest() -> None:
     moved = base.with_overrides({"runs.url": "postgresql://ci@db.example/eval#team"})
     assert moved.hash() == base.hash() and moved.flat() == base.flat() and "runs.url" not in moved.flat()
     assert base.with_overrides({"retrieval.k": 20}).hash() != base.hash()
+
+
+def test_a_knowledge_base_with_no_folder_is_served(tmp_path: Path, docs: Path, postgres_url: str) -> None:  # noqa: F811
+    """`domainrag serve --kb postgresql://…#c`: the server opens it by URL like any collection."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from domainrag.server.app import create_app
+    from domainrag.server.run import collection_args
+    from domainrag.server.settings import ServerSettings
+
+    url = collection(postgres_url)
+    with KnowledgeBase.open(url, create=True, overrides=FAKE) as kb:
+        kb.ingest([docs])
+        expected = [h.chunk_id for h in kb.search("thyroid", k=3)]
+    name = url.rsplit("#", 1)[1]
+    settings = ServerSettings(home=tmp_path / "home", collections=collection_args([url]))
+    with TestClient(create_app(settings)) as client:
+        assert name in [c["name"] for c in client.get("/v1/collections").json()["collections"]]
+        hits = client.post(f"/v1/collections/{name}/search", json={"query": "thyroid", "k": 3}).json()["hits"]
+        assert [h["chunk_id"] for h in hits] == expected
