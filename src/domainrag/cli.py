@@ -123,6 +123,7 @@ def search(
 ) -> None:
     """Search the knowledge base."""
     with _open(kb) as base:
+        base.preload(mode)
         hits = base.search(query, k=k, mode=mode, filters=_filters(filter), one_per_doc=one_per_doc)
     if as_json:
         _print_json([h.to_dict() for h in hits])
@@ -154,6 +155,7 @@ def ask(
 ) -> None:
     """Answer a question from the documents, with checked citations (or say they do not answer)."""
     with _open(kb) as base:
+        base.preload(mode)
         on_token = terminal.streamer(out) if stream and not as_json else None
         answer = base.ask(question, model=model, template=template, k=k, mode=mode, filters=_filters(filter),
                           on_token=on_token)

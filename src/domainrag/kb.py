@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,7 +18,6 @@ from . import trust as trust_store
 from .config import KBConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
-from .index.builder import IndexBuilder, IngestReport
 from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
 from .models.embedders import load_embedder, resolve
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluate.runs import RunStore
     from .evaluate.suite import Suite
     from .evaluation import Adaptive, Matrix, SuiteLike
+    from .index.builder import IngestReport
     from .models.cache import ModelCache
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
@@ -58,6 +59,9 @@ class KnowledgeBase:
         self.store: Store = load_store(config.store.url, self.path, config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
+        self._embedder: BaseEmbedder | None = None
+        self._embedder_lock = threading.Lock()  # one load, whichever thread asks first
+        self._preloading: threading.Thread | None = None
 
     @classmethod
     def open(
@@ -117,12 +121,36 @@ class KnowledgeBase:
         return open_for_suite(suite, path, overrides=overrides, progress=progress, notify=notify)
 
     # -- models ----------------------------------------------------------------------------
-    @cached_property
+    @property
     def embedder(self) -> BaseEmbedder:
         """The embedding model, loaded on first use (lexical search never loads it).
 
         Its id must match the one the index was built with: the same spec can load a different
-        model (an alias redefined by an upgrade, a replaced local directory)."""
+        model (an alias redefined by an upgrade, a replaced local directory). Threads that ask
+        while it loads (see :meth:`preload`) wait for that one load."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._load_embedder()
+            return self._embedder
+
+    def preload(self, mode: Mode | None = None) -> None:
+        """Start loading what a search in ``mode`` needs (the embedder, unless the search is
+        lexical or the index holds no vectors) on a background thread, so that the load overlaps
+        with opening the index — what a fresh process (``domainrag search``) waits for otherwise.
+        A failed load is left to the search, which loads again and raises its error."""
+        if (mode or self.config.retrieval.mode) == "lexical" or self._embedder is not None or self._preloading:
+            return
+        manifest = self.store.manifest() or {}
+        if not manifest.get("embedder", {}).get("dimensions"):
+            return  # nothing embedded yet: a search will not use the model
+        self._preloading = threading.Thread(target=self._preload_embedder, name="domainrag-preload", daemon=True)
+        self._preloading.start()
+
+    def _preload_embedder(self) -> None:
+        with suppress(Exception):  # the search's own load raises it again, to the caller
+            _ = self.embedder
+
+    def _load_embedder(self) -> BaseEmbedder:
         embedder = load_embedder(self.config.embedder)
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
         if built and built != embedder.id:
@@ -167,7 +195,7 @@ class KnowledgeBase:
         source without re-embedding it.
         """
         from .acl import parse_groups
-        from .index.builder import failure, one_line
+        from .index.builder import IndexBuilder, failure, one_line
         from .ingest.files import collect
 
         groups = None if acl is None else parse_groups(acl, where="acl")
@@ -196,7 +224,8 @@ class KnowledgeBase:
         """Empty the index (its manifest included: the next write records the current settings)
         and make ``domainrag.toml`` describe the index as it is now built."""
         self.store.clear()
-        self.__dict__.pop("embedder", None)
+        with self._embedder_lock:
+            self._embedder = None
         saved = config_io.load(self.path)
         if (saved.embedder, saved.chunking) != (self.config.embedder, self.config.chunking):
             rebuilt = saved.model_copy(update={"embedder": self.config.embedder, "chunking": self.config.chunking})
@@ -465,7 +494,10 @@ class KnowledgeBase:
         }
 
     def close(self) -> None:
-        """Close the catalog and, when opened, the run store and the model-call cache."""
+        """Close the catalog and, when opened, the run store and the model-call cache (after a
+        :meth:`preload` still under way has finished)."""
+        if self._preloading is not None:
+            self._preloading.join()
         for name in ("runs", "model_cache"):
             opened = self.__dict__.pop(name, None)
             if opened is not None:
@@ -477,6 +509,16 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def __getattr__(name: str) -> Any:
+    """``IngestReport`` stays importable from here without importing the ingest machinery into
+    every search."""
+    if name == "IngestReport":
+        from .index.builder import IngestReport
+
+        return IngestReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _uses_external_store(kb_dir: Path) -> bool:
