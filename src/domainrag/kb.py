@@ -18,13 +18,12 @@ from . import trust as trust_store
 from .config import KBConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
-from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
-from .models.embedders import load_embedder, resolve
-from .models.embedding import BaseEmbedder
-from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Answer, Hit
+
+# The store, retriever and embedders import NumPy: they are imported where first used, so that
+# ``KnowledgeBase.open(..., preload=True)`` starts loading the embedder before they are.
 
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
@@ -36,7 +35,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluate.suite import Suite
     from .evaluation import Adaptive, Matrix, SuiteLike
     from .index.builder import IngestReport
+    from .index.store import Store
     from .models.cache import ModelCache
+    from .models.embedding import BaseEmbedder
+    from .retrieve.retriever import Mode, Retriever
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -51,6 +53,8 @@ class KnowledgeBase:
     """
 
     def __init__(self, path: Path, config: KBConfig, overrides: Mapping[str, Any] | None = None) -> None:
+        from .index.store import load_store
+
         self.path = Path(path)
         self.config = config
         #: The session's setting overrides (recorded in evaluation manifests).
@@ -61,7 +65,7 @@ class KnowledgeBase:
         self.analyzer = Analyzer()
         self._embedder: BaseEmbedder | None = None
         self._embedder_lock = threading.Lock()  # one load, whichever thread asks first
-        self._preloading: threading.Thread | None = None
+        self._preloading: _Preload | None = None
 
     @classmethod
     def open(
@@ -70,6 +74,8 @@ class KnowledgeBase:
         create: bool = False,
         config: KBConfig | None = None,
         overrides: Mapping[str, Any] | None = None,
+        *,
+        preload: Mode | bool = False,
     ) -> KnowledgeBase:
         """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
 
@@ -80,6 +86,10 @@ class KnowledgeBase:
         Settings that disagree with the ones the index was built with (embedder, chunking) are
         refused with :class:`IndexMismatchError` when the index is first used — by a search, or
         by an ingest that does not ``reindex``.
+
+        ``preload``: a search mode (``True``: the configured one) this session will search in;
+        unless it is lexical, the embedder starts loading on a background thread at once, while
+        the store opens (see :meth:`preload`).
         """
         kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
         if kb_dir.exists() and not kb_dir.is_dir():
@@ -100,7 +110,15 @@ class KnowledgeBase:
         if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
-        return cls(kb_dir, effective, overrides)
+        loading = _Preload.start_for(effective, None if preload is True else preload) if preload else None
+        try:
+            kb = cls(kb_dir, effective, overrides)
+        except BaseException:
+            if loading is not None:
+                loading.join()  # not left loading a model while the process exits with the error
+            raise
+        kb._preloading = loading
+        return kb
 
     @classmethod
     def for_suite(
@@ -130,28 +148,23 @@ class KnowledgeBase:
         while it loads (see :meth:`preload`) wait for that one load."""
         with self._embedder_lock:
             if self._embedder is None:
-                self._embedder = self._load_embedder()
+                self._embedder = self._checked(self._preloaded() or _load_embedder(self.config))
             return self._embedder
 
     def preload(self, mode: Mode | None = None) -> None:
-        """Start loading what a search in ``mode`` needs (the embedder, unless the search is
-        lexical or the index holds no vectors) on a background thread, so that the load overlaps
-        with opening the index — what a fresh process (``domainrag search``) waits for otherwise.
-        A failed load is left to the search, which loads again and raises its error."""
-        if (mode or self.config.retrieval.mode) == "lexical" or self._embedder is not None or self._preloading:
-            return
-        manifest = self.store.manifest() or {}
-        if not manifest.get("embedder", {}).get("dimensions"):
-            return  # nothing embedded yet: a search will not use the model
-        self._preloading = threading.Thread(target=self._preload_embedder, name="domainrag-preload", daemon=True)
-        self._preloading.start()
+        """Start loading what a search in ``mode`` needs — the embedder, unless the search is
+        lexical — on a background thread, so that the load overlaps with other work: what a fresh
+        process (``domainrag search``) otherwise waits for before its first dense result. A load
+        that fails is left to the search, which loads again and raises the error."""
+        if self._embedder is None and self._preloading is None:
+            self._preloading = _Preload.start_for(self.config, mode)
 
-    def _preload_embedder(self) -> None:
-        with suppress(Exception):  # the search's own load raises it again, to the caller
-            _ = self.embedder
+    def _preloaded(self) -> BaseEmbedder | None:
+        """The embedder a :meth:`preload` loaded (waiting for it), ``None`` if none or it failed."""
+        loading, self._preloading = self._preloading, None
+        return loading.result() if loading is not None else None
 
-    def _load_embedder(self) -> BaseEmbedder:
-        embedder = load_embedder(self.config.embedder)
+    def _checked(self, embedder: BaseEmbedder) -> BaseEmbedder:
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
         if built and built != embedder.id:
             raise IndexMismatchError(
@@ -163,6 +176,8 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        from .retrieve.retriever import Retriever
+
         self._check_manifest()
         return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
 
@@ -238,6 +253,8 @@ class KnowledgeBase:
         return embedder
 
     def _manifest(self, embedder: BaseEmbedder) -> dict[str, Any]:
+        from .models.embedders import resolve
+
         e = self.config.embedder
         return {
             "schema": SCHEMA_VERSION,
@@ -250,6 +267,8 @@ class KnowledgeBase:
 
     def _check_manifest(self) -> None:
         """Raise :class:`IndexMismatchError` when the index was built with other settings."""
+        from .models.embedders import resolve
+
         built = self.store.manifest()
         if not built:
             return
@@ -289,11 +308,15 @@ class KnowledgeBase:
         one with ``groups`` are searched (inside the index, before the top ``k``); ``None``
         searches every document.
         """
+        from .index.store import Scope
+
         return self.retriever.search(query, k, mode, Scope.of(filters, groups), one_per_doc)
 
     def document(self, doc_id: str, *, groups: Iterable[str] | None = None) -> dict[str, Any] | None:
         """One document (``{"id", "source", "title", "text", "metadata"}``) — ``None`` when it
         does not exist or the caller's ``groups`` may not read it (see :meth:`search`)."""
+        from .index.store import Scope, visible
+
         document = self.store.document(doc_id)
         scope = Scope.of(groups=groups)
         if document is None or (scope is not None and not visible(document["metadata"], scope.groups)):
@@ -383,6 +406,8 @@ class KnowledgeBase:
                        groups: Iterable[str] | None = None) -> list[str]:
         """The ids of the ``k`` best documents for ``query`` (document-level ranking, as the
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
+        from .index.store import Scope
+
         return self.retriever.rank_documents(query, k, mode, Scope.of(filters, groups))
 
     # -- evaluation ------------------------------------------------------------------------
@@ -476,6 +501,7 @@ class KnowledgeBase:
         only documents those access groups may read are used (see :meth:`search`)."""
         from .evaluate.generate import generate_suite
         from .evaluation import model_cache
+        from .index.store import Scope
 
         scope = Scope.of(groups=groups)
         visible_to = scope.groups if scope else None
@@ -497,7 +523,7 @@ class KnowledgeBase:
         """Close the catalog and, when opened, the run store and the model-call cache (after a
         :meth:`preload` still under way has finished)."""
         if self._preloading is not None:
-            self._preloading.join()
+            self._preloading.join()  # a model still loading is not torn down under it
         for name in ("runs", "model_cache"):
             opened = self.__dict__.pop(name, None)
             if opened is not None:
@@ -509,6 +535,38 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_embedder(config: KBConfig) -> BaseEmbedder:
+    from .models.embedders import load_embedder
+
+    return load_embedder(config.embedder)
+
+
+class _Preload(threading.Thread):
+    """Loads the embedder of ``config`` in the background (:meth:`KnowledgeBase.preload`)."""
+
+    def __init__(self, config: KBConfig) -> None:
+        super().__init__(name="domainrag-preload", daemon=True)
+        self.config = config
+        self._embedder: BaseEmbedder | None = None
+
+    @classmethod
+    def start_for(cls, config: KBConfig, mode: Mode | None) -> _Preload | None:
+        """A started load, or ``None`` when a search in ``mode`` does not embed the query."""
+        if (mode or config.retrieval.mode) == "lexical":
+            return None
+        loading = cls(config)
+        loading.start()
+        return loading
+
+    def run(self) -> None:
+        with suppress(Exception):  # the search loads again and raises the error to its caller
+            self._embedder = _load_embedder(self.config)
+
+    def result(self) -> BaseEmbedder | None:
+        self.join()
+        return self._embedder
 
 
 def __getattr__(name: str) -> Any:
