@@ -58,19 +58,25 @@ class LexicalIndex:
         return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int32), 0)
 
     def search(self, query_tokens: Sequence[str], n: int, allowed: np.ndarray | None = None) -> Ranked:
-        if not self.size:
+        ids = self._ids(query_tokens)
+        if not self.size or not len(ids):
             return Ranked.empty()
-        columns = len(self._indptr) - 1  # bm25s's vocabulary may hold an empty token without a column
-        ids = [i for i in (self._vocab.get(t) for t in query_tokens) if i is not None and i < columns]
-        if not ids:
-            return Ranked.empty()
-        scores = self._scores(np.asarray(ids, dtype=np.int32))
+        scores = self._scores(ids)
         scores = np.where(scores > 0, scores, -np.inf)
         return top_n(scores, n, allowed)
 
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """Every row's BM25 score for the query (float32): the sum of its terms' columns, a term
+        counted once per occurrence in the query, as ``bm25s.BM25.get_scores``."""
+        return self._scores(self._ids(query_tokens))
+
+    def _ids(self, query_tokens: Sequence[str]) -> np.ndarray:
+        columns = len(self._indptr) - 1  # bm25s's vocabulary may hold an empty token without a column
+        ids = [i for i in (self._vocab.get(t) for t in query_tokens) if i is not None and i < columns]
+        return np.asarray(ids, dtype=np.int32)
+
     def _scores(self, ids: np.ndarray) -> np.ndarray:
-        """Each row's BM25 score: the sum of the query terms' columns, a term once per occurrence
-        in the query (``bm25s.BM25.get_scores_from_ids``, numpy backend)."""
+        """``bm25s.BM25.get_scores_from_ids`` (numpy backend): the same operations, in order."""
         starts, ends = self._indptr[ids], self._indptr[ids + 1]
         scores = np.zeros(self.size, dtype=np.float32)
         for start, end in zip(starts, ends, strict=True):
