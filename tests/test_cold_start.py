@@ -11,7 +11,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -178,37 +177,3 @@ def test_bm25_files_of_other_parameters_are_refused(tmp_path: Path) -> None:
     params.write_text(json.dumps({**json.loads(params.read_text()), "k1": 1.5}))
     with pytest.raises(ValueError, match="other BM25 parameters"):
         LexicalIndex.load(tmp_path / "lexical", 1)
-
-
-TEXTS = ["metformin dose for kidney disease", "What medication is used to treat hypothyroidism?",
-         "Revenues from FinTech and Business Services increased in 2019 " * 8]
-
-
-def _int8(monkeypatch: pytest.MonkeyPatch, cache: Path) -> Any:
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("tokenizers")
-    from domainrag.models.onnx_embedder import OnnxEmbedder
-
-    monkeypatch.setenv("DOMAINRAG_CACHE", str(cache))
-    return OnnxEmbedder("all-MiniLM-L6-v2-int8")
-
-
-def test_the_separate_weights_copy_embeds_bit_for_bit_as_the_shipped_graph(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    unwritable = tmp_path / "a-file"
-    unwritable.write_text("not a folder")
-    shipped = _int8(monkeypatch, unwritable).embed_batch(TEXTS)      # no copy can be written: the shipped file
-    first = _int8(monkeypatch, tmp_path / "cache").embed_batch(TEXTS)  # writes the copy, then loads it
-    copies = list((tmp_path / "cache" / "models" / "mapped").iterdir())
-    assert len(copies) == 1 and {p.name for p in copies[0].iterdir()} == {"model.onnx", "model.data"}
-    again = _int8(monkeypatch, tmp_path / "cache").embed_batch(TEXTS)  # loads the cached copy
-    assert np.array_equal(first, shipped) and np.array_equal(again, shipped)
-
-
-def test_a_damaged_copy_is_removed_and_the_shipped_graph_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = _int8(monkeypatch, tmp_path / "cache").embed_batch(TEXTS)
-    (copy,) = (tmp_path / "cache" / "models" / "mapped").iterdir()
-    with (copy / "model.data").open("r+b") as data:
-        data.truncate(1000)
-    assert np.array_equal(_int8(monkeypatch, tmp_path / "cache").embed_batch(TEXTS), expected)
-    assert not copy.exists()

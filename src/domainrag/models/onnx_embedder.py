@@ -25,12 +25,7 @@ one, where it saves the padding (benchmarks/embedding_determinism.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,10 +38,6 @@ from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
 from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, SHIPPED_DIR, SHIPPED_INT8, bundled_path, usable_cpus
 from .embedding import BaseEmbedder, normalize
-
-log = logging.getLogger(__name__)
-#: Bump when the way :func:`_mapped` writes its copy changes: older copies are then ignored.
-_MAPPED_VERSION = 1
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
@@ -77,7 +68,7 @@ class OnnxEmbedder(BaseEmbedder):
         self.max_length = _max_length(SHIPPED_DIR, self.config.max_length, model_name)
         self.path = SHIPPED_DIR / SHIPPED_INT8 if quantize else onnx_export.ensure_onnx(bundled_path(), stem, False)
         self.tokenizer = _tokenizer(tokenizers, SHIPPED_DIR, self.max_length)
-        self.session = _mapped_session(ort, self.path)
+        self.session = _session(ort, self.path)
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._workers = usable_cpus()
         self.id = f"onnx:{stem}@{self.max_length}"
@@ -152,71 +143,6 @@ def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.no_padding()
     return tokenizer
-
-
-def _mapped(ort: Any, path: Path) -> Path:
-    """The graph of ``path`` with its weights in a file of their own beside it, cached under
-    :func:`~.onnx_export.cache_dir` (``models/mapped/``; 59 MB for the int8 model), else ``path``.
-
-    onnxruntime reads weights stored apart from the graph without parsing them out of the
-    protobuf, which halves the CPU time of creating a session (0.11 s -> 0.055 s for the int8
-    model: what every fresh ``domainrag search`` pays). The copy is written once by onnxruntime
-    itself with graph optimisation off, so it is the same graph with the same weights, optimised
-    at load exactly as the original: the same vectors, bit for bit. It is keyed by the source
-    file (path, size, mtime) and the onnxruntime version, and published by one rename; when it
-    cannot be written (a read-only cache), ``path`` is used as before."""
-    try:
-        stat = path.stat()
-        source = _digest(str(path.resolve()))
-        version = _digest(f"{stat.st_size}\0{stat.st_mtime_ns}\0{ort.__version__}\0{_MAPPED_VERSION}")
-        folder = onnx_export.cache_dir() / "models" / "mapped" / f"{path.stem}-{source}-{version}"
-        if not (folder / "model.onnx").is_file():
-            _write_mapped(ort, path, folder)
-    except Exception as exc:  # noqa: BLE001 - any failure only costs the faster start
-        log.debug("no separate-weights copy of %s (%s); loading it as it is", path, exc)
-        return path
-    return folder / "model.onnx"
-
-
-def _write_mapped(ort: Any, source: Path, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.optimized_model_filepath = str(tmp / "model.onnx")
-        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "model.data")
-        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-        options.log_severity_level = 3
-        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "model.onnx").is_file():  # else another process published it first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    prefix = folder.name.rsplit("-", 1)[0]
-    for older in folder.parent.glob(f"{prefix}-*"):  # of this file before a reinstall or an upgrade
-        if older != folder:
-            shutil.rmtree(older, ignore_errors=True)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _mapped_session(ort: Any, path: Path) -> InferenceSession:
-    """A session on :func:`_mapped`'s copy of ``path``; a copy that does not load (damaged) is
-    removed and ``path`` itself loaded."""
-    mapped = _mapped(ort, path)
-    if mapped != path:
-        try:
-            return _session(ort, mapped)
-        except EmbeddingError as exc:
-            log.info("the separate-weights copy %s does not load (%s); removing it", mapped.parent, exc)
-            shutil.rmtree(mapped.parent, ignore_errors=True)
-    return _session(ort, path)
 
 
 def _session(ort: Any, path: Path) -> InferenceSession:
