@@ -176,7 +176,7 @@ def chat(
     """Converse with the documents: follow-up questions are understood in context
     (with a model; the offline default answers each question as asked). /reset clears the
     history, /exit or Ctrl-D quits."""
-    with _open(kb) as base:
+    with _open(kb, searching=True) as base:   # the model loads while the user types
         conversation = base.chat(model=model, template=template)
         out.print(f"[dim]Model {terminal.escape(base.answerer.model_spec(model))} · /reset clears the history · "
                   "/exit quits[/dim]")
