@@ -73,10 +73,13 @@ JsonOut = Annotated[Path | None, typer.Option("--json", help="Write it as JSON h
 HtmlOut = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")]
 
 
-def _open(kb: str | None, create: bool = False, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
+def _open(kb: str | None, create: bool = False, overrides: dict[str, Any] | None = None, *,
+          searching: Mode | Literal[True] | None = None) -> KnowledgeBase:
+    """The knowledge base; ``searching``: the mode a search will use (``True``: the configured
+    one), so that the embedder it needs loads in the background while the index opens."""
     from .kb import KnowledgeBase
 
-    return KnowledgeBase.open(kb, create=create, overrides=overrides)
+    return KnowledgeBase.open(kb, create=create, overrides=overrides, preload=searching or False)
 
 
 def _print_json(data: Any) -> None:
@@ -124,7 +127,7 @@ def search(
     as_json: JsonFlag = False,
 ) -> None:
     """Search the knowledge base."""
-    with _open(kb) as base:
+    with _open(kb, searching=mode or True) as base:
         hits = base.search(query, k=k, mode=mode, filters=_filters(filter), one_per_doc=one_per_doc)
     if as_json:
         _print_json([h.to_dict() for h in hits])
@@ -155,7 +158,7 @@ def ask(
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as the model writes it.")] = False,
 ) -> None:
     """Answer a question from the documents, with checked citations (or say they do not answer)."""
-    with _open(kb) as base:
+    with _open(kb, searching=mode or True) as base:
         on_token = terminal.streamer(out) if stream and not as_json else None
         answer = base.ask(question, model=model, template=template, k=k, mode=mode, filters=_filters(filter),
                           on_token=on_token)
@@ -175,7 +178,7 @@ def chat(
     """Converse with the documents: follow-up questions are understood in context
     (with a model; the offline default answers each question as asked). /reset clears the
     history, /exit or Ctrl-D quits."""
-    with _open(kb) as base:
+    with _open(kb, searching=True) as base:   # the model loads while the user types
         conversation = base.chat(model=model, template=template)
         out.print(f"[dim]Model {terminal.escape(base.answerer.model_spec(model))} · /reset clears the history · "
                   "/exit quits[/dim]")

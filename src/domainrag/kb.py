@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,15 +18,13 @@ from . import trust as trust_store
 from .config import KBConfig, RunsConfig, StoreConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
-from .index.builder import IndexBuilder, IngestReport
 from .index.postgres_connect import is_postgres_url, shown_url
-from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
-from .models.embedders import load_embedder, resolve
-from .models.embedding import BaseEmbedder
-from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Answer, Hit
+
+# The store, retriever and embedders import NumPy: they are imported where first used, so that
+# ``KnowledgeBase.open(..., preload=True)`` starts loading the embedder before they are.
 
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
@@ -36,7 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluate.runs import RunStore
     from .evaluate.suite import Suite
     from .evaluation import Adaptive, Matrix, SuiteLike
+    from .index.builder import IngestReport
+    from .index.store import Store
     from .models.cache import ModelCache
+    from .models.embedding import BaseEmbedder
+    from .retrieve.retriever import Mode, Retriever
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -53,6 +56,8 @@ class KnowledgeBase:
 
     def __init__(self, path: str | os.PathLike[str], config: KBConfig,
                  overrides: Mapping[str, Any] | None = None) -> None:
+        from .index.store import load_store
+
         in_database = isinstance(path, str) and is_postgres_url(path)
         #: The knowledge-base folder; ``None`` for one kept in PostgreSQL (``url``).
         self.path: Path | None = None if in_database else Path(path)
@@ -67,6 +72,9 @@ class KnowledgeBase:
         self.store: Store = load_store(self.config.store.url, self.path or Path(), self.config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
+        self._embedder: BaseEmbedder | None = None
+        self._embedder_lock = threading.Lock()  # one load, whichever thread asks first
+        self._preloading: _Preload | None = None
 
     @classmethod
     def open(
@@ -75,6 +83,8 @@ class KnowledgeBase:
         create: bool = False,
         config: KBConfig | None = None,
         overrides: Mapping[str, Any] | None = None,
+        *,
+        preload: Mode | bool = False,
     ) -> KnowledgeBase:
         """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``): a
         folder, or ``postgresql://HOST/DB#COLLECTION`` for one with no folder, whose configuration,
@@ -88,10 +98,14 @@ class KnowledgeBase:
         Settings that disagree with the ones the index was built with (embedder, chunking) are
         refused with :class:`IndexMismatchError` when the index is first used — by a search, or
         by an ingest that does not ``reindex``.
+
+        ``preload``: a search mode (``True``: the configured one) this session will search in;
+        unless it is lexical, the embedder starts loading on a background thread at once, while
+        the store opens (see :meth:`preload`).
         """
         where = path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
         if isinstance(where, str) and is_postgres_url(where):
-            return cls._open_in_database(where, create, config, overrides)
+            return cls._open_in_database(where, create, config, overrides, preload)
         kb_dir = Path(where)
         if kb_dir.exists() and not kb_dir.is_dir():
             raise ConfigError(
@@ -111,11 +125,25 @@ class KnowledgeBase:
         if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
-        return cls(kb_dir, effective, overrides)
+        return cls._opened(kb_dir, effective, overrides, preload)
+
+    @classmethod
+    def _opened(cls, where: str | os.PathLike[str], config: KBConfig, overrides: Mapping[str, Any] | None,
+                preload: Mode | bool) -> KnowledgeBase:
+        """``cls(where, config, overrides)``, the embedder loading meanwhile when ``preload`` asks."""
+        loading = _Preload.start_for(config, None if preload is True else preload) if preload else None
+        try:
+            kb = cls(where, config, overrides)
+        except BaseException:
+            if loading is not None:
+                loading.join()  # not left loading a model while the process exits with the error
+            raise
+        kb._preloading = loading
+        return kb
 
     @classmethod
     def _open_in_database(cls, url: str, create: bool, config: KBConfig | None,
-                          overrides: Mapping[str, Any] | None) -> KnowledgeBase:
+                          overrides: Mapping[str, Any] | None, preload: Mode | bool) -> KnowledgeBase:
         """:meth:`open` for a knowledge base with no folder: its configuration is a table of the
         collection (:mod:`domainrag.index.postgres_config`), written by ``create``."""
         from .index.postgres_config import read_config, write_config
@@ -130,7 +158,7 @@ class KnowledgeBase:
         effective = base.with_overrides(dict(overrides)) if overrides else base
         if stored is None:
             write_config(url, effective)
-        return cls(url, effective, overrides)
+        return cls._opened(url, effective, overrides, preload)
 
     @classmethod
     def for_suite(
@@ -151,13 +179,32 @@ class KnowledgeBase:
         return open_for_suite(suite, path, overrides=overrides, progress=progress, notify=notify)
 
     # -- models ----------------------------------------------------------------------------
-    @cached_property
+    @property
     def embedder(self) -> BaseEmbedder:
         """The embedding model, loaded on first use (lexical search never loads it).
 
         Its id must match the one the index was built with: the same spec can load a different
-        model (an alias redefined by an upgrade, a replaced local directory)."""
-        embedder = load_embedder(self.config.embedder)
+        model (an alias redefined by an upgrade, a replaced local directory). Threads that ask
+        while it loads (see :meth:`preload`) wait for that one load."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._checked(self._preloaded() or _load_embedder(self.config))
+            return self._embedder
+
+    def preload(self, mode: Mode | None = None) -> None:
+        """Start loading what a search in ``mode`` needs — the embedder, unless the search is
+        lexical — on a background thread, so that the load overlaps with other work: what a fresh
+        process (``domainrag search``) otherwise waits for before its first dense result. A load
+        that fails is left to the search, which loads again and raises the error."""
+        if self._embedder is None and self._preloading is None:
+            self._preloading = _Preload.start_for(self.config, mode)
+
+    def _preloaded(self) -> BaseEmbedder | None:
+        """The embedder a :meth:`preload` loaded (waiting for it), ``None`` if none or it failed."""
+        loading, self._preloading = self._preloading, None
+        return loading.result() if loading is not None else None
+
+    def _checked(self, embedder: BaseEmbedder) -> BaseEmbedder:
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
         if built and built != embedder.id:
             raise IndexMismatchError(
@@ -169,6 +216,8 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        from .retrieve.retriever import Retriever
+
         self._check_manifest()
         return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
 
@@ -201,7 +250,7 @@ class KnowledgeBase:
         source without re-embedding it.
         """
         from .acl import parse_groups
-        from .index.builder import failure, one_line
+        from .index.builder import IndexBuilder, failure, one_line
         from .ingest.files import collect
 
         groups = None if acl is None else parse_groups(acl, where="acl")
@@ -230,7 +279,8 @@ class KnowledgeBase:
         """Empty the index (its manifest included: the next write records the current settings)
         and make ``domainrag.toml`` describe the index as it is now built."""
         self.store.clear()
-        self.__dict__.pop("embedder", None)
+        with self._embedder_lock:
+            self._embedder = None
         from .index.postgres_config import read_config, write_config
 
         saved = (read_config(self.url) or KBConfig()) if self.url else config_io.load(self._folder())
@@ -248,6 +298,8 @@ class KnowledgeBase:
         return embedder
 
     def _manifest(self, embedder: BaseEmbedder) -> dict[str, Any]:
+        from .models.embedders import resolve
+
         e = self.config.embedder
         return {
             "schema": SCHEMA_VERSION,
@@ -260,6 +312,8 @@ class KnowledgeBase:
 
     def _check_manifest(self) -> None:
         """Raise :class:`IndexMismatchError` when the index was built with other settings."""
+        from .models.embedders import resolve
+
         built = self.store.manifest()
         if not built:
             return
@@ -299,11 +353,15 @@ class KnowledgeBase:
         one with ``groups`` are searched (inside the index, before the top ``k``); ``None``
         searches every document.
         """
+        from .index.store import Scope
+
         return self.retriever.search(query, k, mode, Scope.of(filters, groups), one_per_doc)
 
     def document(self, doc_id: str, *, groups: Iterable[str] | None = None) -> dict[str, Any] | None:
         """One document (``{"id", "source", "title", "text", "metadata"}``) — ``None`` when it
         does not exist or the caller's ``groups`` may not read it (see :meth:`search`)."""
+        from .index.store import Scope, visible
+
         document = self.store.document(doc_id)
         scope = Scope.of(groups=groups)
         if document is None or (scope is not None and not visible(document["metadata"], scope.groups)):
@@ -393,6 +451,8 @@ class KnowledgeBase:
                        groups: Iterable[str] | None = None) -> list[str]:
         """The ids of the ``k`` best documents for ``query`` (document-level ranking, as the
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
+        from .index.store import Scope
+
         return self.retriever.rank_documents(query, k, mode, Scope.of(filters, groups))
 
     # -- evaluation ------------------------------------------------------------------------
@@ -507,6 +567,7 @@ class KnowledgeBase:
         only documents those access groups may read are used (see :meth:`search`)."""
         from .evaluate.generate import generate_suite
         from .evaluation import model_cache
+        from .index.store import Scope
 
         scope = Scope.of(groups=groups)
         visible_to = scope.groups if scope else None
@@ -525,7 +586,10 @@ class KnowledgeBase:
         }
 
     def close(self) -> None:
-        """Close the catalog and, when opened, the run store and the model-call cache."""
+        """Close the catalog and, when opened, the run store and the model-call cache (after a
+        :meth:`preload` still under way has finished)."""
+        if self._preloading is not None:
+            self._preloading.join()  # a model still loading is not torn down under it
         for name in ("runs", "model_cache"):
             opened = self.__dict__.pop(name, None)
             if opened is not None:
@@ -537,6 +601,48 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_embedder(config: KBConfig) -> BaseEmbedder:
+    from .models.embedders import load_embedder
+
+    return load_embedder(config.embedder)
+
+
+class _Preload(threading.Thread):
+    """Loads the embedder of ``config`` in the background (:meth:`KnowledgeBase.preload`)."""
+
+    def __init__(self, config: KBConfig) -> None:
+        super().__init__(name="domainrag-preload", daemon=True)
+        self.config = config
+        self._embedder: BaseEmbedder | None = None
+
+    @classmethod
+    def start_for(cls, config: KBConfig, mode: Mode | None) -> _Preload | None:
+        """A started load, or ``None`` when a search in ``mode`` does not embed the query."""
+        if (mode or config.retrieval.mode) == "lexical":
+            return None
+        loading = cls(config)
+        loading.start()
+        return loading
+
+    def run(self) -> None:
+        with suppress(Exception):  # the search loads again and raises the error to its caller
+            self._embedder = _load_embedder(self.config)
+
+    def result(self) -> BaseEmbedder | None:
+        self.join()
+        return self._embedder
+
+
+def __getattr__(name: str) -> Any:
+    """``IngestReport`` stays importable from here without importing the ingest machinery into
+    every search."""
+    if name == "IngestReport":
+        from .index.builder import IngestReport
+
+        return IngestReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _in_database(config: KBConfig, url: str) -> KBConfig:
