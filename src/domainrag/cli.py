@@ -56,8 +56,10 @@ app = typer.Typer(name="domainrag", cls=_Commands, no_args_is_help=True, add_com
                   pretty_exceptions_enable=False,
                   help="Grounded answers and honest evaluation over your own domain documents.")
 
-KbOpt = Annotated[Path | None, typer.Option("--kb", envvar="DOMAINRAG_KB",
-                                            help="Knowledge-base folder [default: ./.domainrag].")]
+KbOpt = Annotated[str | None, typer.Option(
+    "--kb", envvar="DOMAINRAG_KB",
+    help="Knowledge-base folder, or postgresql://USER@HOST/DB#COLLECTION for one kept wholly in PostgreSQL "
+         "[default: ./.domainrag].")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m",
     help="provider:model, e.g. openai:gpt-4o-mini [default: answer.model, $DOMAINRAG_MODEL, else extractive].")]
@@ -71,10 +73,13 @@ JsonOut = Annotated[Path | None, typer.Option("--json", help="Write it as JSON h
 HtmlOut = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")]
 
 
-def _open(kb: Path | None, create: bool = False, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
+def _open(kb: str | None, create: bool = False, overrides: dict[str, Any] | None = None, *,
+          searching: Mode | Literal[True] | None = None) -> KnowledgeBase:
+    """The knowledge base; ``searching``: the mode a search will use (``True``: the configured
+    one), so that the embedder it needs loads in the background while the index opens."""
     from .kb import KnowledgeBase
 
-    return KnowledgeBase.open(kb, create=create, overrides=overrides)
+    return KnowledgeBase.open(kb, create=create, overrides=overrides, preload=searching or False)
 
 
 def _print_json(data: Any) -> None:
@@ -122,7 +127,7 @@ def search(
     as_json: JsonFlag = False,
 ) -> None:
     """Search the knowledge base."""
-    with _open(kb) as base:
+    with _open(kb, searching=mode or True) as base:
         hits = base.search(query, k=k, mode=mode, filters=_filters(filter), one_per_doc=one_per_doc)
     if as_json:
         _print_json([h.to_dict() for h in hits])
@@ -153,7 +158,7 @@ def ask(
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as the model writes it.")] = False,
 ) -> None:
     """Answer a question from the documents, with checked citations (or say they do not answer)."""
-    with _open(kb) as base:
+    with _open(kb, searching=mode or True) as base:
         on_token = terminal.streamer(out) if stream and not as_json else None
         answer = base.ask(question, model=model, template=template, k=k, mode=mode, filters=_filters(filter),
                           on_token=on_token)
@@ -173,7 +178,7 @@ def chat(
     """Converse with the documents: follow-up questions are understood in context
     (with a model; the offline default answers each question as asked). /reset clears the
     history, /exit or Ctrl-D quits."""
-    with _open(kb) as base:
+    with _open(kb, searching=True) as base:   # the model loads while the user types
         conversation = base.chat(model=model, template=template)
         out.print(f"[dim]Model {terminal.escape(base.answerer.model_spec(model))} · /reset clears the history · "
                   "/exit quits[/dim]")
@@ -206,11 +211,20 @@ def models(kb: KbOpt = None) -> None:
 
     from . import registry
     from .config import load
+    from .index.postgres_connect import is_postgres_url
     from .kb import DEFAULT_KB
     from .models.generation import GROUP, resolve_model
+    from .redaction import redact_url
 
-    kb_dir = Path(kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
-    configured = load(kb_dir).answer.model if (kb_dir / "domainrag.toml").exists() else None
+    where = kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
+    if is_postgres_url(where):
+        from .index.postgres_config import read_config
+
+        stored = read_config(where)
+        configured, source = (stored.answer.model if stored else None), redact_url(where)
+    else:
+        source = str(Path(where) / "domainrag.toml")
+        configured = load(Path(where)).answer.model if Path(source).exists() else None
     table = Table(title="Answer model providers (--model provider:model)")
     for name in ("provider", "example", "key (environment variable)", "endpoint"):
         table.add_column(name, overflow="fold")
@@ -226,7 +240,7 @@ def models(kb: KbOpt = None) -> None:
     out.print(table)
     env = os.environ.get("DOMAINRAG_MODEL")
     chosen = resolve_model(None, configured, env)
-    origin = ("answer.model in " + str(kb_dir / "domainrag.toml")) if configured else (
+    origin = ("answer.model in " + source) if configured else (
         "$DOMAINRAG_MODEL" if env and env.strip() else "the offline default")
     out.print(f"Default model: [bold]{terminal.escape(chosen)}[/bold] (from {terminal.escape(origin)}). "
               "Override per call with --model.")
@@ -240,7 +254,7 @@ MetricsOpt = Annotated[str, typer.Option("--metrics", help="Comma-separated: ret
 def eval_(
     suite: Annotated[Path, typer.Argument(
         help="A JSONL suite, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
-    kb: Annotated[Path | None, typer.Option(
+    kb: Annotated[str | None, typer.Option(
         "--kb", envvar="DOMAINRAG_KB",
         help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus].")] = None,
     split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
@@ -325,7 +339,7 @@ def eval_(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _eval_kb(kb: Path | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:
+def _eval_kb(kb: str | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:
     from .kb import KnowledgeBase
 
     return KnowledgeBase.for_suite(suite, kb, overrides=overrides, progress=err.is_terminal,

@@ -5,26 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import config as config_io
 from . import trust as trust_store
-from .config import KBConfig
+from .config import KBConfig, RunsConfig, StoreConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
-from .index.builder import IndexBuilder, IngestReport
-from .index.store import Scope, Store, load_store, visible
+from .index.postgres_connect import is_postgres_url, shown_url
 from .ingest.chunking import StructureChunker
-from .models.embedders import load_embedder, resolve
-from .models.embedding import BaseEmbedder
-from .retrieve.retriever import Mode, Retriever
 from .text import TOKENIZER_ID
 from .types import Answer, Hit
+
+# The store, retriever and embedders import NumPy: they are imported where first used, so that
+# ``KnowledgeBase.open(..., preload=True)`` starts loading the embedder before they are.
 
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
@@ -35,7 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluate.runs import RunStore
     from .evaluate.suite import Suite
     from .evaluation import Adaptive, Matrix, SuiteLike
+    from .index.builder import IngestReport
+    from .index.store import Store
     from .models.cache import ModelCache
+    from .models.embedding import BaseEmbedder
+    from .retrieve.retriever import Mode, Retriever
 
 __all__ = ["KnowledgeBase", "IngestReport", "DEFAULT_KB"]
 
@@ -44,20 +48,33 @@ SCHEMA_VERSION = 1
 
 
 class KnowledgeBase:
-    """A folder holding a configuration, a catalog and indexes of ingested documents.
+    """A folder holding a configuration, a catalog and indexes of ingested documents — or, with
+    no folder, a PostgreSQL collection holding all of them (``postgresql://HOST/DB#COLLECTION``).
 
     Open with :meth:`open`; the constructor takes an already validated configuration.
     """
 
-    def __init__(self, path: Path, config: KBConfig, overrides: Mapping[str, Any] | None = None) -> None:
-        self.path = Path(path)
-        self.config = config
+    def __init__(self, path: str | os.PathLike[str], config: KBConfig,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        from .index.store import load_store
+
+        in_database = isinstance(path, str) and is_postgres_url(path)
+        #: The knowledge-base folder; ``None`` for one kept in PostgreSQL (``url``).
+        self.path: Path | None = None if in_database else Path(path)
+        self.url: str | None = str(path) if in_database else None
+        #: Where it is, for messages: the folder, or the URL (no password is ever part of it).
+        self.location = shown_url(str(path)) if in_database else str(path)
+        self.config = _in_database(config, self.url) if self.url else config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
-        trust_store.check(config.store.untrusted, f"The store of {self.path}", None, None)
-        self.store: Store = load_store(config.store.url, self.path, config.index)
+        trust_store.check(self.config.store.untrusted, f"The store of {self.location}", None, None)
+        # (a store URL of its own never reads the folder argument)
+        self.store: Store = load_store(self.config.store.url, self.path or Path(), self.config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
+        self._embedder: BaseEmbedder | None = None
+        self._embedder_lock = threading.Lock()  # one load, whichever thread asks first
+        self._preloading: _Preload | None = None
 
     @classmethod
     def open(
@@ -66,8 +83,13 @@ class KnowledgeBase:
         create: bool = False,
         config: KBConfig | None = None,
         overrides: Mapping[str, Any] | None = None,
+        *,
+        preload: Mode | bool = False,
     ) -> KnowledgeBase:
-        """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
+        """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``): a
+        folder, or ``postgresql://HOST/DB#COLLECTION`` for one with no folder, whose configuration,
+        documents, indexes, runs and model-call cache all live in that PostgreSQL collection
+        (prompt templates and rubrics are then the package's presets).
 
         ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
         ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``); a
@@ -76,8 +98,15 @@ class KnowledgeBase:
         Settings that disagree with the ones the index was built with (embedder, chunking) are
         refused with :class:`IndexMismatchError` when the index is first used — by a search, or
         by an ingest that does not ``reindex``.
+
+        ``preload``: a search mode (``True``: the configured one) this session will search in;
+        unless it is lexical, the embedder starts loading on a background thread at once, while
+        the store opens (see :meth:`preload`).
         """
-        kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+        where = path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
+        if isinstance(where, str) and is_postgres_url(where):
+            return cls._open_in_database(where, create, config, overrides, preload)
+        kb_dir = Path(where)
         if kb_dir.exists() and not kb_dir.is_dir():
             raise ConfigError(
                 f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
@@ -96,7 +125,40 @@ class KnowledgeBase:
         if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
-        return cls(kb_dir, effective, overrides)
+        return cls._opened(kb_dir, effective, overrides, preload)
+
+    @classmethod
+    def _opened(cls, where: str | os.PathLike[str], config: KBConfig, overrides: Mapping[str, Any] | None,
+                preload: Mode | bool) -> KnowledgeBase:
+        """``cls(where, config, overrides)``, the embedder loading meanwhile when ``preload`` asks."""
+        loading = _Preload.start_for(config, None if preload is True else preload) if preload else None
+        try:
+            kb = cls(where, config, overrides)
+        except BaseException:
+            if loading is not None:
+                loading.join()  # not left loading a model while the process exits with the error
+            raise
+        kb._preloading = loading
+        return kb
+
+    @classmethod
+    def _open_in_database(cls, url: str, create: bool, config: KBConfig | None,
+                          overrides: Mapping[str, Any] | None, preload: Mode | bool) -> KnowledgeBase:
+        """:meth:`open` for a knowledge base with no folder: its configuration is a table of the
+        collection (:mod:`domainrag.index.postgres_config`), written by ``create``."""
+        from .index.postgres_config import read_config, write_config
+
+        stored = read_config(url)
+        if stored is None and not create:
+            raise KnowledgeBaseNotFound(
+                f"No knowledge base in {shown_url(url)} (its collection holds no configuration). Create one "
+                f"with 'domainrag ingest PATH --kb {shown_url(url)}' or KnowledgeBase.open(url, create=True)"
+            )
+        base = config or stored or KBConfig()
+        effective = base.with_overrides(dict(overrides)) if overrides else base
+        if stored is None:
+            write_config(url, effective)
+        return cls._opened(url, effective, overrides, preload)
 
     @classmethod
     def for_suite(
@@ -117,17 +179,36 @@ class KnowledgeBase:
         return open_for_suite(suite, path, overrides=overrides, progress=progress, notify=notify)
 
     # -- models ----------------------------------------------------------------------------
-    @cached_property
+    @property
     def embedder(self) -> BaseEmbedder:
         """The embedding model, loaded on first use (lexical search never loads it).
 
         Its id must match the one the index was built with: the same spec can load a different
-        model (an alias redefined by an upgrade, a replaced local directory)."""
-        embedder = load_embedder(self.config.embedder)
+        model (an alias redefined by an upgrade, a replaced local directory). Threads that ask
+        while it loads (see :meth:`preload`) wait for that one load."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._checked(self._preloaded() or _load_embedder(self.config))
+            return self._embedder
+
+    def preload(self, mode: Mode | None = None) -> None:
+        """Start loading what a search in ``mode`` needs — the embedder, unless the search is
+        lexical — on a background thread, so that the load overlaps with other work: what a fresh
+        process (``domainrag search``) otherwise waits for before its first dense result. A load
+        that fails is left to the search, which loads again and raises the error."""
+        if self._embedder is None and self._preloading is None:
+            self._preloading = _Preload.start_for(self.config, mode)
+
+    def _preloaded(self) -> BaseEmbedder | None:
+        """The embedder a :meth:`preload` loaded (waiting for it), ``None`` if none or it failed."""
+        loading, self._preloading = self._preloading, None
+        return loading.result() if loading is not None else None
+
+    def _checked(self, embedder: BaseEmbedder) -> BaseEmbedder:
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
         if built and built != embedder.id:
             raise IndexMismatchError(
-                f"The knowledge base at {self.path} holds vectors of {built}, but "
+                f"The knowledge base at {self.location} holds vectors of {built}, but "
                 f"{self.config.embedder.model!r} now loads {embedder.id}. Re-index it with "
                 "'domainrag ingest PATH... --reindex', or use another --kb."
             )
@@ -135,6 +216,8 @@ class KnowledgeBase:
 
     @cached_property
     def retriever(self) -> Retriever:
+        from .retrieve.retriever import Retriever
+
         self._check_manifest()
         return Retriever(self.store, lambda: self.embedder, self.config.retrieval, self.analyzer)
 
@@ -167,7 +250,7 @@ class KnowledgeBase:
         source without re-embedding it.
         """
         from .acl import parse_groups
-        from .index.builder import failure, one_line
+        from .index.builder import IndexBuilder, failure, one_line
         from .ingest.files import collect
 
         groups = None if acl is None else parse_groups(acl, where="acl")
@@ -196,11 +279,17 @@ class KnowledgeBase:
         """Empty the index (its manifest included: the next write records the current settings)
         and make ``domainrag.toml`` describe the index as it is now built."""
         self.store.clear()
-        self.__dict__.pop("embedder", None)
-        saved = config_io.load(self.path)
+        with self._embedder_lock:
+            self._embedder = None
+        from .index.postgres_config import read_config, write_config
+
+        saved = (read_config(self.url) or KBConfig()) if self.url else config_io.load(self._folder())
         if (saved.embedder, saved.chunking) != (self.config.embedder, self.config.chunking):
             rebuilt = saved.model_copy(update={"embedder": self.config.embedder, "chunking": self.config.chunking})
-            config_io.save(rebuilt, self.path)
+            if self.url:
+                write_config(self.url, rebuilt)
+            else:
+                config_io.save(rebuilt, self._folder())
 
     def _embedder_for_write(self) -> BaseEmbedder:
         embedder = self.embedder
@@ -209,6 +298,8 @@ class KnowledgeBase:
         return embedder
 
     def _manifest(self, embedder: BaseEmbedder) -> dict[str, Any]:
+        from .models.embedders import resolve
+
         e = self.config.embedder
         return {
             "schema": SCHEMA_VERSION,
@@ -221,6 +312,8 @@ class KnowledgeBase:
 
     def _check_manifest(self) -> None:
         """Raise :class:`IndexMismatchError` when the index was built with other settings."""
+        from .models.embedders import resolve
+
         built = self.store.manifest()
         if not built:
             return
@@ -233,7 +326,7 @@ class KnowledgeBase:
                  for key in wanted if have[key] != wanted[key]]
         if diffs:
             raise IndexMismatchError(
-                f"The knowledge base at {self.path} was built with different settings ("
+                f"The knowledge base at {self.location} was built with different settings ("
                 + "; ".join(diffs)
                 + "). Re-index it with 'domainrag ingest PATH... --reindex', or use another --kb."
             )
@@ -260,11 +353,15 @@ class KnowledgeBase:
         one with ``groups`` are searched (inside the index, before the top ``k``); ``None``
         searches every document.
         """
+        from .index.store import Scope
+
         return self.retriever.search(query, k, mode, Scope.of(filters, groups), one_per_doc)
 
     def document(self, doc_id: str, *, groups: Iterable[str] | None = None) -> dict[str, Any] | None:
         """One document (``{"id", "source", "title", "text", "metadata"}``) — ``None`` when it
         does not exist or the caller's ``groups`` may not read it (see :meth:`search`)."""
+        from .index.store import Scope, visible
+
         document = self.store.document(doc_id)
         scope = Scope.of(groups=groups)
         if document is None or (scope is not None and not visible(document["metadata"], scope.groups)):
@@ -281,8 +378,8 @@ class KnowledgeBase:
 
         manifest = {"config_hash": self.config.hash(), "index_hash": self._index_hash(),
                     "code_version": __version__}
-        return Answerer(self.config.answer, Templates(self.path / "templates"), self.analyzer, manifest,
-                        embedder=lambda: self.embedder)
+        templates = Templates(self.path / "templates" if self.path else None)  # presets only without a folder
+        return Answerer(self.config.answer, templates, self.analyzer, manifest, embedder=lambda: self.embedder)
 
     def ask(
         self,
@@ -312,8 +409,8 @@ class KnowledgeBase:
         hits = self.search(question, k or self.config.answer.k, mode, filters, groups=groups)
         if not hits and not self.store.stats().get("chunks"):
             raise EmptyKnowledgeBase(
-                f"The knowledge base at {self.path} holds no documents yet. Add some with "
-                f"'domainrag ingest PATH --kb {self.path}' first."
+                f"The knowledge base at {self.location} holds no documents yet. Add some with "
+                f"'domainrag ingest PATH --kb {self.location}' first."
             )
         retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
@@ -354,22 +451,45 @@ class KnowledgeBase:
                        groups: Iterable[str] | None = None) -> list[str]:
         """The ids of the ``k`` best documents for ``query`` (document-level ranking, as the
         retrieval metrics use it); the same order as ``search(..., one_per_doc=True)``."""
+        from .index.store import Scope
+
         return self.retriever.rank_documents(query, k, mode, Scope.of(filters, groups))
 
     # -- evaluation ------------------------------------------------------------------------
     @cached_property
     def runs(self) -> RunStore:
-        """The stored evaluation runs (``runs.sqlite3``): list, get, pin, unpin, delete."""
-        from .evaluate.runs import RunStore
+        """The stored evaluation runs (``runs.sqlite3``, or ``[runs] url``): list, get, pin,
+        unpin, delete."""
+        from .evaluate.runs import open_runs
 
-        return RunStore(self.path)
+        url = self._runs_url()
+        return open_runs(url, None if url else self._folder())
 
     @cached_property
     def model_cache(self) -> ModelCache:
-        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``)."""
-        from .models.cache import ModelCache
+        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``,
+        or the table ``calls`` of ``[runs] url``)."""
+        from .models.cache import CACHE_FILE, DDL, ModelCache
 
-        return ModelCache(self.path / "model_cache.sqlite3")
+        url = self._runs_url()
+        if not url:
+            return ModelCache(self._folder() / CACHE_FILE)
+        from .index.postgres_tables import PostgresTables
+
+        return ModelCache(PostgresTables(url, (DDL,), what="model-call cache"))
+
+    def _folder(self) -> Path:
+        """The folder, for what is kept in files (a knowledge base in PostgreSQL keeps all of it,
+        runs and cache included, in its database: ``config.runs.url`` is its URL)."""
+        if self.path is None:
+            raise ConfigError(f"The knowledge base at {self.location} has no folder: it keeps everything in "
+                              "PostgreSQL.")
+        return self.path
+
+    def _runs_url(self) -> str:
+        """``[runs] url``, once the user is known to trust it (checked before connecting)."""
+        trust_store.check(self.config.runs.untrusted, f"The run store of {self.location}", None, None)
+        return self.config.runs.url
 
     def evaluate(
         self,
@@ -447,6 +567,7 @@ class KnowledgeBase:
         only documents those access groups may read are used (see :meth:`search`)."""
         from .evaluate.generate import generate_suite
         from .evaluation import model_cache
+        from .index.store import Scope
 
         scope = Scope.of(groups=groups)
         visible_to = scope.groups if scope else None
@@ -458,14 +579,17 @@ class KnowledgeBase:
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {
-            "path": str(self.path.resolve()),
+            "path": str(self.path.resolve()) if self.path else self.location,
             "config_hash": self.config.hash(),
             "manifest": self.store.manifest(),
             **self.store.stats(),
         }
 
     def close(self) -> None:
-        """Close the catalog and, when opened, the run store and the model-call cache."""
+        """Close the catalog and, when opened, the run store and the model-call cache (after a
+        :meth:`preload` still under way has finished)."""
+        if self._preloading is not None:
+            self._preloading.join()  # a model still loading is not torn down under it
         for name in ("runs", "model_cache"):
             opened = self.__dict__.pop(name, None)
             if opened is not None:
@@ -477,6 +601,53 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_embedder(config: KBConfig) -> BaseEmbedder:
+    from .models.embedders import load_embedder
+
+    return load_embedder(config.embedder)
+
+
+class _Preload(threading.Thread):
+    """Loads the embedder of ``config`` in the background (:meth:`KnowledgeBase.preload`)."""
+
+    def __init__(self, config: KBConfig) -> None:
+        super().__init__(name="domainrag-preload", daemon=True)
+        self.config = config
+        self._embedder: BaseEmbedder | None = None
+
+    @classmethod
+    def start_for(cls, config: KBConfig, mode: Mode | None) -> _Preload | None:
+        """A started load, or ``None`` when a search in ``mode`` does not embed the query."""
+        if (mode or config.retrieval.mode) == "lexical":
+            return None
+        loading = cls(config)
+        loading.start()
+        return loading
+
+    def run(self) -> None:
+        with suppress(Exception):  # the search loads again and raises the error to its caller
+            self._embedder = _load_embedder(self.config)
+
+    def result(self) -> BaseEmbedder | None:
+        self.join()
+        return self._embedder
+
+
+def __getattr__(name: str) -> Any:
+    """``IngestReport`` stays importable from here without importing the ingest machinery into
+    every search."""
+    if name == "IngestReport":
+        from .index.builder import IngestReport
+
+        return IngestReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _in_database(config: KBConfig, url: str) -> KBConfig:
+    """``config`` for the knowledge base kept in PostgreSQL at ``url``: store and runs there."""
+    return config.model_copy(update={"store": StoreConfig(url=url), "runs": RunsConfig(url=url)})
 
 
 def _uses_external_store(kb_dir: Path) -> bool:

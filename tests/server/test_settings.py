@@ -46,6 +46,8 @@ def test_bad_settings_name_the_key(tmp_path: Path, text: str, words: list[str]) 
 def test_kb_arguments() -> None:
     assert collection_args(["/data/policies", "hr=/data/people"]) == {
         "policies": {"path": "/data/policies"}, "hr": {"path": "/data/people"}}
+    url = "postgresql://rag@db/rag?password_env=RAG_PW#legal"
+    assert collection_args([url, f"contracts={url}"]) == {"legal": {"path": url}, "contracts": {"path": url}}
 
 
 def test_public_bind_needs_keys_or_insecure() -> None:

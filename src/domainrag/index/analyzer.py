@@ -18,6 +18,14 @@ from ..text import CJK_RANGES
 _RUNS = re.compile(rf"([{CJK_RANGES}]+)|([^\W_{CJK_RANGES}]+)", re.UNICODE)
 
 ANALYZER_ID = "en-snowball+zh-jieba-search:v1"
+#: English stopwords: bm25s's ``STOPWORDS_EN`` (0.3.16), kept here so that a query is analysed
+#: without importing bm25s (and SciPy with it) and stays analysed as the index was if bm25s
+#: changes its list.
+STOPWORDS_EN = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
+    "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to",
+    "was", "will", "with",
+))
 
 
 class Analyzer:
@@ -32,7 +40,7 @@ class Analyzer:
                 tokens.extend(self._cjk(cjk))
             else:
                 word = word.lower()
-                if word not in self._stopwords:
+                if word not in STOPWORDS_EN:
                     tokens.append(self._stem(word))
         return tokens
 
@@ -50,11 +58,6 @@ class Analyzer:
         stem: Callable[[str], str] = stemmer.stemWord
         return stem
 
-    @cached_property
-    def _stopwords(self) -> frozenset[str]:
-        from bm25s.stopwords import STOPWORDS_EN
-
-        return frozenset(STOPWORDS_EN)
 
     @cached_property
     def _jieba(self) -> Any:

@@ -563,7 +563,9 @@ def _generation(db: sqlite3.Connection) -> int:
 
 def _load(folder: Path, generation: int, config: IndexConfig) -> Snapshot | None:
     """The saved snapshot of ``generation``, or ``None`` when absent or damaged (it is derived:
-    the caller rebuilds it from the catalog)."""
+    the caller rebuilds it from the catalog). The vectors and the BM25 arrays are memory-mapped
+    read-only: opening costs no reading, searches page in what they touch, and processes that
+    search one knowledge base share its pages."""
     if not folder.is_dir():
         return None
     try:
@@ -572,7 +574,7 @@ def _load(folder: Path, generation: int, config: IndexConfig) -> Snapshot | None
             return None
         with np.load(folder / "rows.npz") as rows:
             rowids, doc_rowids = rows["rowids"], rows["doc_rowids"]
-        matrix = np.load(folder / "vectors.npy")
+        matrix = np.load(folder / "vectors.npy", mmap_mode="r")
         doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
     except Exception as exc:  # any damage (truncated npz, bad JSON, foreign bm25s files): rebuild
         log.info("derived index %s unreadable (%s); rebuilding it from the catalog", folder, exc)

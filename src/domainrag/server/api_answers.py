@@ -29,8 +29,9 @@ router = APIRouter(prefix="/v1", responses=PROBLEMS)
 _SSE_HELP = "With stream=true: token events, then answer or error (problem details)."
 _OK = "Successful Response"
 _HITS: dict[int | str, dict[str, Any]] = {200: {"model": Hits, "description": _OK}}
-_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"model": AnswerOut, "description": _OK, "content": {"text/event-stream": {"description": _SSE_HELP}}}}
+_ANSWER: dict[int | str, dict[str, Any]] = {200: {
+    "model": AnswerOut, "description": _OK,
+    "content": {"text/event-stream": {"schema": {"type": "string", "description": _SSE_HELP}}}}}
 
 
 @router.post("/collections/{collection}/search", response_model=None, responses=_HITS,

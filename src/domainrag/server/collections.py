@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..index.postgres_connect import is_postgres_url
 from ..kb import KnowledgeBase
 from .problems import Conflict, Invalid, NotFound
 from .settings import COLLECTION_NAME
@@ -22,9 +23,11 @@ _NAME = re.compile(COLLECTION_NAME)
 
 
 class Collections:
-    def __init__(self, home: Path, configured: Mapping[str, Path]) -> None:
+    def __init__(self, home: Path, configured: Mapping[str, str | Path]) -> None:
         self.root = home / "collections"
-        self._configured = {name: Path(path) for name, path in configured.items()}
+        self._configured: dict[str, str | Path] = {
+            name: path if isinstance(path, str) and is_postgres_url(path) else Path(path)
+            for name, path in configured.items()}
         for name in self._configured:
             check_name(name)
         self._open: dict[str, KnowledgeBase] = {}
@@ -36,7 +39,8 @@ class Collections:
                    if self.root.is_dir() else set())
         return sorted(created | set(self._configured))
 
-    def path(self, name: str) -> Path:
+    def path(self, name: str) -> str | Path:
+        """Where collection ``name`` lives: a folder, or a PostgreSQL URL."""
         if name in self._configured:
             return self._configured[name]
         if _NAME.match(name) and (self.root / name / "catalog.sqlite3").is_file():
@@ -86,7 +90,7 @@ class Collections:
             kb = self._open.pop(name, None)
             if kb is not None:
                 kb.close()
-            shutil.rmtree(path)
+            shutil.rmtree(path)   # created over the API: always a folder under the home
 
     def close(self) -> None:
         with self._lock:

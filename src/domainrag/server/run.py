@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import require
+from ..index.postgres_connect import is_postgres_url
 from .settings import ServerSettings, check_bind
 
 log = logging.getLogger("domainrag.server")
 
 
 def collection_args(values: list[str]) -> dict[str, dict[str, str]]:
-    """``--kb DIR`` (served as ``basename(DIR)``) and ``--kb NAME=DIR`` as ``[collections]`` entries."""
+    """``--kb DIR`` (served as ``basename(DIR)``), ``--kb URL`` (a PostgreSQL knowledge base with
+    no folder, served as its ``#collection``) and ``--kb NAME=DIR|URL`` as ``[collections]``
+    entries."""
     collections: dict[str, dict[str, str]] = {}
     for value in values:
         name, sep, path = value.partition("=")
-        if not sep:
+        if is_postgres_url(value):                      # the '=' was inside the URL's query
+            name, path = urlsplit(value).fragment, value
+        elif not sep:
             name, path = Path(value).resolve().name, value
         collections[name] = {"path": path}
     return collections

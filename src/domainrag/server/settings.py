@@ -24,9 +24,10 @@ class _Strict(BaseModel):
 
 
 class CollectionSpec(_Strict):
-    """An existing knowledge base served under a name (``[collections.NAME] path = "..."``)."""
+    """An existing knowledge base served under a name (``[collections.NAME] path = "..."``): a
+    folder, or ``postgresql://HOST/DB#COLLECTION`` for one kept wholly in PostgreSQL."""
 
-    path: Path
+    path: str | Path
 
 
 class ServerSettings(_Strict):
