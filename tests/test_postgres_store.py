@@ -172,23 +172,6 @@ def test_a_collection_of_a_newer_schema_is_refused(open_store, postgres_url: str
         PostgresStore(url)
 
 
-def test_a_version_1_collection_is_migrated_with_its_data(open_store, postgres_url: str) -> None:  # noqa: F811
-    url = collection(postgres_url)
-    store = open_store(url=url)
-    store.write([make_update("a.txt", "a", ["alpha beta", "beta gamma"])])
-    before = store.view().lexical(["beta"], 5)
-    schema = "domainrag_" + url.rsplit("#", 1)[1]
-    with admin(postgres_url) as conn:
-        conn.execute(f"DROP INDEX {schema}.chunks_rowid_id")
-        conn.execute(f"UPDATE {schema}.schema_version SET version = 1")
-    migrated = open_store(url=url)
-    with admin(postgres_url) as conn:
-        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == 2
-        assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.chunks_rowid_id",)).fetchone()[0]
-    after = migrated.view().lexical(["beta"], 5)
-    assert after.rows.tolist() == before.rows.tolist() and after.scores.tolist() == before.scores.tolist()
-
-
 def _has_postings_index(postgres_url: str, url: str) -> bool:  # noqa: F811
     with admin(postgres_url) as conn:
         row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"domainrag_{url.rsplit('#', 1)[1]}.postings_pkey",))

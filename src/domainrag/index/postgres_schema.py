@@ -15,8 +15,7 @@ Tables (all in the collection's schema):
   ``rowid <= max_rowid`` once no older view can be alive past a delete), the number of chunks,
   their total token length and how many have vectors (the BM25 statistics a view uses).
 - ``sources``, ``documents`` (``acl`` text array from ``metadata["acl"]``), ``chunks``
-  (``tokens`` the analyser's tokens; ``vector``; ``chunks_rowid_id`` maps rowids to chunk ids
-  for ranking ties, since version 2), ``postings`` (term, chunk, term frequency, chunk length;
+  (``tokens`` the analyser's tokens; ``vector``), ``postings`` (term, chunk, term frequency, chunk length;
   its index ``postings_pkey`` is dropped by a bulk load into an empty collection and built again
   when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``.
 """
@@ -28,7 +27,7 @@ import re
 from ..errors import ConfigError
 
 #: The version this code writes; a collection at a higher version is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 1
 SCHEMA_PREFIX = "domainrag_"
 VECTOR_INDEX = "chunks_vector_hnsw"
 POSTINGS_INDEX = "postings_pkey"
@@ -46,7 +45,7 @@ def schema_name(collection: str) -> str:
 
 
 def create_statements(schema: str) -> list[str]:
-    """DDL of the current version (the vector column gets its dimension with the first vector)."""
+    """DDL of version 1 (the vector column gets its dimension with the first vector)."""
     s = schema
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -78,7 +77,6 @@ def create_statements(schema: str) -> list[str]:
             page integer, heading_path jsonb NOT NULL, text text NOT NULL, tokens text[] NOT NULL,
             vector vector)""",
         f"CREATE INDEX ON {s}.chunks (doc_rowid)",
-        CHUNK_IDS.format(s=s),
         f"""CREATE TABLE {s}.postings (
             term text NOT NULL, chunk bigint NOT NULL,
             tf integer NOT NULL, length integer NOT NULL)""",
@@ -89,12 +87,8 @@ def create_statements(schema: str) -> list[str]:
     ]
 
 
-#: Chunk ids by rowid, so that ranking ties are broken by chunk id from a small index (an
-#: index-only scan) instead of a visit to the wide chunk rows (text, tokens, vector). Version 2.
-CHUNK_IDS = "CREATE INDEX chunks_rowid_id ON {s}.chunks (rowid) INCLUDE (id)"
-
-#: Steps from version N to N+1 (statements with ``{s}`` for the schema).
-MIGRATIONS: dict[int, list[str]] = {1: [CHUNK_IDS]}
+#: Steps from version N to N+1 (statements with ``{s}`` for the schema); empty while at version 1.
+MIGRATIONS: dict[int, list[str]] = {}
 
 
 def postings_index_statement(schema: str) -> str:

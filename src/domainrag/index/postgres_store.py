@@ -437,8 +437,10 @@ class PostgresStore:
     def refresh(self) -> None:
         """The ingest is over: build the postings index a bulk load deferred, and the HNSW index
         when the collection has outgrown exact search and has none (one bulk build is far faster
-        than growing the graph row by row; later writes add to it), refresh the planner's
-        statistics, and release the ingest lock."""
+        than growing the graph row by row; later writes add to it), vacuum the tables and refresh
+        the planner's statistics (until a vacuum marks the new pages all-visible, every posting a
+        query reads costs a visit to the table: index-only scans need the visibility map), and
+        release the ingest lock."""
         try:
             with self._write_lock:
                 # the lock again when end_ingest released it; an index a killed ingest left to build is
@@ -448,8 +450,9 @@ class PostgresStore:
                 if writer is not None:
                     self._build_postings_index(writer)
                     self._build_vector_index(writer)
+                    writer.execute("SET statement_timeout = 0")   # this connection closes with the refresh
                     for table in ("chunks", "postings", "terms", "documents"):
-                        writer.execute(f"ANALYZE {self.schema}.{table}")
+                        writer.execute(f"VACUUM (ANALYZE) {self.schema}.{table}")
                     self._written = False
         finally:
             self._release_writer()
