@@ -56,8 +56,10 @@ app = typer.Typer(name="domainrag", cls=_Commands, no_args_is_help=True, add_com
                   pretty_exceptions_enable=False,
                   help="Grounded answers and honest evaluation over your own domain documents.")
 
-KbOpt = Annotated[Path | None, typer.Option("--kb", envvar="DOMAINRAG_KB",
-                                            help="Knowledge-base folder [default: ./.domainrag].")]
+KbOpt = Annotated[str | None, typer.Option(
+    "--kb", envvar="DOMAINRAG_KB",
+    help="Knowledge-base folder, or postgresql://USER@HOST/DB#COLLECTION for one kept wholly in PostgreSQL "
+         "[default: ./.domainrag].")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m",
     help="provider:model, e.g. openai:gpt-4o-mini [default: answer.model, $DOMAINRAG_MODEL, else extractive].")]
@@ -71,7 +73,7 @@ JsonOut = Annotated[Path | None, typer.Option("--json", help="Write it as JSON h
 HtmlOut = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")]
 
 
-def _open(kb: Path | None, create: bool = False, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
+def _open(kb: str | None, create: bool = False, overrides: dict[str, Any] | None = None) -> KnowledgeBase:
     from .kb import KnowledgeBase
 
     return KnowledgeBase.open(kb, create=create, overrides=overrides)
@@ -206,11 +208,20 @@ def models(kb: KbOpt = None) -> None:
 
     from . import registry
     from .config import load
+    from .index.postgres_connect import is_postgres_url
     from .kb import DEFAULT_KB
     from .models.generation import GROUP, resolve_model
+    from .redaction import redact_url
 
-    kb_dir = Path(kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
-    configured = load(kb_dir).answer.model if (kb_dir / "domainrag.toml").exists() else None
+    where = kb or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
+    if is_postgres_url(where):
+        from .index.postgres_config import read_config
+
+        stored = read_config(where)
+        configured, source = (stored.answer.model if stored else None), redact_url(where)
+    else:
+        source = str(Path(where) / "domainrag.toml")
+        configured = load(Path(where)).answer.model if Path(source).exists() else None
     table = Table(title="Answer model providers (--model provider:model)")
     for name in ("provider", "example", "key (environment variable)", "endpoint"):
         table.add_column(name, overflow="fold")
@@ -226,7 +237,7 @@ def models(kb: KbOpt = None) -> None:
     out.print(table)
     env = os.environ.get("DOMAINRAG_MODEL")
     chosen = resolve_model(None, configured, env)
-    origin = ("answer.model in " + str(kb_dir / "domainrag.toml")) if configured else (
+    origin = ("answer.model in " + source) if configured else (
         "$DOMAINRAG_MODEL" if env and env.strip() else "the offline default")
     out.print(f"Default model: [bold]{terminal.escape(chosen)}[/bold] (from {terminal.escape(origin)}). "
               "Override per call with --model.")
@@ -240,7 +251,7 @@ MetricsOpt = Annotated[str, typer.Option("--metrics", help="Comma-separated: ret
 def eval_(
     suite: Annotated[Path, typer.Argument(
         help="A JSONL suite, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
-    kb: Annotated[Path | None, typer.Option(
+    kb: Annotated[str | None, typer.Option(
         "--kb", envvar="DOMAINRAG_KB",
         help="Knowledge base [default: ./.domainrag; for a BEIR folder a cached one built from its corpus].")] = None,
     split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "test",
@@ -325,7 +336,7 @@ def eval_(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _eval_kb(kb: Path | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:
+def _eval_kb(kb: str | None, suite: Any, overrides: dict[str, Any]) -> KnowledgeBase:
     from .kb import KnowledgeBase
 
     return KnowledgeBase.for_suite(suite, kb, overrides=overrides, progress=err.is_terminal,

@@ -19,6 +19,8 @@ from .errors import ConfigError
 from .redaction import redact_url
 
 CONFIG_FILE = "domainrag.toml"
+#: Sections holding :data:`domainrag.trust.NETWORK_KEYS` (settings that choose where data goes).
+NETWORK_SECTIONS = ("answer", "embedder", "store", "runs")
 
 
 class _Section(BaseModel):
@@ -165,6 +167,25 @@ class StoreConfig(_NetworkSection):
     url: str = ""
 
 
+class RunsConfig(_NetworkSection):
+    """Where evaluation runs, pinned baselines and the model-call cache live."""
+
+    #: Empty: SQLite files in the knowledge-base folder (``runs.sqlite3``, ``model_cache.sqlite3``).
+    #: Otherwise ``postgresql://USER@HOST/DB#COLLECTION`` (tables in that collection's schema), so
+    #: that a team's CI and its people share runs and baselines; passwords come from the
+    #: environment, never from this file.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_or_empty(cls, value: str) -> str:
+        scheme = value.partition("://")[0] if "://" in value else ""
+        if value and scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"runs.url {redact_url(value)!r} must be empty (SQLite files in the knowledge-base "
+                             "folder) or a postgresql://USER@HOST/DB#COLLECTION URL")
+        return value
+
+
 class Price(_Section):
     """List price of a model in USD per million tokens."""
 
@@ -241,6 +262,10 @@ class GateConfig(_Section):
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 
+#: Sections that do not describe how results are produced (left out of hashes and manifests).
+_NOT_IN_MANIFESTS = {"runs"}
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -248,21 +273,23 @@ class KBConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 
     def hash(self) -> str:
-        """Stable hash of the whole configuration (recorded in manifests)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of the whole configuration (recorded in manifests) less ``[runs]``: where
+        runs are kept changes no result, and two machines sharing baselines may keep them apart."""
+        canonical = json.dumps(self.model_dump(mode="json", exclude=_NOT_IN_MANIFESTS), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
         values: what run manifests record so that a comparison can say which setting changed.
-        Credentials in URLs are redacted."""
+        Credentials in URLs are redacted; ``[runs]`` is left out, as by :meth:`hash`."""
         urls = ("base_url", "url")
         return {f"{section}.{key}": redact_url(value) if key in urls and isinstance(value, str) else value
-                for section, values in self.model_dump(mode="json").items()
+                for section, values in self.model_dump(mode="json", exclude=_NOT_IN_MANIFESTS).items()
                 for key, value in values.items()}
 
     def with_overrides(self, overrides: dict[str, Any]) -> KBConfig:
@@ -276,7 +303,7 @@ class KBConfig(_Section):
                 )
             data[section][key] = value
         config = validate(data, source="overrides")
-        for name in ("answer", "embedder", "store"):  # what the user overrides is the user's
+        for name in NETWORK_SECTIONS:  # what the user overrides is the user's
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
@@ -298,18 +325,37 @@ def load(kb_dir: Path) -> KBConfig:
     path = kb_dir / CONFIG_FILE
     if not path.exists():
         return KBConfig()
+    data = _parse(path.read_text(encoding="utf-8"), str(path), "Fix the file or delete it.")
+    trusted = trust_store.is_trusted(kb_dir, data)
+    return _with_trust(validate(data, source=str(path)), data, None if trusted else kb_dir, str(path))
+
+
+def loads(text: str, source: str) -> KBConfig:
+    """A configuration kept elsewhere than in a folder (``source`` names where: the database of a
+    knowledge base with no folder). Its network settings are never trusted (there is no file the
+    user could trust): the models refuse them, unless the user sets them."""
+    data = _parse(text, source, "Fix it, or re-create the knowledge base.")
+    return _with_trust(validate(data, source=source), data, None, source, untrusted=True)
+
+
+def _parse(text: str, source: str, fix: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or delete it.") from exc
-    config = validate(data, source=str(path))
+        raise ConfigError(f"{source} is not valid TOML: {exc}. {fix}") from exc
+
+
+def _with_trust(config: KBConfig, data: dict[str, Any], kb_dir: Path | None, source: str,
+                untrusted: bool = False) -> KBConfig:
+    """``config`` with its chosen network settings recorded as untrusted: those of the folder
+    ``kb_dir`` the user has not trusted, or all of them (``untrusted``)."""
     found = _chosen_network_settings(data)
-    if found and not trust_store.is_trusted(kb_dir, data):
-        for name in ("answer", "embedder", "store"):
-            own = {dotted.partition(".")[2]: value for dotted, value in found.items()
-                   if dotted.startswith(name + ".")}
-            if own:
-                getattr(config, name)._untrusted = trust_store.Untrusted(kb_dir, name, own)
+    if not found or (kb_dir is None and not untrusted):
+        return config
+    for name in NETWORK_SECTIONS:
+        own = {dotted.partition(".")[2]: value for dotted, value in found.items() if dotted.startswith(name + ".")}
+        if own:
+            getattr(config, name)._untrusted = trust_store.Untrusted(kb_dir, name, own, source)
     return config
 
 
@@ -324,17 +370,27 @@ def save(config: KBConfig, kb_dir: Path) -> Path:
 
     Network settings written on the user's behalf are the user's: the knowledge base is trusted
     with them (:func:`domainrag.trust.trust`) unless they came from an untrusted file."""
+    data = _saved(config)
+    path = kb_dir / CONFIG_FILE
+    path.write_text(dumps(config), encoding="utf-8")
+    if (_chosen_network_settings(data)
+            and all(getattr(config, name).untrusted is None for name in NETWORK_SECTIONS)):
+        trust_store.trust(kb_dir)
+    return path
+
+
+def dumps(config: KBConfig) -> str:
+    """``config`` as the TOML text :func:`save` writes."""
     import tomli_w
 
+    return tomli_w.dumps(_saved(config))
+
+
+def _saved(config: KBConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     for section in _INDEX_SECTIONS:
         data[section] = getattr(config, section).model_dump(mode="json", exclude_none=True)
-    path = kb_dir / CONFIG_FILE
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    if (_chosen_network_settings(data) and config.answer.untrusted is None
-            and config.embedder.untrusted is None and config.store.untrusted is None):
-        trust_store.trust(kb_dir)
-    return path
+    return data
 
 
 def _chosen_network_settings(data: dict[str, Any]) -> dict[str, Any]:

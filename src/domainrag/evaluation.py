@@ -174,22 +174,25 @@ def ensure_beir_corpus(kb: KnowledgeBase, suite: Suite, corpus_hash: str, progre
     """Make sure ``kb`` holds the whole corpus of BEIR suite ``suite`` (whose corpus file hashes
     to ``corpus_hash``): ingested (incrementally, so an interrupted build resumes) until a
     completion marker for this corpus is written."""
-    marker = kb.path / BEIR_COMPLETE
+    marker = kb.path / BEIR_COMPLETE if kb.path else None  # in PostgreSQL: no folder, no marker
     try:
-        done = json.loads(marker.read_text(encoding="utf-8")).get("corpus_hash") == corpus_hash[:16]
+        done = marker is not None and json.loads(marker.read_text(encoding="utf-8")).get("corpus_hash") == \
+            corpus_hash[:16]
     except (OSError, ValueError, AttributeError):
         done = False
     if done:
         return
     if notify:
-        notify(f"Ingesting the BEIR corpus {suite.path} into {kb.path} (once; cached)")
+        notify(f"Ingesting the BEIR corpus {suite.path} into {kb.location} (once; cached)")
     report = kb.ingest([suite.path], format="beir", progress=progress)
     if report.interrupted:
-        raise ConfigError(f"Ingesting the BEIR corpus into {kb.path} was interrupted; run the same command "
+        raise ConfigError(f"Ingesting the BEIR corpus into {kb.location} was interrupted; run the same command "
                           "again to finish it (the work so far is kept).")
     if report.failed and notify:
         notify(f"{len(report.failed)} corpus entries failed to ingest")
-    marker.write_text(json.dumps({"corpus_hash": corpus_hash[:16], "failed": len(report.failed)}), encoding="utf-8")
+    if marker is not None:
+        marker.write_text(json.dumps({"corpus_hash": corpus_hash[:16], "failed": len(report.failed)}),
+                          encoding="utf-8")
 
 
 def open_for_suite(suite: Suite, path: str | os.PathLike[str] | None = None, *,

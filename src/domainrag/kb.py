@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import config as config_io
 from . import trust as trust_store
-from .config import KBConfig
+from .config import KBConfig, RunsConfig, StoreConfig
 from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.builder import IndexBuilder, IngestReport
+from .index.postgres_connect import is_postgres_url, shown_url
 from .index.store import Scope, Store, load_store, visible
 from .ingest.chunking import StructureChunker
 from .models.embedders import load_embedder, resolve
@@ -44,18 +45,26 @@ SCHEMA_VERSION = 1
 
 
 class KnowledgeBase:
-    """A folder holding a configuration, a catalog and indexes of ingested documents.
+    """A folder holding a configuration, a catalog and indexes of ingested documents — or, with
+    no folder, a PostgreSQL collection holding all of them (``postgresql://HOST/DB#COLLECTION``).
 
     Open with :meth:`open`; the constructor takes an already validated configuration.
     """
 
-    def __init__(self, path: Path, config: KBConfig, overrides: Mapping[str, Any] | None = None) -> None:
-        self.path = Path(path)
-        self.config = config
+    def __init__(self, path: str | os.PathLike[str], config: KBConfig,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        in_database = isinstance(path, str) and is_postgres_url(path)
+        #: The knowledge-base folder; ``None`` for one kept in PostgreSQL (``url``).
+        self.path: Path | None = None if in_database else Path(path)
+        self.url: str | None = str(path) if in_database else None
+        #: Where it is, for messages: the folder, or the URL (no password is ever part of it).
+        self.location = shown_url(str(path)) if in_database else str(path)
+        self.config = _in_database(config, self.url) if self.url else config
         #: The session's setting overrides (recorded in evaluation manifests).
         self.overrides: dict[str, Any] = dict(overrides or {})
-        trust_store.check(config.store.untrusted, f"The store of {self.path}", None, None)
-        self.store: Store = load_store(config.store.url, self.path, config.index)
+        trust_store.check(self.config.store.untrusted, f"The store of {self.location}", None, None)
+        # (a store URL of its own never reads the folder argument)
+        self.store: Store = load_store(self.config.store.url, self.path or Path(), self.config.index)
         self.chunker = StructureChunker(config.chunking, config.ingest.max_chunk_chars)
         self.analyzer = Analyzer()
 
@@ -67,7 +76,10 @@ class KnowledgeBase:
         config: KBConfig | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> KnowledgeBase:
-        """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``).
+        """Open the knowledge base at ``path`` (default ``$DOMAINRAG_KB`` or ``./.domainrag``): a
+        folder, or ``postgresql://HOST/DB#COLLECTION`` for one with no folder, whose configuration,
+        documents, indexes, runs and model-call cache all live in that PostgreSQL collection
+        (prompt templates and rubrics are then the package's presets).
 
         ``create=True`` makes it when absent, writing ``domainrag.toml`` from ``config`` and
         ``overrides`` (dotted keys such as ``{"embedder.model": "hash:384"}``); a
@@ -77,7 +89,10 @@ class KnowledgeBase:
         refused with :class:`IndexMismatchError` when the index is first used — by a search, or
         by an ingest that does not ``reindex``.
         """
-        kb_dir = Path(path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB)
+        where = path or os.environ.get("DOMAINRAG_KB") or DEFAULT_KB
+        if isinstance(where, str) and is_postgres_url(where):
+            return cls._open_in_database(where, create, config, overrides)
+        kb_dir = Path(where)
         if kb_dir.exists() and not kb_dir.is_dir():
             raise ConfigError(
                 f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
@@ -97,6 +112,25 @@ class KnowledgeBase:
             kb_dir.mkdir(parents=True, exist_ok=True)
             config_io.save(effective, kb_dir)
         return cls(kb_dir, effective, overrides)
+
+    @classmethod
+    def _open_in_database(cls, url: str, create: bool, config: KBConfig | None,
+                          overrides: Mapping[str, Any] | None) -> KnowledgeBase:
+        """:meth:`open` for a knowledge base with no folder: its configuration is a table of the
+        collection (:mod:`domainrag.index.postgres_config`), written by ``create``."""
+        from .index.postgres_config import read_config, write_config
+
+        stored = read_config(url)
+        if stored is None and not create:
+            raise KnowledgeBaseNotFound(
+                f"No knowledge base in {shown_url(url)} (its collection holds no configuration). Create one "
+                f"with 'domainrag ingest PATH --kb {shown_url(url)}' or KnowledgeBase.open(url, create=True)"
+            )
+        base = config or stored or KBConfig()
+        effective = base.with_overrides(dict(overrides)) if overrides else base
+        if stored is None:
+            write_config(url, effective)
+        return cls(url, effective, overrides)
 
     @classmethod
     def for_suite(
@@ -127,7 +161,7 @@ class KnowledgeBase:
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
         if built and built != embedder.id:
             raise IndexMismatchError(
-                f"The knowledge base at {self.path} holds vectors of {built}, but "
+                f"The knowledge base at {self.location} holds vectors of {built}, but "
                 f"{self.config.embedder.model!r} now loads {embedder.id}. Re-index it with "
                 "'domainrag ingest PATH... --reindex', or use another --kb."
             )
@@ -197,10 +231,15 @@ class KnowledgeBase:
         and make ``domainrag.toml`` describe the index as it is now built."""
         self.store.clear()
         self.__dict__.pop("embedder", None)
-        saved = config_io.load(self.path)
+        from .index.postgres_config import read_config, write_config
+
+        saved = (read_config(self.url) or KBConfig()) if self.url else config_io.load(self._folder())
         if (saved.embedder, saved.chunking) != (self.config.embedder, self.config.chunking):
             rebuilt = saved.model_copy(update={"embedder": self.config.embedder, "chunking": self.config.chunking})
-            config_io.save(rebuilt, self.path)
+            if self.url:
+                write_config(self.url, rebuilt)
+            else:
+                config_io.save(rebuilt, self._folder())
 
     def _embedder_for_write(self) -> BaseEmbedder:
         embedder = self.embedder
@@ -233,7 +272,7 @@ class KnowledgeBase:
                  for key in wanted if have[key] != wanted[key]]
         if diffs:
             raise IndexMismatchError(
-                f"The knowledge base at {self.path} was built with different settings ("
+                f"The knowledge base at {self.location} was built with different settings ("
                 + "; ".join(diffs)
                 + "). Re-index it with 'domainrag ingest PATH... --reindex', or use another --kb."
             )
@@ -281,8 +320,8 @@ class KnowledgeBase:
 
         manifest = {"config_hash": self.config.hash(), "index_hash": self._index_hash(),
                     "code_version": __version__}
-        return Answerer(self.config.answer, Templates(self.path / "templates"), self.analyzer, manifest,
-                        embedder=lambda: self.embedder)
+        templates = Templates(self.path / "templates" if self.path else None)  # presets only without a folder
+        return Answerer(self.config.answer, templates, self.analyzer, manifest, embedder=lambda: self.embedder)
 
     def ask(
         self,
@@ -312,8 +351,8 @@ class KnowledgeBase:
         hits = self.search(question, k or self.config.answer.k, mode, filters, groups=groups)
         if not hits and not self.store.stats().get("chunks"):
             raise EmptyKnowledgeBase(
-                f"The knowledge base at {self.path} holds no documents yet. Add some with "
-                f"'domainrag ingest PATH --kb {self.path}' first."
+                f"The knowledge base at {self.location} holds no documents yet. Add some with "
+                f"'domainrag ingest PATH --kb {self.location}' first."
             )
         retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
@@ -359,17 +398,38 @@ class KnowledgeBase:
     # -- evaluation ------------------------------------------------------------------------
     @cached_property
     def runs(self) -> RunStore:
-        """The stored evaluation runs (``runs.sqlite3``): list, get, pin, unpin, delete."""
-        from .evaluate.runs import RunStore
+        """The stored evaluation runs (``runs.sqlite3``, or ``[runs] url``): list, get, pin,
+        unpin, delete."""
+        from .evaluate.runs import open_runs
 
-        return RunStore(self.path)
+        url = self._runs_url()
+        return open_runs(url, None if url else self._folder())
 
     @cached_property
     def model_cache(self) -> ModelCache:
-        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``)."""
-        from .models.cache import ModelCache
+        """Every model call of an evaluation, keyed by its full request (``model_cache.sqlite3``,
+        or the table ``calls`` of ``[runs] url``)."""
+        from .models.cache import CACHE_FILE, DDL, ModelCache
 
-        return ModelCache(self.path / "model_cache.sqlite3")
+        url = self._runs_url()
+        if not url:
+            return ModelCache(self._folder() / CACHE_FILE)
+        from .index.postgres_tables import PostgresTables
+
+        return ModelCache(PostgresTables(url, (DDL,), what="model-call cache"))
+
+    def _folder(self) -> Path:
+        """The folder, for what is kept in files (a knowledge base in PostgreSQL keeps all of it,
+        runs and cache included, in its database: ``config.runs.url`` is its URL)."""
+        if self.path is None:
+            raise ConfigError(f"The knowledge base at {self.location} has no folder: it keeps everything in "
+                              "PostgreSQL.")
+        return self.path
+
+    def _runs_url(self) -> str:
+        """``[runs] url``, once the user is known to trust it (checked before connecting)."""
+        trust_store.check(self.config.runs.untrusted, f"The run store of {self.location}", None, None)
+        return self.config.runs.url
 
     def evaluate(
         self,
@@ -458,7 +518,7 @@ class KnowledgeBase:
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {
-            "path": str(self.path.resolve()),
+            "path": str(self.path.resolve()) if self.path else self.location,
             "config_hash": self.config.hash(),
             "manifest": self.store.manifest(),
             **self.store.stats(),
@@ -477,6 +537,11 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_database(config: KBConfig, url: str) -> KBConfig:
+    """``config`` for the knowledge base kept in PostgreSQL at ``url``: store and runs there."""
+    return config.model_copy(update={"store": StoreConfig(url=url), "runs": RunsConfig(url=url)})
 
 
 def _uses_external_store(kb_dir: Path) -> bool:

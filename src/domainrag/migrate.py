@@ -6,7 +6,9 @@ SRC and DST are each a knowledge-base folder (its store: the embedded SQLite cat
 hashes (so the next incremental ingest skips unchanged files), documents, chunks with their
 analyser tokens and vectors, the index manifest and the embedding cache. The destination must
 be empty. A new destination folder gets the source folder's ``domainrag.toml`` (the embedded
-store); a ``domainrag.toml`` already in it is used as it is.
+store); a ``domainrag.toml`` already in it is used as it is. Likewise a PostgreSQL destination
+without a configuration gets the source's, so that it opens with no folder
+(``--kb postgresql://HOST/DB#collection``); a PostgreSQL source with one passes it on.
 
 The copy is then verified: lexical and dense rankings of sample queries (the tokens and vectors
 of every ``sample_every``-th chunk) are compared on both stores; rankings must hold the same
@@ -27,6 +29,7 @@ import numpy as np
 from . import config as config_io
 from .config import KBConfig
 from .errors import ConfigError, DomainragError
+from .index.postgres_connect import is_postgres_url
 from .index.ranked import Ranked
 from .index.sqlite_store import CATALOG, SQLiteStore
 from .index.store import SourceUpdate, Store, StoreView, load_store
@@ -83,12 +86,17 @@ def migrate(src: str, dst: str, *, batch_sources: int = 200, sample_every: int =
     """Copy the knowledge base at ``src`` into the empty ``dst`` (see module docstring)."""
     source = _open(src, template=None)
     try:
-        target = _open(dst, template=source.config or _config_from_manifest(source))
+        template = source.config or _config_from_manifest(source)
+        target = _open(dst, template=template)
     except BaseException:
         source.store.close()
         raise
     try:
         _check_empty(target)
+        if template is not None and target.folder is None and target.config is None and is_postgres_url(dst):
+            from .index.postgres_config import write_config
+
+            write_config(dst, template)
         report = MigrateReport(source.label, target.label)
         samples = _copy(source.store, target.store, report, batch_sources, sample_every)
         target.store.refresh()
@@ -101,7 +109,12 @@ def migrate(src: str, dst: str, *, batch_sources: int = 200, sample_every: int =
 
 def _open(where: str, template: KBConfig | None) -> _End:
     if "://" in where:
-        return _End(redact_url(where), load_store(where, Path("."), KBConfig().index), None, None)
+        config = None
+        if is_postgres_url(where):
+            from .index.postgres_config import read_config
+
+            config = read_config(where)
+        return _End(redact_url(where), load_store(where, Path("."), KBConfig().index), None, config)
     folder = Path(where)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is a file; give a knowledge-base folder or a store URL")

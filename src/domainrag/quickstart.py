@@ -60,15 +60,15 @@ def run(kb_dir: Path, embedder: str | None, console: Console) -> None:
             _answer(kb, question, console)
         console.print("\n[bold]4. Evaluating[/bold] the sample suite (retrieval, answers, citations, "
                       "abstention; per scenario with 95% CIs)")
-        _evaluate(kb, console)
+        _evaluate(kb, kb_dir, console)
         console.print(f"\nTry your own: domainrag ask \"...\" --kb {kb_dir}   (or search, chat, "
                       f"eval SUITE --kb {kb_dir}; --model openai:gpt-4o-mini to use a model)")
 
 
-def _evaluate(kb: KnowledgeBase, console: Console) -> None:
+def _evaluate(kb: KnowledgeBase, kb_dir: Path, console: Console) -> None:
     run = kb.evaluate(sample_suite(), metrics=("retrieval", "answer", "citation"), name="quickstart")
     print_run(run, console)
-    console.print(f"   HTML report: {escape(write_html(run.to_dict(), kb.path / 'report.html'))}")
+    console.print(f"   HTML report: {escape(write_html(run.to_dict(), kb_dir / 'report.html'))}")
 
 
 def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:

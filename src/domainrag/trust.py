@@ -4,8 +4,9 @@ A knowledge base is a folder someone may hand you; its ``domainrag.toml`` is dat
 of its settings decide where your questions, documents and a secret go: ``base_url`` (the server
 a model is called on) and ``api_key_env`` (the environment variable sent to it as the API key),
 in ``[answer]`` (the answering model) and ``[embedder]``, and ``[store] url`` (the database that
-would receive every document ingested and every query). Read from a knowledge base's own file,
-they are honoured only when harmless or when the user trusted that knowledge base:
+would receive every document ingested and every query) and ``[runs] url`` (the database that
+would receive every evaluation run: questions, answers, quotes). Read from a knowledge base's own
+file, they are honoured only when harmless or when the user trusted that knowledge base:
 
 * harmless: the provider's own endpoint (``https://api.openai.com/v1`` for ``openai:``, each
   preset's official URL, ``https://api.anthropic.com``) and the provider's standard key variable
@@ -58,7 +59,8 @@ CONFIG_DIR_ENV = "DOMAINRAG_CONFIG_DIR"
 TRUST_FILE = "trusted.json"
 USER_CONFIG_FILE = "config.toml"
 #: Settings that choose where data is sent and which secret goes with it (``section.key``).
-NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env", "store.url")
+NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env", "store.url",
+                "runs.url")
 #: What a trust covers: the network settings and the models they are used with.
 TRUSTED_KEYS = (*NETWORK_KEYS, "answer.model", "answer.fallback", "answer.judge", "embedder.model")
 
@@ -75,16 +77,19 @@ def config_dir() -> Path:
 @dataclass(frozen=True)
 class Untrusted:
     """Network settings of one section, read from the ``domainrag.toml`` of a knowledge base the
-    user has not trusted (``settings``: ``{"base_url": ..., "api_key_env": ...}`` as found)."""
+    user has not trusted (``settings``: ``{"base_url": ..., "api_key_env": ...}`` as found).
+    ``kb_dir`` is ``None`` for a knowledge base with no folder (its configuration is kept in a
+    database, ``source``): it cannot be trusted, only overridden."""
 
-    kb_dir: Path
+    kb_dir: Path | None
     section: str
     settings: Mapping[str, Any]
+    source: str | None = None
 
     def without(self, keys: set[str]) -> Untrusted | None:
         """This record less the ``section.key`` settings in ``keys`` (given by the user instead)."""
         left = {k: v for k, v in self.settings.items() if f"{self.section}.{k}" not in keys}
-        return Untrusted(self.kb_dir, self.section, left) if left else None
+        return Untrusted(self.kb_dir, self.section, left, self.source) if left else None
 
     def check(self, what: str, official_url: str | None, standard_key_env: str | None,
               user: UserProvider | None = None) -> None:
@@ -111,13 +116,16 @@ class Untrusted:
             problems.append(f"{self.section}.api_key_env = {key_env!r} (that environment variable would be sent "
                             f"as the API key; {standard})")
         if problems:
-            config = self.kb_dir / "domainrag.toml"
+            config = self.source if self.kb_dir is None else self.kb_dir / "domainrag.toml"
+            trust_it = (f"If you know this knowledge base, trust it: 'domainrag trust {self.kb_dir}' (editing these "
+                        "settings later revokes the trust). Otherwise delete them from the file"
+                        if self.kb_dir else "A configuration kept in a database cannot be trusted; delete them "
+                        "from it (re-create the knowledge base without them)")
             raise UntrustedSettingsError(
                 f"{what} would use network settings from {config}, a knowledge base you have not trusted: "
                 + "; ".join(problems)
-                + f". A knowledge base's own file may not choose where your data and secrets are sent. If you "
-                f"know this knowledge base, trust it: 'domainrag trust {self.kb_dir}' (editing these settings "
-                f"later revokes the trust). Otherwise delete them from the file so that your own settings apply "
+                + f". A knowledge base's own file may not choose where your data and secrets are sent. "
+                f"{trust_it} so that your own settings apply "
                 f"(environment variables such as OPENAI_BASE_URL, or {config_dir() / USER_CONFIG_FILE}), or "
                 f"override them yourself (--set {self.section}.KEY=VALUE, or overrides= in Python)."
             )

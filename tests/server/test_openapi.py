@@ -35,6 +35,13 @@ def test_openapi_document_is_well_formed(client: TestClient) -> None:
     assert paths["/v1/collections/{collection}/search"]["post"]["responses"]["422"]["content"]
 
 
+def test_openapi_document_validates_against_the_openapi_schema(client: TestClient) -> None:
+    """The served document is valid OpenAPI (checked by openapi-spec-validator, in [dev])."""
+    from openapi_spec_validator import validate
+
+    validate(client.get("/openapi.json").json())
+
+
 def test_docs_page_works_offline(client: TestClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

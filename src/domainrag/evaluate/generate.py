@@ -129,8 +129,8 @@ def generate_suite(kb: KnowledgeBase, n: int, model: str | None = None, seed: in
         raise ConfigError(f"The number of cases must be at least 1 (got {n}).")
     docs = [doc for doc in kb.store.iter_documents() if visible(doc["metadata"], groups)]
     if not docs:
-        raise EmptyKnowledgeBase(f"The knowledge base at {kb.path} holds no documents yet. Add some with "
-                                 f"'domainrag ingest PATH --kb {kb.path}' first.")
+        raise EmptyKnowledgeBase(f"The knowledge base at {kb.location} holds no documents yet. Add some with "
+                                 f"'domainrag ingest PATH --kb {kb.location}' first.")
     spec = model.strip() if model and model.strip() not in ("", "extractive") else None
     use_model = spec is not None
     name, write = _model_writer(kb, spec) if spec else (HEURISTIC, heuristic_question)

@@ -54,6 +54,17 @@ def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in SCHEMES
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: as given (a user name and a ``password_env`` variable name are
+    no secrets, and the result can be pasted back as ``--kb``), redacted when it carries a password
+    (which :func:`parse_url` refuses)."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if parts.password is not None or {"password", "sslpassword"} & set(options):
+        return redact_url(url)
+    return url
+
+
 def parse_url(url: str) -> PostgresTarget:
     """Parse a ``postgresql://`` store URL (see module docstring)."""
     parts = urlsplit(url)
@@ -107,8 +118,9 @@ def psycopg_module() -> Any:
     return psycopg
 
 
-def connect(target: PostgresTarget) -> Any:
-    """A new autocommit connection with the pgvector types registered and our timeouts set."""
+def connect(target: PostgresTarget, vector: bool = True) -> Any:
+    """A new autocommit connection with our timeouts set and, with ``vector``, the pgvector
+    extension ensured and its types registered."""
     psycopg = psycopg_module()
     from pgvector.psycopg import register_vector
 
@@ -122,9 +134,10 @@ def connect(target: PostgresTarget) -> Any:
         raise translate(exc, target, "connecting") from exc
     try:
         conn.execute(f"SET statement_timeout = {target.statement_timeout_ms}")
-        conn.execute(f"SET hnsw.ef_search = {target.ef_search}")
-        ensure_vector_extension(conn, target)
-        register_vector(conn)
+        if vector:
+            conn.execute(f"SET hnsw.ef_search = {target.ef_search}")
+            ensure_vector_extension(conn, target)
+            register_vector(conn)
     except psycopg.Error as exc:
         conn.close()
         raise translate(exc, target, "preparing the connection") from exc

@@ -3,8 +3,9 @@ no model calls and an interrupted one resumes without paying twice.
 
 The key is the sha256 of the generator id and every field of the request that reaches the
 model (messages, token limit, temperature, JSON mode). Values are the :class:`Generation`
-returned, with any credential in its model id or version redacted. Stored in one SQLite file;
-safe to share between threads.
+returned, with any credential in its model id or version redacted. Stored in one table
+(``calls``, keyed by the request hash) of a SQLite file or, with ``[runs] url``, of a PostgreSQL
+database shared by every machine of a team; safe to share between threads and processes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..redaction import redact
-from ..sqlite_files import open_database
+from ..tables import SQLiteTables, Tables
 from ..types import Usage
 from .generation import Generation, GenerationRequest
 
@@ -30,36 +31,41 @@ def request_key(model_id: str, request: GenerationRequest) -> str:
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
 
+CACHE_FILE = "model_cache.sqlite3"
+#: The one table, in SQLite and PostgreSQL alike.
+DDL = "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, generation TEXT NOT NULL)"
+
+
 class ModelCache:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = open_database(
-            self.path, "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, generation TEXT NOT NULL);",
-            what="model-call cache",
-            fix="It is only a cache: delete it (the next evaluation calls the models again).")
+    """``where``: a SQLite file (created when absent) or :class:`~domainrag.tables.Tables`."""
+
+    def __init__(self, where: str | Path | Tables) -> None:
+        if isinstance(where, (str, Path)):
+            where = SQLiteTables(Path(where), DDL + ";", what="model-call cache",
+                                 fix="It is only a cache: delete it (the next evaluation calls the models again).")
+        self._db = where
+        self._count = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: str) -> Generation | None:
-        with self._lock:
-            row = self._db.execute("SELECT generation FROM calls WHERE key = ?", (key,)).fetchone()
-            self.hits += row is not None
-            self.misses += row is None
-        if row is None:
+        rows = self._db.execute("SELECT generation FROM calls WHERE key = ?", (key,))
+        with self._count:
+            self.hits += bool(rows)
+            self.misses += not rows
+        if not rows:
             return None
         try:
-            data = json.loads(row[0])
+            data = json.loads(rows[0][0])
             return Generation(**{**data, "usage": Usage(**data["usage"])})
         except (ValueError, TypeError, KeyError):  # a damaged entry is a miss: the call is made again
             return None
 
     def put(self, key: str, generation: Generation) -> None:
         generation = replace(generation, model=redact(generation.model), version=redact(generation.version))
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?)",
-                             (key, json.dumps(asdict(generation), ensure_ascii=False)))
+        self._db.execute("INSERT INTO calls (key, generation) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET generation = excluded.generation",
+                         (key, json.dumps(asdict(generation), ensure_ascii=False)))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

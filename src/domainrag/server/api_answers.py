@@ -23,7 +23,8 @@ from .streaming import AnswerStream, OnToken
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
 _SSE_HELP = "With stream=true: token events, then answer or error (problem details)."
-_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"description": _SSE_HELP}}}}
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string", "description": _SSE_HELP}}}}}
 
 
 @router.post("/collections/{collection}/search", response_model=Hits, summary="The best chunks for a query")
