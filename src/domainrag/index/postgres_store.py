@@ -437,10 +437,10 @@ class PostgresStore:
     def refresh(self) -> None:
         """The ingest is over: build the postings index a bulk load deferred, and the HNSW index
         when the collection has outgrown exact search and has none (one bulk build is far faster
-        than growing the graph row by row; later writes add to it), vacuum the tables and refresh
-        the planner's statistics (until a vacuum marks the new pages all-visible, every posting a
-        query reads costs a visit to the table: index-only scans need the visibility map), and
-        release the ingest lock."""
+        than growing the graph row by row; later writes add to it), refresh the planner's
+        statistics, after a bulk load with a vacuum (until one marks the new pages all-visible,
+        every posting a query reads costs a visit to the table: index-only scans need the
+        visibility map; smaller ingests leave that to autovacuum), and release the ingest lock."""
         try:
             with self._write_lock:
                 # the lock again when end_ingest released it; an index a killed ingest left to build is
@@ -448,11 +448,11 @@ class PostgresStore:
                 writer = (self._writer_connection() if self._written
                           else self._writer_connection(wait=False) if self._postings_index_missing() else None)
                 if writer is not None:
-                    self._build_postings_index(writer)
+                    bulk = self._build_postings_index(writer)
                     self._build_vector_index(writer)
                     writer.execute("SET statement_timeout = 0")   # this connection closes with the refresh
                     for table in ("chunks", "postings", "terms", "documents"):
-                        writer.execute(f"VACUUM (ANALYZE) {self.schema}.{table}")
+                        writer.execute(f"{'VACUUM (ANALYZE)' if bulk else 'ANALYZE'} {self.schema}.{table}")
                     self._written = False
         finally:
             self._release_writer()
@@ -467,16 +467,17 @@ class PostgresStore:
             row = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{POSTINGS_INDEX}",)).fetchone()
         return bool(row[0])
 
-    def _build_postings_index(self, conn: Any) -> None:
+    def _build_postings_index(self, conn: Any) -> bool:
         """Build the postings index a bulk load deferred (also after an ingest that was killed or
-        failed). ``CREATE INDEX`` blocks writes, not searches."""
+        failed); whether it was missing. ``CREATE INDEX`` blocks writes, not searches."""
         missing = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{POSTINGS_INDEX}",)).fetchone()[0]
         if not missing:
-            return
+            return False
         with conn.transaction():
             conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
             conn.execute("SET LOCAL statement_timeout = 0")
             conn.execute(postings_index_statement(self.schema))
+        return True
 
     def _build_vector_index(self, conn: Any) -> None:
         s = self.schema
