@@ -172,6 +172,39 @@ def test_a_collection_of_a_newer_schema_is_refused(open_store, postgres_url: str
         PostgresStore(url)
 
 
+def _has_postings_index(postgres_url: str, url: str) -> bool:  # noqa: F811
+    with admin(postgres_url) as conn:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"domainrag_{url.rsplit('#', 1)[1]}.postings_pkey",))
+        return bool(row.fetchone()[0])
+
+
+def test_a_bulk_load_builds_the_postings_index_at_its_end(open_store, postgres_url: str) -> None:  # noqa: F811
+    url = collection(postgres_url)
+    store = open_store(url=url)
+    store.write([make_update("a.txt", "a", ["alpha beta", "beta beta gamma"])])
+    assert not _has_postings_index(postgres_url, url)
+    store.write([make_update("b.txt", "b", ["beta delta"])])
+    searched = store.view().lexical(["beta"], 5)        # exact meanwhile, by a scan
+    store.refresh()
+    assert _has_postings_index(postgres_url, url)
+    indexed = store.view().lexical(["beta"], 5)
+    assert indexed.rows.tolist() == searched.rows.tolist() and indexed.scores.tolist() == searched.scores.tolist()
+    store.write([make_update("c.txt", "c", ["beta epsilon"])])   # not empty: no bulk load
+    assert _has_postings_index(postgres_url, url)
+
+
+def test_an_ingest_that_ended_early_leaves_the_postings_index_to_the_next_refresh(
+        open_store, postgres_url: str) -> None:  # noqa: F811
+    url = collection(postgres_url)
+    first = open_store(url=url)
+    first.write([make_update("a.txt", "a", ["alpha beta"])])
+    first.end_ingest()
+    other = open_store(url=url)
+    other.refresh()
+    assert _has_postings_index(postgres_url, url)
+    assert other.view().doc_ids(other.view().lexical(["beta"], 5).rows) == ["a"]
+
+
 def test_unreachable_server_names_the_url_and_fix(postgres_server) -> None:  # noqa: F811
     closed = f"postgresql://postgres@127.0.0.1:{postgres_server.port + 1}/postgres?connect_timeout=2"
     with pytest.raises(StoreUnavailable, match=r"Cannot connect to PostgreSQL at postgresql://\*\*\*@127.0.0.1"):

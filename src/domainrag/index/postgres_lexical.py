@@ -21,15 +21,16 @@ B = 0.75
 
 def add_postings_sql(schema: str) -> str:
     """Postings and document frequencies of the chunks with rowids in ``[%(lo)s, %(hi)s]``,
-    derived in the server from their stored tokens."""
+    derived in the server from their stored tokens (term frequencies counted chunk by chunk: one
+    grouping over the whole batch spills to disk)."""
     s = schema
     return f"""
 WITH added AS (
     INSERT INTO {s}.postings (term, chunk, tf, length)
-    SELECT t.term, c.rowid, count(*), cardinality(c.tokens)
-    FROM {s}.chunks c CROSS JOIN LATERAL unnest(c.tokens) AS t(term)
+    SELECT t.term, c.rowid, t.tf, cardinality(c.tokens)
+    FROM {s}.chunks c
+    CROSS JOIN LATERAL (SELECT u.term, count(*) AS tf FROM unnest(c.tokens) AS u(term) GROUP BY u.term) t
     WHERE c.rowid BETWEEN %(lo)s AND %(hi)s
-    GROUP BY c.rowid, t.term
     RETURNING term)
 INSERT INTO {s}.terms SELECT term, count(*) FROM added GROUP BY term
 ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df"""
@@ -69,14 +70,13 @@ WITH st AS (
     SELECT g.max_rowid, g.chunks, g.total_length::float8 / greatest(g.chunks, 1) AS avg_len
     FROM {s}.gen_stats g WHERE g.gen = %(gen)s),
 q AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::int[]) AS q(term, qtf)),
+d AS MATERIALIZED (
+    SELECT q.term, q.qtf, t.df - (SELECT count(*) FROM {s}.postings p
+                                  WHERE p.term = q.term AND p.chunk > st.max_rowid) AS df
+    FROM q JOIN {s}.terms t ON t.term = q.term CROSS JOIN st),
 w AS MATERIALIZED (
-    SELECT q.term, q.qtf * ln(1 + (st.chunks - d.df + 0.5) / (d.df + 0.5)) AS idf
-    FROM q CROSS JOIN st
-    CROSS JOIN LATERAL (
-        SELECT t.df - (SELECT count(*) FROM {s}.postings p
-                       WHERE p.term = q.term AND p.chunk > st.max_rowid) AS df
-        FROM {s}.terms t WHERE t.term = q.term) d
-    WHERE d.df > 0),
+    SELECT d.term, d.qtf * ln(1 + (st.chunks - d.df + 0.5) / (d.df + 0.5)) AS idf
+    FROM d CROSS JOIN st WHERE d.df > 0),
 scored AS MATERIALIZED (
     SELECT p.chunk, sum(w.idf * p.tf / (p.tf + {K1} * (1 - {B} + {B} * p.length / st.avg_len)))::real AS score
     FROM w JOIN {s}.postings p ON p.term = w.term CROSS JOIN st

@@ -15,9 +15,9 @@ Tables (all in the collection's schema):
   ``rowid <= max_rowid`` once no older view can be alive past a delete), the number of chunks,
   their total token length and how many have vectors (the BM25 statistics a view uses).
 - ``sources``, ``documents`` (``acl`` text array from ``metadata["acl"]``), ``chunks``
-  (``tokens`` the analyser's tokens; ``vector``), ``postings``
-  (term, chunk, term frequency, chunk length) and ``terms`` (document frequency per term),
-  ``embedding_cache``.
+  (``tokens`` the analyser's tokens; ``vector``), ``postings`` (term, chunk, term frequency, chunk length;
+  its index ``postings_pkey`` is dropped by a bulk load into an empty collection and built again
+  when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..errors import ConfigError
 SCHEMA_VERSION = 1
 SCHEMA_PREFIX = "domainrag_"
 VECTOR_INDEX = "chunks_vector_hnsw"
+POSTINGS_INDEX = "postings_pkey"
 _COLLECTION = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
@@ -78,8 +79,8 @@ def create_statements(schema: str) -> list[str]:
         f"CREATE INDEX ON {s}.chunks (doc_rowid)",
         f"""CREATE TABLE {s}.postings (
             term text NOT NULL, chunk bigint NOT NULL,
-            tf integer NOT NULL, length integer NOT NULL,
-            PRIMARY KEY (term, chunk) INCLUDE (tf, length))""",
+            tf integer NOT NULL, length integer NOT NULL)""",
+        postings_index_statement(s),
         f"CREATE TABLE {s}.terms (term text PRIMARY KEY, df bigint NOT NULL)",
         f"""CREATE TABLE {s}.embedding_cache (
             model text NOT NULL, key text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (model, key))""",
@@ -88,6 +89,12 @@ def create_statements(schema: str) -> list[str]:
 
 #: Steps from version N to N+1 (statements with ``{s}`` for the schema); empty while at version 1.
 MIGRATIONS: dict[int, list[str]] = {}
+
+
+def postings_index_statement(schema: str) -> str:
+    """The postings index (term, chunk) with tf and length, so that a term's postings are an
+    index-only range scan. A bulk load drops it and builds it again at its end."""
+    return f"CREATE UNIQUE INDEX IF NOT EXISTS {POSTINGS_INDEX} ON {schema}.postings (term, chunk) INCLUDE (tf, length)"
 
 
 def vector_column_statement(schema: str, dimensions: int) -> str:

@@ -7,7 +7,10 @@ of machines answer from the same data, with nothing to rebuild per process.
 
 Writes. One transaction per :meth:`write` (a batch of whole sources): it deletes what the
 sources held, COPYs documents, chunks (with tokens and vectors) and postings, updates the term
-and generation statistics and bumps ``state.generation``. A killed process or a dropped connection
+and generation statistics and bumps ``state.generation``. A write into an empty collection
+starts a bulk load: it drops the postings index, and :meth:`refresh` builds it in one pass with
+the HNSW index (searches meanwhile stay exact, scanning the postings; an ingest killed before
+its end leaves it to the next refresh). A killed process or a dropped connection
 rolls the transaction back. An ingest holds a session-level advisory lock on the collection from
 its first write until :meth:`refresh` (the end of the ingest) or :meth:`close`: a second ingest
 into the same collection waits for it (``lock_timeout_s``), saying so, and never interleaves.
@@ -48,9 +51,11 @@ from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module
 from .postgres_lexical import add_postings_sql, bm25_sql, query_terms, remove_postings_sql
 from .postgres_schema import (
     MIGRATIONS,
+    POSTINGS_INDEX,
     SCHEMA_VERSION,
     VECTOR_INDEX,
     create_statements,
+    postings_index_statement,
     vector_column_statement,
     vector_index_statement,
 )
@@ -177,14 +182,18 @@ class PostgresStore:
     def _lock_key(self) -> str:
         return "domainrag-ingest:" + self.schema
 
-    def _writer_connection(self) -> Any:
-        """The connection that holds the collection's ingest lock (taken now if need be)."""
+    def _writer_connection(self, wait: bool = True) -> Any:
+        """The connection that holds the collection's ingest lock (taken now if need be; with
+        ``wait=False``, ``None`` when another ingest holds it)."""
         if self._writer is not None and not self._writer.broken:
             return self._writer
         self._writer = None
         conn = connect(self.target)
         try:
             got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self._lock_key(),)).fetchone()[0]
+            if not got and not wait:
+                conn.close()
+                return None
             if not got:
                 log.warning("%s: another ingest is writing to this collection; waiting up to %g s for it",
                             self.label, self.target.lock_timeout_s)
@@ -253,6 +262,7 @@ class PostgresStore:
     def write(self, updates: Sequence[SourceUpdate]) -> None:
         _check_batch(updates)
         with self._write_transaction() as (conn, generation):
+            self._defer_postings_index(conn)
             deleted = self._delete_sources(conn, [u.source for u in updates])
             self._check_document_ids(conn, updates)
             added = self._insert(conn, updates)
@@ -279,6 +289,20 @@ class PostgresStore:
             conn.execute(f"DELETE FROM {s}.gen_stats")
             conn.execute(f"INSERT INTO {s}.gen_stats VALUES (%s, 0, 0, 0, 0)", (generation,))
             conn.execute(f"UPDATE {s}.state SET horizon = %s, dimensions = NULL, manifest = NULL", (generation,))
+
+    def _defer_postings_index(self, conn: Any) -> None:
+        """A write into an empty collection starts a bulk load: the postings index is dropped (in
+        this transaction) and built in one pass by :meth:`refresh`, as the HNSW index is. Growing
+        the B-tree posting by posting (~55 per chunk, at random places) costs several times more.
+        Until then searches stay exact but scan the postings."""
+        s = self.schema
+        empty = conn.execute(
+            f"SELECT chunks = 0 AND to_regclass(%s) IS NOT NULL FROM {s}.gen_stats ORDER BY gen DESC LIMIT 1",
+            (f"{s}.{POSTINGS_INDEX}",),
+        ).fetchone()
+        if empty and empty[0]:
+            conn.execute(f"ALTER TABLE {s}.postings DROP CONSTRAINT IF EXISTS {POSTINGS_INDEX}")  # version 1: a key
+            conn.execute(f"DROP INDEX IF EXISTS {s}.{POSTINGS_INDEX}")
 
     def _delete_sources(self, conn: Any, sources: list[str]) -> _Delta:
         """Delete ``sources`` with their documents, chunks and postings; what was deleted."""
@@ -411,16 +435,24 @@ class PostgresStore:
     # -- views and searches ----------------------------------------------------------------
     @_pg_errors("finishing the ingest")
     def refresh(self) -> None:
-        """The ingest is over: build the HNSW index when the collection has outgrown exact search
-        and has none (one bulk build is far faster than growing the graph row by row; later
-        writes add to it), refresh the planner's statistics, and release the ingest lock."""
+        """The ingest is over: build the postings index a bulk load deferred, and the HNSW index
+        when the collection has outgrown exact search and has none (one bulk build is far faster
+        than growing the graph row by row; later writes add to it), refresh the planner's
+        statistics, after a bulk load with a vacuum (until one marks the new pages all-visible,
+        every posting a query reads costs a visit to the table: index-only scans need the
+        visibility map; smaller ingests leave that to autovacuum), and release the ingest lock."""
         try:
             with self._write_lock:
-                if self._written:
-                    writer = self._writer_connection()   # the lock again, when end_ingest released it
+                # the lock again when end_ingest released it; an index a killed ingest left to build is
+                # built here unless another ingest (which will build it) holds the lock
+                writer = (self._writer_connection() if self._written
+                          else self._writer_connection(wait=False) if self._postings_index_missing() else None)
+                if writer is not None:
+                    bulk = self._build_postings_index(writer)
                     self._build_vector_index(writer)
+                    writer.execute("SET statement_timeout = 0")   # this connection closes with the refresh
                     for table in ("chunks", "postings", "terms", "documents"):
-                        writer.execute(f"ANALYZE {self.schema}.{table}")
+                        writer.execute(f"{'VACUUM (ANALYZE)' if bulk else 'ANALYZE'} {self.schema}.{table}")
                     self._written = False
         finally:
             self._release_writer()
@@ -429,6 +461,23 @@ class PostgresStore:
     def exact_below(self) -> int:
         """Collections with fewer vectors are searched exactly (see :data:`EXACT_BELOW`)."""
         return min(self.config.ann_threshold, EXACT_BELOW)
+
+    def _postings_index_missing(self) -> bool:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{POSTINGS_INDEX}",)).fetchone()
+        return bool(row[0])
+
+    def _build_postings_index(self, conn: Any) -> bool:
+        """Build the postings index a bulk load deferred (also after an ingest that was killed or
+        failed); whether it was missing. ``CREATE INDEX`` blocks writes, not searches."""
+        missing = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self.schema}.{POSTINGS_INDEX}",)).fetchone()[0]
+        if not missing:
+            return False
+        with conn.transaction():
+            conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute(postings_index_statement(self.schema))
+        return True
 
     def _build_vector_index(self, conn: Any) -> None:
         s = self.schema
