@@ -553,9 +553,10 @@ async def stream_events(request: Request, kb: KnowledgeBase, parsed: ChatComplet
         cancel.set()
 
 
-def app_access(request: Request, caller: Caller) -> Access:
+async def app_access(request: Request, caller: Caller) -> Access:
     """The :class:`Access` of a ``domainrag serve`` caller: the collections their key covers
-    (every role may read), their groups, and the server's settings and metrics."""
+    (every role may read), their groups, and the server's settings and metrics. Async: listing
+    the collections is a few stat calls, cheaper than a worker-thread hop per request."""
     state = server_state(request)
     names = [n for n in state.collections.names() if caller.collections is None or n in caller.collections]
     settings = state.settings
