@@ -112,15 +112,18 @@ class KnowledgeBase:
                 f"The knowledge-base path {kb_dir} is a file, not a folder. Point --kb (or "
                 "$DOMAINRAG_KB) at a folder — a new one is created on the first ingest — or move the file away."
             )
-        exists = (kb_dir / "catalog.sqlite3").exists() or _uses_external_store(kb_dir)
+        catalog = (kb_dir / "catalog.sqlite3").exists()
+        written = (kb_dir / config_io.CONFIG_FILE).is_file()
+        # Read once: it is the configuration to use (a file written by hand before the first
+        # ingest too), and a store outside the folder makes the folder a knowledge base.
+        saved = config_io.load(kb_dir) if written and (config is None or not catalog) else None
+        exists = catalog or bool(saved and saved.store.url)
         if not exists and not create:
             raise KnowledgeBaseNotFound(
                 f"No knowledge base at {kb_dir}. Create one with 'domainrag ingest PATH --kb {kb_dir}' "
                 "or KnowledgeBase.open(path, create=True)"
             )
-        # A domainrag.toml written by hand before the first ingest is the configuration to use.
-        written = exists or (kb_dir / "domainrag.toml").is_file()
-        base = config or (config_io.load(kb_dir) if written else KBConfig())
+        base = config or saved or KBConfig()
         effective = base.with_overrides(dict(overrides)) if overrides else base
         if not exists and (overrides or not written):   # a hand-written file is kept as it is
             kb_dir.mkdir(parents=True, exist_ok=True)
@@ -648,12 +651,6 @@ def __getattr__(name: str) -> Any:
 def _in_database(config: KBConfig, url: str) -> KBConfig:
     """``config`` for the knowledge base kept in PostgreSQL at ``url``: store and runs there."""
     return config.model_copy(update={"store": StoreConfig(url=url), "runs": RunsConfig(url=url)})
-
-
-def _uses_external_store(kb_dir: Path) -> bool:
-    """Whether the folder holds a ``domainrag.toml`` whose store lives outside it (then the
-    folder is an existing knowledge base even without a catalog file)."""
-    return (kb_dir / config_io.CONFIG_FILE).is_file() and bool(config_io.load(kb_dir).store.url)
 
 
 @contextmanager

@@ -134,10 +134,14 @@ def _check_replacements(state: ServerState, kb: KnowledgeBase, collection: str, 
         return
     target = state.jobs.files_dir(collection).resolve()
     names = set(files)
+    replaced = {source for source in kb.store.source_states()
+                if Path(source).name in names and Path(source).parent.resolve() == target}
+    if not replaced:   # the common case: no document text is read
+        return
     for document in kb.store.iter_documents():
-        path = Path(document["source"])
-        if path.name in names and path.parent.resolve() == target and not visible(document["metadata"], caller.groups):
-            raise Forbidden(f"This key may not replace {path.name!r}: upload it under another name.")
+        if document["source"] in replaced and not visible(document["metadata"], caller.groups):
+            name = Path(document["source"]).name
+            raise Forbidden(f"This key may not replace {name!r}: upload it under another name.")
 
 
 async def _receive(request: Request, folder: Path, state: ServerState) -> tuple[list[str], list[str] | None]:
@@ -208,6 +212,8 @@ async def delete_source(request: Request, collection: str, source: str, caller: 
 def _remove_source(state: ServerState, kb: KnowledgeBase, collection: str, source: str, caller: Principal) -> int:
     """Remove ``source`` as the collection's writer; 0 when absent or holding a document the
     caller may not read (the same answer, so nothing is revealed)."""
+    if source not in kb.store.source_states():
+        return 0
     documents = [d for d in kb.store.iter_documents() if d["source"] == source]
     if not all(visible(d["metadata"], caller.groups) for d in documents):
         return 0
