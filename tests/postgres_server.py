@@ -20,6 +20,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -78,6 +79,10 @@ class PostgresServer:
             _ensure_user(self.user)
             info = pwd.getpwnam(self.user)
             os.chown(self.folder, info.pw_uid, info.pw_gid)
+            if not _others_can_reach(self.bin):
+                # e.g. a clone under `mktemp -d` (mode 0700): the unprivileged user cannot reach
+                # the binaries inside its virtual environment, so it runs a copy of the install
+                self.bin = _reachable_copy(self.bin, self.folder / "site-packages")
         pwfile = self.folder / "pw"
         pwfile.write_text(self.password)
         if self.user:
@@ -100,6 +105,24 @@ class PostgresServer:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether a user other than the owner can traverse every folder down to ``path``."""
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents])
+
+
+def _reachable_copy(bin_dir: Path, site: Path) -> Path:
+    """Copy pgserver's install (``site-packages/pgserver/pginstall``) and its bundled libraries
+    (``site-packages/pgserver.libs``, found through the binaries' ``$ORIGIN/../../../`` rpath)
+    under ``site``, keeping that layout; the copy's ``bin`` folder."""
+    install = bin_dir.parent
+    package = install.parent
+    shutil.copytree(install, site / package.name / install.name, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=True)
+    return site / package.name / install.name / bin_dir.name
 
 
 def _ensure_user(name: str) -> None:
