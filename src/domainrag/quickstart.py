@@ -86,7 +86,7 @@ def _answer(kb: KnowledgeBase, question: str, console: Console) -> None:
 
 def _searches(kb: KnowledgeBase, console: Console) -> None:
     table = Table(show_lines=False)
-    for name in ("scenario", "question", "top document", "expected", "ms"):
+    for name in ("scenario", "question", "top document", "expected", "dense", "ms"):
         table.add_column(name, overflow="fold")
     found = 0
     cases = [c for c in load_suite(sample_suite()).cases if c.gold]
@@ -97,6 +97,17 @@ def _searches(kb: KnowledgeBase, console: Console) -> None:
         top = hits[0].doc_id if hits else "-"
         ok = any(h.doc_id == case.gold[0].doc_id for h in hits)
         found += ok
-        table.add_row(case.scenario[0], case.question, top, "✓ top-3" if ok else "✗", f"{ms:.0f}")
+        dense = _dense_rank(kb, case.question, case.gold[0].doc_id)
+        table.add_row(case.scenario[0], case.question, top, "✓ top-3" if ok else "✗", dense, f"{ms:.0f}")
     console.print(table)
-    console.print(f"   expected document in the top 3 for {found} of {len(cases)} questions")
+    console.print(f"   expected document in the top 3 for {found} of {len(cases)} questions; "
+                  "dense: its rank in the dense ranking alone, 'off' where the embedder does not read "
+                  "the question's language (BM25 answers alone)")
+
+
+def _dense_rank(kb: KnowledgeBase, question: str, doc_id: str) -> str:
+    """Where the expected document ranks by dense retrieval alone: what the embedder contributes."""
+    if kb.retriever.candidates(question).dense is None:
+        return "off"
+    ranked = [hit.doc_id for hit in kb.search(question, k=10, mode="dense", one_per_doc=True)]
+    return f"#{ranked.index(doc_id) + 1}" if doc_id in ranked else "> 10"

