@@ -2,6 +2,9 @@
 
     python benchmarks/ingest_speed.py ../shared/data/medquad --limit 1000 \
         --variant before=../main/src --variant after=src --repeats 3
+    python benchmarks/ingest_speed.py ../shared/data/tatqa --variant now=src --embedder minilm,multilingual
+
+``--embedder`` takes a comma-separated list: every variant then runs with each embedder in turn.
 
 Each repetition of each variant runs in a fresh Python process with that variant's ``src`` first on
 the path: a fresh knowledge base in a temporary folder, the embedder loaded outside the timing,
@@ -78,19 +81,22 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="corpus entries to ingest (0: all)")
     parser.add_argument("--variant", action="append", required=True, help="NAME=PATH of a source tree (its src/)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--embedder", default="minilm")
+    parser.add_argument("--embedder", default="minilm", help="embedder.model, or several separated by commas")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    variants = dict(v.split("=", 1) for v in args.variant)
+    trees = dict(v.split("=", 1) for v in args.variant)
+    embedders = args.embedder.split(",")
+    variants = {(name if len(embedders) == 1 else f"{name} {embedder}"): (src, embedder)
+                for name, src in trees.items() for embedder in embedders}
 
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data = subset(args.data_dir / "corpus.jsonl", args.limit, tmp / "beir")
         for rep in range(args.repeats):
-            for name, src in variants.items():
+            for name, (src, embedder) in variants.items():
                 load = os.getloadavg()[0]
-                result = {**run_once(Path(src), data, tmp, args.embedder), "load_before": load}
+                result = {**run_once(Path(src), data, tmp, embedder), "load_before": load}
                 runs[name].append(result)
                 print(f"  rep {rep + 1} {name:8s} wall {result['wall_s']:6.2f}s cpu {result['cpu_s']:6.2f}s "
                       f"{result['chunks'] / result['wall_s']:6.1f} passages/s (load average {load:.1f})", flush=True)

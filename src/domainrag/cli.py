@@ -96,7 +96,7 @@ def ingest(
     reindex: Annotated[bool, typer.Option(
         "--reindex", help="Empty the index first (after changing embedder or chunker).")] = False,
     embedder: Annotated[str | None, typer.Option(
-        "--embedder", help="Embedding model for a new knowledge base, e.g. minilm, hash:384.")] = None,
+        "--embedder", help="Embedding model of a new knowledge base [default: multilingual]; e.g. minilm.")] = None,
     acl: Annotated[str | None, typer.Option(
         "--acl", help="Access groups of these documents, g1,g2: only API keys with one of them read them "
         "('' makes them visible to every key) [default: an [[ingest.acl]] rule, else the groups they had, "
@@ -591,7 +591,7 @@ def trust_cmd(
 def quickstart(
     kb: Annotated[Path, typer.Option("--kb", help="Where to build the sample knowledge base.")] = Path(
         ".domainrag-quickstart"),
-    embedder: Annotated[str | None, typer.Option("--embedder", help="Embedding model [default: minilm].")] = None,
+    embedder: Annotated[str | None, typer.Option("--embedder", help="Embedding model [default: multilingual].")] = None,
 ) -> None:
     """Ingest the bundled sample (medical, finance, Chinese law) and run example searches."""
     from .quickstart import run
