@@ -65,3 +65,9 @@ def test_concurrent_texts_get_the_vectors_they_get_alone(monkeypatch: pytest.Mon
     together = embedder.embed(TEXTS)
     assert np.array_equal(together, alone)
     assert len({row.tobytes() for row in together}) == len(TEXTS)  # no row repeated or misplaced
+
+
+def test_a_lone_surrogate_embeds_as_the_replacement_character() -> None:
+    embedder = onnx_embedder.OnnxEmbedder("all-MiniLM-L6-v2-int8")
+    np.testing.assert_array_equal(embedder.embed_query("tea \ud800 leaves"), embedder.embed_query("tea \ufffd leaves"))
+    np.testing.assert_array_equal(embedder.embed(["\udfff"]), embedder.embed(["\ufffd"]))

