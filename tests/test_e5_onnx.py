@@ -131,3 +131,22 @@ def test_a_lone_surrogate_embeds_as_the_replacement_character(e5: E5OnnxEmbedder
     """A broken file or a hostile query may carry one; tokenisers raise on it."""
     np.testing.assert_array_equal(e5.embed_query("tea \ud800 leaves"), e5.embed_query("tea \ufffd leaves"))
     np.testing.assert_array_equal(e5.embed(["\udfff"]), e5.embed(["\ufffd"]))
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("tokenizer.model", b"garbage"), ("word-q4.npy", b"\x93NUMPY broken"), ("encoder.onnx", b"nope"),
+    ("config.json", b"{}"), ("normalize.json", b'{"ab": "c"}'), ("normalize.json", b"[1]"),
+])
+def test_a_damaged_install_is_a_one_line_error(tmp_path, monkeypatch: pytest.MonkeyPatch, name: str,
+                                              content: bytes) -> None:
+    import shutil
+
+    from domainrag.errors import EmbeddingError
+    from domainrag.models import e5_onnx
+
+    damaged = tmp_path / "e5"
+    shutil.copytree(E5_DIR, damaged)
+    (damaged / name).write_bytes(content)
+    monkeypatch.setattr(e5_onnx, "E5_DIR", damaged)
+    with pytest.raises(EmbeddingError, match="reinstall domainrag|Reinstall domainrag"):
+        E5OnnxEmbedder()

@@ -55,22 +55,29 @@ class E5OnnxEmbedder(BaseEmbedder):
         ort = require("onnxruntime", "onnxruntime", "local", purpose)
         sentencepiece = require("sentencepiece", "sentencepiece", "local", purpose)
         settings = _read_json(E5_DIR / "config.json")
-        limit = int(settings["max_position_embeddings"])
+        try:
+            limit = int(settings["max_position_embeddings"])
+            self._prefixes = (str(settings["passage_prefix"]), str(settings["query_prefix"]))
+            self._specials = (int(settings["bos_id"]), int(settings["eos_id"]))
+            table_shape = (int(settings["vocab_rows"]), self.dimensions // 32, 18)  # Q4_0 blocks of 32
+            self._chars = str.maketrans(_read_json(E5_DIR / "normalize.json"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingError(f"{E5_DIR} holds a damaged config.json or normalize.json ({exc!r}); "
+                                 "reinstall domainrag.") from exc
         self.max_length = self.config.max_length or limit
         if self.max_length > limit:
             raise ConfigError(
                 f"embedder.max_length={self.max_length} exceeds the {limit} tokens onnx:{MODEL_NAME} can read; "
                 f"set embedder.max_length to {limit} or less."
             )
-        self._prefixes = (str(settings["passage_prefix"]), str(settings["query_prefix"]))
-        self._specials = (int(settings["bos_id"]), int(settings["eos_id"]))
-        self._chars = str.maketrans(_read_json(E5_DIR / "normalize.json"))
         try:
             self.tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(E5_DIR / "tokenizer.model"))
         except (OSError, RuntimeError) as exc:
             raise EmbeddingError(f"{E5_DIR / 'tokenizer.model'} cannot be read ({exc}); reinstall domainrag.") from exc
         try:
             self._words = np.load(E5_DIR / "word-q4.npy", mmap_mode="r")
+            if self._words.shape != table_shape or self._words.dtype != np.uint8:
+                raise ValueError(f"{self._words.dtype} {self._words.shape}, expected uint8 {table_shape}")
         except (OSError, ValueError) as exc:
             raise EmbeddingError(f"{E5_DIR / 'word-q4.npy'} cannot be read ({exc}); reinstall domainrag.") from exc
         self.sessions = Sessions(ort, E5_DIR / "encoder.onnx", shipped=True)
