@@ -232,7 +232,7 @@ def evaluate_dataset(dataset: Path, args: argparse.Namespace) -> dict[str, Any]:
         "candidates_qps": round(qps, 1),
         "metrics": {m: evaluate_run(runs[m], qrels, METRICS) for m in MODES},
         "hybrid_matches_search_top10": hybrid_agreement(kb, queries, candidates, fusion),
-        "latency": {m: search_latency(kb, texts, m) for m in MODES},
+        "latency": {m: search_latency(kb, texts, m) for m in MODES} if texts else {},
         "latency_queries": len(texts),
     }
     close(kb)
@@ -297,7 +297,8 @@ def speed_table(results: list[dict[str, Any]]) -> str:
               "hybrid = kb.search"]
     rows = []
     for r in results:
-        lat = [f"{r['latency'][m]['p50_ms']:.1f} / {r['latency'][m]['p95_ms']:.1f}" for m in MODES]
+        lat = [f"{r['latency'][m]['p50_ms']:.1f} / {r['latency'][m]['p95_ms']:.1f}" if r["latency"] else "-"
+               for m in MODES]
         ingest = f"{r['ingest']['ingest_s']:.1f}" + (" (cached)" if r["ingest"]["reused"] else "")
         rows.append([r["dataset"], ingest, f"{r['candidates_qps']:.0f}", *lat,
                      f"{r['hybrid_matches_search_top10']:.2f}"])
@@ -340,7 +341,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--embedder", default="minilm", help="embedder.model of the knowledge bases")
     p.add_argument("--max-queries", type=int, default=None, help="sample at most N queries (seed 0)")
     p.add_argument("--depth", type=int, default=100, help="chunks taken from each retriever")
-    p.add_argument("--latency-queries", type=int, default=200, help="queries timed per mode")
+    p.add_argument("--latency-queries", type=int, default=200, help="queries timed per mode (0: none)")
     p.add_argument("--sweep", action="store_true", help="grid the fusion on the tuning splits")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="configuration override for the knowledge bases (e.g. embedder.max_length=128); "
