@@ -21,6 +21,7 @@ GROUPS = (
     "domainrag.embedders",
     "domainrag.stores",
     "domainrag.generators",
+    "domainrag.verifiers",
 )
 
 _registered: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
