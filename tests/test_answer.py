@@ -3,11 +3,12 @@ scripted model (registered as a plug-in in conftest.py) standing in for a real o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from domainrag.answer.entailment import parse_verdict
+from domainrag.answer.model_verifier import parse_verdicts
 from domainrag.answer.templates import ABSTAIN_MESSAGES
 from domainrag.errors import ConfigError, EmptyKnowledgeBase, GenerationError
 
@@ -53,7 +54,7 @@ def test_extractive_answer_cites_a_supported_sentence(kb) -> None:
     assert not answer.abstained and answer.complete
     assert "50 micrograms" in answer.text and answer.text.endswith("[1]")
     (citation,) = answer.citations
-    assert citation.supported and citation.support == 1.0
+    assert citation.supported and citation.support >= 0.5  # the verifier's support probability
     assert citation.doc_id.endswith("thyroid.md")
     assert "50 micrograms daily" in citation.quote
     assert answer.grounded == 1.0
@@ -239,31 +240,52 @@ def test_template_can_be_chosen_and_overridden_per_knowledge_base(kb, scripted) 
     assert custom.manifest["template_hash"] != medical.manifest["template_hash"]
 
 
-# -- judge ------------------------------------------------------------------------------------
-def test_judge_overrides_lexical_support(kb_factory, kb, scripted) -> None:
+# -- the model as verifier -----------------------------------------------------------------
+def _pairs(request) -> int:
+    return request.messages[-1].content.count("<pair id=")
+
+
+def test_judge_model_verifies_in_one_batched_call(kb_factory, kb, scripted) -> None:
     def reply(request):
         if request.json:
-            return '```json\n{"supported": false, "reason": "dose differs"}\n```'
+            verdicts = [{"pair": i + 1, "supported": False, "confidence": 0.05} for i in range(_pairs(request))]
+            return "```json\n" + json.dumps({"verdicts": verdicts}) + "\n```"
         return cite_first(request)
 
     scripted.script = reply
-    judged = kb_factory("judged", **{"answer.judge": "scripted:judge", "answer.min_grounded": 0.0})
+    judged = kb_factory("judged", **{"answer.judge": "scripted:judge", "answer.verify": "model",
+                                     "answer.min_grounded": 0.0})
     judged.ingest([Path(kb.path).parent / "docs"])
     answer = judged.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")
     assert answer.citations and not answer.citations[0].supported and answer.grounded == 0.0
-    # both sentences are judged: the first has no marker and is checked against the next one's [1]
-    assert answer.trace["judge"] == {"model": "scripted:judge", "unparseable": 0, "repaired": 2}
+    trace = answer.trace["verifier"]
+    assert trace["model"] == "scripted:judge" and trace["calls"] == 1 and trace["unparseable"] == 0
+    assert trace["repaired"] == 1 and trace["pairs"] >= 2  # every sentence, cited or not
+    assert answer.manifest["checker"].startswith("model:scripted:judge+offline:")
+    assert sum(1 for r in scripted.requests if r.json) == 1
 
 
-@pytest.mark.parametrize("reply, verdict", [
-    ('{"supported": true, "reason": "ok"}', (True, False)),
-    ('Sure! {"supported": false, "reason": "no"} hope this helps', (False, True)),
-    ('supported: yes', (True, True)),
-    ("I cannot tell.", (None, False)),
+def test_unanswered_pairs_fall_back_to_the_offline_verifier_and_are_counted(kb_factory, kb, scripted) -> None:
+    scripted.script = lambda r: "I cannot tell." if r.json else cite_first(r)
+    judged = kb_factory("judged", **{"answer.verify": "model", "answer.judge": "scripted:judge"})
+    judged.ingest([Path(kb.path).parent / "docs"])
+    answer = judged.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")
+    trace = answer.trace["verifier"]
+    assert trace["unparseable"] == trace["pairs"] > 0
+    offline = kb.ask("What is the starting dose of levothyroxine for adults?", model="scripted:m")
+    assert [c.supported for c in answer.citations] == [c.supported for c in offline.citations]
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ('{"verdicts": [{"pair": 1, "supported": true, "confidence": 0.9}, {"pair": 2, "supported": false}]}',
+     ([0.9, 0.0], False)),
+    ('Sure! {"verdicts": [{"pair": 2, "supported": true}]} hope this helps', ([None, 1.0], True)),
+    ('{"verdicts": [{"pair": 1, "supported": true, "confidence": 0.2}]}', ([1.0, None], False)),
+    ('{"verdicts": [{"pair": 7, "supported": true}, {"pair": 1, "confidence": "high"}]}', ([None, None], False)),
+    ("I cannot tell.", ([None, None], False)),
 ])
-def test_judge_replies_are_repaired_or_counted(reply: str, verdict) -> None:
-    supported, _reason, repaired = parse_verdict(reply)
-    assert (supported, repaired) == verdict
+def test_model_verdicts_are_repaired_or_counted(reply: str, expected) -> None:
+    assert parse_verdicts(reply, 2) == expected
 
 
 # -- prompt injection -------------------------------------------------------------------------

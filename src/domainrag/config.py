@@ -236,8 +236,20 @@ class AnswerConfig(_NetworkSection):
     min_evidence: float = Field(0.35, ge=0.0, le=1.0)
     #: Re-ask the model once, listing the problems, when its citations fail the check.
     strict: bool = False
-    #: A model that judges entailment of each cited sentence (else the offline checker alone).
+    #: The model that verifies claims (``verify = "model"``; setting it alone implies that).
     judge: str | None = None
+    #: Who decides whether a source supports a claim (answer/citations.py): ``offline`` — the
+    #: verifier shipped inside domainrag (a cross-encoder, English; word rules elsewhere);
+    #: ``model`` — one batched call per answer to ``answer.judge`` (else the answer's model),
+    #: the offline verifier scoring what it leaves unanswered; ``lexical`` — the word rules alone.
+    verify: Literal["offline", "model", "lexical"] = "offline"
+    #: Support probability from which a claim counts as supported; unset: the template preset's
+    #: (``general`` 0.5; ``finance``, ``medical``, ``legal`` stricter — answer/citations.py).
+    verify_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    #: What a shown answer does with a sentence no source supports: ``mark`` it inline
+    #: (``[unsupported]``) or ``remove`` it. Unset: ``remove`` for the medical, finance and legal
+    #: presets, ``mark`` otherwise.
+    unsupported: Literal["mark", "remove"] | None = None
     #: Abstention text per language, replacing the built-in ones (``{"en": "...", "zh": "..."}``).
     abstain_message: dict[str, str] = Field(default_factory=dict)
     #: ``{"openai:gpt-4o-mini": {input = 0.15, output = 0.6}}``: USD per million tokens.

@@ -272,6 +272,9 @@ class Answer:
     manifest: Mapping[str, Any]
     trace: Trace
     complete: bool = True
+    #: The numbered sources the answer was written and checked from (not in :meth:`to_dict`;
+    #: ``ask --json`` adds them so that its output can be verified again).
+    sources: tuple[Source, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "manifest", _frozen(self.manifest))

@@ -36,7 +36,22 @@ Sentences and claims
     join the nearest claim before it (else after it), whose own words alone are checked, so
     appending markers never adds a supported claim.
 
-Support score (deterministic, no model)
+The verifier (the default: ``answer.verify = "offline"``)
+    With a :class:`~domainrag.models.verification.Verifier`, every claim and fragment it reads
+    (English for the shipped one) is re-judged after the word rules: a cited piece against the
+    sources it cites, an **uncited** one against every source (supported when any supports it;
+    ``checked`` then names that source, else it stays ``uncited``). The verifier reads the claim,
+    without a lead-in about the documents, against the whole source when it has at most
+    ``WINDOW_CHARS`` characters, else against its ``VERIFY_WINDOWS`` windows of
+    ``WINDOW_SENTENCES`` sentences sharing most items with the claim; the best window counts.
+    ``support`` is then the verifier's probability and the piece is supported when it reaches
+    ``verify_threshold`` **and** the source passes the number and unit tests below (a figure
+    the source does not state, or states in another unit, fails whatever the model says).
+    Negation is left to the verifier. Unsupported reasons: ``uncited``, ``meaning``,
+    ``number``, ``unit``. All the pairs of one answer go to the verifier in one call.
+
+Support score of the word rules (deterministic, no model; ``answer.verify = "lexical"``, and
+claims in a language the verifier does not read)
     For a claim and one source, with *content tokens* the :class:`Analyzer` tokens of the claim
     (stemmed English without stopwords, jieba words for Chinese) with numbers taken out first and
     normalised (``"1,200,000"`` == ``"1200000"``, ``"5.50"`` == ``"5.5"``):
@@ -59,7 +74,7 @@ Support score (deterministic, no model)
 Grounded
     ``grounded`` = supported counted pieces / counted pieces (see roles above), 0.0 when none.
 
-Limits (benchmarks/citations_adversarial.py)
+Limits of the word rules (benchmarks/citations_adversarial.py, benchmarks/verifier.py)
     Word rules cannot tell an antonym (``"increased"`` for ``"decreased"``) from a synonym, and a
     claim that adds an invented clause to a supported sentence passes while its words stay above
     the threshold; honest paraphrases in other words (or a negation reworded, ``"shouldn't take"``
@@ -83,7 +98,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..index.analyzer import Analyzer
-from ..text import sentence_spans
+from ..models.verification import Verifier
+from ..text import detect_language, sentence_spans
 from ..types import Source
 from . import claims as lex
 from .claims import normalize_number
@@ -98,6 +114,16 @@ __all__ = ["CheckResult", "CitationChecker", "CitedSentence", "Source", "clean_m
 DEFAULT_THRESHOLD = 0.6
 #: Cosine a paraphrase needs with a source sentence (benchmarks/citations.py --semantic).
 DEFAULT_SEMANTIC_THRESHOLD = 0.8
+#: Support probability (the verifier's, calibrated) from which a claim is supported; chosen on
+#: the development pairs (benchmarks/verifier.py, results/verifier.json).
+DEFAULT_VERIFY_THRESHOLD = 0.5
+#: The stricter presets' threshold (medical, finance, legal): fewer unsupported claims accepted.
+STRICT_VERIFY_THRESHOLD = 0.7
+#: A source up to this many characters is read whole by the verifier; a longer one as its
+#: ``VERIFY_WINDOWS`` windows of ``WINDOW_SENTENCES`` sentences sharing most words with the claim.
+WINDOW_CHARS = 1000
+WINDOW_SENTENCES = 3
+VERIFY_WINDOWS = 2
 SEMANTIC_BAND = 0.3
 SEMANTIC_CANDIDATES = 3
 #: A cited piece with at most this many content items (words and numbers) is a fragment.
@@ -115,6 +141,11 @@ _MARKER = re.compile(rf"\[\s*({_BODY})\s*\]|【\s*({_BODY})\s*】")
 _MARKER_WITH_SPACE = re.compile(r"[ \t]*(?:" + _MARKER.pattern + ")")
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
+#: A lead-in of at most eight words ended by a colon or comma (checked to be meta talk).
+_LEAD_IN = re.compile(r"^\s*((?:[^\s:,;]+\s+){0,7}[^\s:,;]+)\s*[:,]\s+")
+#: Stems that may join meta words in a lead-in ("Based on the documents provided, ...").
+_LEAD_IN_WORDS = frozenset({"base", "what", "we", "know", "given", "these", "your", "my", "short", "sum",
+                            "up", "result", "find", "show", "indic", "note", "quick", "key", "point", "main"})
 
 CLAIM, FRAGMENT, META, ECHO = "claim", "fragment", "meta", "echo"
 
@@ -229,14 +260,29 @@ class CitationChecker:
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, analyzer: Analyzer | None = None,
                  similarity: Similarity | None = None,
-                 semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD) -> None:
-        for name, value in (("threshold", threshold), ("semantic_threshold", semantic_threshold)):
+                 semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD,
+                 verifier: Verifier | None = None,
+                 verify_threshold: float = DEFAULT_VERIFY_THRESHOLD) -> None:
+        for name, value in (("threshold", threshold), ("semantic_threshold", semantic_threshold),
+                            ("verify_threshold", verify_threshold)):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"citation {name} must be between 0 and 1, got {value!r}")
         self.threshold = threshold
         self.analyzer = analyzer or Analyzer()
         self.similarity = similarity
         self.semantic_threshold = semantic_threshold
+        self.verifier = verifier
+        self.verify_threshold = verify_threshold
+
+    @property
+    def id(self) -> str:
+        """What checked: the verifier and its threshold, else the word rules and theirs."""
+        if self.verifier is not None:
+            return f"{self.verifier.id}@{self.verify_threshold:g}"
+        checker = f"lexical-v1@{self.threshold:g}"
+        if self.similarity is not None:
+            checker += f"+semantic@{self.semantic_threshold:g}"
+        return checker
 
     def check(self, answer: str, sources: Sequence[Source], instructions: str = "") -> CheckResult:
         """Check ``answer`` against ``sources``. ``instructions`` is the prompt's own text
@@ -248,6 +294,8 @@ class CitationChecker:
         pieces = self._pieces(text)
         sentences = [self._sentence(text, p, by_number, cache, reference, _nearby(text, pieces, i))
                      for i, p in enumerate(pieces)]
+        if self.verifier is not None:
+            sentences = self._verify(sentences, by_number, cache)
         grounded = grounded_share(sentences, [s.supported for s in sentences])
         uncited = sum(1 for s in sentences if s.reason == "uncited")
         echoed = sum(1 for s in sentences if s.role == ECHO)
@@ -257,6 +305,100 @@ class CitationChecker:
     def support(self, sentence: str, source_text: str) -> tuple[float, bool]:
         """(support score, all numbers found) of ``sentence`` against one source text."""
         return _score(self._content(sentence), self._content(strip_markers(source_text)))
+
+    # -- the verifier ------------------------------------------------------------------------
+    def _verify(self, sentences: list[CitedSentence], by_number: dict[int, Source],
+                cache: dict[int, _SourceContent]) -> list[CitedSentence]:
+        """Re-judge every claim and fragment the verifier reads with its support probability.
+
+        A cited piece is checked against the sources it cites; an uncited one against every
+        source (it must be supported somewhere, else it is ``uncited``). Per source, the best
+        window's probability counts; the number and unit tests still apply (a figure the
+        source does not state fails whatever the model says). One batched call per answer."""
+        assert self.verifier is not None
+        languages = getattr(self.verifier, "languages", None)
+        jobs: list[tuple[int, int, str]] = []
+        for i, sentence in enumerate(sentences):
+            if sentence.role not in (CLAIM, FRAGMENT) or not sentence.claim:
+                continue
+            if languages is not None and detect_language(sentence.claim) not in languages:
+                continue  # the word rules keep their verdict
+            for n in sentence.sources or tuple(by_number):
+                jobs.extend((i, n, window) for window in self._windows(sentence.claim, by_number[n], cache))
+        if not jobs:
+            return sentences
+        claims = {i: self._without_lead_in(sentences[i].claim) for i, _, _ in jobs}
+        scores = self.verifier.score([(claims[i], window) for i, _, window in jobs])
+        best: dict[tuple[int, int], float] = {}
+        for (i, n, _), score in zip(jobs, scores, strict=True):
+            best[i, n] = max(score, best.get((i, n), 0.0))
+        out = list(sentences)
+        for i, sentence in enumerate(sentences):
+            numbers = [n for (j, n) in best if j == i]
+            if numbers:
+                out[i] = self._verdict(sentence, {n: best[i, n] for n in numbers}, by_number, cache)
+        return out
+
+    def _verdict(self, sentence: CitedSentence, probabilities: dict[int, float], by_number: dict[int, Source],
+                 cache: dict[int, _SourceContent]) -> CitedSentence:
+        claim = self._content(sentence.claim)
+        ranked = []
+        for n, p in probabilities.items():
+            _score_, ok, reason = self._gates(claim, self._source(by_number[n], cache))
+            ranked.append((ok, p, n, reason))
+        ok, p, n, reason = max(ranked)
+        supported = ok and p >= self.verify_threshold
+        if supported:
+            reason = ""
+        elif not sentence.sources:
+            reason = "uncited"
+        elif ok:
+            reason = "meaning"
+        checked = sentence.sources or ((n,) if supported else tuple(by_number))
+        return _with(sentence, support=p, supported=supported, semantic=None, reason=reason, checked=checked)
+
+    def _without_lead_in(self, claim: str) -> str:
+        """The claim without a lead-in that talks about the documents (``"Here is what the
+        sources say:"``, ``"According to the documents,"``): the verifier reads the fact."""
+        match = _LEAD_IN.match(claim)
+        if match is None:
+            return claim
+        head = self._content(match.group(1))
+        if head.numbers or not head.tokens or not head.tokens <= lex.META_WORDS | _LEAD_IN_WORDS:
+            return claim
+        rest = claim[match.end() :].strip()
+        return rest[:1].upper() + rest[1:] if rest else claim
+
+    def _gates(self, claim: _Content, source: _SourceContent) -> tuple[float, bool, str]:
+        """The number and unit tests of :meth:`_judge` (negation is left to the verifier)."""
+        score, numbers_ok = _score(claim, source.whole)
+        if not numbers_ok:
+            return score, False, "number"
+        if lex.unit_conflicts(claim.quantities, source.whole.quantities):
+            return score, False, "unit"
+        return score, True, ""
+
+    def _windows(self, claim: str, source: Source, cache: dict[int, _SourceContent]) -> list[str]:
+        """The evidence the verifier reads for ``claim`` in ``source``: the whole text when short,
+        else the ``VERIFY_WINDOWS`` windows of ``WINDOW_SENTENCES`` sentences sharing most
+        content items with the claim (in document order)."""
+        content = self._source(source, cache)
+        text = content.text
+        if len(text) <= WINDOW_CHARS or len(content.sentences) <= WINDOW_SENTENCES:
+            return [text]
+        items = self._content(claim).items
+        spans = sentence_spans(text)
+        overlap = [len(items & s.items) for s in content.sentences]
+        size = WINDOW_SENTENCES
+        starts = range(max(1, len(spans) - size + 1))
+        ranked = sorted(starts, key=lambda k: (-sum(overlap[k : k + size]), k))
+        chosen: list[int] = []
+        for k in ranked:
+            if all(abs(k - c) >= size for c in chosen):
+                chosen.append(k)
+            if len(chosen) == VERIFY_WINDOWS:
+                break
+        return [text[spans[k][0] : spans[min(k + size, len(spans)) - 1][1]] for k in sorted(chosen)]
 
     # -- pieces -----------------------------------------------------------------------------
     def _pieces(self, text: str) -> list[_Piece]:

@@ -58,8 +58,6 @@ _ZH_NEGATION = re.compile("不得|不能|不可|不应|不要|不会|不是|不|
 _ZH_NOT_NEGATION = re.compile(
     "非常|无论|不论|未来|不断|不同|不仅|不过|不少|不久|不管|无线|毫不|并非常|否则|是否|能否|可否|与否")
 
-_NUM = r"(?:(?<![\w.])\d{1,3}(?:[,，]\d{3})+(?!\d|[,，]\d)|(?<![\w.])\d+)(?:\.\d+)?|(?<![\w.])\.\d+"
-NUMBER = re.compile(_NUM)
 
 _CURRENCY = {
     "$": "usd", "us$": "usd", "usd": "usd", "dollar": "usd", "dollars": "usd", "美元": "usd",
@@ -93,6 +91,13 @@ _UNIT = {
 
 def _alternatives(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+_NUM = r"(?:(?<![\w.])\d{1,3}(?:[,，]\d{3})+(?!\d|[,，]\d)|(?<![\w.])\d+)(?:\.\d+)?|(?<![\w.])\.\d+"
+_ASCII_UNITS = _alternatives(w for w in (*_UNIT, *_SCALE, *_CURRENCY) if w.isascii() and w.isalpha())
+#: A number, unless letters that are no unit, scale or currency follow it at once: ``"2D"``,
+#: ``"3rd"`` and ``"4x4"`` name things, ``"5mg"`` and ``"3bn"`` are numbers.
+NUMBER = re.compile(rf"(?:{_NUM})(?!(?!(?:{_ASCII_UNITS})(?![A-Za-z]))[A-Za-z])", re.IGNORECASE)
 
 
 _PREFIX_WORDS = ("$", "us$", "usd", "€", "eur", "£", "gbp", "¥", "rmb", "cny", "hk$", "hkd", "jpy")

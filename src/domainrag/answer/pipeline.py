@@ -6,9 +6,12 @@
 3. **Prompt** from the template (:mod:`.templates`) in the question's language.
 4. **Generate** with the model, then each ``answer.fallback`` model in turn if it fails;
    streamed deltas go to ``on_token``.
-5. **Check** the ``[n]`` citations (:mod:`.citations`; with ``answer.judge`` a model judges
-   entailment too) against the sources and the prompt's own instructions (sentences copied from
-   them are echoes). In ``strict`` mode a failing answer is re-asked once, listing the problems.
+5. **Check** the ``[n]`` citations and every factual sentence (:mod:`.citations`) with the
+   verifier (``answer.verify``: the offline cross-encoder, or a model in one batched call per
+   answer) against the sources and the prompt's own instructions (sentences copied from them are
+   echoes). In ``strict`` mode a failing answer is re-asked once, listing the problems. A
+   sentence no source supports is marked inline (``[unsupported]``) or removed
+   (``answer.unsupported``) — never shown as plain prose.
 6. **Abstain** when the model says the sources do not answer (``model_abstained``), when the
    answer repeats the prompt — its source delimiters or sentences of its instructions
    (``echoed_prompt``) — or when fewer than ``answer.min_grounded`` of its claims, cited or not,
@@ -38,15 +41,28 @@ from ..models.generation import (
     resolve_model,
     with_usage_cost,
 )
+from ..models.verification import Verifier, load_verifier
 from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Trace, Usage
-from .citations import CLAIM, ECHO, FRAGMENT, META, CheckResult, CitationChecker, grounded_share, strip_markers
-from .entailment import LLMJudge
+from .citations import (
+    CLAIM,
+    DEFAULT_VERIFY_THRESHOLD,
+    ECHO,
+    FRAGMENT,
+    META,
+    STRICT_VERIFY_THRESHOLD,
+    CheckResult,
+    CitationChecker,
+    CitedSentence,
+    grounded_share,
+    strip_markers,
+)
 from .evidence import Coverage
+from .model_verifier import ModelVerifier
 from .packing import pack, token_counter
 from .templates import LANGUAGE_NAMES, Prompt, Templates, abstain_message, source_fields
+from .verify import Verification, verification
 
-CHECKER_ID = "lexical-v1"
 OnToken = Callable[[str], None]
 
 
@@ -89,10 +105,14 @@ class Answerer:
         self.config = config
         self.templates = templates
         self.analyzer = analyzer
-        self._embedder = embedder if config.semantic_support else None
+        self._embedder = embedder
+        # the embedding rescue belongs to the word rules; the verifiers read meaning themselves
+        rescue = embedder is not None and config.semantic_support and config.verify == "lexical"
         self.checker = CitationChecker(config.citation_threshold, analyzer,
-                                       self.similarity if self._embedder else None,
-                                       config.semantic_threshold)
+                                       self.similarity if rescue else None,
+                                       config.semantic_threshold,
+                                       verifier=offline_verifier() if config.verify != "lexical" else None,
+                                       verify_threshold=verify_threshold(config))
         self.base_manifest = dict(manifest or {})
         self._generators: dict[tuple[str, bool], BaseGenerator] = {}
         #: Set a :class:`ModelCache` to serve repeated model calls from it (evaluation runs).
@@ -161,7 +181,7 @@ class Answerer:
         instructions = prompt_instructions(prompt, run.question, packed.sources, self._abstain_text(run.language))
         t = run.lap("prompt_ms", t)
         manifest = {**self.base_manifest, "template": prompt.name, "template_hash": prompt.hash,
-                    "language": run.language, "checker": self._checker_id(),
+                    "language": run.language, "checker": self._checker(spec, template).id,
                     "judge": self.config.judge}
         if not packed.sources or evidence < self.config.min_evidence:
             reason = "no_sources" if not packed.sources else "weak_evidence"
@@ -171,13 +191,13 @@ class Answerer:
         generation = self._generate(run, spec, request, on_token)
         manifest.update(model=generation.model, model_version=generation.version)
         t = time.perf_counter()
-        check, supported = self._check(run, generation.text, packed.sources, instructions)
+        check, supported = self._check(run, generation.text, packed.sources, instructions, spec, template)
         if self.config.strict and _failing(check, supported) and generation.finish_reason != "no_evidence":
             generation, check, supported = self._retry(run, spec, request, prompt, generation, check, supported,
-                                                       instructions)
+                                                       instructions, template)
             t = time.perf_counter()
         run.lap("check_ms", t)
-        return self._finish(run, generation, check, supported, packed.sources, manifest)
+        return self._finish(run, generation, check, supported, packed.sources, manifest, template)
 
     def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> tuple[str, Usage]:
         """A follow-up question rewritten to stand alone (the offline default keeps it as is)."""
@@ -190,12 +210,38 @@ class Answerer:
         rewritten = strip_markers(generation.text).strip().splitlines()
         return (rewritten[0].strip() if rewritten else "") or question, generation.usage
 
+    def checker_id(self, model: str | None = None, template: str | None = None) -> str:
+        """What checks the answers of ``model`` with ``template`` (the verifier, its threshold)."""
+        return self._checker(self.model_spec(model), template).id
+
+    def verify(self, text: str, sources: Sequence[Source], *, model: str | None = None,
+               template: str | None = None) -> Verification:
+        """Check ``text`` against ``sources`` exactly as an answer by ``model`` with ``template``
+        is checked (``answer.verify``, the preset's threshold)."""
+        checker = self._checker(self.model_spec(model), template)
+        check = checker.check(text, sources)
+        return verification(check, checker.id)
+
     # -- steps ------------------------------------------------------------------------------
-    def _checker_id(self) -> str:
-        checker = f"{CHECKER_ID}@{self.checker.threshold:g}"
-        if self._embedder:
-            checker += f"+semantic@{self.checker.semantic_threshold:g}"
-        return checker
+    def _checker(self, spec: str, template: str | None = None) -> CitationChecker:
+        """The checker of an answer by model ``spec`` with ``template`` (its preset's threshold):
+        with ``answer.verify = "model"``, one whose verifier asks ``answer.judge`` (else that
+        model; the offline verifier for ``extractive``). Setting ``answer.judge`` alone asks that
+        model too, as it did before ``answer.verify`` existed."""
+        checker = self.checker
+        threshold = verify_threshold(self.config, template)
+        if threshold != checker.verify_threshold:
+            checker = replace_threshold(checker, threshold)
+        if checker.verifier is None or not (self.config.verify == "model" or self.config.judge):
+            return checker
+        judge = self.config.judge or spec
+        if resolve_model(judge, None, None) == "extractive":
+            return checker
+        generator = self.generator(judge, primary=judge == spec)
+        verifier = ModelVerifier(generator.id, lambda request: self.complete(generator, request), self.templates,
+                                 checker.verifier)
+        return CitationChecker(checker.threshold, self.analyzer, None, checker.semantic_threshold,
+                               verifier=verifier, verify_threshold=threshold)
 
     def _language(self, question: str) -> str:
         if self.config.language != "auto":
@@ -255,50 +301,32 @@ class Answerer:
         return with_usage_cost(generation, (price.input, price.output) if price else None)
 
     def _check(self, run: _Run, text: str, sources: Sequence[Source],
-               instructions: str = "") -> tuple[CheckResult, list[bool]]:
-        check = self.checker.check(text, sources, instructions)
-        supported = [s.supported for s in check.sentences]
-        if self.config.judge:
-            supported = self._judge(run, check, sources, supported)
-        return check, supported
-
-    def _judge(self, run: _Run, check: CheckResult, sources: Sequence[Source],
-               supported: list[bool]) -> list[bool]:
-        generator = self.generator(self.config.judge or "", primary=False)
-        judge = LLMJudge(generator.id, lambda request: self.complete(generator, request), self.templates)
-        by_number = {s.number: s for s in sources}
-        unparseable = repaired = 0
-        verdicts = list(supported)
-        for i, sentence in enumerate(check.sentences):
-            if sentence.role in (META, ECHO):
-                continue
-            results = [judge.judge(sentence.claim, by_number[n].text) for n in sentence.checked]
-            for r in results:
-                run.usage += r.usage
-                unparseable += r.supported is None
-                repaired += r.repaired
-            readable = [r.supported for r in results if r.supported is not None]
-            if readable:
-                verdicts[i] = any(readable)
-        run.trace["judge"] = {"model": judge.id, "unparseable": unparseable, "repaired": repaired}
-        return verdicts
+               instructions: str = "", spec: str = "extractive",
+               template: str | None = None) -> tuple[CheckResult, list[bool]]:
+        checker = self._checker(spec, template)
+        check = checker.check(text, sources, instructions)
+        if isinstance(checker.verifier, ModelVerifier):
+            stats = checker.verifier.stats
+            run.usage += stats.usage
+            run.trace["verifier"] = {"model": checker.verifier.model_id, **stats.to_dict()}
+        return check, [s.supported for s in check.sentences]
 
     def _retry(self, run: _Run, spec: str, request: GenerationRequest, prompt: Prompt,
                draft: Generation, check: CheckResult, supported: list[bool],
-               instructions: str) -> tuple[Generation, CheckResult, list[bool]]:
+               instructions: str, template: str | None = None) -> tuple[Generation, CheckResult, list[bool]]:
         problems = _problems(check, supported, self.config.min_grounded)
         retry = self.templates.render(prompt.name, run.language, blocks=("retry",), problems=problems,
                                       abstain_message=self._abstain_text(run.language))
         messages = (*request.messages, Message("assistant", draft.text), *retry.messages)
         second = self._generate(run, spec, replace(request, messages=messages), None)
-        check2, supported2 = self._check(run, second.text, request.sources, instructions)
+        check2, supported2 = self._check(run, second.text, request.sources, instructions, spec, template)
         run.trace["retried"] = {"problems": problems, "first_draft": draft.text}
         if _grounded(check2, supported2) >= _grounded(check, supported):
             return second, check2, supported2
         return draft, check, supported
 
     def _finish(self, run: _Run, generation: Generation, check: CheckResult, supported: list[bool],
-                sources: Sequence[Source], manifest: dict[str, Any]) -> Answer:
+                sources: Sequence[Source], manifest: dict[str, Any], template: str | None = None) -> Answer:
         run.trace.update(removed_markers=list(check.removed_markers), uncited_sentences=check.uncited,
                          document_markers=list(check.document_markers), echoed_sentences=check.echoed,
                          finish_reason=generation.finish_reason)
@@ -311,10 +339,19 @@ class Answerer:
             run.trace["draft"] = check.text
             return self._abstain(run, reason, manifest, grounded)
         citations = tuple(self._citations(check, supported, sources))
+        text, flagged = shown_text(check, supported, self._unsupported_action(template), run.language)
+        run.trace["unsupported_sentences"] = flagged
+        claims = [ok for s, ok in zip(check.sentences, supported, strict=False) if s.role in (CLAIM, ECHO)]
+        run.trace["claims"] = {"total": len(claims), "supported": sum(claims)}
         self._close(run)
-        return Answer(question=run.question, text=check.text, citations=citations, abstained=False,
+        return Answer(question=run.question, text=text, citations=citations, abstained=False,
                       grounded=grounded, usage=run.usage, manifest=manifest, trace=Trace(run.trace),
-                      complete=generation.complete)
+                      complete=generation.complete, sources=tuple(sources))
+
+    def _unsupported_action(self, template: str | None = None) -> str:
+        if self.config.unsupported:
+            return self.config.unsupported
+        return "remove" if (template or self.config.template) in STRICT_PRESETS else "mark"
 
     def _abstain(self, run: _Run, reason: str, manifest: dict[str, Any], grounded: float = 0.0) -> Answer:
         run.trace["abstain_reason"] = reason
@@ -438,3 +475,54 @@ def _says_abstain(text: str, message: str) -> bool:
     said, expected = norm(text), norm(message)
     return bool(expected) and (said == expected or (said.startswith(expected) and len(said) < 2 * len(expected)))
 
+
+
+#: Presets whose answers lose their unsupported sentences and need a higher support probability.
+STRICT_PRESETS = frozenset({"medical", "finance", "legal"})
+#: Inline mark of a sentence no source supports, per language.
+UNSUPPORTED_MARK = {"en": "[unsupported]", "zh": "【无依据】"}
+
+
+def offline_verifier() -> Verifier:
+    """The built-in offline verifier (loaded on its first score)."""
+    return load_verifier("offline")
+
+
+def verify_threshold(config: AnswerConfig, template: str | None = None) -> float:
+    """``answer.verify_threshold``, else the template preset's (stricter for medical, finance, legal)."""
+    if config.verify_threshold is not None:
+        return config.verify_threshold
+    return STRICT_VERIFY_THRESHOLD if (template or config.template) in STRICT_PRESETS else DEFAULT_VERIFY_THRESHOLD
+
+
+def replace_threshold(checker: CitationChecker, threshold: float) -> CitationChecker:
+    return CitationChecker(checker.threshold, checker.analyzer, checker.similarity, checker.semantic_threshold,
+                           verifier=checker.verifier, verify_threshold=threshold)
+
+
+def shown_text(check: CheckResult, supported: Sequence[bool], action: str,
+               language: str = "en") -> tuple[str, list[dict[str, str]]]:
+    """The answer as shown: each counted sentence no source supports marked inline or removed
+    (``action``), and what was done to which sentence."""
+    text = check.text
+    flagged: list[dict[str, str]] = []
+    mark = UNSUPPORTED_MARK.get(language, UNSUPPORTED_MARK["en"])
+    for sentence, ok in sorted(zip(check.sentences, supported, strict=False), key=lambda x: -x[0].start):
+        if ok or not _counted(sentence, check):
+            continue
+        flagged.append({"sentence": sentence.claim or sentence.text, "reason": sentence.reason, "action": action})
+        if action == "remove":
+            end = sentence.end
+            while end < len(text) and text[end] in " \t":
+                end += 1
+            text = text[: sentence.start] + text[end:]
+        else:
+            text = text[: sentence.end] + " " + mark + text[sentence.end :]
+    flagged.reverse()
+    return text.strip(), flagged
+
+
+def _counted(sentence: CitedSentence, check: CheckResult) -> bool:
+    if sentence.role in (CLAIM, ECHO):
+        return True
+    return sentence.role == FRAGMENT and bool(sentence.reason)

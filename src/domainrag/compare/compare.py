@@ -69,9 +69,13 @@ def compare_runs(a: Run, b: Run, *, force: bool = False, alpha: float = 0.05) ->
         raise ConfigError(f"Runs {a.run_id} and {b.run_id} have no case that both completed: every shared "
                           "case failed in one of them. Run those evaluations again to retry their failed cases.")
     metrics, axes = _metrics(common, alpha)
+    summary = headline(metrics, axes)
+    if "verifier" in diff:
+        summary += (f" Checked by different verifiers ({diff['verifier']['a']} vs {diff['verifier']['b']}): "
+                    "grounded, faithfulness and citation scores moved with the checker, not only the answers.")
     return Comparison(
         a=a.run_id, b=b.run_id, a_name=a.name, b_name=b.name, forced=bool(refused), alpha=alpha,
-        headline=headline(metrics, axes), manifest_diff=diff, cases=_coverage(a, b, len(shared), len(common)),
+        headline=summary, manifest_diff=diff, cases=_coverage(a, b, len(shared), len(common)),
         metrics=metrics, axes=axes, scenarios=_scenarios(common, alpha), flips=flips(common),
     )
 

@@ -32,7 +32,7 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -224,6 +224,7 @@ def _manifest(kb: KnowledgeBase, suite: Suite, options: EvalOptions, n_cases: in
         "cases": n_cases, "metrics": sorted(options.metrics),
         "model": answerer.model_spec(options.model) if answers else None,
         "judge": options.judge or kb.config.answer.judge,
+        "verifier": answerer.checker_id(options.model, options.template) if answers else None,
         "template": templates["en"], "template_hash": answerer.templates.hash(templates["en"]),
         "template_hashes": {lang: answerer.templates.hash(file) for lang, file in templates.items()},
         "mode": options.mode or kb.config.retrieval.mode, "config_hash": kb.config.hash(),
@@ -518,7 +519,11 @@ def _sd(values: list[float]) -> float:
 
 
 def faithfulness_proxy(answer: Answer) -> float | None:
-    """Offline faithfulness: supported claims over all claims with content (cited or not)."""
+    """Offline faithfulness: supported claims over all claims with content (cited or not), as
+    the checker verified them (``trace.claims``; runs before it: from the citations)."""
+    checked = answer.trace.get("claims")
+    if isinstance(checked, Mapping) and checked.get("total"):
+        return float(checked["supported"]) / float(checked["total"])
     claims: dict[str, bool] = {}
     for c in answer.citations:
         claims[c.sentence] = claims.get(c.sentence, False) or c.supported
