@@ -7,6 +7,7 @@ The public API is imported lazily so that ``import domainrag`` stays fast::
     kb.ingest(["./policies"])
     hits = kb.search("How long is data retained?", k=5)
     answer = kb.ask("How long is data retained?")
+    checked = domainrag.verify(answer_text, ["source one", "source two"])  # any RAG system's answer
     run = kb.evaluate("suite.jsonl", model="openai:gpt-4o-mini")
     comparison = kb.compare("production", run)      # comparison.gate.passed
 """
@@ -28,6 +29,10 @@ _LAZY = {
     "Citation": "domainrag.types",
     "Case": "domainrag.types",
     "DomainragError": "domainrag.errors",
+    # verification
+    "verify": "domainrag.answer.verify",
+    "Verification": "domainrag.answer.verify",
+    "ClaimVerdict": "domainrag.answer.verify",
     # evaluation
     "Suite": "domainrag.evaluate.suite",
     "load_suite": "domainrag.evaluate.suite",
@@ -55,6 +60,9 @@ __all__ = [
     "Citation",
     "Case",
     "DomainragError",
+    "verify",
+    "Verification",
+    "ClaimVerdict",
     "Suite",
     "load_suite",
     "Run",
@@ -72,6 +80,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .answer.verify import ClaimVerdict, Verification, verify
     from .compare.compare import compare_runs
     from .compare.gate import gate
     from .compare.results import Comparison, GateResult, MetricComparison

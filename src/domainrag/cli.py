@@ -163,9 +163,57 @@ def ask(
         answer = base.ask(question, model=model, template=template, k=k, mode=mode, filters=_filters(filter),
                           on_token=on_token)
     if as_json:
-        _print_json(answer.to_dict())
+        from .answer.verify import source_dict
+
+        _print_json({**answer.to_dict(), "sources": [source_dict(s) for s in answer.sources]})
     else:
         terminal.print_answer(answer, out, err, streamed=on_token)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(
+        help='JSON of an answer: the output of "ask --json", or {"answer": TEXT, "sources": [TEXT or '
+             '{"text": ...}, ...]} from any RAG system ("-" reads standard input).')],
+    kb: Annotated[str | None, typer.Option(
+        "--kb", help="Check as this knowledge base checks its answers (answer.verify, thresholds) "
+                     "[default: the offline verifier].")] = None,
+    model: ModelOpt = None,
+    template: TemplateOpt = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0,
+        help="Support probability a claim needs [default: 0.5, or the preset's].")] = None,
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any claim is unsupported.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every claim of an answer against its sources: supported, unsupported (and why)."""
+    from .answer.verify import read_answer_json
+    from .answer.verify import verify as check
+
+    text, sources = read_answer_json(_read_input(file), str(file))
+    if kb is not None:
+        overrides = {"answer.verify_threshold": threshold} if threshold is not None else None
+        with _open(kb, overrides=overrides) as base:
+            result = base.verify(text, sources, model=model, template=template)
+    else:
+        result = check(text, sources, threshold=threshold)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        terminal.print_verification(result, out)
+    if gate and not result.supported:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _read_input(file: Path) -> str:
+    import sys
+
+    try:
+        if str(file) == "-":
+            return sys.stdin.read()
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {file}: {exc}. Pass a UTF-8 JSON file, or - for standard input.") from exc
 
 
 @app.command()

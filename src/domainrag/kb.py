@@ -29,6 +29,7 @@ from .types import Answer, Hit
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
     from .answer.pipeline import Answerer
+    from .answer.verify import Verification
     from .compare.results import Comparison
     from .evaluate.generate import GeneratedSuite
     from .evaluate.run_records import Run
@@ -437,6 +438,16 @@ class KnowledgeBase:
         retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
                                     timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
+
+    def verify(self, answer_text: str, sources: Sequence[Any], *, model: str | None = None,
+               template: str | None = None) -> Verification:
+        """Check an answer from any system against its ``sources`` exactly as :meth:`ask` checks
+        its own (``answer.verify``, the template preset's threshold; ``model`` the verifying
+        model when ``answer.verify = "model"``). ``sources``: texts, ``{"text": ...}`` objects or
+        :class:`~domainrag.types.Source` records, numbered 1..n as the answer's ``[n]`` cite them."""
+        from .answer.verify import as_sources
+
+        return self.answerer.verify(answer_text, as_sources(sources), model=model, template=template)
 
     def chat(self, model: str | None = None, template: str | None = None, *,
              groups: Iterable[str] | None = None) -> Conversation:

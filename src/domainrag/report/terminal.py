@@ -18,6 +18,7 @@ from rich.markup import escape as _rich_escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..answer.verify import Verification
     from ..compare.results import Comparison, MetricComparison
     from ..evaluate.run_records import Run, RunInfo
     from ..index.builder import IngestReport
@@ -121,15 +122,35 @@ def print_answer(answer: Answer, out: Console, err: Console, streamed: Streamer 
             mark = f"[green]✓ {c.support:.2f}[/green]" if c.supported else f"[red]✗ {c.support:.2f}[/red]"
             table.add_row(f"\\[{c.number}]", where, quote, mark)
         out.print(table)
-    if trace.uncited_sentences:
-        out.print(f"[yellow]{trace.uncited_sentences} sentence(s) cite no source and no nearby citation supports "
-                  "them: check them before relying on the answer.[/yellow]")
+    flagged = trace.get("unsupported_sentences") or []
+    if flagged:
+        done = "removed" if flagged[0].get("action") == "remove" else "marked [unsupported]"
+        out.print(f"[yellow]{len(flagged)} sentence(s) that no source supports were {escape(done)}: "
+                  "check them before relying on the answer.[/yellow]")
     removed = trace.removed_markers
     usage = answer.usage
     cost = f" · ${usage.cost_usd:.4f}" if usage.cost_usd else ""
     out.print(f"[dim]{escape(answer.manifest.get('model'))} · grounded {answer.grounded:.0%} · "
               f"{usage.prompt_tokens}+{usage.completion_tokens} tokens{cost} · {trace.total_ms:.0f} ms"
               + (f" · {len(removed)} fabricated citation(s) removed" if removed else "") + "[/dim]")
+
+
+def print_verification(result: Verification, out: Console) -> None:
+    """Each claim with its verdict, support probability and reason; then the grounded share."""
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for name in ("", "claim", "cites", "support", "why"):
+        table.add_column(name, overflow="fold")
+    for c in result.claims:
+        if c.verdict == "not_a_claim":
+            continue
+        mark = "[green]✓[/green]" if c.verdict == "supported" else "[red]✗[/red]"
+        cites = " ".join(f"[{n}]" for n in c.cites) or "-"
+        score = "" if c.score is None else f"{c.score:.2f}"
+        table.add_row(mark, escape(_cut(c.claim or c.text, 200)), escape(cites), score, escape(c.reason))
+    out.print(table)
+    unsupported = len(result.unsupported)
+    verdict = "[green]every claim supported[/green]" if result.supported else f"[red]{unsupported} unsupported[/red]"
+    out.print(f"[dim]grounded {result.grounded:.0%} · {escape(result.verifier)} ·[/dim] {verdict}")
 
 
 def _cut(text: str, limit: int) -> str:

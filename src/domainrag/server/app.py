@@ -28,7 +28,7 @@ from .. import __version__
 from ..config import KBConfig
 from ..errors import DomainragError
 from ..ingest.loading import loaders_by_extension
-from . import api_answers, api_collections, api_runs, problems
+from . import api_answers, api_collections, api_runs, api_verify, problems
 from .collections import Collections
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
@@ -98,6 +98,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(api_collections.router)
     app.include_router(api_answers.router)
     app.include_router(api_runs.router)
+    app.include_router(api_verify.router)
     if importlib.util.find_spec(f"{__package__}.openai_compat") is not None:  # the OpenAI endpoint's module
         app.include_router(importlib.import_module(f"{__package__}.openai_compat").router)
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, summary="The process is up")
