@@ -357,6 +357,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=200, help="answerable and unanswerable questions per dataset")
     p.add_argument("--docs", type=int, default=5000, help="sample corpora larger than this")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verify", default="offline", choices=("offline", "lexical"),
+                   help="answer.verify: the shipped verifier (default since issue 19) or the word rules alone")
     p.add_argument("--questions", action="store_true",
                    help="keep every question's record in the JSON (large; lets other thresholds be scored)")
     p.add_argument("--check", type=int, default=20, help="questions re-asked with the gate at 0.35")
@@ -367,6 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    OVERRIDES["answer.verify"] = args.verify
     started = time.perf_counter()
     languages = {d: dataset_language(split_queries(d, args.split, None)[0]) for d in args.data_dirs}
     results = []
@@ -400,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python", *sys.argv]), "seconds": round(total, 1),
         "setup": {"retrieval": "lexical (BM25), retrieval.mode=lexical", "embedder": EMBEDDER,
                   "answerer": "extractive (offline, no model)", "answer.min_evidence": 0.0,
+                  "answer.verify": args.verify,
                   "split": args.split, "n": args.n, "docs": args.docs, "seed": args.seed,
                   "unanswerable": "cross-dataset: test questions of the other datasets of the same "
                                   "language (easier than near-miss questions of the same domain)"},

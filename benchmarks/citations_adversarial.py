@@ -342,9 +342,14 @@ def hand_cases() -> list[Case]:
 
 
 # -- evaluation -------------------------------------------------------------------------------
-def evaluate(cases: list[Case], templates: Templates) -> None:
-    """The pipeline's decision for each case (the old code's where the new hooks are absent)."""
+def evaluate(cases: list[Case], templates: Templates, verifier: str = "offline") -> None:
+    """The pipeline's decision for each case (the old code's where the new hooks are absent);
+    ``verifier``: ``offline`` (the shipped verifier, the default since issue 19) or ``lexical``."""
     checker = CitationChecker()
+    if verifier != "lexical":
+        from domainrag.models.verification import load_verifier
+
+        checker = CitationChecker(verifier=load_verifier(verifier))
     takes_instructions = "instructions" in inspect.signature(checker.check).parameters
     try:
         from domainrag.answer.pipeline import abstain_reason, prompt_instructions
@@ -398,6 +403,8 @@ def main() -> None:
     parser.add_argument("data", nargs="+", type=Path, help="BEIR dataset folders")
     parser.add_argument("--docs", type=int, default=40, help="documents per dataset")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--verifier", default="offline", choices=("offline", "lexical"),
+                        help="offline: the shipped verifier (default); lexical: the word rules alone")
     parser.add_argument("--baseline", type=Path, help="a results file of another code version, shown alongside")
     parser.add_argument("--examples", type=int, default=0, help="failures kept per class in the output")
     parser.add_argument("--out", type=Path,
@@ -417,7 +424,7 @@ def main() -> None:
             if built == args.docs:
                 break
     t0 = time.perf_counter()
-    evaluate(cases, templates)
+    evaluate(cases, templates, args.verifier)
     seconds = time.perf_counter() - t0
     report: dict = {"summary": summary(cases), "by_class": table(cases),
                     "by_corpus": {c: table([x for x in cases if x.corpus == c])
@@ -431,6 +438,7 @@ def main() -> None:
         base = json.loads(args.baseline.read_text())
         report["baseline"] = {"summary": base["summary"], "by_class": base["by_class"], "setup": base.get("setup")}
     report["setup"] = {"data": [str(p) for p in args.data], "docs": args.docs, "seed": args.seed,
+                       "verifier": args.verifier,
                        "answers": len(cases), "check_s": round(seconds, 2), "min_grounded": MIN_GROUNDED,
                        "machine": platform.platform(), "python": platform.python_version(),
                        "date": time.strftime("%Y-%m-%d")}
