@@ -17,6 +17,7 @@ from .access import Caller, require
 from .common import PROBLEMS, blocking, kb_for
 from .jobs import Job, new_job_id, reingest_paths
 from .keys import Principal
+from .policy import check_collection_settings
 from .problems import Forbidden, Invalid, NotFound, UnsupportedType
 from .schemas import (
     CollectionDetail,
@@ -66,6 +67,7 @@ def _status(state: ServerState, name: str) -> str:
 @router.post("/collections", status_code=201, response_model=CollectionDetail, summary="Create a collection (admin)")
 async def create_collection(request: Request, body: CreateCollection, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "create collections")
+    check_collection_settings(body.settings)
     state = server_state(request)
     kb = await blocking(request, state.collections.create, body.name, body.settings)
     return _detail(state, body.name, kb)

@@ -61,6 +61,7 @@ from ..answer.pipeline import Turn
 from ..errors import DomainragError
 from ..types import Answer, Citation
 from .access import Caller
+from .policy import check_template
 from .state import server_state
 
 if TYPE_CHECKING:
@@ -504,6 +505,7 @@ def build_router(access: Callable[..., Any]) -> APIRouter:
         collection, model = resolve_model_id(body.model, caller.collections, caller.models)
         conversation(body.messages)  # a bad conversation is a 422 before any stream starts
         kb = await run_in_threadpool(caller.open, collection)
+        check_template(body.template, kb)
         if not body.stream:
             work = run_in_threadpool(answer_request, kb, body, model, caller.groups)
             try:
