@@ -29,6 +29,7 @@ from ..config import KBConfig
 from ..errors import DomainragError
 from ..ingest.loading import loaders_by_extension
 from . import api_answers, api_collections, api_runs, problems
+from .bodies import BodyLimit
 from .collections import Collections
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
@@ -71,6 +72,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContext, metrics=state.metrics)
     if STATIC.is_dir():
         app.router.routes.append(_UI("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))

@@ -40,6 +40,9 @@ class ServerSettings(_Strict):
     #: The most one upload request may carry (all its files together), in MB.
     max_upload_mb: float = Field(100, gt=0)
     max_files: int = Field(100, ge=1)
+    #: The most any other request body may carry (JSON: questions, conversations), in kB; checked
+    #: before the body is read and before the API key is.
+    max_body_kb: int = Field(1024, ge=1)
     #: File suffixes accepted for upload (".pdf"); empty = every suffix a loader reads.
     allowed_types: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(120, ge=1)
@@ -55,6 +58,10 @@ class ServerSettings(_Strict):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_kb * 1024
 
 
 def load_settings(config: Path | None = None, overrides: Mapping[str, Any] | None = None) -> ServerSettings:
