@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import KBConfig
-from ..errors import DomainragError
+from ..errors import DomainragError, make_folder
 from ..ingest.loading import loaders_by_extension
 from . import api_answers, api_collections, api_runs, problems
 from .bodies import BodyLimit
@@ -80,8 +80,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 def build_state(settings: ServerSettings) -> ServerState:
-    home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
+    home = make_folder(settings.home, "server home", "Point --home (or $DOMAINRAG_HOME, or home in server.toml) "
+                       "at a folder, or at a path where one can be created.")
     metrics = Metrics()
     collections = Collections(home, {name: spec.path for name, spec in settings.collections.items()})
     jobs = JobRunner(JobStore(home / "jobs.sqlite3"), collections, home / "uploads", on_finish=metrics.job)

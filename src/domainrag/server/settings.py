@@ -87,10 +87,12 @@ def load_settings(config: Path | None = None, overrides: Mapping[str, Any] | Non
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the server config {path}: {exc.strerror or exc}. Check --config.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The server config {path} is not valid TOML ({exc}). Fix that line.") from exc
+    except (OSError, ValueError) as exc:   # ValueError: not UTF-8, or an unusable path
+        reason = ("it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError)
+                  else getattr(exc, "strerror", None) or exc)
+        raise ConfigError(f"Cannot read the server config {path}: {reason}. Check --config.") from exc
 
 
 def _validate(data: dict[str, Any], source: Path | None) -> ServerSettings:
