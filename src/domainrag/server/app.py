@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,12 +30,14 @@ from ..config import KBConfig
 from ..errors import DomainragError, make_folder
 from ..ingest.loading import loaders_by_extension
 from . import api_answers, api_collections, api_runs, problems
+from .access import principal
 from .bodies import BodyLimit
 from .collections import Collections
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
 from .keys import KEYS_FILE, KeyStore
 from .metrics import CONTENT_TYPE, Metrics
+from .problems import Forbidden
 from .ratelimit import RateLimiter
 from .schemas import DocumentsUpload, Health, Problem
 from .settings import ServerSettings
@@ -107,7 +110,9 @@ def _routes(app: FastAPI) -> None:
                       responses={503: {"model": Problem, "description": "A collection does not open"}},
                       summary="Every collection opens")
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response,
-                      responses={200: {"content": {CONTENT_TYPE: {}}}}, summary="Prometheus metrics")
+                      responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {"model": Problem},
+                                 403: {"model": Problem}},
+                      summary="Prometheus metrics (a key covering every collection, unless metrics_public)")
     app.add_api_route("/docs", docs, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
 
 
@@ -145,8 +150,17 @@ def readyz(request: Request) -> Any:
     return {"status": "ok"}
 
 
-def metrics(request: Request) -> Response:
-    return Response(server_state(request).metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: they name every collection, so they need a key that covers them all
+    (as ``GET /v1/collections`` would list them), unless ``metrics_public`` is set."""
+    state = server_state(request)
+    if not state.settings.metrics_public:
+        caller = await principal(request)
+        if caller.collections is not None:
+            raise Forbidden(f"Key {caller.name!r} may not read /metrics: they name every collection, so they need a "
+                            "key not restricted to some collections (or metrics_public = true in server.toml).")
+    body = await run_in_threadpool(state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 def docs() -> HTMLResponse:

@@ -51,6 +51,8 @@ class ServerSettings(_Strict):
     sources_in_answer: bool = True
     #: Answer models offered per collection on the OpenAI endpoint ("collection:model" ids).
     models: list[str] = Field(default_factory=list)
+    #: /metrics without an API key (they name every collection); else a key covering them all.
+    metrics_public: bool = False
     #: Public binds (not loopback) without any API key need this.
     insecure: bool = False
     collections: dict[str, CollectionSpec] = Field(default_factory=dict)

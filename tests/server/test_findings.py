@@ -1,0 +1,47 @@
+"""The smaller findings of issue 20 at the HTTP edge: bad filters are 422s, /metrics needs a key
+covering every collection (unless configured open)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import add_collection, bearer
+from fastapi.testclient import TestClient
+from test_api import assert_problem
+
+BAD_FILTERS = [({"path": {"$ne": 1}}, "'path'"), ({"format": {"$in": ["pdf"]}}, "'format'"),
+               ({"format": []}, "empty list"), ({"format": None}, "'format'"), ({"path": 3}, "'path'"),
+               ({"format": [["pdf"]]}, "'format'"), ({"bad key": "x"}, "'bad key'")]
+
+
+@pytest.mark.parametrize(("filters", "named"), BAD_FILTERS)
+@pytest.mark.parametrize("route", ["search", "ask"])
+def test_a_filter_no_store_can_apply_is_422_naming_it(docs: TestClient, filters: dict, named: str,
+                                                       route: str) -> None:
+    body = {"query": "refund"} if route == "search" else {"question": "How long can customers return goods?"}
+    assert_problem(docs.post(f"/v1/collections/docs/{route}", json={**body, "filters": filters}), 422, named)
+
+
+def test_good_filters_still_filter(docs: TestClient) -> None:
+    hits = docs.post("/v1/collections/docs/search", json={"query": "refund", "filters": {"path": "refunds*"}}).json()
+    assert {h["doc_id"] for h in hits["hits"]} == {"refunds.md"}
+    lists = docs.post("/v1/collections/docs/search",
+                      json={"query": "refund", "filters": {"path": ["refunds*", "warranty*"]}}).json()
+    assert {h["doc_id"] for h in lists["hits"]} <= {"refunds.md", "warranty.txt"}
+
+
+def test_metrics_need_a_key_that_covers_every_collection(make_client: Callable[..., TestClient],
+                                                         make_key: Callable[..., str]) -> None:
+    add_collection(make_client(), "secret-project")
+    narrow, wide = bearer(make_key("narrow", ["other"])), bearer(make_key("wide"))
+    client = make_client()
+    assert_problem(client.get("/metrics"), 401)
+    assert_problem(client.get("/metrics", headers=narrow), 403, "metrics_public")
+    assert "secret-project" not in client.get("/metrics", headers=narrow).text
+    assert client.get("/metrics", headers=wide).status_code == 200
+
+
+def test_metrics_can_be_configured_open(make_client: Callable[..., TestClient], make_key: Callable[..., str]) -> None:
+    make_key("someone")
+    assert make_client(metrics_public=True).get("/metrics").status_code == 200
