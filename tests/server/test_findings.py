@@ -45,3 +45,13 @@ def test_metrics_need_a_key_that_covers_every_collection(make_client: Callable[.
 def test_metrics_can_be_configured_open(make_client: Callable[..., TestClient], make_key: Callable[..., str]) -> None:
     make_key("someone")
     assert make_client(metrics_public=True).get("/metrics").status_code == 200
+
+
+def test_readyz_names_failing_collections_only_to_a_key_that_covers_them_all(
+        make_client: Callable[..., TestClient], make_key: Callable[..., str], tmp_path) -> None:
+    narrow, wide = bearer(make_key("narrow", ["other"])), bearer(make_key("wide"))
+    client = make_client(collections={"secret-project": {"path": tmp_path / "nowhere"}})
+    for headers in (None, narrow):
+        body = assert_problem(client.get("/readyz", headers=headers), 503, "1 collection(s) do not open")
+        assert "secret-project" not in body["detail"] and "nowhere" not in body["detail"]
+    assert_problem(client.get("/readyz", headers=wide), 503, "secret-project")

@@ -137,17 +137,34 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def readyz(request: Request) -> Any:
-    collections = server_state(request).collections
+async def readyz(request: Request) -> Any:
+    """503 while a collection does not open. Which ones, and why, only for a key covering every
+    collection (the log always has them): a probe's anonymous caller learns no collection names."""
+    failing = await run_in_threadpool(_failing, server_state(request).collections)
+    if not failing:
+        return {"status": "ok"}
+    log.warning("not ready", extra={"error": "; ".join(failing)})
+    if await _sees_every_collection(request):
+        return problems.problem(503, "Not ready: " + "; ".join(failing), request)
+    return problems.problem(503, f"Not ready: {len(failing)} collection(s) do not open. The server log names them, "
+                                 "as does /readyz with a key covering every collection.", request)
+
+
+def _failing(collections: Collections) -> list[str]:
     failing: list[str] = []
     for name in collections.names():
         try:
             collections.get(name)
         except DomainragError as exc:
             failing.append(f"{name}: {exc}")
-    if failing:
-        return problems.problem(503, "Not ready: " + "; ".join(failing), request)
-    return {"status": "ok"}
+    return failing
+
+
+async def _sees_every_collection(request: Request) -> bool:
+    try:
+        return (await principal(request)).collections is None
+    except problems.HTTPProblem:
+        return False
 
 
 async def metrics(request: Request) -> Response:
