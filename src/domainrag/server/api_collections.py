@@ -43,6 +43,9 @@ _UPLOAD_BODY = {
     },
 }
 
+_UPLOAD_PROBLEMS: dict[int | str, dict[str, Any]] = {415: {**PROBLEMS[422], "description": (
+    "A file type not accepted (setting allowed_types), or a body that is neither multipart nor JSON")}}
+
 
 # -- collections -----------------------------------------------------------------------------------
 @router.get("/collections", response_model=CollectionList, summary="List the collections this key may use")
@@ -95,7 +98,7 @@ async def delete_collection(request: Request, collection: str, caller: Caller) -
 
 # -- documents -------------------------------------------------------------------------------------
 @router.post("/collections/{collection}/documents", status_code=202, response_model=JobAccepted,
-             openapi_extra={"requestBody": _UPLOAD_BODY},
+             openapi_extra={"requestBody": _UPLOAD_BODY}, responses=_UPLOAD_PROBLEMS,
              summary="Upload files (multipart 'files', optional 'acl') or JSON documents; ingested by a job")
 async def upload_documents(request: Request, collection: str, caller: Caller) -> dict[str, Any]:
     kb = kb_for(request, caller, collection, "write")

@@ -192,8 +192,11 @@ class ChatCompletionOut(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in ((401, "No valid API key"), (404, "Unknown model, or a collection the key may not read"),
+                                (409, "The collection holds no documents yet, or its index was built otherwise"),
+                                (413, "The request body is over max_body_kb"),
                                 (422, "Invalid request (the field is error.param)"),
-                                (429, "Rate limit reached (Retry-After)"), (504, "No answer within request_timeout_s"))
+                                (429, "Rate limit reached (Retry-After)"), (503, "A model or store is unavailable"),
+                                (504, "No answer within request_timeout_s"))
 }
 
 
