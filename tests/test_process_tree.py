@@ -1,5 +1,6 @@
-"""Issue 20: the parse worker dies with its parent — ``kill -9`` or SIGTERM of ``ingest`` leaves
-no process behind (it held the catalog files and the caller's stdout forever)."""
+"""Issue 20: the parse worker dies with its parent — ``kill -9`` or SIGTERM of ``ingest`` or of
+``serve`` (during an upload's job) leaves no process behind (it held the catalog files and the
+caller's stdout forever)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,53 @@ def test_killing_an_ingest_leaves_no_parse_worker(tmp_path: Path, sig: signal.Si
         if ingest.poll() is None:
             ingest.kill()
             ingest.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killing_a_server_during_an_ingest_job_leaves_no_parse_worker(tmp_path: Path, sig: signal.Signals) -> None:
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DOMAINRAG_CONFIG_DIR": str(tmp_path / "cfg")}
+    serve = subprocess.Popen([sys.executable, "-c", BOOT, "serve", "--home", str(tmp_path / "home"), "--port",
+                              str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker: list[int] = []
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: _answers(f"{base}/healthz")), "the server did not start"
+        create = urllib.request.Request(f"{base}/v1/collections", method="POST", headers={"Content-Type": "application/json"},
+                                        data=json.dumps({"name": "c", "settings": {"embedder.model": "hash:64"}}).encode())
+        urllib.request.urlopen(create, timeout=30).close()
+        upload = urllib.request.Request(f"{base}/v1/collections/c/documents", method="POST",
+                                        headers={"Content-Type": "application/json"},
+                                        data=json.dumps({"documents": [{"name": "a.stuck", "text": "x"}]}).encode())
+        urllib.request.urlopen(upload, timeout=30).close()
+        assert serve.stdout is not None
+        while b"parsing" not in (line := serve.stdout.readline()):
+            assert line, "the server ended before the job started parsing"
+        worker = children(serve.pid)
+        assert worker, "no parse worker found"
+        serve.send_signal(sig)
+        serve.wait(60)
+        assert wait_for(lambda: not any(alive(pid) for pid in worker)), f"orphaned parse worker(s) {worker}"
+    finally:
+        for pid in worker:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=5).close()
+        return True
+    except OSError:
+        return False
