@@ -55,3 +55,39 @@ def test_readyz_names_failing_collections_only_to_a_key_that_covers_them_all(
         body = assert_problem(client.get("/readyz", headers=headers), 503, "1 collection(s) do not open")
         assert "secret-project" not in body["detail"] and "nowhere" not in body["detail"]
     assert_problem(client.get("/readyz", headers=wide), 503, "secret-project")
+
+
+def test_a_key_may_have_only_so_many_requests_in_flight(make_client: Callable[..., TestClient],
+                                                         make_key: Callable[..., str], monkeypatch) -> None:
+    import threading
+
+    from domainrag import KnowledgeBase
+
+    add_collection(make_client())
+    busy, other = bearer(make_key("busy")), bearer(make_key("other"))
+    client = make_client(max_concurrent_per_key=2)
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def held(*args, **kwargs):
+        entered.release()
+        release.wait(60)
+        return []
+
+    monkeypatch.setattr(KnowledgeBase, "search", held)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        client.post("/v1/collections/docs/search", json={"query": "x"}, headers=busy).status_code)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    assert entered.acquire(timeout=60) and entered.acquire(timeout=60)
+    try:
+        refused = client.get("/v1/collections", headers=busy)
+        assert_problem(refused, 429, "max_concurrent_per_key")
+        assert refused.headers["Retry-After"] == "1"
+        assert client.get("/v1/collections", headers=other).status_code == 200
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(60)
+    assert results == [200, 200]
+    assert client.get("/v1/collections", headers=busy).status_code == 200

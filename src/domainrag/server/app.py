@@ -33,6 +33,7 @@ from . import api_answers, api_collections, api_runs, problems
 from .access import principal
 from .bodies import BodyLimit
 from .collections import Collections
+from .concurrency import ConcurrencyLimit
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
 from .keys import KEYS_FILE, KeyStore
@@ -75,6 +76,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])
+    app.add_middleware(ConcurrencyLimit, per_key=settings.max_concurrent_per_key)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContext, metrics=state.metrics)
     if STATIC.is_dir():

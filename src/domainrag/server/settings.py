@@ -46,6 +46,8 @@ class ServerSettings(_Strict):
     #: File suffixes accepted for upload (".pdf"); empty = every suffix a loader reads.
     allowed_types: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(120, ge=1)
+    #: Requests one API key may have in flight at once (answers and searches run on worker threads).
+    max_concurrent_per_key: int = Field(8, ge=1)
     request_timeout_s: float = Field(120, gt=0)
     #: The OpenAI-compatible answers end with a Markdown "Sources" list.
     sources_in_answer: bool = True
