@@ -91,3 +91,18 @@ def test_a_key_may_have_only_so_many_requests_in_flight(make_client: Callable[..
             thread.join(60)
     assert results == [200, 200]
     assert client.get("/v1/collections", headers=busy).status_code == 200
+
+
+def test_errors_sent_to_clients_do_not_name_the_servers_folders(make_client: Callable[..., TestClient],
+                                                                home, tmp_path) -> None:
+    client = make_client(collections={"lost": {"path": tmp_path / "nowhere"}})
+    assert client.post("/v1/collections", json={"name": "empty", "settings": {"embedder.model": "fake-en:64"}}
+                       ).status_code == 201
+    responses = [client.post("/v1/collections/empty/ask", json={"question": "Anything?"}),
+                 client.post("/v1/collections/empty/ask", json={"question": "Anything?", "stream": True}),
+                 client.post("/v1/chat/completions", json={"model": "empty",
+                                                           "messages": [{"role": "user", "content": "Anything?"}]}),
+                 client.get("/readyz"), client.get("/v1/collections"), client.get("/v1/collections/lost")]
+    assert_problem(responses[0], 409, "<server home>", "no documents")
+    for response in responses:
+        assert str(home) not in response.text and str(tmp_path) not in response.text, response.text

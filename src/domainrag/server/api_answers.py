@@ -90,7 +90,8 @@ async def _answer(request: Request, collection: str, body: AnswerOptions,
         state.metrics.answer(collection, answer)
 
     if body.stream:
-        return await AnswerStream(produce, record, state.settings.request_timeout_s).response()
+        return await AnswerStream(produce, record, state.settings.request_timeout_s,
+                                  state.private_paths).response()
 
     def run() -> bytes:
         answer = produce(None)

@@ -18,7 +18,7 @@ from .common import PROBLEMS, blocking, kb_for
 from .jobs import Job, new_job_id, reingest_paths
 from .keys import Principal
 from .policy import check_collection_settings
-from .problems import Forbidden, Invalid, NotFound, UnsupportedType
+from .problems import Forbidden, Invalid, NotFound, UnsupportedType, for_client
 from .schemas import (
     CollectionDetail,
     CollectionList,
@@ -59,7 +59,8 @@ def _summary(state: ServerState, name: str) -> dict[str, Any]:
     try:
         stats = state.collections.get(name).store.stats()
     except DomainragError as exc:
-        return {"name": name, "documents": 0, "chunks": 0, "status": f"error: {exc}"}
+        status = "error: " + for_client(str(exc), state.private_paths)
+        return {"name": name, "documents": 0, "chunks": 0, "status": status}
     return {"name": name, "documents": stats["documents"], "chunks": stats["chunks"], "status": _status(state, name)}
 
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..config import KBConfig
 from ..errors import DomainragError, make_folder
+from ..index.postgres_connect import is_postgres_url
 from ..ingest.loading import loaders_by_extension
 from . import api_answers, api_collections, api_runs, problems
 from .access import principal
@@ -92,7 +93,18 @@ def build_state(settings: ServerSettings) -> ServerState:
     jobs = JobRunner(JobStore(home / "jobs.sqlite3"), collections, home / "uploads", on_finish=metrics.job)
     return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / KEYS_FILE),
                        limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics,
-                       limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)))
+                       limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)),
+                       private_paths=_private_paths(settings))
+
+
+def _private_paths(settings: ServerSettings) -> tuple[tuple[str, str], ...]:
+    """The server's folders as messages to clients name them instead (longest first)."""
+    shown = {str(settings.home): "<server home>", str(settings.home.resolve()): "<server home>"}
+    for name, spec in settings.collections.items():
+        if not (isinstance(spec.path, str) and is_postgres_url(spec.path)):
+            path = Path(spec.path)
+            shown |= {str(path): f"<collection {name}>", str(path.resolve()): f"<collection {name}>"}
+    return tuple(sorted(shown.items(), key=lambda item: -len(item[0])))
 
 
 def _suffixes(settings: ServerSettings) -> frozenset[str]:
@@ -142,7 +154,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Any:
     """503 while a collection does not open. Which ones, and why, only for a key covering every
     collection (the log always has them): a probe's anonymous caller learns no collection names."""
-    failing = await run_in_threadpool(_failing, server_state(request).collections)
+    state = server_state(request)
+    failing = [problems.for_client(failure, state.private_paths)
+               for failure in await run_in_threadpool(_failing, state.collections)]
     if not failing:
         return {"status": "ok"}
     log.warning("not ready", extra={"error": "; ".join(failing)})
