@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..child import close_inherited, die_with_parent, limit_cpu, limit_memory
 from ..errors import ConfigError
 from ..models.generation import Message
 from ..types import Source
@@ -301,10 +303,6 @@ def _render_in_child(searchpath: list[str], file: str, blocks: list[str], variab
 def _render_child(conn: Any, searchpath: list[str], file: str, blocks: list[str], variables: dict[str, Any],
                   parent_pid: int, parent_end: int | None) -> None:
     """The child of :func:`_render_in_child`: one rendering, its result or error sent back."""
-    import signal
-
-    from ..child import close_inherited, die_with_parent, limit_cpu, limit_memory
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if parent_end is not None:
         close_inherited(parent_end)
