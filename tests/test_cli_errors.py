@@ -34,7 +34,8 @@ def test_a_knowledge_base_under_a_file_is_one_line(tmp_path: Path) -> None:
     one_line_error(result, "afile is a file", "--kb")
 
 
-@pytest.mark.parametrize("command", [["keys", "create", "--name", "x", "--role", "admin"], ["serve"]])
+@pytest.mark.parametrize("command", [["keys", "create", "--name", "x", "--role", "admin"], ["serve"], ["keys", "list"],
+                                     ["keys", "revoke", "x"]])
 def test_a_server_home_that_is_a_file_is_one_line(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "afile").write_text("x")
     result = run(*command, "--home", str(tmp_path / "afile"), cwd=tmp_path, check_code=None)
