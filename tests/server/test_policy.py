@@ -37,6 +37,20 @@ def test_a_request_cannot_choose_a_remote_embedder_or_one_read_from_a_path(clien
     assert_problem(client.post("/v1/collections", json=body), 422, "embedder.model", "operator")
 
 
+@pytest.mark.parametrize("template", ["/etc/passwd", "../../etc/passwd", "general.en.j2", "x/y"])
+def test_a_collections_template_setting_is_a_name_never_a_path(client: TestClient, template: str) -> None:
+    body = {"name": "c", "settings": {**FAKE, "answer.template": template}}
+    assert_problem(client.post("/v1/collections", json=body), 422, "answer.template", "by name")
+
+
+def test_a_stored_template_path_of_a_collection_created_over_the_api_is_refused(
+        make_client: Callable[..., TestClient], home: Path) -> None:
+    with KnowledgeBase.open(home / "collections" / "old", create=True,
+                            overrides={**FAKE, "answer.template": "/etc/passwd"}):
+        pass
+    assert_problem(make_client().post("/v1/collections/old/ask", json=QUESTION), 422, "answer.template")
+
+
 def test_a_local_embedder_and_ordinary_settings_are_still_accepted(client: TestClient) -> None:
     body = {"name": "c", "settings": {**FAKE, "retrieval.k": 5, "answer.template": "medical"}}
     assert client.post("/v1/collections", json=body).status_code == 201

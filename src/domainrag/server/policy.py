@@ -6,7 +6,8 @@ keys, the models that spend the server's keys. A request — even an admin key's
 among what the operator offers:
 
 - :func:`check_collection_settings`: the settings of ``POST /v1/collections`` may not include an
-  operator-only setting (:data:`OPERATOR_ONLY`, a remote embedder, an embedder read from a path);
+  operator-only setting (:data:`OPERATOR_ONLY`, a remote embedder, an embedder read from a path,
+  a template given as a path);
 - :func:`check_stored_settings`: a collection created over the API is refused when its stored
   ``domainrag.toml`` holds one anyway (written before this check, or by hand under the home);
 - :func:`check_model`: the ``model`` of every answering route is ``None`` (the collection's
@@ -50,7 +51,16 @@ def _operator_problem(key: str, value: Any) -> str | None:
         return "may not be set over the API"
     if key == "embedder.model":
         return _embedder_problem(str(value))
+    if key == "answer.template":
+        return _template_problem(str(value))
     return None
+
+
+def _template_problem(template: str) -> str | None:
+    """Why a collection's template setting from a request is refused: a path, not a name."""
+    if _TEMPLATE_NAME.match(template):
+        return None
+    return f"= {template[:64]!r} is not a template name (a template is chosen by name, never by path)"
 
 
 def _embedder_problem(spec: str) -> str | None:
@@ -76,6 +86,8 @@ def check_stored_settings(config: KBConfig, name: str) -> None:
     chosen = [key for key in OPERATOR_ONLY if _get(data, key) != _get(defaults, key)]
     if _embedder_problem(config.embedder.model):
         chosen.append("embedder.model")
+    if _template_problem(config.answer.template):
+        chosen.append("answer.template")
     if chosen:
         raise Invalid(f"Collection {name!r} was created over the API, but its stored settings choose "
                       f"{', '.join(chosen)}, which only the server's operator may set. Remove them from its "
