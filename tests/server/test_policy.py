@@ -51,6 +51,20 @@ def test_a_stored_template_path_of_a_collection_created_over_the_api_is_refused(
     assert_problem(make_client().post("/v1/collections/old/ask", json=QUESTION), 422, "answer.template")
 
 
+@pytest.mark.parametrize(("setting", "value"), [("ingest.parse_memory_mb", 0), ("ingest.parse_memory_mb", 100_000),
+                                              ("ingest.parse_timeout_s", 10_000), ("ingest.max_file_mb", 10_000),
+                                              ("ingest.max_unpacked_mb", 100_000),
+                                              ("ingest.max_compression_ratio", 1e9), ("answer.max_tokens", 1_000_000),
+                                              ("answer.max_retries", 10), ("answer.timeout_s", 3600),
+                                              ("ingest.follow_external_symlinks", True)])
+def test_a_request_may_tighten_the_servers_budgets_never_loosen_them(client: TestClient, setting: str,
+                                                                      value: object) -> None:
+    body = {"name": "c", "settings": {**FAKE, setting: value}}
+    assert_problem(client.post("/v1/collections", json=body), 422, setting)
+    tighter = {"ingest.parse_memory_mb": 256, "ingest.parse_timeout_s": 10, "answer.max_tokens": 256}
+    assert client.post("/v1/collections", json={"name": "d", "settings": {**FAKE, **tighter}}).status_code == 201
+
+
 def test_a_local_embedder_and_ordinary_settings_are_still_accepted(client: TestClient) -> None:
     body = {"name": "c", "settings": {**FAKE, "retrieval.k": 5, "answer.template": "medical"}}
     assert client.post("/v1/collections", json=body).status_code == 201

@@ -7,7 +7,7 @@ among what the operator offers:
 
 - :func:`check_collection_settings`: the settings of ``POST /v1/collections`` may not include an
   operator-only setting (:data:`OPERATOR_ONLY`, a remote embedder, an embedder read from a path,
-  a template given as a path);
+  a template given as a path) nor loosen one of the server's :data:`BUDGETS`;
 - :func:`check_stored_settings`: a collection created over the API is refused when its stored
   ``domainrag.toml`` holds one anyway (written before this check, or by hand under the home);
 - :func:`check_model`: the ``model`` of every answering route is ``None`` (the collection's
@@ -31,6 +31,10 @@ from .problems import Invalid
 #: Settings only the operator chooses: where data goes, which secret goes with it, which models
 #: spend the server's keys (besides the embedder, checked by :func:`_embedder_problem`).
 OPERATOR_ONLY = (*NETWORK_KEYS, "answer.model", "answer.fallback", "answer.judge")
+#: Budgets of the server's machine and of its provider keys: a request may tighten them (a value
+#: at most the default), never loosen them (``parse_memory_mb = 0`` would lift the memory limit).
+BUDGETS = ("ingest.parse_timeout_s", "ingest.parse_memory_mb", "ingest.max_file_mb", "ingest.max_unpacked_mb",
+           "ingest.max_compression_ratio", "answer.max_tokens", "answer.max_retries", "answer.timeout_s")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _EMBEDDERS = "domainrag.embedders"
 
@@ -53,6 +57,20 @@ def _operator_problem(key: str, value: Any) -> str | None:
         return _embedder_problem(str(value))
     if key == "answer.template":
         return _template_problem(str(value))
+    if key in BUDGETS:
+        return _budget_problem(key, value)
+    if key == "ingest.follow_external_symlinks" and value is not False:
+        return "may not be set over the API (it would read files outside the uploads)"
+    return None
+
+
+def _budget_problem(key: str, value: Any) -> str | None:
+    """Why a budget from a request is refused: above the default (or 0, no limit, for memory)."""
+    ceiling = _get(KBConfig().model_dump(mode="json"), key) or (60.0 if key == "answer.timeout_s" else None)
+    if not isinstance(value, int | float) or isinstance(value, bool) or ceiling is None:
+        return None   # the configuration's own validation names a wrong type
+    if value > ceiling or (key == "ingest.parse_memory_mb" and value <= 0):
+        return f"= {value!r} loosens a budget of the server (a request may set at most {ceiling:g}, and no 0)"
     return None
 
 
@@ -88,6 +106,9 @@ def check_stored_settings(config: KBConfig, name: str) -> None:
         chosen.append("embedder.model")
     if _template_problem(config.answer.template):
         chosen.append("answer.template")
+    chosen += [key for key in BUDGETS if _get(data, key) is not None and _budget_problem(key, _get(data, key))]
+    if config.ingest.follow_external_symlinks:
+        chosen.append("ingest.follow_external_symlinks")
     if chosen:
         raise Invalid(f"Collection {name!r} was created over the API, but its stored settings choose "
                       f"{', '.join(chosen)}, which only the server's operator may set. Remove them from its "
