@@ -51,7 +51,11 @@ def test_walks_recursively_with_root_name_in_doc_ids(policies: Path) -> None:
     assert ids(found) == ["policies/a.txt", "policies/b.md", "policies/sub/deep/c.pdf"]
     assert found[0].path == (policies / "a.txt").resolve() and found[0].path.is_absolute()
     assert found[0].size == 4
-    assert reasons(skipped) == {"image.PNG": "unsupported file type '.png'"}
+    hidden = "hidden {} (its name starts with '.'), excluded by ingest.exclude; ingest it by naming it, or remove " \
+             "'**/.*' from ingest.exclude"
+    assert reasons(skipped) == {"image.PNG": "unsupported file type '.png'", ".hidden.md": hidden.format("file"),
+                                ".cache": hidden.format("folder")}
+    assert not any(s.failed for s in skipped if s.path.endswith((".hidden.md", ".cache")))
 
 
 def test_file_root_is_taken_as_is_with_its_name_as_id(policies: Path) -> None:

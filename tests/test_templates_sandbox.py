@@ -118,3 +118,38 @@ def test_presets_render_as_before_with_the_same_hashes() -> None:
                                       abstain_message="No.", language_name="English")
             text = json.dumps([m.content for m in prompt.messages], ensure_ascii=False)
             assert "{{ 7 * 7 }} is 81 mg." in text and "What is {{ x }}?" in text and "49" not in text
+
+
+# -- bounded rendering (issue 20): a knowledge base's template renders in a child process -------
+BOMBS = {
+    "nested loops": ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                     "took longer than 1 s to render and was stopped"),
+    "format width": ('{{ "%.1000000000f" | format(1.0) }}', "needs more than 256 MB to render"),
+    "huge output": ('{% for i in range(100000) %}{{ "x" * 100 }}{% endfor %}', "renders more than 2,000,000"),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(BOMBS))
+def test_a_template_bomb_is_stopped_and_leaves_nothing_running(tmp_path: Path, monkeypatch, bomb: str) -> None:
+    import multiprocessing
+    import threading
+
+    from domainrag.answer import templates as module
+
+    monkeypatch.setattr(module, "RENDER_TIMEOUT_S", 1.0)
+    folder = tmp_path / "templates"
+    expression, message = BOMBS[bomb]
+    _template(folder, "bomb", expression)
+    threads = threading.active_count()
+    with pytest.raises(ConfigError, match=rf"bomb\.en\.j2.*{message}"):
+        Templates(folder).render("bomb", "en", question="q")
+    assert multiprocessing.active_children() == []
+    assert threading.active_count() == threads
+
+
+def test_a_knowledge_base_template_renders_as_before_in_its_child(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    _template(folder, "mine", "Answer from {{ sources | length }} sources.", "Q: {{ question }}")
+    prompt = Templates(folder).render("mine", "en", question="why?", sources=[{"n": 1}, {"n": 2}])
+    assert [(m.role, m.content) for m in prompt.messages] == [("system", "Answer from 2 sources."),
+                                                              ("user", "Q: why?")]

@@ -693,9 +693,9 @@ def keys_list(home: HomeOpt = None, as_json: JsonFlag = False) -> None:
     """List the API keys (never their secrets)."""
     from rich.table import Table
 
-    from .server.keys import ID_PREFIX, KEYS_FILE, KeyStore, default_home
+    from .server.keys import ID_PREFIX, KeyStore
 
-    path = (home or default_home()) / KEYS_FILE
+    path = _keys_file(home)
     listed = []
     if path.exists():
         with KeyStore(path) as store:
@@ -720,9 +720,9 @@ def keys_revoke(
     home: HomeOpt = None,
 ) -> None:
     """Revoke an API key: requests with it are refused from now on, on running servers too."""
-    from .server.keys import KEYS_FILE, KeyStore, default_home
+    from .server.keys import KeyStore
 
-    path = (home or default_home()) / KEYS_FILE
+    path = _keys_file(home)
     found = False
     if path.exists():
         with KeyStore(path) as store:
@@ -731,6 +731,17 @@ def keys_revoke(
         raise ConfigError(f"No API key is named {key!r} or has an id starting so in {path}; "
                           "see 'domainrag keys list'.")
     out.print(f"Revoked {terminal.escape(key)}.", highlight=False)
+
+
+def _keys_file(home: Path | None) -> Path:
+    """The keys file of server home ``home``; a home that is a file is a :class:`ConfigError`."""
+    from .server.keys import KEYS_FILE, default_home
+
+    folder = home or default_home()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"The server home {folder} is a file, not a folder. Point --home (or $DOMAINRAG_HOME) at "
+                          "the folder 'domainrag serve' uses.")
+    return folder / KEYS_FILE
 
 
 def _names(value: str | None) -> list[str] | None:

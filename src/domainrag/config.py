@@ -339,7 +339,12 @@ def load(kb_dir: Path) -> KBConfig:
     path = kb_dir / CONFIG_FILE
     if not path.exists():
         return KBConfig()
-    data = _parse(path.read_text(encoding="utf-8"), str(path), "Fix the file or delete it.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or str(exc)
+        raise ConfigError(f"{path} cannot be read: {reason}. Fix the file (TOML in UTF-8) or delete it.") from exc
+    data = _parse(text, str(path), "Fix the file or delete it.")
     trusted = trust_store.is_trusted(kb_dir, data)
     return _with_trust(validate(data, source=str(path)), data, None if trusted else kb_dir, str(path))
 

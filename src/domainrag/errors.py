@@ -8,6 +8,7 @@ edges turn these into short messages; set ``DOMAINRAG_TRACEBACK=1`` to see full 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 
@@ -81,3 +82,18 @@ def require(module: str, package: str, extra: str, purpose: str) -> ModuleType:
 def missing(package: str, extra: str, purpose: str) -> MissingDependencyError:
     """Shorthand used at the point of a lazy import: ``raise missing(...) from exc``."""
     return MissingDependencyError(package, extra, purpose)
+
+
+def make_folder(path: Path, what: str, fix: str) -> Path:
+    """``path`` created as a folder (with its parents) if absent; a path that cannot be one (a file
+    is there or above it, no permission, an unusable name) raises :class:`ConfigError`
+    ("Cannot use {path} as the {what}: {reason}. {fix}")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        blocker = next((p for p in path.parents if p.is_file()), path if path.is_file() else None)
+        if blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+        raise ConfigError(f"Cannot use {path} as the {what}: {reason}. {fix}") from exc
+    return path

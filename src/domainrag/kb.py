@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import config as config_io
 from . import trust as trust_store
 from .config import KBConfig, RunsConfig, StoreConfig
-from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound
+from .errors import ConfigError, EmptyKnowledgeBase, IndexMismatchError, KnowledgeBaseNotFound, make_folder
 from .index.analyzer import ANALYZER_ID, Analyzer
 from .index.postgres_connect import is_postgres_url, shown_url
 from .ingest.chunking import StructureChunker
@@ -127,7 +127,8 @@ class KnowledgeBase:
         base = config or saved or KBConfig()
         effective = base.with_overrides(dict(overrides)) if overrides else base
         if not exists and (overrides or not written):   # a hand-written file is kept as it is
-            kb_dir.mkdir(parents=True, exist_ok=True)
+            make_folder(kb_dir, "knowledge base", "Point --kb (or $DOMAINRAG_KB) at a folder, or at a path where "
+                        "one can be created.")
             config_io.save(effective, kb_dir)
         return cls._opened(kb_dir, effective, overrides, preload)
 

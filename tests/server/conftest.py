@@ -46,9 +46,13 @@ def make_client(home: Path) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
+#: The answer models the default test server offers (setting ``models``): a request may choose no other.
+MODELS = ["scripted:m", "scripted:fail"]
+
+
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
+    return make_client(models=MODELS)
 
 
 def wait_job(client: TestClient, job_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..child import close_inherited, die_with_parent, limit_cpu, limit_memory
 from ..errors import ConfigError
 from ..models.generation import Message
 from ..types import Source
@@ -42,6 +44,11 @@ _PACKAGE_DIR = Path(__file__).parent / "templates"
 #: Longest string or list a template may build by repetition (``"x" * n``), largest exponent.
 MAX_REPEAT = 1_000_000
 MAX_EXPONENT = 1_000
+#: A knowledge base's own template renders in a child process: killed after this many seconds,
+#: limited to this much more memory; and no rendering yields more characters than this.
+RENDER_TIMEOUT_S = 5.0
+RENDER_MEMORY_MB = 256
+MAX_RENDER_CHARS = 2_000_000
 _DELIMITER = re.compile(r"<(?=\s*/?\s*(?:source|claim|context|question|answer)\b)", re.IGNORECASE)
 
 
@@ -105,22 +112,51 @@ class Templates:
 
     def render(self, name: str, language: str, *, blocks: Sequence[str] = ("system", "user"),
                **variables: Any) -> Prompt:
-        """Render ``blocks`` of the template as messages (``system`` -> system, others -> user)."""
+        """Render ``blocks`` of the template as messages (``system`` -> system, others -> user).
+
+        The shipped templates render here; a knowledge base's own (or a template file) renders
+        in a child process that is killed past :data:`RENDER_TIMEOUT_S` and limited to
+        :data:`RENDER_MEMORY_MB` more memory, so that no template keeps a thread or the machine
+        busy. Either way the text is at most :data:`MAX_RENDER_CHARS` characters."""
         file = self.resolve(name, language)
+        if self._presets_only():
+            texts = self.render_blocks(file, blocks, variables)
+        else:
+            texts = _render_in_child(list(self._env.loader.searchpath), file, list(blocks), variables,
+                                     self._path(file))
+        messages = tuple(Message("system" if block == "system" else "user", text)
+                         for block, text in zip(blocks, texts, strict=True))
+        return Prompt(messages, file, self.hash(file))
+
+    def render_blocks(self, file: str, blocks: Sequence[str], variables: dict[str, Any]) -> list[str]:
+        """The text of each of ``blocks`` of template ``file``, at most :data:`MAX_RENDER_CHARS`
+        characters in all (in this process: no time or memory budget)."""
         with self._errors(file, sorted(variables)):
             template = self._env.get_template(file)
             context = template.new_context(variables)
             for ancestor in self._ancestors(file):  # as Jinja does on {% extends %}: child first
                 for block, render in ancestor.blocks.items():
                     context.blocks.setdefault(block, []).append(render)
-            messages = []
+            texts, size = [], 0
             for block in blocks:
                 if block not in context.blocks:
                     raise ConfigError(f"Prompt template {self._path(file)} has no '{block}' block. "
                                       f"Add {{% block {block} %}}...{{% endblock %}}.")
-                text = "".join(context.blocks[block][0](context)).strip()
-                messages.append(Message("system" if block == "system" else "user", text))
-            return Prompt(tuple(messages), file, self.hash(file))
+                pieces = []
+                for piece in context.blocks[block][0](context):
+                    size += len(piece)
+                    if size > MAX_RENDER_CHARS:
+                        raise ConfigError(f"Prompt template {self._path(file)} renders more than "
+                                          f"{MAX_RENDER_CHARS:,} characters: a prompt is not that long. "
+                                          "Fix its loops.")
+                    pieces.append(piece)
+                texts.append("".join(pieces).strip())
+            return texts
+
+    def _presets_only(self) -> bool:
+        """Whether every template this object can load is a shipped one (so it renders here)."""
+        return all(Path(folder) == _PACKAGE_DIR or not any(p.is_file() for p in Path(folder).rglob("*"))
+                   for folder in self._env.loader.searchpath)
 
     @contextmanager
     def _errors(self, file: str, variables: list[str]) -> Iterator[None]:
@@ -131,7 +167,7 @@ class Templates:
 
         try:
             yield
-        except ConfigError:
+        except (ConfigError, MemoryError):
             raise
         except jinja2.TemplateSyntaxError as exc:
             where = f"{exc.filename or self._path(exc.name or file)}, line {exc.lineno}"
@@ -222,6 +258,66 @@ def _sandbox() -> type:
             return super().call_binop(context, operator, left, right)
 
     return Sandbox
+
+
+def _render_in_child(searchpath: list[str], file: str, blocks: list[str], variables: dict[str, Any],
+                     shown: str) -> list[str]:
+    """:meth:`Templates.render_blocks` in a child process under the render budgets; the child is
+    killed (not left running) when the time is up. ``shown`` names the template in messages."""
+    import multiprocessing
+    import os
+
+    import jinja2.debug
+    import jinja2.meta
+    import jinja2.sandbox  # noqa: F401 - imported before the fork, so the child imports nothing
+
+    forked = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if forked else "spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_render_child, name="domainrag-template",  # type: ignore[attr-defined]
+                              args=(writer, searchpath, file, blocks, variables, os.getpid(),
+                                    reader.fileno() if forked else None))
+    process.start()
+    writer.close()
+    try:
+        if not reader.poll(RENDER_TIMEOUT_S):
+            raise ConfigError(f"Prompt template {shown} took longer than {RENDER_TIMEOUT_S:g} s to render and was "
+                              "stopped: a template only lays out the values it is given. Remove its long loops.")
+        status, payload = reader.recv()
+    except (EOFError, OSError):
+        status, payload = "error", (f"Prompt template {shown} could not be rendered (the renderer was stopped, "
+                                    f"exit code {process.exitcode}). Simplify the template.")
+    finally:
+        reader.close()
+        if process.is_alive():
+            process.kill()
+        process.join()
+    if status == "memory":
+        raise ConfigError(f"Prompt template {shown} needs more than {RENDER_MEMORY_MB} MB to render and was "
+                          "stopped: a template only lays out the values it is given. Remove what builds huge values.")
+    if status != "ok":
+        raise ConfigError(str(payload))
+    return list(payload)
+
+
+def _render_child(conn: Any, searchpath: list[str], file: str, blocks: list[str], variables: dict[str, Any],
+                  parent_pid: int, parent_end: int | None) -> None:
+    """The child of :func:`_render_in_child`: one rendering, its result or error sent back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if parent_end is not None:
+        close_inherited(parent_end)
+    die_with_parent(parent_pid)
+    limit_memory(RENDER_MEMORY_MB)
+    limit_cpu(int(RENDER_TIMEOUT_S) + 1)
+    templates = Templates()
+    templates._env.loader.searchpath[:] = searchpath   # a fresh environment: no lock held by another thread
+    try:
+        reply: tuple[str, Any] = ("ok", templates.render_blocks(file, blocks, variables))
+    except MemoryError:
+        reply = ("memory", "")
+    except ConfigError as exc:
+        reply = ("error", str(exc))
+    conn.send(reply)
 
 
 def source_fields(sources: Sequence[Source]) -> list[dict[str, Any]]:

@@ -60,6 +60,8 @@ class Scope:
             raise ConfigError(f"Access groups must be a list of names, not the string {groups!r}: "
                               f"use [{groups!r}].")
         frozen = None if groups is None else frozenset(groups)
+        if filters:
+            check_filters(filters)
         if not filters and frozen is None:
             return None
         return cls(dict(filters) if filters else None, frozen)
@@ -68,6 +70,23 @@ class Scope:
         """A canonical string of the scope (for caching what it selects)."""
         return json.dumps([self.filters, sorted(self.groups) if self.groups is not None else None],
                           sort_keys=True, default=str)
+
+
+def check_filters(filters: Mapping[str, Any]) -> None:
+    """:class:`ConfigError` naming the first filter no store can apply: a field that is not letters,
+    digits and underscores, or a value that is not a string, number or boolean (or a non-empty
+    list of them; ``path`` takes glob strings)."""
+    for key, value in filters.items():
+        if not isinstance(key, str) or not key.replace("_", "").isalnum():
+            raise ConfigError(f"Filter field {key!r} must be letters, digits and underscores.")
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+        if not values:
+            raise ConfigError(f"Filter {key!r} is an empty list: give at least one value, or leave the filter out.")
+        kinds, wanted, example = ((str,), "a glob string", "policies/*.pdf") if key == "path" else \
+            ((str, int, float), "a string, number or boolean", "pdf")   # bool is an int
+        if any(not isinstance(v, kinds) for v in values):
+            raise ConfigError(f"Filter {key!r} = {value!r}: give {wanted} or a list of them (operators such as "
+                              f"$ne are not supported), e.g. {{{key!r}: {example!r}}}.")
 
 
 def visible(metadata: Mapping[str, Any], groups: frozenset[str] | None) -> bool:

@@ -187,6 +187,8 @@ class _Walk:
             path = Path(entry.path)
             rel = path.relative_to(tree.base).as_posix()
             if self._excluded(display_path(rel), directory=_is_dir(entry)):
+                if entry.name.startswith(".") and entry.name not in _TOOL_FOLDERS:
+                    self.skip(path, _HIDDEN.format(kind="folder" if _is_dir(entry) else "file"), failed=False)
                 continue
             if _is_dir(entry):
                 subdirs.append(path)
@@ -305,6 +307,12 @@ class _Tree:
     base: Path
     resolved: Path
     prefix: str
+
+
+#: Hidden folders of tools, excluded without a word (their contents are no one's documents).
+_TOOL_FOLDERS = frozenset({".git", ".domainrag", ".hg", ".svn", ".venv", ".idea", ".vscode"})
+_HIDDEN = ("hidden {kind} (its name starts with '.'), excluded by ingest.exclude; ingest it by naming it, "
+           "or remove '**/.*' from ingest.exclude")
 
 
 def _resolved(path: Path) -> Path:

@@ -25,14 +25,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from ..child import close_inherited, die_with_parent, limit_memory
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
 from .discover import FoundFile
 from .loading import load_file
 from .seams import Loader
-
-_MB = 1024 * 1024
 
 
 class ParseWorker:
@@ -87,11 +86,13 @@ class ParseWorker:
         if self._process is not None and self._conn is not None and self._process.is_alive():
             return self._conn
         self._stop()
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        forked = "fork" in multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if forked else "spawn")
         parent, child = context.Pipe()
+        inherited = parent.fileno() if forked else None   # a spawned child inherits no descriptors
         process = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child, self.loaders, self.memory_mb), name="domainrag-parse", daemon=True
+            target=_serve, args=(child, self.loaders, self.memory_mb, os.getpid(), inherited),
+            name="domainrag-parse", daemon=True
         )
         process.start()
         child.close()
@@ -130,10 +131,15 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _serve(conn: Connection, loaders: Mapping[str, Loader], memory_mb: int) -> None:
-    """The child's loop: a :class:`FoundFile` in, ``(status, documents or reason)`` out."""
+def _serve(conn: Connection, loaders: Mapping[str, Loader], memory_mb: int, parent_pid: int,
+           parent_end: int | None) -> None:
+    """The child's loop: a :class:`FoundFile` in, ``(status, documents or reason)`` out. It dies
+    with the process that started it (:mod:`domainrag.child`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _limit_memory(memory_mb)
+    if parent_end is not None:
+        close_inherited(parent_end)   # else a dead parent's end stays open here: no EOF, ever
+    die_with_parent(parent_pid)
+    limit_memory(memory_mb)
     while True:
         try:
             found = conn.recv()
@@ -172,21 +178,3 @@ def _unfrozen(value: Any) -> Any:
 
 def _thaw(fields: dict[str, Any]) -> Document:
     return Document(**fields)
-
-
-def _limit_memory(memory_mb: int) -> None:
-    """Cap the address space at its current size plus ``memory_mb`` (Linux; elsewhere no-op)."""
-    if memory_mb <= 0:
-        return
-    try:
-        import resource
-
-        with open("/proc/self/statm") as statm:
-            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (ImportError, OSError, ValueError):
-        return
-    limit = current + memory_mb * _MB
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

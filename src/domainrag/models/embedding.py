@@ -40,6 +40,8 @@ class BaseEmbedder:
     #: The weight hybrid search gives this model's dense ranking when ``retrieval.dense_weight``
     #: is unset (lexical gets the rest): measured per model family (benchmarks/RESULTS.md).
     fusion_weight: ClassVar[float] = 0.5
+    #: True for models that send the text to a service (the server refuses them from requests).
+    remote: ClassVar[bool] = False
     id: str
     dimensions: int
 

@@ -43,6 +43,7 @@ class OpenAIEmbedder(BaseEmbedder):
     """
 
     default_languages = None
+    remote = True
     #: Seconds to wait for one response, and retries (with backoff) on 408/409/429/5xx and
     #: connection errors; the SDK honours ``Retry-After`` headers.
     timeout_s: ClassVar[float] = 30.0

@@ -20,6 +20,7 @@ from ..types import Answer
 from .access import Caller
 from .common import PROBLEMS, JSONBytes, blocking, encode_json, kb_for, scoped
 from .keys import Principal
+from .policy import check_model, check_template
 from .problems import Invalid
 from .schemas import AnswerOptions, AnswerOut, AskRequest, ChatRequest, Hits, SearchRequest
 from .state import server_state
@@ -50,7 +51,7 @@ async def search(request: Request, collection: str, body: SearchRequest, caller:
 @router.post("/collections/{collection}/ask", response_model=None, responses=_ANSWER,
              summary="A grounded answer with checked citations (SSE with stream=true)")
 async def ask(request: Request, collection: str, body: AskRequest, caller: Caller) -> Response:
-    kb = kb_for(request, caller, collection, "read")
+    kb = answering_kb(request, caller, collection, body)
 
     def produce(on_token: OnToken | None) -> Answer:
         return kb.ask(body.question, body.model, body.template, body.k, mode=body.mode, filters=body.filters,
@@ -62,7 +63,7 @@ async def ask(request: Request, collection: str, body: AskRequest, caller: Calle
 @router.post("/collections/{collection}/chat", response_model=None, responses=_ANSWER,
              summary="Answer the last user message in the context of the conversation (follow-ups rewritten)")
 async def chat(request: Request, collection: str, body: ChatRequest, caller: Caller) -> Response:
-    kb = kb_for(request, caller, collection, "read")
+    kb = answering_kb(request, caller, collection, body)
     question, history = split_conversation(body)
 
     def produce(on_token: OnToken | None) -> Answer:
@@ -70,6 +71,15 @@ async def chat(request: Request, collection: str, body: ChatRequest, caller: Cal
         return conversation.ask(question, k=body.k, mode=body.mode, filters=body.filters, on_token=on_token)
 
     return await _answer(request, collection, body, produce)
+
+
+def answering_kb(request: Request, caller: Principal, collection: str, body: AnswerOptions) -> KnowledgeBase:
+    """The collection's knowledge base, once the request's model and template are ones the
+    operator offers (:mod:`.policy`)."""
+    kb = kb_for(request, caller, collection, "read")
+    check_model(body.model, server_state(request).settings.models, kb)
+    check_template(body.template, kb)
+    return kb
 
 
 async def _answer(request: Request, collection: str, body: AnswerOptions,
@@ -80,7 +90,8 @@ async def _answer(request: Request, collection: str, body: AnswerOptions,
         state.metrics.answer(collection, answer)
 
     if body.stream:
-        return await AnswerStream(produce, record, state.settings.request_timeout_s).response()
+        return await AnswerStream(produce, record, state.settings.request_timeout_s,
+                                  state.private_paths).response()
 
     def run() -> bytes:
         answer = produce(None)

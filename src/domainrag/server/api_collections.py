@@ -17,7 +17,8 @@ from .access import Caller, require
 from .common import PROBLEMS, blocking, kb_for
 from .jobs import Job, new_job_id, reingest_paths
 from .keys import Principal
-from .problems import Forbidden, Invalid, NotFound, UnsupportedType
+from .policy import check_collection_settings
+from .problems import Forbidden, Invalid, NotFound, UnsupportedType, for_client
 from .schemas import (
     CollectionDetail,
     CollectionList,
@@ -42,6 +43,9 @@ _UPLOAD_BODY = {
     },
 }
 
+_UPLOAD_PROBLEMS: dict[int | str, dict[str, Any]] = {415: {**PROBLEMS[422], "description": (
+    "A file type not accepted (setting allowed_types), or a body that is neither multipart nor JSON")}}
+
 
 # -- collections -----------------------------------------------------------------------------------
 @router.get("/collections", response_model=CollectionList, summary="List the collections this key may use")
@@ -55,7 +59,8 @@ def _summary(state: ServerState, name: str) -> dict[str, Any]:
     try:
         stats = state.collections.get(name).store.stats()
     except DomainragError as exc:
-        return {"name": name, "documents": 0, "chunks": 0, "status": f"error: {exc}"}
+        status = "error: " + for_client(str(exc), state.private_paths)
+        return {"name": name, "documents": 0, "chunks": 0, "status": status}
     return {"name": name, "documents": stats["documents"], "chunks": stats["chunks"], "status": _status(state, name)}
 
 
@@ -66,6 +71,7 @@ def _status(state: ServerState, name: str) -> str:
 @router.post("/collections", status_code=201, response_model=CollectionDetail, summary="Create a collection (admin)")
 async def create_collection(request: Request, body: CreateCollection, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "create collections")
+    check_collection_settings(body.settings)
     state = server_state(request)
     kb = await blocking(request, state.collections.create, body.name, body.settings)
     return _detail(state, body.name, kb)
@@ -93,7 +99,7 @@ async def delete_collection(request: Request, collection: str, caller: Caller) -
 
 # -- documents -------------------------------------------------------------------------------------
 @router.post("/collections/{collection}/documents", status_code=202, response_model=JobAccepted,
-             openapi_extra={"requestBody": _UPLOAD_BODY},
+             openapi_extra={"requestBody": _UPLOAD_BODY}, responses=_UPLOAD_PROBLEMS,
              summary="Upload files (multipart 'files', optional 'acl') or JSON documents; ingested by a job")
 async def upload_documents(request: Request, collection: str, caller: Caller) -> dict[str, Any]:
     kb = kb_for(request, caller, collection, "write")

@@ -20,20 +20,26 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import KBConfig
-from ..errors import DomainragError
+from ..errors import DomainragError, make_folder
+from ..index.postgres_connect import is_postgres_url
 from ..ingest.loading import loaders_by_extension
 from . import api_answers, api_collections, api_runs, api_verify, problems
+from .access import principal
+from .bodies import BodyLimit
 from .collections import Collections
+from .concurrency import ConcurrencyLimit
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
 from .keys import KEYS_FILE, KeyStore
 from .metrics import CONTENT_TYPE, Metrics
+from .problems import Forbidden
 from .ratelimit import RateLimiter
 from .schemas import DocumentsUpload, Health, Problem
 from .settings import ServerSettings
@@ -71,6 +77,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Request-ID"])
+    app.add_middleware(ConcurrencyLimit, per_key=settings.max_concurrent_per_key)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContext, metrics=state.metrics)
     if STATIC.is_dir():
         app.router.routes.append(_UI("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))
@@ -78,14 +86,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 
 def build_state(settings: ServerSettings) -> ServerState:
-    home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
+    home = make_folder(settings.home, "server home", "Point --home (or $DOMAINRAG_HOME, or home in server.toml) "
+                       "at a folder, or at a path where one can be created.")
     metrics = Metrics()
     collections = Collections(home, {name: spec.path for name, spec in settings.collections.items()})
     jobs = JobRunner(JobStore(home / "jobs.sqlite3"), collections, home / "uploads", on_finish=metrics.job)
     return ServerState(settings=settings, collections=collections, jobs=jobs, keys=KeyStore(home / KEYS_FILE),
                        limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics,
-                       limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)))
+                       limits=Limits(settings.max_upload_bytes, settings.max_files, _suffixes(settings)),
+                       private_paths=_private_paths(settings))
+
+
+def _private_paths(settings: ServerSettings) -> tuple[tuple[str, str], ...]:
+    """The server's folders as messages to clients name them instead (longest first)."""
+    shown = {str(settings.home): "<server home>", str(settings.home.resolve()): "<server home>"}
+    for name, spec in settings.collections.items():
+        if not (isinstance(spec.path, str) and is_postgres_url(spec.path)):
+            path = Path(spec.path)
+            shown |= {str(path): f"<collection {name}>", str(path.resolve()): f"<collection {name}>"}
+    return tuple(sorted(shown.items(), key=lambda item: -len(item[0])))
 
 
 def _suffixes(settings: ServerSettings) -> frozenset[str]:
@@ -106,7 +125,9 @@ def _routes(app: FastAPI) -> None:
                       responses={503: {"model": Problem, "description": "A collection does not open"}},
                       summary="Every collection opens")
     app.add_api_route("/metrics", metrics, methods=["GET"], response_class=Response,
-                      responses={200: {"content": {CONTENT_TYPE: {}}}}, summary="Prometheus metrics")
+                      responses={200: {"content": {CONTENT_TYPE: {}}}, 401: {"model": Problem},
+                                 403: {"model": Problem}},
+                      summary="Prometheus metrics (a key covering every collection, unless metrics_public)")
     app.add_api_route("/docs", docs, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
 
 
@@ -131,21 +152,49 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def readyz(request: Request) -> Any:
-    collections = server_state(request).collections
+async def readyz(request: Request) -> Any:
+    """503 while a collection does not open. Which ones, and why, only for a key covering every
+    collection (the log always has them): a probe's anonymous caller learns no collection names."""
+    state = server_state(request)
+    failing = [problems.for_client(failure, state.private_paths)
+               for failure in await run_in_threadpool(_failing, state.collections)]
+    if not failing:
+        return {"status": "ok"}
+    log.warning("not ready", extra={"error": "; ".join(failing)})
+    if await _sees_every_collection(request):
+        return problems.problem(503, "Not ready: " + "; ".join(failing), request)
+    return problems.problem(503, f"Not ready: {len(failing)} collection(s) do not open. The server log names them, "
+                                 "as does /readyz with a key covering every collection.", request)
+
+
+def _failing(collections: Collections) -> list[str]:
     failing: list[str] = []
     for name in collections.names():
         try:
             collections.get(name)
         except DomainragError as exc:
             failing.append(f"{name}: {exc}")
-    if failing:
-        return problems.problem(503, "Not ready: " + "; ".join(failing), request)
-    return {"status": "ok"}
+    return failing
 
 
-def metrics(request: Request) -> Response:
-    return Response(server_state(request).metrics.render(), media_type=CONTENT_TYPE)
+async def _sees_every_collection(request: Request) -> bool:
+    try:
+        return (await principal(request)).collections is None
+    except problems.HTTPProblem:
+        return False
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: they name every collection, so they need a key that covers them all
+    (as ``GET /v1/collections`` would list them), unless ``metrics_public`` is set."""
+    state = server_state(request)
+    if not state.settings.metrics_public:
+        caller = await principal(request)
+        if caller.collections is not None:
+            raise Forbidden(f"Key {caller.name!r} may not read /metrics: they name every collection, so they need a "
+                            "key not restricted to some collections (or metrics_public = true in server.toml).")
+    body = await run_in_threadpool(state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 def docs() -> HTMLResponse:

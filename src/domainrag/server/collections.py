@@ -16,6 +16,7 @@ from typing import Any
 
 from ..index.postgres_connect import is_postgres_url
 from ..kb import KnowledgeBase
+from .policy import check_stored_settings
 from .problems import Conflict, Invalid, NotFound
 from .settings import COLLECTION_NAME
 
@@ -53,8 +54,18 @@ class Collections:
         with self._lock:
             kb = self._open.get(name)
             if kb is None:
-                kb = self._open[name] = KnowledgeBase.open(self.path(name))
+                kb = self._open[name] = self._opened(name)
             return kb
+
+    def _opened(self, name: str) -> KnowledgeBase:
+        kb = KnowledgeBase.open(self.path(name))
+        if name not in self._configured:   # created over the API: its settings are not the operator's
+            try:
+                check_stored_settings(kb.config, name)
+            except BaseException:
+                kb.close()
+                raise
+        return kb
 
     def writer(self, name: str) -> threading.Lock:
         """The lock every write to collection ``name`` holds."""

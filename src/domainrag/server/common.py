@@ -27,8 +27,12 @@ T = TypeVar("T")
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": description, "content": {MEDIA_TYPE: {}}}
     for status, description in ((401, "No valid API key"), (403, "The key may not do this"),
-                                (404, "Unknown collection, document, run or job"), (422, "Invalid request"),
-                                (429, "Rate limit reached (Retry-After)"), (503, "A model or store is unavailable"))
+                                (404, "Unknown collection, document, run or job"),
+                                (409, "The collection holds no documents yet, or its index was built otherwise"),
+                                (413, "The request body is over max_body_kb (max_upload_mb for uploads)"),
+                                (422, "Invalid request"), (429, "Rate limit reached (Retry-After)"),
+                                (503, "A model or store is unavailable"),
+                                (504, "No answer within request_timeout_s"))
 }
 
 

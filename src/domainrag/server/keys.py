@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ..acl import check_group
-from ..errors import ConfigError
+from ..errors import ConfigError, make_folder
 from ..sqlite_files import open_database
 
 Role = Literal["read", "write", "admin"]
@@ -313,7 +313,7 @@ class KeyStore:
 def _create_private(path: Path) -> None:
     """Create ``path`` (and its folder) readable and writable by the owner only; make an existing
     file so too."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, "server home", "Choose a writable --home (or $DOMAINRAG_HOME).")
     try:
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         os.chmod(path, 0o600)

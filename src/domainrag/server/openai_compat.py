@@ -61,6 +61,7 @@ from ..answer.pipeline import Turn
 from ..errors import DomainragError
 from ..types import Answer, Citation
 from .access import Caller
+from .policy import check_template
 from .state import server_state
 
 if TYPE_CHECKING:
@@ -191,8 +192,11 @@ class ChatCompletionOut(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in ((401, "No valid API key"), (404, "Unknown model, or a collection the key may not read"),
+                                (409, "The collection holds no documents yet, or its index was built otherwise"),
+                                (413, "The request body is over max_body_kb"),
                                 (422, "Invalid request (the field is error.param)"),
-                                (429, "Rate limit reached (Retry-After)"), (504, "No answer within request_timeout_s"))
+                                (429, "Rate limit reached (Retry-After)"), (503, "A model or store is unavailable"),
+                                (504, "No answer within request_timeout_s"))
 }
 
 
@@ -504,6 +508,7 @@ def build_router(access: Callable[..., Any]) -> APIRouter:
         collection, model = resolve_model_id(body.model, caller.collections, caller.models)
         conversation(body.messages)  # a bad conversation is a 422 before any stream starts
         kb = await run_in_threadpool(caller.open, collection)
+        check_template(body.template, kb)
         if not body.stream:
             work = run_in_threadpool(answer_request, kb, body, model, caller.groups)
             try:

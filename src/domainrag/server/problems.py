@@ -129,13 +129,23 @@ def problem_body(status: int, detail: str, instance: str | None = None,
     return body
 
 
-def error_body(exc: BaseException, instance: str | None = None) -> dict[str, Any]:
-    """The problem document for ``exc`` (an unexpected one says only that it happened)."""
+def error_body(exc: BaseException, instance: str | None = None,
+               private_paths: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """The problem document for ``exc`` (an unexpected one says only that it happened), the
+    server's ``private_paths`` replaced in its message (:func:`for_client`)."""
     if isinstance(exc, DomainragError):
         errors = exc.errors if isinstance(exc, HTTPProblem) else None
-        return problem_body(status_of(exc), str(exc), instance, errors)
+        return problem_body(status_of(exc), for_client(str(exc), private_paths), instance, errors)
     return problem_body(500, "The server failed on this request; the log has the details under its request id.",
                         instance)
+
+
+def for_client(detail: str, private_paths: Sequence[tuple[str, str]]) -> str:
+    """``detail`` with the server's folders (its home, the knowledge bases it serves) named as
+    ``<server home>``/``<collection NAME>``: a caller learns nothing of the server's files."""
+    for path, shown in private_paths:
+        detail = detail.replace(path, shown)
+    return detail
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -150,7 +160,8 @@ def install(app: FastAPI) -> None:
     async def on_domainrag(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainragError)
         headers = exc.headers if isinstance(exc, HTTPProblem) else None
-        body = error_body(exc, request.url.path)
+        server = getattr(request.app.state, "server", None)
+        body = error_body(exc, request.url.path, getattr(server, "private_paths", ()))
         return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import require
+from ..config import CONFIG_FILE
+from ..errors import ConfigError, DomainragError, require
 from ..index.postgres_connect import is_postgres_url
 from .settings import ServerSettings, check_bind
 
@@ -37,10 +39,42 @@ def serve(settings: ServerSettings) -> None:
     from .app import create_app
     from .logs import configure
 
+    check_collections(settings)
     app = create_app(settings)
     check_bind(settings, app.state.server.keys.any_keys())
+    check_port(settings.host, settings.port)
     configure()
     log.info("serving", extra={"host": settings.host, "port": settings.port, "home": str(settings.home),
                                "collections": app.state.server.collections.names()})
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    timeout_graceful_shutdown=10)
+    except SystemExit as exc:   # uvicorn's own exit when it cannot start (its log line says why)
+        if exc.code in (0, None):
+            raise
+        raise DomainragError(f"The server did not start on {settings.host}:{settings.port} (the log line above "
+                             "says why).") from None
+
+
+def check_collections(settings: ServerSettings) -> None:
+    """Refuse to start with a configured collection whose folder holds no knowledge base."""
+    for name, spec in settings.collections.items():
+        if isinstance(spec.path, str) and is_postgres_url(spec.path):
+            continue   # opened on first use; /readyz reports it
+        path = Path(spec.path)
+        if not ((path / "catalog.sqlite3").is_file() or (path / CONFIG_FILE).is_file()):
+            raise ConfigError(f"Collection {name!r}: there is no knowledge base at {path} (--kb, or "
+                              f"[collections.{name}] in server.toml). Build one with 'domainrag ingest DOCS --kb "
+                              f"{path}', or fix the path.")
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on, before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Another program (perhaps "
+                              "another 'domainrag serve') uses it: stop that one, or choose another --port.") from exc

@@ -40,14 +40,21 @@ class ServerSettings(_Strict):
     #: The most one upload request may carry (all its files together), in MB.
     max_upload_mb: float = Field(100, gt=0)
     max_files: int = Field(100, ge=1)
+    #: The most any other request body may carry (JSON: questions, conversations), in kB; checked
+    #: before the body is read and before the API key is.
+    max_body_kb: int = Field(1024, ge=1)
     #: File suffixes accepted for upload (".pdf"); empty = every suffix a loader reads.
     allowed_types: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(120, ge=1)
+    #: Requests one API key may have in flight at once (answers and searches run on worker threads).
+    max_concurrent_per_key: int = Field(8, ge=1)
     request_timeout_s: float = Field(120, gt=0)
     #: The OpenAI-compatible answers end with a Markdown "Sources" list.
     sources_in_answer: bool = True
     #: Answer models offered per collection on the OpenAI endpoint ("collection:model" ids).
     models: list[str] = Field(default_factory=list)
+    #: /metrics without an API key (they name every collection); else a key covering them all.
+    metrics_public: bool = False
     #: Public binds (not loopback) without any API key need this.
     insecure: bool = False
     collections: dict[str, CollectionSpec] = Field(default_factory=dict)
@@ -55,6 +62,10 @@ class ServerSettings(_Strict):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_kb * 1024
 
 
 def load_settings(config: Path | None = None, overrides: Mapping[str, Any] | None = None) -> ServerSettings:
@@ -80,10 +91,12 @@ def load_settings(config: Path | None = None, overrides: Mapping[str, Any] | Non
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the server config {path}: {exc.strerror or exc}. Check --config.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The server config {path} is not valid TOML ({exc}). Fix that line.") from exc
+    except (OSError, ValueError) as exc:   # ValueError: not UTF-8, or an unusable path
+        reason = ("it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError)
+                  else getattr(exc, "strerror", None) or exc)
+        raise ConfigError(f"Cannot read the server config {path}: {reason}. Check --config.") from exc
 
 
 def _validate(data: dict[str, Any], source: Path | None) -> ServerSettings:

@@ -24,6 +24,8 @@ class ServerState:
     limiter: RateLimiter
     metrics: Metrics
     limits: Limits
+    #: Server paths and what error messages sent to clients say instead (:func:`.problems.for_client`).
+    private_paths: tuple[tuple[str, str], ...] = ()
 
 
 def server_state(request: Request) -> ServerState:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -34,7 +34,8 @@ class StreamCancelled(Exception):
 
 class AnswerStream:
     def __init__(self, produce: Callable[[OnToken], Answer], on_answer: Callable[[Answer], None],
-                 timeout_s: float) -> None:
+                 timeout_s: float, private_paths: Sequence[tuple[str, str]] = ()) -> None:
+        self._private_paths = private_paths
         self._produce = produce
         self._on_answer = on_answer
         self._timeout = timeout_s
@@ -80,7 +81,7 @@ class AnswerStream:
         except StreamCancelled:
             return
         except DomainragError as exc:
-            self._put(("error", error_body(exc)))
+            self._put(("error", error_body(exc, None, self._private_paths)))
             return
         except Exception as exc:
             log.error("streamed answer failed: %s", type(exc).__name__, exc_info=debug())

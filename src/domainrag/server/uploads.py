@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .problems import Invalid, PayloadTooLarge, UnsupportedType
 
@@ -102,6 +102,10 @@ class MultipartUpload:
                     raise PayloadTooLarge(self.limits.too_large(self._received) + " (counted while receiving)")
                 parser.write(chunk)
             parser.finalize()
+            if parser.state != MultipartState.END:
+                raise Invalid("The multipart body ends before its closing boundary: the upload is truncated (a "
+                              "dropped connection, or a client that does not finish the body). Send it again.",
+                              errors=[{"field": "files", "message": "no closing boundary"}])
         except BaseException:
             self._close_file()
             shutil.rmtree(self.folder, ignore_errors=True)
