@@ -5,11 +5,12 @@ the claim is a logistic model over that logit and three alignment features of th
 (:func:`features`: the share of the claim's words, of its word pairs and of its numbers that
 the evidence states), fitted on held-out development pairs (``verifier/config.json``). The
 cross-encoder reads meaning; the features keep it anchored to what the evidence says: on real
-attribution data (WiCE) a claim's words missing from its evidence is the strongest single sign. The model is all-MiniLM-L6-v2
-(Apache-2.0) fine-tuned as a cross-encoder on claim–evidence pairs by ``tools/train_verifier.py``
-and quantised to int8 like the bundled embedder (``verifier/provenance.json`` records the data,
-the recipe and every file's SHA-256; ``verifier/NOTICE.md`` the licences). English only: the
-checker keeps its word rules for the languages it does not read (:attr:`OnnxVerifier.languages`).
+attribution data (WiCE) a claim's words missing from its evidence is the strongest single sign.
+The model is all-MiniLM-L6-v2 (Apache-2.0) fine-tuned as a cross-encoder on claim–evidence
+pairs by ``tools/train_verifier.py`` and quantised to int8 like the bundled embedder
+(``verifier/provenance.json`` records the data, the recipe and every file's SHA-256;
+``verifier/NOTICE.md`` the licences). English only: the checker keeps its word rules for the
+languages it does not read (:attr:`OnnxVerifier.languages`).
 
 Each pair runs through onnxruntime alone, so a score never depends on the other pairs of a call:
 dynamic int8 quantisation scales each input tensor as a whole, and padding would change it (see
@@ -127,11 +128,12 @@ def shared() -> OnnxVerifier:
 #: The alignment features after the logit, in the order of the calibration's weights.
 FEATURES = ("words", "word_pairs", "numbers")
 _WORD = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*", re.UNICODE)
-_STOP = frozenset(
+_STOP_WORDS = (
     "a an the of and or but to in on at by for with from as is are was were be been being it its this that "
     "these those there their they them he she his her we our you your i not no can may might will would "
     "should could do does did has have had than then so such which who whom what when where how also into "
-    "about over under after before between during per each any all some more most other".split())
+    "about over under after before between during per each any all some more most other")
+_STOP = frozenset(_STOP_WORDS.split())
 
 
 def features(claim: str, evidence: str) -> tuple[float, float, float]:
