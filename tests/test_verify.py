@@ -59,7 +59,7 @@ def test_every_factual_sentence_is_checked_cited_or_not(substring: SubstringVeri
     assert (invented.verdict, invented.reason) == ("unsupported", "uncited")
     assert result.grounded == pytest.approx(2 / 3) and not result.supported
     assert len(substring.calls) == 1  # one batched call per answer
-    assert result.verifier == "substring@1@0.5"
+    assert result.verifier == "substring@1@0.45"
 
 
 def test_a_figure_the_source_does_not_state_fails_whatever_the_model_says() -> None:
@@ -85,6 +85,27 @@ def test_meta_talk_is_not_a_claim(substring) -> None:
     result = verify("Here is what the documents say: adults usually take 200 to 400 mg every 4 to 6 hours "
                     "as needed [1].", [IBUPROFEN], verifier="substring")
     assert result.supported
+
+
+def test_a_figure_must_come_from_a_passage_about_what_the_claim_names() -> None:
+    from domainrag.answer.claims import missing_names, names
+
+    assert names("Aspirin is taken at 200 mg. Typically, Beta Industries and the CET1 ratio, under GDPR.") == [
+        "aspirin", "beta", "industries", "cet1", "gdpr"]
+    assert missing_names(["aspirin", "ibuprofen"], IBUPROFEN) == ["aspirin"]
+
+    class Yes:
+        id = "yes"
+
+        def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+            return [1.0] * len(pairs)
+
+    wrong = verify("Aspirin is taken at 200 to 400 mg every 4 to 6 hours [1].", [IBUPROFEN], verifier=Yes())
+    assert (wrong.claims[0].verdict, wrong.claims[0].reason) == ("unsupported", "entity")
+    # a name in the source's title counts; a claim without a figure is left to the verifier
+    titled = as_sources([{"text": "Adults take 200 to 400 mg every 4 to 6 hours.", "title": "Aspirin"}])
+    assert verify("Aspirin: adults take 200 to 400 mg every 4 to 6 hours [1].", titled, verifier=Yes()).supported
+    assert verify("Aspirin relieves pain [1].", [IBUPROFEN], verifier=Yes()).supported
 
 
 def test_names_and_ordinals_are_not_numbers() -> None:

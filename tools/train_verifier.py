@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--export-only", action="store_true", help="skip training: export --out/checkpoint")
+    parser.add_argument("--calibrate-on", nargs="*", default=None,
+                        help="fit the calibration on these dev sources only (default: every dev pair); all are reported")
     parser.add_argument("--quantize-gather", action="store_true",
                         help="also quantise the word-embedding table to int8 (a smaller file)")
     args = parser.parse_args()
@@ -233,7 +235,8 @@ def main() -> None:
     z = logits(torch, model, dev)
     y = [e[2] for e in dev]
     x = [[zi, *features(r["hypothesis"], r["premise"])] for zi, r in zip(z, dev_rows, strict=True)]
-    weights, bias = fit_logistic(x, y, [r.get("source", "?") for r in dev_rows])
+    fit = [i for i, r in enumerate(dev_rows) if not args.calibrate_on or r.get("source") in args.calibrate_on]
+    weights, bias = fit_logistic([x[i] for i in fit], [y[i] for i in fit], [dev_rows[i].get("source", "?") for i in fit])
     p = [sum(w * v for w, v in zip(weights, row, strict=True)) + bias for row in x]
     by_source: dict[str, list[int]] = {}
     for i, r in enumerate(dev_rows):
@@ -242,7 +245,7 @@ def main() -> None:
                      "auroc_calibrated": round(auroc([p[i] for i in ix], [y[i] for i in ix]), 4)}
               for name, ix in sorted(by_source.items())}
     calibration = {"features": ["logit", *FEATURES], "weights": [round(w, 6) for w in weights],
-                   "bias": round(bias, 6)}
+                   "bias": round(bias, 6), "fitted_on": sorted({dev_rows[i].get("source", "?") for i in fit})}
     print(json.dumps(report, indent=1), "calibration", calibration, flush=True)
     export(torch, model, args.out, base, calibration, report, args)
 

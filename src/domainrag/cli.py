@@ -182,7 +182,7 @@ def verify(
     template: TemplateOpt = None,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", min=0.0, max=1.0,
-        help="Support probability a claim needs [default: 0.5, or the preset's].")] = None,
+        help="Support probability a claim needs [default: 0.45, or the preset's].")] = None,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any claim is unsupported.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -244,7 +244,7 @@ class AnswerConfig(_NetworkSection):
     #: the offline verifier scoring what it leaves unanswered; ``lexical`` — the word rules alone.
     verify: Literal["offline", "model", "lexical"] = "offline"
     #: Support probability from which a claim counts as supported; unset: the template preset's
-    #: (``general`` 0.5; ``finance``, ``medical``, ``legal`` stricter — answer/citations.py).
+    #: (``general`` 0.45; ``finance``, ``medical``, ``legal`` 0.6 — answer/citations.py).
     verify_threshold: float | None = Field(None, ge=0.0, le=1.0)
     #: What a shown answer does with a sentence no source supports: ``mark`` it inline
     #: (``[unsupported]``) or ``remove`` it. Unset: ``remove`` for the medical, finance and legal

@@ -27,7 +27,7 @@ def test_verify_as_a_collection_checks_needs_read_access(docs: TestClient, make_
     reader = make_key("reader", collections=["docs"])
     assert docs.post("/v1/verify", json=body, headers=bearer(other)).status_code == 403
     ok = docs.post("/v1/verify", json=body, headers=bearer(reader))
-    assert ok.status_code == 200 and ok.json()["verifier"].endswith("@0.7")  # the legal preset's threshold
+    assert ok.status_code == 200 and ok.json()["verifier"].endswith("@0.6")  # the legal preset's threshold
 
 
 def test_verify_bounds_and_validates_its_input(docs: TestClient) -> None:

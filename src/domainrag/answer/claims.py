@@ -25,6 +25,12 @@ Meta words
     Words that talk about the answer or the documents (``"sources"``, ``"according"``,
     ``"here"``, ``"following"``, ...): a sentence made only of them states no fact.
 
+Names
+    The proper names of a claim (:func:`names`): capitalised words other than common sentence
+    openers, and acronyms. A claim that states a figure must find each of them in the source
+    it cites (its title, headings or text; :func:`missing_names`), compared by their first five
+    letters: ``"aspirin 200 mg"`` is not supported by a passage about ibuprofen's 200 mg.
+
 Echo
     Word 4-grams (characters for Chinese) that a sentence shares with a reference text: a
     sentence copied from the prompt's instructions shares most of them.
@@ -264,3 +270,38 @@ def shared_ngram_share(text: str, reference: set[tuple[str, ...]], n: int = 4) -
 
 #: The prompt's delimiters as the templates render them (an answer holding them echoes the prompt).
 PROMPT_DELIMITER = re.compile(r"<\s*/?\s*(?:source|claim|context)\b[^>]*>", re.IGNORECASE)
+
+
+#: Capitalised words that open sentences or clauses without naming anything.
+_OPENER_WORDS = """
+the this that these those there their then thus a an in on at by for from with without within after before
+during until since if when whenever while although though however also moreover furthermore additionally but
+and or so yet because as it its they them we our you your he she his her most many much some several few each
+every all any both either neither no not none one two three first second third finally overall generally
+typically usually often sometimes always never adults children patients people users customers according
+based here note yes what which who how why where other another such more less only even just still again
+under over between among across per via into onto upon about above below beyond despite except including like
+near outside inside through throughout toward towards unlike versus within along around against amid instead
+take avoid use ask call keep make see give store do don't contact consult check apply seek stop start tell talk
+read follow report reports
+"""
+_OPENERS = frozenset(_OPENER_WORDS.split())
+_NAME = re.compile(r"\b(?:[A-Z][a-z]+(?:[-'][A-Za-z]+)*|[A-Z][A-Z0-9]{1,}[a-z]?|[A-Z][a-z]*[0-9]+[A-Za-z0-9]*)\b")
+
+
+def names(text: str) -> list[str]:
+    """The proper names of ``text`` (see the module docstring), lower-cased, in order."""
+    out = []
+    for m in _NAME.finditer(text):
+        word = m.group()
+        if word.lower() in _OPENERS or len(word) < 3:
+            continue
+        out.append(word.lower())
+    return list(dict.fromkeys(out))
+
+
+def missing_names(names_: Iterable[str], source_text: str) -> list[str]:
+    """The names that ``source_text`` never mentions: no word of it starts with the name's
+    first five letters (all of them for a shorter name)."""
+    have = {w[:k] for w in words(source_text) for k in range(3, 6)}
+    return [n for n in names_ if n[:5] not in have]

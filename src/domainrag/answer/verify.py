@@ -93,7 +93,7 @@ def verify(answer_text: str, sources: Sequence[SourceLike], *, verifier: Verifie
 
     ``verifier``: a :class:`~domainrag.models.verification.Verifier`, the name of a verifier
     plug-in (``offline``), or ``None`` for the word rules alone; ``threshold`` the support
-    probability from which a claim is supported (default 0.5)."""
+    probability from which a claim is supported (default 0.45)."""
     if not isinstance(answer_text, str):
         raise ConfigError(f"The answer to verify must be a string, got {type(answer_text).__name__}.")
     model = load_verifier(verifier) if isinstance(verifier, str) else verifier
