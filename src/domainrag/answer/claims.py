@@ -29,7 +29,10 @@ Names
     The proper names of a claim (:func:`names`): capitalised words other than common sentence
     openers, and acronyms. A claim that states a figure must find each of them in the source
     it cites (its title, headings or text; :func:`missing_names`), compared by their first five
-    letters: ``"aspirin 200 mg"`` is not supported by a passage about ibuprofen's 200 mg.
+    letters: ``"aspirin 200 mg"`` is not supported by a passage about ibuprofen's 200 mg. And
+    each must be stated in a clause of the text that also states one of the claim's figures
+    (:func:`unbound_names`): a passage giving Alpha's margin and Beta's does not support Alpha's
+    figure for Beta. A name found only in the title or headings is bound to the whole text.
 
 Echo
     Word 4-grams (characters for Chinese) that a sentence shares with a reference text: a
@@ -298,6 +301,29 @@ def names(text: str) -> list[str]:
             continue
         out.append(word.lower())
     return list(dict.fromkeys(out))
+
+
+_CLAUSE = re.compile(r"[.;!?。；！？]\s+|;|,\s+(?:while|whereas|but|although|though|however|unlike)\b|"
+                     r"\s(?:while|whereas)\s", re.IGNORECASE)
+
+
+def clauses(text: str) -> list[str]:
+    """``text`` cut at sentence ends, semicolons and contrastive joints (``", while"``,
+    ``"whereas"``, ``", but"``): the spans inside which one fact is stated."""
+    return [c for c in _CLAUSE.split(text) if c.strip()]
+
+
+def unbound_names(names_: Iterable[str], figures: Iterable[str], source_text: str) -> list[str]:
+    """The names that no clause of ``source_text`` states together with one of the claim's
+    ``figures`` (normalised numbers): ``"Beta reported 18%"`` against ``"Alpha reported 18%,
+    while Beta reported 11%"`` leaves ``beta`` unbound."""
+    wanted = set(figures)
+    bound: set[str] = set()
+    for clause in clauses(source_text):
+        if wanted & set(numbers(clause)):
+            have = {w[:k] for w in words(clause) for k in range(3, 6)}
+            bound |= {n for n in names_ if n[:5] in have}
+    return [n for n in names_ if n not in bound]
 
 
 def missing_names(names_: Iterable[str], source_text: str) -> list[str]:
