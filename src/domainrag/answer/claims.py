@@ -296,10 +296,10 @@ def names(text: str) -> list[str]:
     """The proper names of ``text`` (see the module docstring), lower-cased, in order."""
     out = []
     for m in _NAME.finditer(text):
-        word = m.group()
-        if word.lower() in _OPENERS or len(word) < 3:
+        word = re.split(r"[-']", m.group())[0].lower()  # "Long-term" -> "long", "Moody's" -> "moody"
+        if word in _OPENERS or len(word) < 3:
             continue
-        out.append(word.lower())
+        out.append(word)
     return list(dict.fromkeys(out))
 
 
