@@ -259,7 +259,8 @@ def test_ask_flags_uncited_claims_and_reprints_a_changed_stream(folder: Path, tm
                                         "Auditors from the regional tax office inspect them every March.")
         proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
                    cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
-        assert "1 sentence(s) cite no source" in proc.stdout
+        assert "every March. [unsupported]" in proc.stdout  # the invented, uncited sentence is marked
+        assert "1 sentence(s) that no source supports were marked [unsupported]" in proc.stdout
         stub.chat_reply = lambda body: "Customer records are kept for seven years [1] [7]."
         proc = run("ask", "How long are customer records kept?", "--stream", "--model", "openai:gpt-x",
                    cwd=tmp_path, env={"OPENAI_BASE_URL": stub.url})
