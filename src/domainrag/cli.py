@@ -190,6 +190,9 @@ def verify(
     from .answer.verify import read_answer_json
     from .answer.verify import verify as check
 
+    if kb is None and (model or template):
+        raise typer.BadParameter("--model and --template choose how a knowledge base checks: give --kb too "
+                                 "(without it the offline verifier checks; --threshold sets its bar).")
     text, sources = read_answer_json(_read_input(file), str(file))
     if kb is not None:
         overrides = {"answer.verify_threshold": threshold} if threshold is not None else None

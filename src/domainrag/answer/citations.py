@@ -55,7 +55,8 @@ The verifier (the default: ``answer.verify = "offline"``)
     (``entity``).
     Unsupported reasons: ``uncited``, ``meaning``, ``number``, ``unit``, ``negation``,
     ``entity``. A long source is also read as its ``WINDOW_SENTENCES`` best sentences gathered
-    (a claim may join sentences that stand apart). All the pairs of one answer go to the verifier in one call.
+    (a claim may join sentences that stand apart). All the pairs of one answer go to the
+    verifier in one call.
 
 Support score of the word rules (deterministic, no model; ``answer.verify = "lexical"``, and
 claims in a language the verifier does not read)
@@ -129,6 +130,14 @@ DEFAULT_VERIFY_THRESHOLD = 0.45
 #: The stricter presets' threshold (medical, finance, legal): macro false accept on dev 0.07
 #: (WiCE 0.07, worst set 0.19).
 STRICT_VERIFY_THRESHOLD = 0.6
+#: Template presets that need :data:`STRICT_VERIFY_THRESHOLD` (and remove unsupported sentences).
+STRICT_PRESETS = frozenset({"medical", "finance", "legal"})
+
+
+def preset_verify_threshold(template: str | None) -> float:
+    """The support probability a claim needs under ``template`` (stricter for the presets
+    medical, finance and legal)."""
+    return STRICT_VERIFY_THRESHOLD if template in STRICT_PRESETS else DEFAULT_VERIFY_THRESHOLD
 #: A source up to this many characters is read whole by the verifier; a longer one as its
 #: ``VERIFY_WINDOWS`` windows of ``WINDOW_SENTENCES`` sentences sharing most words with the claim.
 WINDOW_CHARS = 1000
@@ -240,6 +249,7 @@ class _SourceContent:
     text: str
     whole: _Content
     sentences: tuple[_Content, ...]
+    spans: tuple[tuple[int, int], ...] = ()
     _ngrams: frozenset[tuple[str, ...]] | None = None
 
     @property
@@ -323,8 +333,9 @@ class CitationChecker:
 
         A cited piece is checked against the sources it cites; an uncited one against every
         source (it must be supported somewhere, else it is ``uncited``). Per source, the best
-        window's probability counts; the number and unit tests still apply (a figure the
-        source does not state fails whatever the model says). One batched call per answer."""
+        window's probability counts; the number, unit, negation and name tests still apply
+        (a figure the source does not state fails whatever the model says). One batched call
+        per answer."""
         assert self.verifier is not None
         languages = getattr(self.verifier, "languages", None)
         jobs: list[tuple[int, int, str]] = []
@@ -333,8 +344,9 @@ class CitationChecker:
                 continue
             if languages is not None and detect_language(sentence.claim) not in languages:
                 continue  # the word rules keep their verdict
+            items = self._content(sentence.claim).items
             for n in sentence.sources or tuple(by_number):
-                jobs.extend((i, n, window) for window in self._windows(sentence.claim, by_number[n], cache))
+                jobs.extend((i, n, window) for window in self._windows(items, self._source(by_number[n], cache)))
         if not jobs:
             return sentences
         claims = {i: self._without_lead_in(sentences[i].claim) for i, _, _ in jobs}
@@ -355,7 +367,7 @@ class CitationChecker:
         names = lex.names(sentence.claim) if claim.numbers else []
         ranked = []
         for n, p in probabilities.items():
-            _score_, ok, reason = self._gates(claim, self._source(by_number[n], cache))
+            _score_, ok, reason = self._judge(claim, self._source(by_number[n], cache))
             if ok and names and self._names_fail(names, claim, by_number[n]):
                 ok, reason = False, "entity"
             ranked.append((ok, p, n, reason))
@@ -393,22 +405,15 @@ class CitationChecker:
         rest = claim[match.end() :].strip()
         return rest[:1].upper() + rest[1:] if rest else claim
 
-    def _gates(self, claim: _Content, source: _SourceContent) -> tuple[float, bool, str]:
-        """The number, unit and negation tests of :meth:`_judge`: the verifier reads meaning,
-        but a small one misses a negation added to or dropped from the sentence it restates
-        (benchmarks/citations_adversarial.py: 98% of such answers passed without this test)."""
-        return self._judge(claim, source)
-
-    def _windows(self, claim: str, source: Source, cache: dict[int, _SourceContent]) -> list[str]:
-        """The evidence the verifier reads for ``claim`` in ``source``: the whole text when short,
-        else the ``VERIFY_WINDOWS`` windows of ``WINDOW_SENTENCES`` sentences sharing most
-        content items with the claim (in document order)."""
-        content = self._source(source, cache)
-        text = content.text
+    @staticmethod
+    def _windows(items: frozenset[str], content: _SourceContent) -> list[str]:
+        """The evidence the verifier reads for a claim (its content ``items``) in a source: the
+        whole text when short, else the ``VERIFY_WINDOWS`` windows of ``WINDOW_SENTENCES``
+        sentences sharing most items with the claim (in document order), and those best
+        sentences gathered when they stand apart."""
+        text, spans = content.text, content.spans
         if len(text) <= WINDOW_CHARS or len(content.sentences) <= WINDOW_SENTENCES:
             return [text]
-        items = self._content(claim).items
-        spans = sentence_spans(text)
         overlap = [len(items & s.items) for s in content.sentences]
         size = WINDOW_SENTENCES
         starts = range(max(1, len(spans) - size + 1))
@@ -525,8 +530,9 @@ class CitationChecker:
     def _source(self, source: Source, cache: dict[int, _SourceContent]) -> _SourceContent:
         if source.number not in cache:
             text = strip_markers(source.text)  # a document's own [n] are not numbers it states
-            sentences = tuple(self._content(text[a:b]) for a, b in sentence_spans(text))
-            cache[source.number] = _SourceContent(text, _merge(sentences), sentences)
+            spans = tuple(sentence_spans(text))
+            sentences = tuple(self._content(text[a:b]) for a, b in spans)
+            cache[source.number] = _SourceContent(text, _merge(sentences), sentences, spans)
         return cache[source.number]
 
     def _content(self, text: str) -> _Content:

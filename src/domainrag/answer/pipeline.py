@@ -46,15 +46,15 @@ from ..text import detect_language, sentence_spans
 from ..types import Answer, Citation, Hit, Source, Span, Trace, Usage
 from .citations import (
     CLAIM,
-    DEFAULT_VERIFY_THRESHOLD,
     ECHO,
     FRAGMENT,
     META,
-    STRICT_VERIFY_THRESHOLD,
+    STRICT_PRESETS,
     CheckResult,
     CitationChecker,
     CitedSentence,
     grounded_share,
+    preset_verify_threshold,
     strip_markers,
 )
 from .evidence import Coverage
@@ -477,8 +477,6 @@ def _says_abstain(text: str, message: str) -> bool:
 
 
 
-#: Presets whose answers lose their unsupported sentences and need a higher support probability.
-STRICT_PRESETS = frozenset({"medical", "finance", "legal"})
 #: Inline mark of a sentence no source supports, per language.
 UNSUPPORTED_MARK = {"en": "[unsupported]", "zh": "【无依据】"}
 
@@ -492,7 +490,7 @@ def verify_threshold(config: AnswerConfig, template: str | None = None) -> float
     """``answer.verify_threshold``, else the template preset's (stricter for medical, finance, legal)."""
     if config.verify_threshold is not None:
         return config.verify_threshold
-    return STRICT_VERIFY_THRESHOLD if (template or config.template) in STRICT_PRESETS else DEFAULT_VERIFY_THRESHOLD
+    return preset_verify_threshold(template or config.template)
 
 
 def replace_threshold(checker: CitationChecker, threshold: float) -> CitationChecker:
@@ -508,7 +506,7 @@ def shown_text(check: CheckResult, supported: Sequence[bool], action: str,
     flagged: list[dict[str, str]] = []
     mark = UNSUPPORTED_MARK.get(language, UNSUPPORTED_MARK["en"])
     for sentence, ok in sorted(zip(check.sentences, supported, strict=False), key=lambda x: -x[0].start):
-        if ok or not _counted(sentence, check):
+        if ok or not _counted(sentence):
             continue
         flagged.append({"sentence": sentence.claim or sentence.text, "reason": sentence.reason, "action": action})
         if action == "remove":
@@ -522,7 +520,7 @@ def shown_text(check: CheckResult, supported: Sequence[bool], action: str,
     return text.strip(), flagged
 
 
-def _counted(sentence: CitedSentence, check: CheckResult) -> bool:
+def _counted(sentence: CitedSentence) -> bool:
     if sentence.role in (CLAIM, ECHO):
         return True
     return sentence.role == FRAGMENT and bool(sentence.reason)

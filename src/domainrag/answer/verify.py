@@ -29,7 +29,6 @@ from .citations import (
     CheckResult,
     CitationChecker,
     CitedSentence,
-    grounded_share,
 )
 
 SourceLike = Source | str | Mapping[str, Any]
@@ -105,8 +104,7 @@ def verify(answer_text: str, sources: Sequence[SourceLike], *, verifier: Verifie
 def verification(check: CheckResult, verifier_id: str) -> Verification:
     """A :class:`Verification` from the checker's result."""
     claims = tuple(_claim(s) for s in check.sentences)
-    grounded = grounded_share(check.sentences, [s.supported for s in check.sentences])
-    return Verification(check.text, claims, grounded, verifier_id, check.removed_markers)
+    return Verification(check.text, claims, check.grounded, verifier_id, check.removed_markers)
 
 
 def _claim(s: CitedSentence) -> ClaimVerdict:

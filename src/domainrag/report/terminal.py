@@ -149,7 +149,12 @@ def print_verification(result: Verification, out: Console) -> None:
         table.add_row(mark, escape(_cut(c.claim or c.text, 200)), escape(cites), score, escape(c.reason))
     out.print(table)
     unsupported = len(result.unsupported)
-    verdict = "[green]every claim supported[/green]" if result.supported else f"[red]{unsupported} unsupported[/red]"
+    if result.supported:
+        verdict = "[green]every claim supported[/green]"
+    elif unsupported:
+        verdict = f"[red]{unsupported} unsupported[/red]"
+    else:
+        verdict = "[yellow]no claim to check[/yellow]"
     out.print(f"[dim]grounded {result.grounded:.0%} · {escape(result.verifier)} ·[/dim] {verdict}")
 
 

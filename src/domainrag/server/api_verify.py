@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from ..answer.citations import preset_verify_threshold
 from ..answer.verify import as_sources, verify
 from .access import Caller
 from .common import PROBLEMS, JSONBytes, blocking, encode_json, kb_for
@@ -80,12 +81,7 @@ async def verify_answer(request: Request, body: VerifyRequest, caller: Caller) -
         if kb is not None:
             result = kb.verify(body.answer, sources, template=body.template)
         else:
-            threshold = None
-            if body.template in ("finance", "medical", "legal"):
-                from ..answer.citations import STRICT_VERIFY_THRESHOLD
-
-                threshold = STRICT_VERIFY_THRESHOLD
-            result = verify(body.answer, sources, threshold=threshold)
+            result = verify(body.answer, sources, threshold=preset_verify_threshold(body.template))
         return encode_json(result.to_dict())
 
     return JSONBytes(await blocking(request, run))
