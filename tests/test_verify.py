@@ -62,6 +62,25 @@ def test_every_factual_sentence_is_checked_cited_or_not(substring: SubstringVeri
     assert result.verifier == "substring@1@0.45"
 
 
+def test_an_uncited_claim_is_read_against_the_sources_sharing_its_words(substring: SubstringVerifier) -> None:
+    others = [f"Unrelated passage {i} about weather, harbours and trains." for i in range(20)]
+    result = verify("A low dose of 75 to 100 mg once a day is common.", [*others, ASPIRIN], verifier="substring")
+    assert result.claims[0].verdict == "supported" and result.claims[0].checked == (21,)
+    read = {evidence for pairs in substring.calls for _, evidence in pairs}
+    assert len(read) <= 8  # not all 21 sources: the 8 sharing the most words, the right one among them
+
+
+def test_an_answer_needing_too_many_pairs_is_refused_by_name(substring: SubstringVerifier) -> None:
+    from domainrag.answer.citations import CitationChecker
+
+    checker = CitationChecker(verifier=substring, max_pairs=3)
+    answer = " ".join(f"Dose {i} is {i}0 mg [1][2]." for i in range(1, 4))
+    with pytest.raises(ConfigError, match="needs 6 claim–evidence pairs; one check reads at most 3"):
+        checker.check(answer, as_sources([IBUPROFEN, ASPIRIN]))
+    with pytest.raises(ConfigError, match="max_pairs"):
+        CitationChecker(max_pairs=0)
+
+
 def test_a_figure_the_source_does_not_state_fails_whatever_the_model_says() -> None:
     class Yes:
         id = "yes"

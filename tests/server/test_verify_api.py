@@ -38,3 +38,11 @@ def test_verify_bounds_and_validates_its_input(docs: TestClient) -> None:
     assert docs.post("/v1/verify", json={"answer": "x", "sources": ["y"], "template": "/etc/passwd"}).status_code == 422
     duplicate = {"answer": "x", "sources": [{"text": "a", "number": 1}, {"text": "b", "number": 1}]}
     assert docs.post("/v1/verify", json=duplicate).status_code == 422
+
+
+def test_verify_refuses_an_answer_that_needs_too_many_pairs(docs: TestClient) -> None:
+    sources = [f"Passage {i}: the fee is {i} dollars a month for members." for i in range(1, 65)]
+    answer = " ".join(f"The fee is {i} dollars a month [1-64]." for i in range(1, 80))
+    response = docs.post("/v1/verify", json={"answer": answer, "sources": sources})
+    assert response.status_code == 422
+    assert "claim–evidence pairs" in response.json()["detail"]

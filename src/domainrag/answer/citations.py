@@ -132,6 +132,11 @@ DEFAULT_VERIFY_THRESHOLD = 0.45
 STRICT_VERIFY_THRESHOLD = 0.6
 #: Template presets that need :data:`STRICT_VERIFY_THRESHOLD` (and remove unsupported sentences).
 STRICT_PRESETS = frozenset({"medical", "finance", "legal"})
+#: An uncited claim is read against this many sources at most: those sharing the most words with it.
+UNCITED_CANDIDATES = 8
+#: Claim–evidence pairs one check may send to the verifier (~4 ms each on 2 cores): an answer
+#: needing more is refused with a clear error instead of holding a worker for minutes.
+DEFAULT_MAX_PAIRS = 4096
 
 
 def preset_verify_threshold(template: str | None) -> float:
@@ -282,7 +287,10 @@ class CitationChecker:
                  similarity: Similarity | None = None,
                  semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD,
                  verifier: Verifier | None = None,
-                 verify_threshold: float = DEFAULT_VERIFY_THRESHOLD) -> None:
+                 verify_threshold: float = DEFAULT_VERIFY_THRESHOLD,
+                 max_pairs: int = DEFAULT_MAX_PAIRS) -> None:
+        if not isinstance(max_pairs, int) or max_pairs < 1:
+            raise ConfigError(f"citation max_pairs must be a positive integer, got {max_pairs!r}")
         for name, value in (("threshold", threshold), ("semantic_threshold", semantic_threshold),
                             ("verify_threshold", verify_threshold)):
             if not 0.0 <= value <= 1.0:
@@ -293,6 +301,7 @@ class CitationChecker:
         self.semantic_threshold = semantic_threshold
         self.verifier = verifier
         self.verify_threshold = verify_threshold
+        self.max_pairs = max_pairs
 
     @property
     def id(self) -> str:
@@ -344,11 +353,17 @@ class CitationChecker:
                 continue
             if languages is not None and detect_language(sentence.claim) not in languages:
                 continue  # the word rules keep their verdict
-            items = self._content(sentence.claim).items
-            for n in sentence.sources or tuple(by_number):
-                jobs.extend((i, n, window) for window in self._windows(items, self._source(by_number[n], cache)))
+            content = self._content(sentence.claim)
+            for n in sentence.sources or self._likely_sources(content, by_number, cache):
+                jobs.extend((i, n, window)
+                            for window in self._windows(content.items, self._source(by_number[n], cache)))
         if not jobs:
             return sentences
+        if len(jobs) > self.max_pairs:
+            raise ConfigError(
+                f"Checking this answer needs {len(jobs):,} claim–evidence pairs; one check reads at most "
+                f"{self.max_pairs:,}. Check a shorter answer, or cite fewer sources per sentence."
+            )
         claims = {i: self._without_lead_in(sentences[i].claim) for i, _, _ in jobs}
         scores = self.verifier.score([(claims[i], window) for i, _, window in jobs])
         best: dict[tuple[int, int], float] = {}
@@ -360,6 +375,16 @@ class CitationChecker:
             if numbers:
                 out[i] = self._verdict(sentence, {n: best[i, n] for n in numbers}, by_number, cache)
         return out
+
+    def _likely_sources(self, claim: _Content, by_number: dict[int, Source],
+                        cache: dict[int, _SourceContent]) -> tuple[int, ...]:
+        """The sources an uncited claim is read against: all of them, or with many sources the
+        :data:`UNCITED_CANDIDATES` sharing the most content words with it (ties: answer order)."""
+        numbers = tuple(by_number)
+        if len(numbers) <= UNCITED_CANDIDATES:
+            return numbers
+        shared = {n: len(claim.tokens & self._source(by_number[n], cache).whole.tokens) for n in numbers}
+        return tuple(sorted(numbers, key=lambda n: -shared[n])[:UNCITED_CANDIDATES])
 
     def _verdict(self, sentence: CitedSentence, probabilities: dict[int, float], by_number: dict[int, Source],
                  cache: dict[int, _SourceContent]) -> CitedSentence:

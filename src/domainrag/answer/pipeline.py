@@ -241,7 +241,7 @@ class Answerer:
         verifier = ModelVerifier(generator.id, lambda request: self.complete(generator, request), self.templates,
                                  checker.verifier)
         return CitationChecker(checker.threshold, self.analyzer, None, checker.semantic_threshold,
-                               verifier=verifier, verify_threshold=threshold)
+                               verifier=verifier, verify_threshold=threshold, max_pairs=checker.max_pairs)
 
     def _language(self, question: str) -> str:
         if self.config.language != "auto":
@@ -495,7 +495,7 @@ def verify_threshold(config: AnswerConfig, template: str | None = None) -> float
 
 def replace_threshold(checker: CitationChecker, threshold: float) -> CitationChecker:
     return CitationChecker(checker.threshold, checker.analyzer, checker.similarity, checker.semantic_threshold,
-                           verifier=checker.verifier, verify_threshold=threshold)
+                           verifier=checker.verifier, verify_threshold=threshold, max_pairs=checker.max_pairs)
 
 
 def shown_text(check: CheckResult, supported: Sequence[bool], action: str,

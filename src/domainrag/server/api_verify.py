@@ -4,7 +4,8 @@ The same checker as every answer of this server (:func:`domainrag.answer.verify.
 offline verifier, or with ``collection`` that collection's own checking (``answer.verify``,
 thresholds; the key needs read access to it). Which model verifies is the operator's setting,
 never the request's. Bounded: at most ``MAX_SOURCES`` sources of ``MAX_SOURCE_CHARS`` characters
-and an answer of ``MAX_ANSWER_CHARS``."""
+and an answer of ``MAX_ANSWER_CHARS``; an answer needing more than the checker's ``max_pairs``
+claim–evidence pairs is a 422 naming the count."""
 
 from __future__ import annotations
 
