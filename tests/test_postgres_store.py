@@ -100,6 +100,40 @@ def test_bm25_scores_equal_the_embedded_index(open_store) -> None:
         assert np.allclose([h.score for h in got], expected.scores, rtol=1e-5)
 
 
+def test_sqlite_and_postgres_rank_alike_hybrid_included(open_store, tmp_path) -> None:
+    """The same sources in both stores, written in different orders, with duplicated chunks (exact
+    ties in both rankings): identical lexical, dense and fused rankings (every fusion method)."""
+    from domainrag.index.sqlite_store import SQLiteStore
+    from domainrag.retrieve.fusion import fuse
+
+    rng = np.random.default_rng(5)
+    texts = random_texts(240, 2)
+    vectors = rng.normal(size=(240, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for copy in range(0, 240, 7):   # every seventh chunk repeats chunk 3, text and vector
+        texts[copy], vectors[copy] = texts[3], vectors[3]
+    updates = [corpus_update(f"s{i:02d}.txt", f"doc{i:02d}", texts[i * 8:(i + 1) * 8], vectors=vectors[i * 8:(i + 1) * 8])
+               for i in range(30)]
+    pg = open_store()
+    lite = SQLiteStore(tmp_path / "kb", IndexConfig())
+    order = rng.permutation(30)
+    pg.write([updates[i] for i in order[:15]])
+    pg.write([updates[i] for i in order[15:]])
+    lite.write(updates[::-1])
+
+    def rankings(store, tokens: list[str], vector: np.ndarray) -> list[list[str]]:
+        view = store.view()
+        lexical, dense = view.lexical(tokens, 40), view.dense(vector, 40)
+        fused = [fuse(lexical, dense, method, 0.6) for method in ("convex", "adaptive", "rrf")]
+        return [[h.chunk_id for h in view.hits(r.head(10))] for r in (lexical, dense, *fused)]
+
+    queries = [(texts[3].split()[:2], vectors[3])] + [
+        (list(rng.choice(WORDS, size=3)), vectors[int(rng.integers(240))]) for _ in range(40)]
+    for tokens, vector in queries:
+        assert rankings(lite, tokens, vector) == rankings(pg, tokens, vector), tokens
+    lite.close()
+
+
 def test_an_old_view_keeps_its_bm25_statistics(open_store) -> None:
     store = open_store()
     store.write([corpus_update("a.txt", "a", ["alpha beta", "beta gamma"])])

@@ -63,7 +63,8 @@ def query_terms(tokens: Sequence[str]) -> tuple[list[str], list[int]]:
 def bm25_sql(schema: str, scope_sql: str) -> str:
     """The ranking statement. Parameters: ``terms``, ``qtf``, ``gen``, ``n`` and the scope's.
     ``scope_sql`` is a condition on the chunk rowid ``p.chunk`` (``TRUE`` for none). Returns
-    ``(rowid, score, horizon)``, best first, ties by chunk id; no rows for an unknown generation."""
+    ``(rowid, score, horizon)``, best first, ties by chunk id in code-point order (as in every
+    store, whatever the database's collation); no rows for an unknown generation."""
     s = schema
     return f"""
 WITH st AS (
@@ -86,5 +87,5 @@ cut AS (SELECT score FROM scored ORDER BY score DESC LIMIT 1 OFFSET %(n)s - 1)
 SELECT s.chunk, s.score, (SELECT horizon FROM {s}.state)
 FROM scored s JOIN {s}.chunks c ON c.rowid = s.chunk
 WHERE s.score > 0 AND s.score >= coalesce((SELECT score FROM cut), '-Infinity'::real)
-ORDER BY s.score DESC, c.id
+ORDER BY s.score DESC, c.id COLLATE "C"
 LIMIT %(n)s"""

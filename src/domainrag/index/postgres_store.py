@@ -704,7 +704,7 @@ class PostgresView:
         params.update(v=np.asarray(vector, dtype=np.float32), n=n, max_rowid=self._max_rowid)
         base = (f"SELECT c.rowid, (1 - (c.vector <=> %(v)s))::real, c.id, (SELECT horizon FROM {store.schema}.state) "
                 f"FROM {store.schema}.chunks c WHERE c.rowid <= %(max_rowid)s AND c.vector IS NOT NULL AND ({where}) ")
-        exact = base + "ORDER BY c.vector <=> %(v)s, c.id LIMIT %(n)s"
+        exact = base + 'ORDER BY c.vector <=> %(v)s, c.id COLLATE "C" LIMIT %(n)s'
         approximate = base + "ORDER BY c.vector <=> %(v)s LIMIT %(n)s"
         with store._search_connection() as conn:
             if self._vectors < store.exact_below:
