@@ -371,7 +371,7 @@ def incremental(args: argparse.Namespace) -> dict[str, Any]:
         print(mode, result[f"{mode}_1"], flush=True)
     ids = [c.id for u in updates for c in u.chunks]
     hits = 0
-    for tokens, v in qs[:100]:
+    for _tokens, v in qs[:100]:
         exact = {ids[r] for r in np.argsort(-(vectors @ v))[:10]}
         view = store.view()
         got = {h.chunk_id for h in view.hits(view.dense(v, 10))}

@@ -25,8 +25,7 @@ from domainrag.index.lexical import LexicalIndex
 from domainrag.index.postgres_connect import StoreUnavailable
 from domainrag.index.postgres_store import PostgresStore
 from domainrag.index.store import Scope as StoreScope
-from domainrag.index.store import SnapshotExpired
-from domainrag.index.store import SourceUpdate
+from domainrag.index.store import SnapshotExpired, SourceUpdate
 from domainrag.testing.store import StoreConformance, make_update
 from domainrag.types import Chunk, Document, Span
 
