@@ -25,6 +25,13 @@ generation; a view older than the horizon has expired, and its searches raise
 a search is a single SQL statement, so it reads one consistent state without holding a
 transaction open between calls.
 
+Reads from a replica (``read_url``, :mod:`.postgres_connect`): a view is taken on the replica
+when it answers and has replayed the primary's latest generation (one small query on the
+primary per view), else on the primary, with a log line (a lagging replica is logged once a
+minute; an unreachable one once per outage, and left alone for :data:`REPLICA_RETRY_S`). A
+replica that fails in the middle of a search expires the view: the retriever repeats the search
+on a new view, on the primary.
+
 Dense search: pgvector HNSW (cosine), ``ef_search`` from the URL (at least the number of rows
 asked for); exact search below :data:`EXACT_BELOW` vectors, and whenever a scoped search's
 filtered HNSW candidates come back short. Vectors written once the graph exists wait in the
@@ -40,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,7 +59,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..errors import ConfigError, DomainragError, IndexMismatchError
 from ..types import Chunk, Document, Hit, Span
-from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module, translate
+from .postgres_connect import PostgresTarget, StoreUnavailable, connect, parse_url, psycopg_module, translate
 from .postgres_lexical import add_postings_sql, bm25_sql, query_terms, remove_postings_sql
 from .postgres_schema import (
     MIGRATIONS,
@@ -82,6 +90,10 @@ PENDING_FOLD_AT = 20_000
 #: Rows folded into the graph per transaction.
 FOLD_STEP = 2_000
 POOL_SIZE = 16
+#: Seconds an unreachable read replica is left alone before it is tried again.
+REPLICA_RETRY_S = 10.0
+#: Seconds between two log lines about a lagging replica.
+LAG_LOG_S = 60.0
 
 
 def _pg_errors(doing: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -148,6 +160,9 @@ class PostgresStore:
         self.config = config or IndexConfig()
         self.schema = self.target.schema
         self._pool = _Pool(self.target, POOL_SIZE)
+        self._read_pool = _Pool(self.target.read, POOL_SIZE) if self.target.read else None
+        self._replica_down_until = 0.0
+        self._replica_logged = 0.0
         self._writer: Any = None  # the connection holding the ingest lock, while it is held
         self._written = False  # a write committed since the last refresh (indexes, statistics owed)
         self._write_lock = threading.RLock()
@@ -547,16 +562,54 @@ class PostgresStore:
 
     @_pg_errors("opening a view")
     def view(self) -> PostgresView:
-        """A view of the latest committed generation."""
-        s = self.schema
+        """A view of the latest committed generation (on the read replica when it has it)."""
         with self._pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT s.generation, s.dimensions, g.max_rowid, g.chunks, g.vectors "
-                f"FROM {s}.state s JOIN {s}.gen_stats g ON g.gen = s.generation"
-            ).fetchone()
+            row = conn.execute(self._state_sql()).fetchone()
         if row is None:
             raise DomainragError(f"{self.label}: the collection's state is damaged (no statistics for its generation)")
-        return PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
+        replica = self._replica_view(int(row[0]))
+        return replica or PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
+
+    def _state_sql(self) -> str:
+        s = self.schema
+        return (f"SELECT s.generation, s.dimensions, g.max_rowid, g.chunks, g.vectors "
+                f"FROM {s}.state s JOIN {s}.gen_stats g ON g.gen = s.generation")
+
+    def _replica_view(self, primary_generation: int) -> PostgresView | None:
+        """A view on the read replica if it is reachable and has replayed ``primary_generation``."""
+        if self._read_pool is None or time.monotonic() < self._replica_down_until:
+            return None
+        psycopg = psycopg_module()
+        try:
+            with self._read_pool.connection() as conn:
+                row = conn.execute(self._state_sql()).fetchone()
+        except (StoreUnavailable, psycopg.OperationalError) as exc:
+            self.replica_failed(exc)
+            return None
+        except psycopg.Error as exc:   # e.g. the collection's tables not replayed yet
+            row = None
+            log.debug("read replica: %s", exc)
+        if row is None or int(row[0]) < primary_generation:
+            now = time.monotonic()
+            if now - self._replica_logged > LAG_LOG_S:
+                self._replica_logged = now
+                log.warning("%s: the read replica %s is at generation %s, the primary at %d; reading from the primary "
+                            "until it catches up", self.label, self._read_label(), row[0] if row else "none",
+                            primary_generation)
+            return None
+        self._replica_logged = 0.0
+        return PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]), self._read_pool)
+
+    def replica_failed(self, exc: BaseException) -> None:
+        """The read replica failed: searches read from the primary for :data:`REPLICA_RETRY_S`."""
+        if time.monotonic() >= self._replica_down_until:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("%s: the read replica %s is unreachable (%s); reading from the primary", self.label,
+                        self._read_label(), reason)
+        self._replica_down_until = time.monotonic() + REPLICA_RETRY_S
+
+    def _read_label(self) -> str:
+        return self.target.read.label.rsplit("#", 1)[0] if self.target.read else ""
 
     def lexical(self, tokens: Sequence[str], n: int, scope: Scope | None = None) -> Ranked:
         return self.view().lexical(tokens, n, scope)
@@ -693,6 +746,8 @@ class PostgresStore:
     def close(self) -> None:
         self._release_writer()
         self._pool.close()
+        if self._read_pool is not None:
+            self._read_pool.close()
 
 
 class PostgresView:
@@ -700,8 +755,9 @@ class PostgresView:
     Rows of a :class:`Ranked` are chunk rowids."""
 
     def __init__(self, store: PostgresStore, generation: int, dimensions: int | None, max_rowid: int,
-                 chunks: int, vectors: int) -> None:
+                 chunks: int, vectors: int, pool: _Pool | None = None) -> None:
         self._store = store
+        self._pool = pool   # the read replica's connections; None: the primary's
         self._generation = generation
         self._dimensions = dimensions
         self._max_rowid = max_rowid
@@ -711,6 +767,27 @@ class PostgresView:
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def on_replica(self) -> bool:
+        """Whether this view reads from the read replica (``read_url``)."""
+        return self._pool is not None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection to where this view reads; a replica failing mid-search expires the view
+        (the retriever repeats the search on a new view, on the primary)."""
+        if self._pool is None:
+            with self._store._search_connection() as conn:
+                yield conn
+            return
+        psycopg = psycopg_module()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (StoreUnavailable, psycopg.OperationalError) as exc:
+            self._store.replica_failed(exc)
+            raise SnapshotExpired(f"{self._store.label}: the read replica failed during a search") from exc
 
     @property
     def has_vectors(self) -> bool:
@@ -732,7 +809,7 @@ class PostgresView:
         store = self._store
         where, params = scope_condition(store.schema, "p.chunk", *_scope_parts(scope))
         sql = bm25_sql(store.schema, where)
-        with store._search_connection() as conn:
+        with self._connection() as conn:
             params.update(terms=terms, qtf=counts, gen=self._generation, n=n)
             rows = conn.execute(sql, params).fetchall()
             if not rows:
@@ -756,7 +833,7 @@ class PostgresView:
         where, params = scope_condition(store.schema, "c.rowid", filters, groups)
         params.update(v=np.asarray(vector, dtype=np.float32), n=n, max_rowid=self._max_rowid)
         exact, approximate = _dense_sql(store.schema, where)
-        with store._search_connection() as conn:
+        with self._connection() as conn:
             if self._vectors < store.exact_below:
                 rows = conn.execute(exact, params).fetchall()
             else:
@@ -778,7 +855,7 @@ class PostgresView:
             return []
         s = self._store.schema
         rowids = [int(r) for r in ranked.rows]
-        with self._store._search_connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT c.rowid, c.id, d.id, c.start_char, c.end_char, c.page, c.heading_path, c.text, d.title, "
                 f"d.source, d.metadata FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid "
@@ -795,7 +872,7 @@ class PostgresView:
             return []
         s = self._store.schema
         rowids = [int(r) for r in rows]
-        with self._store._search_connection() as conn:
+        with self._connection() as conn:
             found = conn.execute(
                 f"SELECT c.rowid, d.id FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid "
                 "WHERE c.rowid = ANY(%s)", (rowids,),
