@@ -378,6 +378,18 @@ def incremental(args: argparse.Namespace) -> dict[str, Any]:
         hits += len(exact & got)
     result["dense_recall_at_10"] = round(hits / (10 * min(100, len(qs))), 4)
     print("recall", result["dense_recall_at_10"], flush=True)
+    if args.fold and hasattr(store, "pending_vectors"):   # the deferred cost: the pending vectors into the graph
+        import domainrag.index.postgres_store as pg_store
+
+        waiting = store.pending_vectors()
+        pg_store.PENDING_FOLD_AT = 0
+        store.write(updates[-1:])                          # an ingest that wrote: its refresh folds
+        t2 = time.perf_counter()
+        store.refresh()
+        fold_s = time.perf_counter() - t2
+        result["fold"] = {"vectors": waiting, "seconds": round(fold_s, 1), "vectors_per_s": round(waiting / fold_s),
+                          "pending_after": store.pending_vectors()}
+        print("fold", result["fold"], flush=True)
     result["load_after"] = os.getloadavg()
     store.close()
     drop_collection(url, name)
@@ -452,6 +464,7 @@ def main() -> None:
     inc.add_argument("--batch", type=int, default=26, help="sources per write (10 chunks each; an ingest writes ~256)")
     inc.add_argument("--queries", type=int, default=200)
     inc.add_argument("--tag", default="now")
+    inc.add_argument("--fold", action="store_true", help="then time folding the pending vectors into the graph")
     for parser in (q, s, t, inc):
         parser.add_argument("--url", help="postgresql:// URL of a server to use (else pgserver is started)")
         parser.add_argument("--out", type=Path)
