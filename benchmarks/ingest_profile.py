@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import tempfile
@@ -60,6 +61,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(args.data_dir / "corpus.jsonl", args.limit, Path(tmp) / "beir")
+        os.environ["DOMAINRAG_CACHE_DIR"] = str(Path(tmp) / "cache")  # a fresh shared cache: embed every passage
         kb = KnowledgeBase.open(Path(tmp) / "kb", create=True, overrides={"embedder.model": args.embedder})
         _ = kb.embedder  # load the model outside the profile: a one-off start-up cost
         profiler = cProfile.Profile()

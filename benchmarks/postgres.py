@@ -10,6 +10,13 @@ same index migrated into PostgreSQL (``domainrag.migrate``: nothing re-embedded)
 ``tsrank``: on the collections ``quality`` left, lexical nDCG@10 of PostgreSQL's own full-text
 ranking (``ts_rank_cd`` over the same analyser tokens) against the BM25 computed in SQL.
 
+``incremental``: ``--chunks`` synthetic chunks bulk-loaded (HNSW graph and postings index built),
+then ``--extra`` more written the way an ingest writes them (``--batch`` sources of 10 chunks per
+transaction) into the indexed collection: chunks/s of those writes plus the refresh that ends
+the ingest, then dense and hybrid latency and dense recall@10 against exact search over every
+vector (new ones included). Run it once per code version (``PYTHONPATH=<checkout>/src``) with
+``--tag``: collections of different versions are kept apart.
+
 ``scale``: ``--chunks`` synthetic chunks (Zipf tokens, clustered unit vectors of ``--dim``
 dimensions; precomputed, so embedding is not measured) written in batches of whole sources:
 ingest chunks/s; search p50/p95 per mode (lexical, dense, hybrid = both + fusion, each with
@@ -25,6 +32,7 @@ Usage::
     python benchmarks/postgres.py quality ../shared/data/* --docs 600 --queries 150
     python benchmarks/postgres.py tsrank ../shared/data/*   # the folders quality used
     python benchmarks/postgres.py scale --chunks 100000
+    python benchmarks/postgres.py incremental --chunks 100000 --extra 10000 --tag after
 """
 
 from __future__ import annotations
@@ -334,6 +342,60 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# --- incremental ingest into an indexed collection ---------------------------------------------
+def incremental(args: argparse.Namespace) -> dict[str, Any]:
+    url = server_url(args.url, args.pgdata)
+    updates, vectors = synthetic(args.chunks + args.extra, args.dim)
+    base = args.chunks // 10
+    name = f"incr_{args.chunks}_{args.tag}"
+    drop_collection(url, name)
+    store = PostgresStore(f"{url}#{name}")
+    result: dict[str, Any] = {"machine": machine(), "load_before": os.getloadavg(), "chunks": args.chunks,
+                              "extra": args.extra, "batch_sources": args.batch, "tag": args.tag}
+    result["bulk"] = ingest(store, updates[:base], 100)
+    print("bulk", result["bulk"], flush=True)
+    t0 = time.perf_counter()
+    for i in range(base, len(updates), args.batch):
+        store.write(updates[i: i + args.batch])
+    write_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    store.refresh()
+    refresh_s = time.perf_counter() - t1
+    result["incremental"] = {"write_s": round(write_s, 1), "refresh_s": round(refresh_s, 1),
+                             "chunks_per_s": round(args.extra / (write_s + refresh_s)),
+                             "pending_after": getattr(store, "pending_vectors", lambda: None)()}
+    print("incremental", result["incremental"], flush=True)
+    qs = queries(updates[base:], args.queries, args.dim)   # queries near the new chunks
+    for mode in ("dense", "hybrid"):
+        result[f"{mode}_1"] = latency(store, mode, qs, 1)
+        print(mode, result[f"{mode}_1"], flush=True)
+    ids = [c.id for u in updates for c in u.chunks]
+    hits = 0
+    for _tokens, v in qs[:100]:
+        exact = {ids[r] for r in np.argsort(-(vectors @ v))[:10]}
+        view = store.view()
+        got = {h.chunk_id for h in view.hits(view.dense(v, 10))}
+        hits += len(exact & got)
+    result["dense_recall_at_10"] = round(hits / (10 * min(100, len(qs))), 4)
+    print("recall", result["dense_recall_at_10"], flush=True)
+    if args.fold and hasattr(store, "pending_vectors"):   # the deferred cost: the pending vectors into the graph
+        import domainrag.index.postgres_store as pg_store
+
+        waiting = store.pending_vectors()
+        pg_store.PENDING_FOLD_AT = 0
+        store.write(updates[-1:])                          # an ingest that wrote: its refresh folds
+        t2 = time.perf_counter()
+        store.refresh()
+        fold_s = time.perf_counter() - t2
+        result["fold"] = {"vectors": waiting, "seconds": round(fold_s, 1), "vectors_per_s": round(waiting / fold_s),
+                          "pending_after": store.pending_vectors()}
+        print("fold", result["fold"], flush=True)
+    result["load_after"] = os.getloadavg()
+    store.close()
+    drop_collection(url, name)
+    return result
+
+
 # --- ts_rank_cd, the alternative to BM25 in SQL -------------------------------------------------
 def tsrank(args: argparse.Namespace) -> dict[str, Any]:
     """Lexical nDCG@10 of PostgreSQL full-text ranking (``ts_rank_cd`` over a ``simple``
@@ -395,15 +457,24 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=100, help="sources per write (10 chunks each)")
     s.add_argument("--skip-sqlite", action="store_true")
     s.add_argument("--recall-queries", type=int, default=100, help="queries for HNSW recall (each also runs exactly)")
-    for parser in (q, s, t):
+    inc = sub.add_parser("incremental")
+    inc.add_argument("--chunks", type=int, default=100_000)
+    inc.add_argument("--extra", type=int, default=10_000)
+    inc.add_argument("--dim", type=int, default=384)
+    inc.add_argument("--batch", type=int, default=26, help="sources per write (10 chunks each; an ingest writes ~256)")
+    inc.add_argument("--queries", type=int, default=200)
+    inc.add_argument("--tag", default="now")
+    inc.add_argument("--fold", action="store_true", help="then time folding the pending vectors into the graph")
+    for parser in (q, s, t, inc):
         parser.add_argument("--url", help="postgresql:// URL of a server to use (else pgserver is started)")
         parser.add_argument("--out", type=Path)
         parser.add_argument("--pgdata", type=Path, help="data folder of the pgserver started when --url is not given")
     args = p.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    result = {"quality": quality, "tsrank": tsrank, "scale": scale}[args.command](args)
+    result = {"quality": quality, "tsrank": tsrank, "scale": scale, "incremental": incremental}[args.command](args)
     out = args.out or RESULTS / (f"postgres_scale_{args.chunks}.json" if args.command == "scale"
-                                 else f"postgres_{args.command}.json")
+                                 else f"postgres_incremental_{args.chunks}_{args.tag}.json"
+                                 if args.command == "incremental" else f"postgres_{args.command}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -119,9 +119,10 @@ def _block_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReque
 
 @pytest.fixture(autouse=True)
 def _user_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The user's domainrag configuration (the trust store) in a fresh folder per test."""
+    """The user's domainrag configuration (the trust store) and cache in a fresh folder per test."""
     path = tmp_path_factory.mktemp("user-config")
     monkeypatch.setenv("DOMAINRAG_CONFIG_DIR", str(path))
+    monkeypatch.setenv("DOMAINRAG_CACHE_DIR", str(path / "cache"))   # the shared embedding cache too
     return path
 
 

@@ -67,8 +67,10 @@ class PostgresServer:
         self.data = self.folder / "data"
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str, env: dict[str, str] | None = None) -> None:
         kwargs: dict[str, Any] = {"user": self.user} if self.user else {}
+        if env:
+            kwargs["env"] = {**os.environ, **env}
         result = subprocess.run([str(self.bin / args[0]), *args[1:]], capture_output=True, text=True,
                                 timeout=120, check=False, **kwargs)
         if result.returncode:
@@ -95,6 +97,15 @@ class PostgresServer:
                   "start")
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?password_env={PASSWORD_ENV}"
 
+    def start_replica(self) -> Replica:
+        """A streaming replica of this server (pg_basebackup over the replication protocol, then a
+        hot standby on its own free port): ``replica.url`` has no query options."""
+        replica = Replica(self, _free_port(), self.folder / f"replica-{secrets.token_hex(3)}")
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D", str(replica.data),
+                  "-R", "-X", "stream", "--no-sync", env={"PGPASSWORD": self.password})
+        replica.start()
+        return replica
+
     def log(self) -> str:
         try:
             return (self.folder / "log").read_text()[-4000:]
@@ -105,6 +116,26 @@ class PostgresServer:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Replica:
+    """A hot standby of a :class:`PostgresServer` (see :meth:`PostgresServer.start_replica`)."""
+
+    def __init__(self, primary: PostgresServer, port: int, data: Path) -> None:
+        self.primary, self.port, self.data = primary, port, data
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.primary.folder} -c fsync=off -c max_connections=200"
+        log = self.data.parent / f"{self.data.name}.log"
+        try:
+            self.primary._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(log), "-o", options, "start")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text()[-3000:] if log.exists() else ''}") from exc
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.primary._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
 def _others_can_reach(path: Path) -> bool:

@@ -25,7 +25,7 @@ from domainrag.index.lexical import LexicalIndex
 from domainrag.index.postgres_connect import StoreUnavailable
 from domainrag.index.postgres_store import PostgresStore
 from domainrag.index.store import Scope as StoreScope
-from domainrag.index.store import SourceUpdate
+from domainrag.index.store import SnapshotExpired, SourceUpdate
 from domainrag.testing.store import StoreConformance, make_update
 from domainrag.types import Chunk, Document, Span
 
@@ -100,6 +100,40 @@ def test_bm25_scores_equal_the_embedded_index(open_store) -> None:
         assert np.allclose([h.score for h in got], expected.scores, rtol=1e-5)
 
 
+def test_sqlite_and_postgres_rank_alike_hybrid_included(open_store, tmp_path) -> None:
+    """The same sources in both stores, written in different orders, with duplicated chunks (exact
+    ties in both rankings): identical lexical, dense and fused rankings (every fusion method)."""
+    from domainrag.index.sqlite_store import SQLiteStore
+    from domainrag.retrieve.fusion import fuse
+
+    rng = np.random.default_rng(5)
+    texts = random_texts(240, 2)
+    vectors = rng.normal(size=(240, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for copy in range(0, 240, 7):   # every seventh chunk repeats chunk 3, text and vector
+        texts[copy], vectors[copy] = texts[3], vectors[3]
+    updates = [corpus_update(f"s{i:02d}.txt", f"doc{i:02d}", texts[i * 8:(i + 1) * 8], vectors=vectors[i * 8:(i + 1) * 8])
+               for i in range(30)]
+    pg = open_store()
+    lite = SQLiteStore(tmp_path / "kb", IndexConfig())
+    order = rng.permutation(30)
+    pg.write([updates[i] for i in order[:15]])
+    pg.write([updates[i] for i in order[15:]])
+    lite.write(updates[::-1])
+
+    def rankings(store, tokens: list[str], vector: np.ndarray) -> list[list[str]]:
+        view = store.view()
+        lexical, dense = view.lexical(tokens, 40), view.dense(vector, 40)
+        fused = [fuse(lexical, dense, method, 0.6) for method in ("convex", "adaptive", "rrf")]
+        return [[h.chunk_id for h in view.hits(r.head(10))] for r in (lexical, dense, *fused)]
+
+    queries = [(texts[3].split()[:2], vectors[3])] + [
+        (list(rng.choice(WORDS, size=3)), vectors[int(rng.integers(240))]) for _ in range(40)]
+    for tokens, vector in queries:
+        assert rankings(lite, tokens, vector) == rankings(pg, tokens, vector), tokens
+    lite.close()
+
+
 def test_an_old_view_keeps_its_bm25_statistics(open_store) -> None:
     store = open_store()
     store.write([corpus_update("a.txt", "a", ["alpha beta", "beta gamma"])])
@@ -151,6 +185,59 @@ def test_scoped_dense_search_through_hnsw_returns_n(open_store) -> None:
     exact = np.argsort(-(vectors[70:80] @ vectors[3]))[:5]
     assert [h.chunk_id for h in view.hits(ranked)] == [f"d7::{j}" for j in exact]
     assert view.hits(view.dense(vectors[123], 1))[0].chunk_id == "d12::3"
+
+
+def test_vectors_written_after_the_graph_wait_outside_it_and_are_found(open_store, monkeypatch) -> None:
+    """An incremental write into a collection with its HNSW graph puts the new vectors in
+    ``pending`` (no per-vector graph insertion); searches find them exactly; a refresh folds them
+    into the graph past PENDING_FOLD_AT, and rankings stay the same."""
+    import domainrag.index.postgres_store as pg_store
+
+    store = open_store(IndexConfig(ann_threshold=50))
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(450, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    updates = [corpus_update(f"d{i:02d}.txt", f"d{i:02d}", [f"text {i} {j}" for j in range(10)], None,
+                             vectors[i * 10:(i + 1) * 10]) for i in range(45)]
+    store.write(updates[:40])
+    store.refresh()                                  # the graph is built over 400 vectors
+    store.write(updates[40:42])
+    store.write(updates[42:])
+    store.refresh()                                  # 50 pending < PENDING_FOLD_AT: left pending
+    assert store.pending_vectors() == 50
+    ids = [f"d{i // 10:02d}::{i % 10}" for i in range(450)]
+
+    def rankings() -> list[list[str]]:
+        view = store.view()
+        return [[h.chunk_id for h in view.hits(view.dense(vectors[q], 5))] for q in (3, 404, 449, 120)]
+
+    exact = [[ids[r] for r in np.argsort(-(vectors @ vectors[q]), kind="stable")[:5]] for q in (3, 404, 449, 120)]
+    before = rankings()
+    assert before == exact and before[2][0] == "d44::9"
+    old_view = store.view()
+    monkeypatch.setattr(pg_store, "PENDING_FOLD_AT", 10)
+    monkeypatch.setattr(pg_store, "FOLD_STEP", 16)   # several transactions
+    store.write(updates[44:])                        # a rewrite of d44: still pending, then folded
+    store.refresh()
+    assert store.pending_vectors() == 0 and rankings() == before
+    with pytest.raises(SnapshotExpired):             # the rewrite of d44 expired the old view
+        old_view.hits(old_view.dense(vectors[449], 1))
+
+
+def test_a_version_1_collection_is_migrated(open_store, postgres_url: str) -> None:  # noqa: F811
+    url = collection(postgres_url)
+    store = open_store(url=url)
+    store.write([make_update("a.txt", "a", ["alpha"], dim=8)])
+    store.close()
+    schema = f"domainrag_{url.rsplit('#', 1)[1]}"
+    with admin(postgres_url) as conn:
+        conn.execute(f"DROP TABLE {schema}.pending")
+        conn.execute(f"UPDATE {schema}.schema_version SET version = 1")
+    migrated = open_store(url=url)
+    assert migrated.pending_vectors() == 0
+    assert migrated.view().doc_ids(migrated.view().lexical(["alpha"], 3).rows) == ["a"]
+    with admin(postgres_url) as conn:
+        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == 2
 
 
 def test_other_dimensions_raise_index_mismatch(open_store) -> None:

@@ -49,6 +49,24 @@ def test_top_n_respects_mask_and_ties() -> None:
     assert top_n(scores, 2, mask).rows.tolist() == [2, 3]
 
 
+def test_top_n_keeps_the_lowest_rows_of_a_tie_at_the_cut() -> None:
+    """Which of several equal rows make the top n is decided by row, not by the partition."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        scores = rng.choice([0.5, 0.9005785, 1.0, 2.0], size=int(rng.integers(20, 400))).astype(np.float32)
+        n = int(rng.integers(1, len(scores)))
+        expected = sorted(range(len(scores)), key=lambda r: (-scores[r], r))[:n]
+        assert top_n(scores, n).rows.tolist() == expected
+
+
+def test_fused_ties_follow_the_rankings_not_the_row_numbers() -> None:
+    """Rows are each store's own numbers: fused ties go by the lexical order, then the dense one."""
+    lexical = ranked([9, 2, 5], [3.0, 1.0, 1.0])
+    dense = ranked([5, 2, 7], [0.9, 0.9, 0.1])
+    assert fuse(lexical, dense, "convex", 0.5).rows.tolist() == [9, 2, 5, 7]
+    assert fuse(ranked([8, 1], [1.0, 1.0]), ranked([4, 3], [1.0, 1.0]), "rrf").rows.tolist() == [8, 4, 1, 3]
+
+
 def test_vector_index_exact_and_hnsw_agree() -> None:
     pytest.importorskip("faiss")
     rng = np.random.default_rng(0)

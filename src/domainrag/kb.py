@@ -275,6 +275,7 @@ class KnowledgeBase:
         from .acl import parse_groups
         from .index.builder import IndexBuilder, failure, one_line
         from .ingest.files import collect
+        from .models.vector_cache import SharedVectorCache
 
         groups = None if acl is None else parse_groups(acl, where="acl")
         if not reindex:
@@ -283,15 +284,18 @@ class KnowledgeBase:
             earlier = self.store.source_states() if reindex else None
             if reindex:
                 self._reindex()
+            shared = SharedVectorCache() if self.config.ingest.shared_cache else None
             builder = IndexBuilder(self.store, self.chunker, self._embedder_for_write, self.analyzer,
                                    batch_chunks=self.config.ingest.batch_chunks,
-                                   context=self.config.chunking.context)
+                                   context=self.config.chunking.context, shared_cache=shared)
             try:
                 with _progress(progress, len(found.items)) as tick:
                     report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
                                          earlier=earlier)
             finally:
                 self.store.end_ingest()  # also when interrupted or failed: another ingest may go on
+                if shared is not None:
+                    shared.close()
         report.ignored.extend((one_line(path), one_line(reason)) for path, reason in found.ignored)
         report.failed[:0] = [failure(path, reason) for path, reason in found.failed]
         if not report.interrupted:

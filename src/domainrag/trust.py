@@ -59,8 +59,8 @@ CONFIG_DIR_ENV = "DOMAINRAG_CONFIG_DIR"
 TRUST_FILE = "trusted.json"
 USER_CONFIG_FILE = "config.toml"
 #: Settings that choose where data is sent and which secret goes with it (``section.key``).
-NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env", "store.url",
-                "runs.url")
+NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env",
+                "embedder.endpoints", "store.url", "runs.url")
 #: What a trust covers: the network settings and the models they are used with.
 TRUSTED_KEYS = (*NETWORK_KEYS, "answer.model", "answer.fallback", "answer.judge", "embedder.model")
 
@@ -99,8 +99,9 @@ class Untrusted:
         as the key. ``what`` names the model about to use them."""
         user = user or UserProvider()
         problems = []
-        for url_key in ("base_url", "url"):
-            url = self.settings.get(url_key)
+        urls = [(key, self.settings.get(key)) for key in ("base_url", "url")]
+        urls += [("endpoints", url) for url in self.settings.get("endpoints") or ()]
+        for url_key, url in urls:
             if url is None or any(same_endpoint(str(url), ok) for ok in (official_url, user.base_url)):
                 continue
             where = f"the provider's own is {official_url}" if official_url else "the provider has no default"
@@ -209,6 +210,13 @@ def _pick(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
+def _shown(key: str, value: Any) -> Any:
+    """A setting as a trust record shows it: URLs without credentials."""
+    if key.endswith("endpoints") and isinstance(value, list):
+        return [redact_url(v) if isinstance(v, str) else v for v in value]
+    return redact_url(value) if key.endswith("base_url") and isinstance(value, str) else value
+
+
 def _read_config(kb_dir: Path) -> dict[str, Any]:
     path = kb_dir / "domainrag.toml"
     try:
@@ -227,8 +235,7 @@ def trust(kb_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not (path / "domainrag.toml").is_file():
         raise ConfigError(f"There is no {path / 'domainrag.toml'} to trust: is {path} a knowledge base?")
     data = _read_config(path)
-    shown = {k: redact_url(v) if k.endswith("base_url") and isinstance(v, str) else v
-             for k, v in _pick(data, TRUSTED_KEYS).items()}
+    shown = {k: _shown(k, v) for k, v in _pick(data, TRUSTED_KEYS).items()}
     store = _load_store()
     store[_key(path)] = {"hash": settings_hash(data), "settings": shown,
                          "trusted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -3,7 +3,9 @@
 For each source: unchanged (same size and mtime, or same content hash) is skipped; new or
 changed sources are loaded, chunked, analysed and embedded, then written in batches — one
 transaction per batch of whole sources, so an interrupted ingest never leaves half a file.
-Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text. The text
+Embeddings are cached by (model, text hash): re-ingest never re-embeds unchanged text; with a
+``shared_cache`` (:mod:`domainrag.models.vector_cache`) neither does any other knowledge base of
+the machine. The text
 indexed and embedded for a chunk is its context (``chunking.context``: title, heading path, file
 name, table header...; see :mod:`domainrag.ingest.context`) followed by the chunk's own text. A
 batch is embedded on a background thread while this thread reads, chunks and analyses the sources
@@ -35,6 +37,7 @@ from ..ingest.context import DocumentContext, contextual_text
 from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
 from ..models.embedding import BaseEmbedder
+from ..models.vector_cache import SharedVectorCache
 from .analyzer import Analyzer
 from .store import SourceState, SourceUpdate, Store
 
@@ -114,6 +117,7 @@ class _Batch:
     keys: list[str]
     cached: dict[str, np.ndarray]
     embedder_id: str = ""
+    shared: dict[str, np.ndarray] = field(default_factory=dict)   # found in the shared cache only
     missing: list[str] = field(default_factory=list)
     fresh: Future[np.ndarray] | None = None
 
@@ -127,6 +131,7 @@ class IndexBuilder:
         analyzer: Analyzer | None = None,
         batch_chunks: int = 256,
         context: str = "headings",
+        shared_cache: SharedVectorCache | None = None,
     ) -> None:
         self.store = store
         self.context = context
@@ -134,6 +139,7 @@ class IndexBuilder:
         self._embedder = embedder
         self.analyzer = analyzer or Analyzer()
         self.batch_chunks = batch_chunks
+        self.shared_cache = shared_cache
         self._earlier: Mapping[str, SourceState] = {}
 
     def run(
@@ -231,6 +237,9 @@ class IndexBuilder:
         embedder = self._embedder()
         batch.embedder_id = embedder.id
         batch.cached = self.store.cached_vectors(embedder.id, sorted(set(keys)))
+        if self.shared_cache is not None:
+            batch.shared = self.shared_cache.get(embedder.id, sorted(set(keys) - set(batch.cached)))
+            batch.cached.update(batch.shared)
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in batch.cached}
         if missing:
             batch.missing = list(missing)
@@ -243,11 +252,13 @@ class IndexBuilder:
             return
         vectors = None
         if batch.embedder_id:
-            if batch.fresh is not None:
-                new = dict(zip(batch.missing, batch.fresh.result(), strict=True))
-                self.store.cache_vectors(batch.embedder_id, new)
-                batch.cached.update(new)
-                report.embedded += len(new)
+            new = {} if batch.fresh is None else dict(zip(batch.missing, batch.fresh.result(), strict=True))
+            if new and self.shared_cache is not None:
+                self.shared_cache.put(batch.embedder_id, new)
+            if new or batch.shared:
+                self.store.cache_vectors(batch.embedder_id, {**batch.shared, **new})
+            batch.cached.update(new)
+            report.embedded += len(new)
             vectors = np.vstack([batch.cached[k] for k in batch.keys])
         offset = 0
         for p in batch.pending:

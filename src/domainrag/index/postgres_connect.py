@@ -6,13 +6,17 @@ URL: libpq reads ``PGPASSWORD`` (or ``~/.pgpass``), or ``password_env=NAME`` nam
 holding it. Options of our own, removed before the URL reaches libpq: ``password_env``,
 ``statement_timeout_ms`` (per statement; default 60000), ``lock_timeout_s`` (how long an ingest
 waits for another ingest into the same collection; default 600), ``ef_search`` (HNSW search
-breadth). Every other query parameter (``sslmode``, ``connect_timeout``...) is libpq's.
+breadth), ``read_url`` (a streaming replica of the same database, ``postgresql://USER@HOST:PORT/DB``
+with its own options; its password is the primary's unless it names its own ``password_env``):
+searches read from it while it is reachable and has replayed the primary's latest write, else
+from the primary, saying so in the log. Every other query parameter (``sslmode``,
+``connect_timeout``...) is libpq's.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -44,6 +48,7 @@ class PostgresTarget:
     lock_timeout_s: float
     ef_search: int
     label: str  # redacted URL with the collection, for messages
+    read: PostgresTarget | None = None  # the replica searches read from (``read_url``)
 
     @property
     def schema(self) -> str:
@@ -90,9 +95,18 @@ def parse_url(url: str) -> PostgresTarget:
     ef_search = _int_option(options, "ef_search", DEFAULT_EF_SEARCH, url)
     collection = parts.fragment or DEFAULT_COLLECTION
     schema_name(collection)  # validates
+    read_url = options.pop("read_url", None)
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(options), ""))
     label = redact_url(urlunsplit((parts.scheme, parts.netloc, parts.path, "", collection)))
-    return PostgresTarget(conninfo, password, collection, statement_timeout, float(lock_timeout), ef_search, label)
+    read = None
+    if read_url:
+        if "#" in read_url or "read_url=" in read_url:
+            raise ConfigError(f"Store URL {redact_url(url)!r}: read_url names a replica of the same database "
+                              "(postgresql://USER@HOST:PORT/DB); the collection is the primary's")
+        read = parse_url(f"{read_url}#{collection}")
+        read = replace(read, password=read.password if read.password is not None else password)
+    return PostgresTarget(conninfo, password, collection, statement_timeout, float(lock_timeout), ef_search, label,
+                          read)
 
 
 def _int_option(options: dict[str, str], name: str, default: int, url: str) -> int:

@@ -25,9 +25,20 @@ generation; a view older than the horizon has expired, and its searches raise
 a search is a single SQL statement, so it reads one consistent state without holding a
 transaction open between calls.
 
+Reads from a replica (``read_url``, :mod:`.postgres_connect`): a view is taken on the replica
+when it answers and has replayed the primary's latest generation (one small query on the
+primary per view), else on the primary, with a log line (a lagging replica is logged once a
+minute; an unreachable one once per outage, and left alone for :data:`REPLICA_RETRY_S`). A
+replica that fails in the middle of a search expires the view: the retriever repeats the search
+on a new view, on the primary.
+
 Dense search: pgvector HNSW (cosine), ``ef_search`` from the URL (at least the number of rows
 asked for); exact search below :data:`EXACT_BELOW` vectors, and whenever a scoped search's
-filtered HNSW candidates come back short. Lexical: BM25 in SQL (:mod:`.postgres_lexical`).
+filtered HNSW candidates come back short. Vectors written once the graph exists wait in the
+``pending`` table, outside the graph (pgvector inserts into a graph one vector at a time, the
+cost that held an incremental ingest to ~120 chunks/s), and are searched exactly in the same
+statement as the graph; a refresh folds them into the graph once more than
+:data:`PENDING_FOLD_AT` wait. Lexical: BM25 in SQL (:mod:`.postgres_lexical`).
 Filters and ACL groups are SQL conditions applied before top-k (:mod:`.postgres_scope`).
 """
 
@@ -36,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,7 +59,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..errors import ConfigError, DomainragError, IndexMismatchError
 from ..types import Chunk, Document, Hit, Span
-from .postgres_connect import PostgresTarget, connect, parse_url, psycopg_module, translate
+from .postgres_connect import PostgresTarget, StoreUnavailable, connect, parse_url, psycopg_module, translate
 from .postgres_lexical import add_postings_sql, bm25_sql, query_terms, remove_postings_sql
 from .postgres_schema import (
     MIGRATIONS,
@@ -73,7 +85,15 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 #: Generations older than this many writes expire even without a delete (bounds ``gen_stats``).
 KEEP_GENERATIONS = 10_000
+#: Vectors waiting outside the HNSW graph (searched exactly) before a refresh folds them in.
+PENDING_FOLD_AT = 20_000
+#: Rows folded into the graph per transaction.
+FOLD_STEP = 2_000
 POOL_SIZE = 16
+#: Seconds an unreachable read replica is left alone before it is tried again.
+REPLICA_RETRY_S = 10.0
+#: Seconds between two log lines about a lagging replica.
+LAG_LOG_S = 60.0
 
 
 def _pg_errors(doing: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -140,6 +160,9 @@ class PostgresStore:
         self.config = config or IndexConfig()
         self.schema = self.target.schema
         self._pool = _Pool(self.target, POOL_SIZE)
+        self._read_pool = _Pool(self.target.read, POOL_SIZE) if self.target.read else None
+        self._replica_down_until = 0.0
+        self._replica_logged = 0.0
         self._writer: Any = None  # the connection holding the ingest lock, while it is held
         self._written = False  # a write committed since the last refresh (indexes, statistics owed)
         self._write_lock = threading.RLock()
@@ -283,7 +306,7 @@ class PostgresStore:
         embedding cache is kept)."""
         s = self.schema
         with self._write_transaction() as (conn, generation):
-            conn.execute(f"TRUNCATE {s}.postings, {s}.terms, {s}.chunks, {s}.documents, {s}.sources")
+            conn.execute(f"TRUNCATE {s}.postings, {s}.terms, {s}.pending, {s}.chunks, {s}.documents, {s}.sources")
             conn.execute(f"DROP INDEX IF EXISTS {s}.{VECTOR_INDEX}")
             conn.execute(f"ALTER TABLE {s}.chunks ALTER COLUMN vector TYPE vector")
             conn.execute(f"DELETE FROM {s}.gen_stats")
@@ -308,8 +331,9 @@ class PostgresStore:
         """Delete ``sources`` with their documents, chunks and postings; what was deleted."""
         s = self.schema
         gone = conn.execute(
-            f"SELECT count(*), coalesce(sum(cardinality(c.tokens)), 0), count(c.vector) FROM {s}.chunks c "
-            f"JOIN {s}.documents d ON d.rowid = c.doc_rowid WHERE d.source = ANY(%s)", (sources,),
+            f"SELECT count(*), coalesce(sum(cardinality(c.tokens)), 0), count(coalesce(c.vector, p.vector)) "
+            f"FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid "
+            f"LEFT JOIN {s}.pending p ON p.rowid = c.rowid WHERE d.source = ANY(%s)", (sources,),
         ).fetchone()
         if gone[0]:
             conn.execute(remove_postings_sql(s), {"sources": sources})
@@ -335,6 +359,7 @@ class PostgresStore:
         doc_rowids = self._next_ids(conn, "documents", len(documents))
         chunk_rowids = self._next_ids(conn, "chunks", len(chunks))
         dims = self._prepare_vectors(conn, updates)
+        pending = bool(dims) and self._has_graph(conn)   # the graph exists: new vectors wait outside it
         with conn.cursor() as cur:
             with cur.copy(f"COPY {s}.sources (source, content_hash, size, mtime_ns) FROM STDIN") as copy:
                 for u in updates:
@@ -352,14 +377,24 @@ class PostgresStore:
                                 "vector"])
                 for rowid, (u, i) in zip(chunk_rowids, chunks, strict=True):
                     c = u.chunks[i]
-                    vector = None if u.vectors is None else np.asarray(u.vectors[i], dtype=np.float32)
+                    vector = None if u.vectors is None or pending else np.asarray(u.vectors[i], dtype=np.float32)
                     copy.write_row((rowid, c.id, doc_rowid[c.doc_id], c.ordinal, c.span.start, c.span.end,
                                     c.span.page, Jsonb(list(c.heading_path)), _text(c.text), list(u.tokens[i]), vector))
+            if pending:
+                with cur.copy(f"COPY {s}.pending (rowid, vector) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "vector"])
+                    for rowid, (u, i) in zip(chunk_rowids, chunks, strict=True):
+                        if u.vectors is not None:
+                            copy.write_row((rowid, np.asarray(u.vectors[i], dtype=np.float32)))
         if chunk_rowids:
             conn.execute(add_postings_sql(s), {"lo": chunk_rowids[0], "hi": chunk_rowids[-1]})
         length = sum(len(u.tokens[i]) for u, i in chunks)
         vectors = sum(len(u.chunks) for u in updates if u.vectors is not None) if dims else 0
         return _Delta(len(chunks), length, vectors, max(chunk_rowids, default=0))
+
+    def _has_graph(self, conn: Any) -> bool:
+        found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self.schema}.{VECTOR_INDEX}",)).fetchone()
+        return bool(found[0])
 
     def _next_ids(self, conn: Any, table: str, n: int) -> list[int]:
         if not n:
@@ -450,6 +485,7 @@ class PostgresStore:
                 if writer is not None:
                     bulk = self._build_postings_index(writer)
                     self._build_vector_index(writer)
+                    self._fold_pending(writer)
                     writer.execute("SET statement_timeout = 0")   # this connection closes with the refresh
                     for table in ("chunks", "postings", "terms", "documents"):
                         writer.execute(f"{'VACUUM (ANALYZE)' if bulk else 'ANALYZE'} {self.schema}.{table}")
@@ -479,6 +515,37 @@ class PostgresStore:
             conn.execute(postings_index_statement(self.schema))
         return True
 
+    @_pg_errors("counting pending vectors")
+    def pending_vectors(self) -> int:
+        """How many vectors wait outside the HNSW graph (searched exactly until folded in)."""
+        with self._pool.connection() as conn:
+            return self._count_pending(conn)
+
+    def _count_pending(self, conn: Any) -> int:
+        row = conn.execute(f"SELECT count(*) FROM {self.schema}.pending").fetchone()
+        return int(row[0])
+
+    def _fold_pending(self, conn: Any) -> int:
+        """Move the pending vectors into the graph when more than PENDING_FOLD_AT wait (``FOLD_STEP``
+        rows per transaction: searches see each row in the graph or pending, never neither);
+        how many were moved."""
+        s = self.schema
+        waiting = self._count_pending(conn)
+        if waiting <= PENDING_FOLD_AT:
+            return 0
+        log.info("%s: folding %d pending vectors into the HNSW graph", self.label, waiting)
+        moved = 0
+        while True:
+            with conn.transaction():
+                conn.execute("SET LOCAL statement_timeout = 0")
+                step = conn.execute(
+                    f"WITH moved AS (DELETE FROM {s}.pending WHERE rowid IN (SELECT rowid FROM {s}.pending ORDER BY "
+                    f"rowid LIMIT %s) RETURNING rowid, vector) UPDATE {s}.chunks c SET vector = m.vector FROM moved m "
+                    "WHERE c.rowid = m.rowid", (FOLD_STEP,)).rowcount
+            moved += int(step)
+            if step < FOLD_STEP:
+                return moved
+
     def _build_vector_index(self, conn: Any) -> None:
         s = self.schema
         vectors = conn.execute(
@@ -495,16 +562,54 @@ class PostgresStore:
 
     @_pg_errors("opening a view")
     def view(self) -> PostgresView:
-        """A view of the latest committed generation."""
-        s = self.schema
+        """A view of the latest committed generation (on the read replica when it has it)."""
         with self._pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT s.generation, s.dimensions, g.max_rowid, g.chunks, g.vectors "
-                f"FROM {s}.state s JOIN {s}.gen_stats g ON g.gen = s.generation"
-            ).fetchone()
+            row = conn.execute(self._state_sql()).fetchone()
         if row is None:
             raise DomainragError(f"{self.label}: the collection's state is damaged (no statistics for its generation)")
-        return PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
+        replica = self._replica_view(int(row[0]))
+        return replica or PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
+
+    def _state_sql(self) -> str:
+        s = self.schema
+        return (f"SELECT s.generation, s.dimensions, g.max_rowid, g.chunks, g.vectors "
+                f"FROM {s}.state s JOIN {s}.gen_stats g ON g.gen = s.generation")
+
+    def _replica_view(self, primary_generation: int) -> PostgresView | None:
+        """A view on the read replica if it is reachable and has replayed ``primary_generation``."""
+        if self._read_pool is None or time.monotonic() < self._replica_down_until:
+            return None
+        psycopg = psycopg_module()
+        try:
+            with self._read_pool.connection() as conn:
+                row = conn.execute(self._state_sql()).fetchone()
+        except (StoreUnavailable, psycopg.OperationalError) as exc:
+            self.replica_failed(exc)
+            return None
+        except psycopg.Error as exc:   # e.g. the collection's tables not replayed yet
+            row = None
+            log.debug("read replica: %s", exc)
+        if row is None or int(row[0]) < primary_generation:
+            now = time.monotonic()
+            if now - self._replica_logged > LAG_LOG_S:
+                self._replica_logged = now
+                log.warning("%s: the read replica %s is at generation %s, the primary at %d; reading from the primary "
+                            "until it catches up", self.label, self._read_label(), row[0] if row else "none",
+                            primary_generation)
+            return None
+        self._replica_logged = 0.0
+        return PostgresView(self, int(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]), self._read_pool)
+
+    def replica_failed(self, exc: BaseException) -> None:
+        """The read replica failed: searches read from the primary for :data:`REPLICA_RETRY_S`."""
+        if time.monotonic() >= self._replica_down_until:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("%s: the read replica %s is unreachable (%s); reading from the primary", self.label,
+                        self._read_label(), reason)
+        self._replica_down_until = time.monotonic() + REPLICA_RETRY_S
+
+    def _read_label(self) -> str:
+        return self.target.read.label.rsplit("#", 1)[0] if self.target.read else ""
 
     def lexical(self, tokens: Sequence[str], n: int, scope: Scope | None = None) -> Ranked:
         return self.view().lexical(tokens, n, scope)
@@ -592,8 +697,9 @@ class PostgresStore:
                 "ORDER BY rowid", (names,)).fetchall()
             chunks = conn.execute(
                 f"SELECT c.doc_rowid, c.id, c.ordinal, c.start_char, c.end_char, c.page, c.heading_path, c.text, "
-                f"c.tokens, c.vector FROM {s}.chunks c WHERE c.doc_rowid = ANY(%s) ORDER BY c.doc_rowid, c.ordinal, "
-                "c.rowid", ([d[0] for d in documents],)).fetchall()
+                f"c.tokens, coalesce(c.vector, p.vector) FROM {s}.chunks c LEFT JOIN {s}.pending p "
+                "ON p.rowid = c.rowid WHERE c.doc_rowid = ANY(%s) "
+                "ORDER BY c.doc_rowid, c.ordinal, c.rowid", ([d[0] for d in documents],)).fetchall()
         return _updates(sources, documents, chunks)
 
     def export_cache(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -640,6 +746,8 @@ class PostgresStore:
     def close(self) -> None:
         self._release_writer()
         self._pool.close()
+        if self._read_pool is not None:
+            self._read_pool.close()
 
 
 class PostgresView:
@@ -647,8 +755,9 @@ class PostgresView:
     Rows of a :class:`Ranked` are chunk rowids."""
 
     def __init__(self, store: PostgresStore, generation: int, dimensions: int | None, max_rowid: int,
-                 chunks: int, vectors: int) -> None:
+                 chunks: int, vectors: int, pool: _Pool | None = None) -> None:
         self._store = store
+        self._pool = pool   # the read replica's connections; None: the primary's
         self._generation = generation
         self._dimensions = dimensions
         self._max_rowid = max_rowid
@@ -658,6 +767,27 @@ class PostgresView:
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def on_replica(self) -> bool:
+        """Whether this view reads from the read replica (``read_url``)."""
+        return self._pool is not None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection to where this view reads; a replica failing mid-search expires the view
+        (the retriever repeats the search on a new view, on the primary)."""
+        if self._pool is None:
+            with self._store._search_connection() as conn:
+                yield conn
+            return
+        psycopg = psycopg_module()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (StoreUnavailable, psycopg.OperationalError) as exc:
+            self._store.replica_failed(exc)
+            raise SnapshotExpired(f"{self._store.label}: the read replica failed during a search") from exc
 
     @property
     def has_vectors(self) -> bool:
@@ -679,7 +809,7 @@ class PostgresView:
         store = self._store
         where, params = scope_condition(store.schema, "p.chunk", *_scope_parts(scope))
         sql = bm25_sql(store.schema, where)
-        with store._search_connection() as conn:
+        with self._connection() as conn:
             params.update(terms=terms, qtf=counts, gen=self._generation, n=n)
             rows = conn.execute(sql, params).fetchall()
             if not rows:
@@ -702,25 +832,22 @@ class PostgresView:
         filters, groups = _scope_parts(scope)
         where, params = scope_condition(store.schema, "c.rowid", filters, groups)
         params.update(v=np.asarray(vector, dtype=np.float32), n=n, max_rowid=self._max_rowid)
-        base = (f"SELECT c.rowid, (1 - (c.vector <=> %(v)s))::real, c.id, (SELECT horizon FROM {store.schema}.state) "
-                f"FROM {store.schema}.chunks c WHERE c.rowid <= %(max_rowid)s AND c.vector IS NOT NULL AND ({where}) ")
-        exact = base + "ORDER BY c.vector <=> %(v)s, c.id LIMIT %(n)s"
-        approximate = base + "ORDER BY c.vector <=> %(v)s LIMIT %(n)s"
-        with store._search_connection() as conn:
+        exact, approximate = _dense_sql(store.schema, where)
+        with self._connection() as conn:
             if self._vectors < store.exact_below:
                 rows = conn.execute(exact, params).fetchall()
             else:
                 store._set_ef_search(conn, n * (4 if where != "TRUE" else 1))
-                rows = conn.execute(approximate, params).fetchall()
+                rows = _unique_rows(conn.execute(approximate, params).fetchall())
                 if len(rows) < n and (where != "TRUE" or len(rows) < self._vectors):
                     rows = conn.execute(exact, params).fetchall()
             if not rows:
                 self._check_horizon(conn)
                 return Ranked.empty()
-        if rows[0][3] > self._generation:
+        if max(r[3] for r in rows) > self._generation:
             raise self._expired()
         rows.sort(key=lambda r: (-r[1], r[2]))
-        return _ranked(rows)
+        return _ranked(rows[:n])
 
     @_pg_errors("reading hits")
     def hits(self, ranked: Ranked) -> list[Hit]:
@@ -728,7 +855,7 @@ class PostgresView:
             return []
         s = self._store.schema
         rowids = [int(r) for r in ranked.rows]
-        with self._store._search_connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT c.rowid, c.id, d.id, c.start_char, c.end_char, c.page, c.heading_path, c.text, d.title, "
                 f"d.source, d.metadata FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid "
@@ -745,7 +872,7 @@ class PostgresView:
             return []
         s = self._store.schema
         rowids = [int(r) for r in rows]
-        with self._store._search_connection() as conn:
+        with self._connection() as conn:
             found = conn.execute(
                 f"SELECT c.rowid, d.id FROM {s}.chunks c JOIN {s}.documents d ON d.rowid = c.doc_rowid "
                 "WHERE c.rowid = ANY(%s)", (rowids,),
@@ -754,6 +881,36 @@ class PostgresView:
         if len(by_rowid) < len(set(rowids)):
             raise SnapshotExpired(f"{self._store.label}: chunks of generation {self._generation} were replaced")
         return [by_rowid[r] for r in rowids]
+
+
+def _dense_sql(schema: str, where: str) -> tuple[str, str]:
+    """The exact and the graph statements of a dense search. Returns ``(rowid, score, id,
+    horizon)``. A vector is in the graph (``chunks.vector``) or pending (``pending``, searched
+    exactly in the same statement, so that a fold committing meanwhile never hides a row)."""
+    s = schema
+    horizon = f"(SELECT horizon FROM {s}.state)"
+    both = "coalesce(c.vector, p.vector)"
+    exact = (f"SELECT c.rowid, (1 - ({both} <=> %(v)s))::real, c.id, {horizon} FROM {s}.chunks c "
+             f"LEFT JOIN {s}.pending p ON p.rowid = c.rowid WHERE c.rowid <= %(max_rowid)s AND {both} IS NOT NULL "
+             f'AND ({where}) ORDER BY {both} <=> %(v)s, c.id COLLATE "C" LIMIT %(n)s')
+    graph = (f"SELECT c.rowid, (1 - (c.vector <=> %(v)s))::real, c.id, {horizon} FROM {s}.chunks c "
+             f"WHERE c.rowid <= %(max_rowid)s AND c.vector IS NOT NULL AND ({where}) "
+             "ORDER BY c.vector <=> %(v)s LIMIT %(n)s")
+    if where == "TRUE":   # the nearest pending rows first, then their chunks
+        waiting = (f"SELECT c.rowid, (1 - x.d)::real, c.id, {horizon} FROM (SELECT p.rowid, p.vector <=> %(v)s AS d "
+                   f"FROM {s}.pending p WHERE p.rowid <= %(max_rowid)s ORDER BY d, p.rowid LIMIT %(n)s + 50) x "
+                   f"JOIN {s}.chunks c ON c.rowid = x.rowid")
+    else:
+        waiting = (f"SELECT c.rowid, (1 - (p.vector <=> %(v)s))::real, c.id, {horizon} FROM {s}.pending p "
+                   f"JOIN {s}.chunks c ON c.rowid = p.rowid WHERE p.rowid <= %(max_rowid)s AND ({where}) "
+                   f'ORDER BY p.vector <=> %(v)s, c.id COLLATE "C" LIMIT %(n)s')
+    return exact, f"({graph}) UNION ALL ({waiting})"
+
+
+def _unique_rows(rows: list[Any]) -> list[Any]:
+    """``rows`` without a second copy of a rowid."""
+    seen: set[int] = set()
+    return [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # type: ignore[func-returns-value]
 
 
 class _Delta:

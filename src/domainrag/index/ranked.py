@@ -33,8 +33,18 @@ def top_n(scores: np.ndarray, n: int, allowed: np.ndarray | None = None) -> Rank
     n = min(n, len(scores))
     if n <= 0:
         return Ranked.empty()
-    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    part = _best_rows(scores, n) if n < len(scores) else np.arange(len(scores))
     order = part[np.lexsort((part, -scores[part]))]
     keep = np.isfinite(scores[order])
     order = order[keep]
     return Ranked(order.astype(np.int64), scores[order].astype(np.float32))
+
+
+def _best_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` rows with the highest scores, the lowest rows among those tied with the n-th
+    (``argpartition`` alone keeps an arbitrary subset of a tie at the cut, so which of several
+    equal chunks made the list would depend on the array's layout, not on the rows)."""
+    kth = scores[np.argpartition(-scores, n - 1)[n - 1]]
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: n - len(above)]
+    return np.concatenate([above, tied])

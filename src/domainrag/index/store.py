@@ -18,8 +18,11 @@ every store passes — the embedded SQLite store and PostgreSQL alike):
 - Access: a document's groups are ``metadata["acl"]`` (a list of names; absent or empty = every
   caller may read it). A scope with ``groups=None`` reads every document; otherwise a document is
   visible iff it has no groups or shares one with the scope.
-- Row order is a function of the store's content (not of the order sources were written in),
-  so equal catalogs give equal rankings, ties included.
+- Each ranking lists equal scores in chunk-id order (code points, whatever a database's
+  collation), so equal catalogs give equal rankings in every store, ties included, whatever the
+  order sources were written in. Row numbers are the store's own (positions in one store,
+  database ids in another): nothing above the store may order by them (fusion breaks its ties by
+  the rankings' own orders).
 - ``has_vectors`` is false while no chunk has a vector (dense search then does not apply).
 """
 

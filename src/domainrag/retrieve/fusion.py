@@ -97,10 +97,26 @@ def _minmax(ranked: Ranked, weight: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> Ranked:
+    """The rows of ``parts`` by summed score; ties as :func:`listed_order` says."""
     rows = np.concatenate([p[0] for p in parts])
     scores = np.concatenate([p[1] for p in parts])
     unique, inverse = np.unique(rows, return_inverse=True)
     total = np.zeros(len(unique), dtype=np.float64)
     np.add.at(total, inverse, scores)
-    order = np.lexsort((unique, -total))
+    order = np.lexsort((*reversed(listed_order(unique, [p[0] for p in parts])), -total))
     return Ranked(unique[order], total[order].astype(np.float32))
+
+
+def listed_order(unique: np.ndarray, lists: list[np.ndarray]) -> list[np.ndarray]:
+    """For each row of ``unique`` (sorted), its position in each of ``lists`` (``len(list)``
+    where absent): fused ties go by the first list's order, then the next one's.
+
+    Row numbers are the store's own (list positions in one store, database ids in another), so
+    ties broken by them would make a ranking depend on the store and on the order files were
+    ingested; the retrievers' own orders are the same in every store (score, then chunk id)."""
+    positions = []
+    for rows in lists:
+        at = np.full(len(unique), len(rows), dtype=np.int64)
+        at[np.searchsorted(unique, rows)] = np.arange(len(rows))
+        positions.append(at)
+    return positions

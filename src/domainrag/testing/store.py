@@ -9,7 +9,9 @@ a fresh, empty store; every test here must pass::
             yield MyStore(tmp_path)
 
 Rankings are read on views (``store.view()``); a scope (filters and access groups) is applied
-inside each ranking, before its top n.
+inside each ranking, before its top n. Hybrid rankings (the two rankings fused, by every fusion
+method) must come out the same whatever order the sources were written in, ties in chunk-id
+order: that makes one knowledge base rank alike in every store.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 from ..errors import DomainragError
 from ..index.store import Scope, SnapshotExpired, SourceUpdate, Store
+from ..retrieve.fusion import fuse
 from ..types import Chunk, Document, Span
 
 
@@ -188,3 +191,30 @@ class StoreConformance:
         store.remove_sources([u.source for u in updates])
         store.write(updates[::-1])
         assert ranking() == first
+
+    def test_hybrid_ranking_does_not_depend_on_write_order(self, store: Store) -> None:
+        """Fused ties (duplicate chunks score alike in both rankings) go in chunk-id order in
+        every store, whatever order the sources were written in and whatever row numbers the
+        store gave them."""
+        same = make_update("x.txt", "x", ["shared clause of the contract"], seed=7)
+        assert same.vectors is not None
+        names = ["e", "a", "d", "b", "c"]
+        updates = [make_update(f"{n}.txt", n, ["shared clause of the contract", f"{n} own words clause"], seed=i)
+                   for i, n in enumerate(names)]
+        for u in updates:
+            assert u.vectors is not None
+            u.vectors[0] = same.vectors[0]    # the duplicate chunk has the same vector everywhere
+
+        def hybrid() -> list[list[str]]:
+            view = store.view()
+            lexical = view.lexical(["shared", "clause"], 10)
+            dense = view.dense(np.asarray(same.vectors)[0], 10)
+            return [[h.chunk_id for h in view.hits(fuse(lexical, dense, method).head(10))]
+                    for method in ("convex", "adaptive", "rrf")]
+
+        store.write(updates)
+        first = hybrid()
+        assert first[0][:5] == sorted(f"{n}::0" for n in names)   # the tie, in chunk-id order
+        store.remove_sources([u.source for u in updates])
+        store.write(updates[::-1])
+        assert hybrid() == first
