@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..access import principal
 from ..keys import Principal
@@ -23,6 +23,7 @@ from ..problems import Forbidden, HTTPProblem, problem
 from ..settings import ServerSettings, is_loopback
 from ..state import ServerState
 from .service import McpService
+from .surrogates import mark_lone_surrogates
 
 #: Where the verified principal travels in the ASGI scope's state.
 CALLER = "domainrag_principal"
@@ -56,7 +57,24 @@ class McpEndpoint:
             await problem(exc.status, str(exc), request, headers=exc.headers)(scope, receive, send)
             return
         scope.setdefault("state", {})[CALLER] = caller
+        if scope["method"] == "POST":
+            receive = _replay(mark_lone_surrogates(await request.body()), receive)
         await self.manager.handle_request(scope, receive, send)
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """A ``receive`` that hands over ``body`` (already read, within the app's body limit), then
+    waits on ``original`` (for the client's disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await original()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def caller_of(ctx: Any) -> Principal:

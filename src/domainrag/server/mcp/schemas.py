@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ...errors import DomainragError
+from .surrogates import SENTINEL
 
 Mode = Literal["hybrid", "lexical", "dense"]
 MAX_K = 50
@@ -46,16 +47,22 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("contains a NUL character (\\u0000); remove it")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
+        if SENTINEL in value or not _encodable(value):
             raise ValueError("contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text; "
-                             "send valid Unicode") from None
+                             "send valid Unicode")
     elif isinstance(value, dict):
         return {_clean(k): _clean(v) for k, v in value.items()}
     elif isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Args(BaseModel):
