@@ -41,7 +41,7 @@ from .schemas import (
     inline_schema,
     parse,
 )
-from .service import SCHEME, McpService, document_uri
+from .service import SCHEME, McpService, document_uri, parse_uri
 
 log = logging.getLogger("domainrag.mcp")
 T = TypeVar("T")
@@ -227,6 +227,7 @@ class _Handlers:
 def _fetch_args(uri: str) -> FetchArgs:
     try:
         args: FetchArgs = parse(FetchArgs, {"id": uri})
+        parse_uri(args.id)
     except BadArgument as exc:
         raise MCPError(types.INVALID_PARAMS, str(exc).replace("'id'", "'uri'")) from None
     return args
