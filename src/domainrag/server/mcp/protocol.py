@@ -98,6 +98,12 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
 )}
 
 
+@functools.cache
+def _tools() -> list[types.Tool]:
+    """The tools' declarations (their schemas are computed once: pydantic takes ~10 ms per model)."""
+    return [spec.tool() for spec in TOOLS.values()]
+
+
 class PromptArgs(_Args):
     question: str = Field(..., min_length=1, max_length=10_000)
     collection: str | None = Field(None, min_length=1, max_length=64)
@@ -125,7 +131,7 @@ class _Handlers:
 
     async def list_tools(self, ctx: ServerRequestContext[Any, Any],
                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[spec.tool() for spec in TOOLS.values()])
+        return types.ListToolsResult(tools=_tools())
 
     async def call_tool(self, ctx: ServerRequestContext[Any, Any],
                         params: types.CallToolRequestParams) -> types.CallToolResult:
