@@ -6,6 +6,8 @@ renders a prompt; over HTTP the keys' collections and document groups hold."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +223,32 @@ def test_http_rate_limit_applies_to_mcp_calls(tmp_path: Path) -> None:
     assert [r.status_code for r in statuses] == [200, 200, 200, 429]
     assert statuses[0].json()["result"]["structuredContent"]["results"]
     assert int(statuses[3].headers["retry-after"]) >= 1 and "rate_limit_per_minute" in statuses[3].json()["detail"]
+
+
+def readme_configs() -> list[dict[str, Any]]:
+    """The README's stdio configurations (Claude Desktop / Cursor, VS Code), parsed."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.DOTALL)]
+    servers = [b.get("mcpServers", b.get("servers", {})).get("policies", {}) for b in blocks]
+    return [s for s in servers if "command" in s]
+
+
+def test_the_readme_stdio_configs_start_a_working_server(tmp_path: Path) -> None:
+    kb = make_kb(tmp_path)
+    configs = readme_configs()
+    assert len(configs) == 2 and {c.get("type") for c in configs} == {None, "stdio"}
+    script = shutil.which("domainrag", path=str(Path(sys.executable).parent)) or shutil.which("domainrag")
+
+    async def start(config: dict[str, Any]) -> list[str]:
+        from mcp import Client, StdioServerParameters
+
+        args = [str(kb) if a == "/abs/path/to/policies" else a for a in config["args"]]
+        command, args = (script, args) if script else (sys.executable, ["-m", "domainrag.cli", *args])
+        async with Client(StdioServerParameters(command=command, args=args)) as client:
+            error, listed, _ = await call(client, "list_collections", {})
+            assert not error
+            return [c["name"] for c in listed["collections"]]
+
+    for config in configs:
+        assert config["command"] == "domainrag"
+        assert anyio.run(start, config) == ["kb"]   # --kb DIR: named after its folder
