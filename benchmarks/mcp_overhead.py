@@ -6,11 +6,13 @@ against ``domainrag mcp`` (a subprocess on stdio) and against ``domainrag serve`
 subprocess on 127.0.0.1, with an API key) — and is it small next to the search itself?
 
 The knowledge base is the first ``--docs`` documents of a BEIR corpus, built once under
-``--cache`` (the bundled ``minilm`` embedder by default). The same ``--queries`` queries run in
+``--cache`` (the bundled ``minilm`` embedder by default). Besides stdio and HTTP, the SDK client
+also calls the server in this process (no transport: the SDK's and the handlers' own cost). The same ``--queries`` queries run in
 rounds: each round times the library call in this process, then the stdio tool call, then the
 HTTP tool call, query by query (so load on the shared machine hits all three alike); ``--repeats``
-rounds. Reported: p50 and p95 per call in ms, and the overhead (tool p50 − library p50, tool p95 −
-library p95). The client is the official ``mcp`` SDK in both cases, so its own time is included:
+rounds. The REST API's own routes on the same server (``POST …/search``, ``GET …/documents/{id}``
+with httpx2) are timed beside them, as the baseline an HTTP edge costs anyway. Reported: p50 and
+p95 per call in ms, and the overhead (p50 − library p50, p95 − library p95). The client is the official ``mcp`` SDK in both cases, so its own time is included:
 that is what an agent pays.
 
 Usage::
@@ -81,8 +83,11 @@ def start_http(kb: Path, home: Path) -> tuple[subprocess.Popen[bytes], str, str]
     with KeyStore(home / KEYS_FILE) as keys:
         secret = keys.create("bench", None, "read", None)[1]
     port = free_port()
+    config = home / "server.toml"   # the default 120 requests per minute per key would stop the run
+    config.write_text("[server]\nrate_limit_per_minute = 1000000\n")
     proc = subprocess.Popen([sys.executable, "-m", "domainrag.cli", "serve", "--kb", f"bench={kb}", "--port", str(port),
-                             "--home", str(home)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--home", str(home), "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
 
     deadline = time.monotonic() + 120
@@ -116,18 +121,20 @@ async def measure(kb_path: Path, texts: list[str], repeats: int, k: int) -> dict
     kb = KnowledgeBase.open(kb_path)
     fallback = next(iter(kb.store.iter_documents()))["id"]
     doc_ids = [next((h.doc_id for h in kb.search(t, k=1)), fallback) for t in texts]   # what fetch reads
-    times: dict[str, dict[str, list[float]]] = {tool: {"library": [], "stdio": [], "http": []}
+    times: dict[str, dict[str, list[float]]] = {tool: {"library": [], "in_process": [], "stdio": [], "http": [],
+                                                       "rest": []}
                                                 for tool in ("search", "fetch")}
     home = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
     http_proc, url, secret = start_http(kb_path, home / "home")
+    base = url.removesuffix("/mcp")
     env = {"OPENBLAS_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
     stdio = StdioServerParameters(command=sys.executable, args=["-m", "domainrag.cli", "mcp", "--kb", f"bench={kb_path}"],
                                   env=env)
     try:
-        async with Client(stdio) as over_stdio, \
+        async with Client(_in_process(kb_path)) as in_process, Client(stdio) as over_stdio, \
                 httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=120) as http, \
                 Client(streamable_http_client(url, http_client=http)) as over_http:
-            clients = {"stdio": over_stdio, "http": over_http}
+            clients = {"in_process": in_process, "stdio": over_stdio, "http": over_http}
             for client in clients.values():   # warm: embedder loaded, index open, connections made
                 for text in texts[:3]:
                     result = await client.call_tool("search", {"query": text, "k": k})
@@ -138,10 +145,14 @@ async def measure(kb_path: Path, texts: list[str], repeats: int, k: int) -> dict
                     for name, client in clients.items():
                         times["search"][name].append(await timed(
                             lambda c=client, t=text: c.call_tool("search", {"query": t, "k": k})))
+                    times["search"]["rest"].append(await timed(lambda t=text: _ok(http.post(
+                        f"{base}/v1/collections/bench/search", json={"query": t, "k": k}))))
                     uri = f"domainrag://bench/{_quote(doc_id)}"
                     times["fetch"]["library"].append(await timed(lambda d=doc_id: _sync(kb.document, d)))
                     for name, client in clients.items():
                         times["fetch"][name].append(await timed(lambda c=client, u=uri: c.call_tool("fetch", {"id": u})))
+                    times["fetch"]["rest"].append(await timed(lambda d=doc_id: _ok(http.get(
+                        f"{base}/v1/collections/bench/documents/{_quote(d)}"))))
     finally:
         http_proc.terminate()
         http_proc.wait(30)
@@ -149,8 +160,25 @@ async def measure(kb_path: Path, texts: list[str], repeats: int, k: int) -> dict
     return times
 
 
+def _in_process(kb_path: Path) -> Any:
+    """The MCP server in this process (the SDK client dispatches to it directly, no transport):
+    the SDK's and the handlers' own cost."""
+    from domainrag.server.collections import Collections
+    from domainrag.server.keys import LOCAL_ADMIN
+    from domainrag.server.mcp.protocol import build_server
+    from domainrag.server.mcp.service import McpService
+
+    service = McpService(Collections(None, {"bench": kb_path}), models=None)
+    return build_server(service, lambda ctx: LOCAL_ADMIN, timeout_s=300)
+
+
 async def _sync(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
+
+
+async def _ok(response: Awaitable[Any]) -> None:
+    answered = await response
+    answered.raise_for_status()
 
 
 def _quote(doc_id: str) -> str:
@@ -163,11 +191,14 @@ def summarise(times: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tool, by_path in times.items():
         stats = {path: percentiles(values) for path, values in by_path.items()}
-        for path in ("stdio", "http"):
+        for path in ("in_process", "stdio", "http", "rest"):
             stats[path]["overhead_p50_ms"] = round(stats[path]["p50_ms"] - stats["library"]["p50_ms"], 3)
             stats[path]["overhead_p95_ms"] = round(stats[path]["p95_ms"] - stats["library"]["p95_ms"], 3)
         out[tool] = stats
     return out
+
+
+PATHS = ("in_process", "stdio", "http", "rest")
 
 
 def table(summary: dict[str, Any]) -> str:
@@ -175,10 +206,10 @@ def table(summary: dict[str, Any]) -> str:
     for tool, stats in summary.items():
         lib = stats["library"]
         rows.append([tool, f"{lib['p50_ms']:.2f} / {lib['p95_ms']:.2f}",
-                     *(f"{stats[p]['p50_ms']:.2f} / {stats[p]['p95_ms']:.2f}" for p in ("stdio", "http")),
-                     *(f"+{stats[p]['overhead_p50_ms']:.2f} / +{stats[p]['overhead_p95_ms']:.2f}" for p in ("stdio", "http"))])
-    return markdown_table(["tool", "library p50 / p95 ms", "stdio p50 / p95", "HTTP p50 / p95",
-                           "stdio overhead p50 / p95", "HTTP overhead p50 / p95"], rows)
+                     *(f"{stats[p]['p50_ms']:.2f} / {stats[p]['p95_ms']:.2f}" for p in PATHS),
+                     *(f"{stats[p]['overhead_p50_ms']:+.2f} / {stats[p]['overhead_p95_ms']:+.2f}" for p in PATHS)])
+    return markdown_table(["tool", "library p50 / p95 ms", "MCP in-process", "MCP stdio", "MCP HTTP",
+                           "REST (same server)", "overhead p50 / p95: in-process", "stdio", "HTTP", "REST"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:

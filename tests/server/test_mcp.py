@@ -187,6 +187,9 @@ def test_http_session_with_keys_and_groups(served: Any) -> None:
             assert SECRET in read.contents[0].text
 
     anyio.run(session)
+    metrics = httpx.get(url.removesuffix("/mcp") + "/metrics", headers={"Authorization": f"Bearer {keys['admin']}"})
+    assert 'domainrag_answers_total{collection="shop",outcome="answered"}' in metrics.text   # as for /ask
+    assert 'route="/mcp"' in metrics.text
 
 
 def test_http_needs_a_valid_key_and_a_local_host(served: Any) -> None:

@@ -38,7 +38,7 @@ class McpEndpoint:
         from .protocol import build_server
 
         settings = state.settings
-        service = McpService(state.collections, models=settings.models,
+        service = McpService(state.collections, models=settings.models, on_answer=state.metrics.answer,
                              descriptions={n: s.description for n, s in settings.collections.items() if s.description})
         server = build_server(service, caller_of, timeout_s=settings.request_timeout_s,
                               private_paths=state.private_paths)

@@ -11,7 +11,7 @@ and the library's own."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -86,6 +86,8 @@ class McpService:
     collections: Collections
     models: Sequence[str] | None = ()
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    #: Told of every answer (collection, answer): the server's metrics, as for the REST routes.
+    on_answer: Callable[[str, Answer], None] | None = None
 
     # -- tools ---------------------------------------------------------------------------------
     def search(self, caller: Principal, args: SearchArgs) -> SearchResult:
@@ -114,6 +116,8 @@ class McpService:
             _as_argument("model", check_model, args.model, self.models, kb)
         _as_argument("template", check_template, args.template, kb)
         answer = kb.ask(args.question, args.model, args.template, **scoped(caller))
+        if self.on_answer is not None:
+            self.on_answer(name, answer)
         return _answer(name, answer)
 
     def list_collections(self, caller: Principal) -> CollectionsResult:
