@@ -16,19 +16,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+import httpx2
+from mcp import Client, StdioServerParameters  # the conftest leaves these tests out without the SDK
+from mcp.client.streamable_http import streamable_http_client
 
-try:
-    import mcp  # noqa: F401
-except ImportError:   # a test tier that needs the SDK: skipped without it, failed under CI
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("the MCP SDK is missing: pip install 'domainrag[mcp]'", allow_module_level=True)
-import httpx2  # noqa: E402
-from mcp import Client, StdioServerParameters  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-
-from domainrag import KnowledgeBase  # noqa: E402
+from domainrag import KnowledgeBase
 
 HASH = {"embedder.model": "hash:64", "chunking.target_tokens": 64, "chunking.overlap_tokens": 8}
 SECRET = "zqsecretq"
