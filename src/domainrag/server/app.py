@@ -79,7 +79,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.server = state
     problems.install(app)
     _routes(app)
-    app.router.routes.append(Route("/mcp", endpoint=mcp or missing_sdk, include_in_schema=False))
+    app.router.routes.append(Route(McpEndpoint.path, endpoint=mcp or missing_sdk, include_in_schema=False))
     _document_models(app, DocumentsUpload)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -32,6 +32,9 @@ CALLER = "domainrag_principal"
 class McpEndpoint:
     """The ASGI application answering ``/mcp`` (its session manager runs in the app's lifespan)."""
 
+    #: The route template the request log and metrics name (read from ``scope["route"]``).
+    path = "/mcp"
+
     def __init__(self, state: ServerState) -> None:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -50,6 +53,7 @@ class McpEndpoint:
         return self.manager.run()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
         request = Request(scope, receive)
         try:
             caller = await principal(request)
