@@ -173,7 +173,9 @@ def test_http_session_with_keys_and_groups(served: Any) -> None:
             assert SECRET not in denied.value.message
             assert merger not in {r.uri for r in (await staff.list_resources()).resources}
             error, _, text = await call(staff, "search", {"query": "refund", "collection": "other"})
-            assert error and "may not read collection 'other'" in text
+            assert error and "'collection'" in text and "may not read collection 'other'" in text
+            error, _, unknown = await call(staff, "search", {"query": "refund", "collection": "nothing"})
+            assert error and unknown.replace("nothing", "other") == text   # exists or not: the same words
             error, answer, _ = await call(staff, "ask", {"question": "How long for refunds?", "model": "scripted:m"})
             assert not error and answer["model"] == "scripted:m" and answer["citations"][0]["doc_id"] == IDS["refunds"]
             error, _, text = await call(staff, "ask", {"question": "refunds?", "model": "openai:gpt-4o"})

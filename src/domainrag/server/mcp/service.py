@@ -25,7 +25,7 @@ from ..collections import Collections
 from ..common import scoped
 from ..keys import Principal
 from ..policy import check_model, check_template
-from ..problems import Invalid, NotFound
+from ..problems import Forbidden, Invalid, NotFound
 from .schemas import (
     MAX_FETCH_CHARS,
     AskArgs,
@@ -178,11 +178,14 @@ class McpService:
                 raise BadArgument("collection", f"this server has {len(names)} collections for you ({listed}); "
                                                 "name one.")
             name = names[0]
-        allow(caller, name, "read")
+        listed = ", ".join(self.names(caller)) or "none"
+        try:
+            allow(caller, name, "read")   # the same words whether the collection exists or not
+        except Forbidden as exc:
+            raise BadArgument(argument, f"{exc} Yours: {listed}.") from None
         try:
             return name, self.collections.get(name)
         except NotFound:
-            listed = ", ".join(self.names(caller)) or "none"
             raise BadArgument(argument, f"there is no collection {name[:64]!a} (yours: {listed}); "
                                         "list_collections names them.") from None
 
