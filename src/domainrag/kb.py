@@ -29,6 +29,7 @@ from .types import Answer, Hit
 if TYPE_CHECKING:  # pragma: no cover
     from .answer.chat import Conversation
     from .answer.pipeline import Answerer
+    from .answer.templates import Prompt
     from .answer.verify import Verification
     from .compare.results import Comparison
     from .evaluate.generate import GeneratedSuite
@@ -443,6 +444,16 @@ class KnowledgeBase:
         retrieve_ms = round((time.perf_counter() - started) * 1000, 3)
         return self.answerer.answer(question, hits, model=model, template=template, on_token=on_token,
                                     timings={"retrieve_ms": retrieve_ms}, extra_trace=extra_trace)
+
+    def prompt(self, question: str, template: str | None = None, k: int | None = None, *,
+               mode: Mode | None = None, filters: Mapping[str, Any] | None = None,
+               groups: Iterable[str] | None = None) -> Prompt:
+        """The prompt :meth:`ask` would send a model (``template``'s messages with the sources
+        retrieved for ``question`` as ``groups`` may read them), for a client that brings its own
+        model — what the MCP server offers as prompts."""
+        question = self._check_question(question)
+        hits = self.search(question, k or self.config.answer.k, mode, filters, groups=groups)
+        return self.answerer.prompt(question, hits, template=template)
 
     def verify(self, answer_text: str, sources: Sequence[Any], *, model: str | None = None,
                template: str | None = None) -> Verification:

@@ -199,6 +199,14 @@ class Answerer:
         run.lap("check_ms", t)
         return self._finish(run, generation, check, supported, packed.sources, manifest, template)
 
+    def prompt(self, question: str, hits: Sequence[Hit], *, model: str | None = None,
+               template: str | None = None) -> Prompt:
+        """The messages :meth:`answer` would send a model for ``question`` and ``hits`` (packed
+        and numbered the same way), for clients that bring their own model (MCP prompts)."""
+        run = _Run(question, self._language(question), time.perf_counter())
+        packed = pack(hits, self.config.context_tokens, token_counter(self.model_spec(model)))
+        return self._prompt(template, run, packed.sources)
+
     def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> tuple[str, Usage]:
         """A follow-up question rewritten to stand alone (the offline default keeps it as is)."""
         generator = self.generator(self.model_spec(model))

@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -38,6 +38,7 @@ from .concurrency import ConcurrencyLimit
 from .docs_page import DOCS_HTML
 from .jobs import JobRunner, JobStore
 from .keys import KEYS_FILE, KeyStore
+from .mcp.http import McpEndpoint, missing_sdk
 from .metrics import CONTENT_TYPE, Metrics
 from .problems import Forbidden
 from .ratelimit import RateLimiter
@@ -49,7 +50,7 @@ from .uploads import Limits
 log = logging.getLogger("domainrag.server")
 STATIC = Path(__file__).parent / "static"
 #: Paths the web UI never answers (so an API path gets its 404 or 405, not a missing file).
-API_PATHS = ("/v1", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+API_PATHS = ("/v1", "/mcp", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
 SHUTDOWN_GRACE_S = 10.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -58,12 +59,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
     """The application serving ``settings``' collections from ``settings.home``."""
     state = build_state(settings)
 
+    mcp = _mcp_endpoint(state)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resumed = state.jobs.resume()
         if resumed:
             log.info("resumed %d unfinished ingest job(s)", len(resumed))
-        yield
+        async with AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.run())
+            yield
         state.jobs.stop(SHUTDOWN_GRACE_S)
         state.collections.close()
         state.jobs.store.close()
@@ -73,6 +79,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.server = state
     problems.install(app)
     _routes(app)
+    app.router.routes.append(Route(McpEndpoint.path, endpoint=mcp or missing_sdk, include_in_schema=False))
     _document_models(app, DocumentsUpload)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
@@ -83,6 +90,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     if STATIC.is_dir():
         app.router.routes.append(_UI("/", app=StaticFiles(directory=STATIC, html=True), name="ui"))
     return app
+
+
+def _mcp_endpoint(state: ServerState) -> McpEndpoint | None:
+    """``/mcp`` (MCP over Streamable HTTP), when the SDK is installed (the ``mcp`` extra)."""
+    if importlib.util.find_spec("mcp") is None:
+        return None
+    return McpEndpoint(state)
 
 
 def build_state(settings: ServerSettings) -> ServerState:

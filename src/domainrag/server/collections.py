@@ -24,8 +24,10 @@ _NAME = re.compile(COLLECTION_NAME)
 
 
 class Collections:
-    def __init__(self, home: Path, configured: Mapping[str, str | Path]) -> None:
-        self.root = home / "collections"
+    def __init__(self, home: Path | None, configured: Mapping[str, str | Path]) -> None:
+        #: Where collections created over the API live (``None``: only the configured ones, as
+        #: for ``domainrag mcp``).
+        self.root = home / "collections" if home is not None else None
         self._configured: dict[str, str | Path] = {
             name: path if isinstance(path, str) and is_postgres_url(path) else Path(path)
             for name, path in configured.items()}
@@ -37,14 +39,14 @@ class Collections:
 
     def names(self) -> list[str]:
         created = ({p.name for p in self.root.iterdir() if (p / "catalog.sqlite3").is_file()}
-                   if self.root.is_dir() else set())
+                   if self.root is not None and self.root.is_dir() else set())
         return sorted(created | set(self._configured))
 
     def path(self, name: str) -> str | Path:
         """Where collection ``name`` lives: a folder, or a PostgreSQL URL."""
         if name in self._configured:
             return self._configured[name]
-        if _NAME.match(name) and (self.root / name / "catalog.sqlite3").is_file():
+        if self.root is not None and _NAME.match(name) and (self.root / name / "catalog.sqlite3").is_file():
             return self.root / name
         raise NotFound(f"No collection named {name!r}. GET /v1/collections lists them; an admin creates one "
                        "with POST /v1/collections.")
@@ -79,6 +81,8 @@ class Collections:
         """A new, empty collection under the server home, with ``settings`` (dotted keys) written
         to its ``domainrag.toml``."""
         check_name(name)
+        if self.root is None:
+            raise Conflict("This server has no home for new collections: serve it with a --home folder.")
         with self._lock:
             target = self.root / name
             if name in self._configured or target.exists():

@@ -28,6 +28,8 @@ class CollectionSpec(_Strict):
     folder, or ``postgresql://HOST/DB#COLLECTION`` for one kept wholly in PostgreSQL."""
 
     path: str | Path
+    #: What the collection holds, for agents (the MCP ``list_collections`` tool); optional.
+    description: str | None = Field(None, max_length=1000)
 
 
 class ServerSettings(_Strict):
