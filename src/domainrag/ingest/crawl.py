@@ -303,7 +303,7 @@ class SiteCrawler:
 
     def _sitemap_urls(self) -> list[str]:
         """Page URLs in scope from the site's sitemaps (an index: one level deep)."""
-        maps = [u for u in (normalise(m) for m in self._robots.site_maps() or ()) if u] \
+        maps = [u for u in (normalise(urljoin(self.origin, m)) for m in self._robots.site_maps() or ()) if u] \
             or [self.origin + "/sitemap.xml"]
         urls: list[str] = []
         for index, sitemap in enumerate(maps[:_MAX_SITEMAPS]):
@@ -323,7 +323,7 @@ class SiteCrawler:
             return [], []
         if root is None:
             return [], []
-        locs = [normalise(el.text or "") for el in root.iter() if el.tag.endswith("loc")]
+        locs = [normalise(urljoin(url, (el.text or "").strip())) for el in root.iter() if el.tag.endswith("loc")]
         found = [u for u in locs if u]
         return ([], found) if root.tag.endswith("sitemapindex") else (found, [])
 
