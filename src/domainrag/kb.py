@@ -288,7 +288,8 @@ class KnowledgeBase:
             paths, crawl = self._configured_sources(), self.config.sources.crawl if crawl is None else crawl
         if not reindex:
             self._check_manifest()
-        with collect(paths, format, self.config.ingest, groups, self.config.sources, bool(crawl)) as found:
+        with collect(paths, format, self.config.ingest, groups, self.config.sources, bool(crawl),
+                     known=self.store.source_states) as found:
             earlier = self.store.source_states() if reindex else None
             if reindex:
                 self._reindex()

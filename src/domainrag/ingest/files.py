@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from .acl import rule_groups
 from .beir_corpus import beir_sources, corpus_path
 from .discover import FoundFile, discover_protected, display_path
 from .loading import loaders_by_extension
-from .remote import is_url, open_source, settings_for, source_items
+from .remote import KnownState, is_url, open_source, settings_for, source_items
 from .sources import SourceItem, SourceSettings, sha256_bytes
 from .worker import ParseWorker
 
@@ -45,7 +45,7 @@ class Collected:
 @contextmanager
 def collect(paths: Sequence[str | os.PathLike[str]], format: Literal["files", "beir"], config: IngestConfig,
             acl: tuple[str, ...] | None = None, sources: SourcesConfig | None = None,
-            crawl: bool = False) -> Iterator[Collected]:
+            crawl: bool = False, known: Callable[[], Mapping[str, KnownState]] | None = None) -> Iterator[Collected]:
     """The sources under ``paths``; files are parsed by a :class:`ParseWorker` that lives as long
     as the context. Each source carries the access groups ``acl`` (when given), else those of
     the first ``ingest.acl`` rule matching a file's path relative to its folder (see :mod:`.acl`).
@@ -81,19 +81,21 @@ def collect(paths: Sequence[str | os.PathLike[str]], format: Literal["files", "b
         if urls:
             settings = settings_for(config, frozenset(loaders), crawl, sources or SourcesConfig())
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="domainrag-fetch-")))
-            streams = [_network(url, settings, config, worker, acl, tmp, collected, stack) for url in urls]
+            states = known() if known is not None else None
+            streams = [_network(url, settings, config, worker, acl, tmp, collected, stack, states) for url in urls]
             collected.items, collected.total = itertools.chain(files, *streams), None
         yield collected
 
 
 def _network(url: str, settings: SourceSettings, config: IngestConfig, worker: ParseWorker,
-             acl: tuple[str, ...] | None, tmp: Path, collected: Collected, stack: ExitStack) -> Iterator[SourceItem]:
+             acl: tuple[str, ...] | None, tmp: Path, collected: Collected, stack: ExitStack,
+             known: Mapping[str, KnownState] | None) -> Iterator[SourceItem]:
     """The items of the network source ``url``, lazily; what it does not list is recorded in
     ``collected``. Its first entry is listed now, so that a source that cannot be listed at all
     (no such bucket, no access, a missing package) raises before anything is ingested."""
     source = open_source(url, settings)
     collected.scopes.append(source.scope)
-    listing = source_items(source, settings, config, worker, acl, tmp)
+    listing = source_items(source, settings, config, worker, acl, tmp, known)
     stack.callback(listing.close)
     first = next(listing, None)
 

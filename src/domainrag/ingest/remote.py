@@ -16,11 +16,15 @@ the one named ``fsspec`` takes every scheme no other claims.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import shutil
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from .. import registry
@@ -76,23 +80,86 @@ def settings_for(config: IngestConfig, extensions: frozenset[str], crawl: bool,
                           extensions=extensions)
 
 
+class KnownState(Protocol):
+    """What the index holds of a source (``domainrag.index.store.SourceState``)."""
+
+    @property
+    def content_hash(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def mtime_ns(self) -> int: ...
+
+
 def source_items(source: Source, settings: SourceSettings, config: IngestConfig, worker: ParseWorker,
-                 acl: tuple[str, ...] | None, tmp: Path) -> Generator[SourceItem | Unlisted, None, None]:
+                 acl: tuple[str, ...] | None, tmp: Path, known: Mapping[str, KnownState] | None = None,
+                 ) -> Generator[SourceItem | Unlisted, None, None]:
     """``source``'s entries as source items, lazily; what is not taken as an :class:`Unlisted`
-    with its reason (``failed`` ones must be kept from a prune)."""
+    with its reason (``failed`` ones must be kept from a prune).
+
+    With ``known`` (the sources the index holds) and a source that allows ``parallel_reads``,
+    the objects that will have to be read (new, or another size and version) are downloaded
+    ahead, that many at a time, a window of a few times that many items before the one being
+    ingested (else one item at a time: a crawler keeps only the page just listed). An item's
+    copy is deleted once the consumer asks for the next one."""
+    parallel = int(getattr(source, "parallel_reads", 1)) if known is not None else 1
+    ahead = 4 * parallel if parallel > 1 else 0   # a source read on this thread: one item at a time
+    window: deque[tuple[SourceItem | Unlisted, _Fetch | None]] = deque()
+    with ThreadPoolExecutor(max(parallel, 1), thread_name_prefix="ingest-fetch") as pool:
+        try:
+            for listed, fetch in _listed(source, settings, config, worker, acl, tmp):
+                if fetch is not None and parallel > 1 and known is not None and _will_read(fetch.entry, known):
+                    fetch.prefetch(pool)
+                window.append((listed, fetch))
+                while len(window) > ahead:
+                    yield from _release(window.popleft())
+            while window:
+                yield from _release(window.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for _listed_item, fetch in window:
+                if fetch is not None:
+                    fetch.discard()
+
+
+def _release(pair: tuple[SourceItem | Unlisted, _Fetch | None]) -> Iterator[SourceItem | Unlisted]:
+    listed, fetch = pair
+    yield listed
+    if fetch is not None:   # the consumer is done with it: it asked for the next item
+        fetch.discard()
+
+
+def _listed(source: Source, settings: SourceSettings, config: IngestConfig, worker: ParseWorker,
+            acl: tuple[str, ...] | None, tmp: Path) -> Iterator[tuple[SourceItem | Unlisted, _Fetch | None]]:
     counter = itertools.count()
     for listed in source.entries():
         if isinstance(listed, Unlisted):
-            yield listed
+            yield listed, None
             continue
         reason, failed = _refused(listed, config, settings)
         if reason:
-            yield Unlisted(listed.key, reason, failed)
+            yield Unlisted(listed.key, reason, failed), None
             continue
         groups = acl if acl is not None else rule_groups(config.acl, listed.name)
         fetch = _Fetch(source, listed, worker, tmp / str(next(counter)), settings.max_bytes, config.max_file_mb)
         yield SourceItem(source=listed.key, label=listed.key, size=listed.size or 0, mtime_ns=listed.mtime_ns,
-                         fingerprint=fetch.fingerprint, load=fetch.load, acl=groups)
+                         fingerprint=fetch.fingerprint, load=fetch.load, acl=groups), fetch
+
+
+def _will_read(entry: Entry, known: Mapping[str, KnownState]) -> bool:
+    """Whether the index builder will most likely load ``entry`` (a guess: access groups aside)."""
+    state = known.get(entry.key)
+    if state is None:
+        return True
+    if (state.size, state.mtime_ns) == (entry.size, entry.mtime_ns) and entry.mtime_ns:
+        return False
+    return not (entry.version and state.content_hash.startswith(_version_hash(entry.version)))
+
+
+def _version_hash(version: str) -> str:
+    return sha256_bytes(f"version:{version}".encode())
 
 
 def _refused(entry: Entry, config: IngestConfig, settings: SourceSettings) -> tuple[str, bool]:
@@ -122,12 +189,27 @@ class _Fetch:
         self.source, self.entry, self.worker = source, entry, worker
         self.folder, self.max_bytes, self.limit_mb = folder, max_bytes, limit_mb
         self.path: Path | None = None
+        self.future: Future[Path] | None = None
 
     def fingerprint(self) -> str:
         """The entry's version tag, hashed (no download); without one, the hash of its bytes."""
         if self.entry.version:
-            return sha256_bytes(f"version:{self.entry.version}".encode())
+            return _version_hash(self.entry.version)
         return sha256_bytes(self._download().read_bytes())
+
+    def prefetch(self, pool: ThreadPoolExecutor) -> None:
+        """Start downloading on ``pool``; :meth:`load` waits for it."""
+        self.future = pool.submit(self._copy_into_folder)
+
+    def discard(self) -> None:
+        """Delete the downloaded copy, if any (a prefetched object the index did not need)."""
+        if self.future is not None:
+            self.future.cancel()
+            with contextlib.suppress(Exception):
+                self.future.result()
+            self.future = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.path = None
 
     def load(self) -> list[Document]:
         path = self._download()
@@ -135,12 +217,16 @@ class _Fetch:
             found = FoundFile(path, self.entry.key, path.stat().st_size, rel=self.entry.name, key=self.entry.key)
             return self.worker.load(found)
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.path = None
+            self.discard()
 
     def _download(self) -> Path:
-        if self.path is not None:
-            return self.path
+        if self.path is None:
+            future, self.future = self.future, None
+            self.path = future.result() if future is not None else self._copy_into_folder()
+        return self.path
+
+    def _copy_into_folder(self) -> Path:
+        """Download into ``folder``; :class:`LoaderError` with the reason if that fails."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / _file_name(self.entry.name)
         try:
@@ -151,7 +237,6 @@ class _Fetch:
         except Exception as exc:  # the one seam where a source's read errors are translated
             shutil.rmtree(self.folder, ignore_errors=True)
             raise LoaderError(f"cannot be read: {type(exc).__name__}: {exc}") from exc
-        self.path = path
         return path
 
     def _copy(self, path: Path) -> None:

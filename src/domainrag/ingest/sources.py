@@ -86,6 +86,8 @@ class Source(Protocol):
     :meth:`open` reads one entry's bytes (the caller stops at its size cap). ``__init__`` takes the
     URL and a :class:`SourceSettings`. Credentials come from the environment and the standard
     configuration chains of the library used, never from arguments or files of domainrag.
+    Optional: ``parallel_reads``, how many :meth:`open` calls may run at once from other threads
+    (downloads ahead of the ingest; absent: one, on the ingesting thread).
     """
 
     schemes: ClassVar[tuple[str, ...]]
