@@ -170,12 +170,12 @@ def test_a_knowledge_bases_own_sources_need_trust(kb_factory, bucket: str, tmp_p
 
     with KnowledgeBase.open(tmp_path / "kb") as opened:
         with pytest.raises(UntrustedSettingsError, match="domainrag trust"):
-            opened.ingest([])
+            opened.ingest()
         assert opened.store.source_states() == {}
         assert opened.ingest([f"s3://{bucket}/other/outside.txt"]).added   # named by the user: fine
     trust.trust(tmp_path / "kb")
     with KnowledgeBase.open(tmp_path / "kb") as trusted:
-        report = trusted.ingest([])
+        report = trusted.ingest()
     assert sorted(report.added) == [f"s3://{bucket}/policies/credit.txt", f"s3://{bucket}/policies/sub/leave.md"]
 
 
@@ -189,4 +189,4 @@ def test_local_folders_in_sources_need_no_trust(kb_factory, tmp_path: Path) -> N
     from domainrag import KnowledgeBase
 
     with KnowledgeBase.open(tmp_path / "kb") as opened:
-        assert opened.ingest([]).added == ["docs/a.txt"]
+        assert opened.ingest().added == ["docs/a.txt"]

@@ -94,7 +94,8 @@ def ingest(
         "--crawl); or BEIR folders with --format beir [default: [sources] urls of the knowledge base].",
         show_default=False)] = None,
     kb: KbOpt = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone.")] = False,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Remove documents whose files (objects, pages) are gone.")] = False,
     format: Annotated[Literal["files", "beir"], typer.Option("--format", help="Input format.")] = "files",
     reindex: Annotated[bool, typer.Option(
         "--reindex", help="Empty the index first (after changing embedder or chunker).")] = False,
@@ -118,7 +119,7 @@ def ingest(
     overrides: dict[str, Any] = {"embedder.model": embedder} if embedder else {}
     overrides |= {f"sources.{k}": v for k, v in (("max_pages", max_pages), ("max_depth", max_depth)) if v is not None}
     with _open(kb, create=True, overrides=overrides or None) as base:
-        report = base.ingest(paths or [], format=format, prune=prune, reindex=reindex,
+        report = base.ingest(paths or None, format=format, prune=prune, reindex=reindex,
                              progress=not as_json and err.is_terminal, acl=acl, crawl=crawl)
     if as_json:
         _print_json({**report.summary(), "failures": report.failed})

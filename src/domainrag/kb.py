@@ -247,7 +247,7 @@ class KnowledgeBase:
     # -- ingest ----------------------------------------------------------------------------
     def ingest(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: Sequence[str | os.PathLike[str]] | None = None,
         format: Literal["files", "beir"] = "files",
         prune: bool = False,
         reindex: bool = False,
@@ -276,7 +276,7 @@ class KnowledgeBase:
         A path may be a URL: ``s3://BUCKET/PREFIX`` or any fsspec URL (objects unchanged by ETag,
         size and time are not downloaded again), ``https://...`` one page, or a site with ``crawl``
         (:mod:`domainrag.ingest.remote`); documents keep the URL as source and path, ``prune``
-        works as for folders. No ``paths``: those of ``[sources] urls`` (a network URL there only
+        works as for folders. ``paths=None``: those of ``[sources] urls`` (a network URL there only
         when the knowledge base is trusted), crawled unless ``sources.crawl`` is false.
         """
         from .acl import parse_groups
@@ -284,7 +284,7 @@ class KnowledgeBase:
         from .ingest.files import collect
 
         groups = None if acl is None else parse_groups(acl, where="acl")
-        if not paths:
+        if paths is None:
             paths, crawl = self._configured_sources(), self.config.sources.crawl if crawl is None else crawl
         if not reindex:
             self._check_manifest()

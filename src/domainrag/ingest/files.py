@@ -52,7 +52,7 @@ def collect(paths: Sequence[str | os.PathLike[str]], format: Literal["files", "b
     A path that is a URL (``s3://...``, ``https://...``) is a network source (:mod:`.remote`)
     with the ``sources`` settings; ``crawl`` makes a web URL a crawl, not one page."""
     if not paths:
-        raise ConfigError("No paths given to ingest; name files, folders or URLs")
+        raise ConfigError("No paths given to ingest; name files, folders or URLs (or list them in [sources] urls)")
     urls = [str(p) for p in paths if is_url(p)]
     local = [Path(p) for p in paths if not is_url(p)]
     if format == "beir":
