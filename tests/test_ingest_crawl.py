@@ -40,7 +40,7 @@ def site_pages() -> dict[str, tuple[int, dict[str, str], bytes]]:
             "<h1>Handbook</h1><p>The expense policy covers travel.</p>"
             "<a href='expenses.html'>Expenses</a> <a href='/wiki/./loop-a.html#top'>Loop</a> "
             "<a href='private/salaries.html'>Salaries</a> <a href='away'>Away</a> <a href='huge'>Huge</a> "
-            "<a href='slow.html'>Slow</a> <a href='gone.html'>Gone</a> <a href='guide.txt'>Guide</a> "
+            "<a href='slow.html'>Slow</a> <a href='drip.html'>Drip</a> <a href='gone.html'>Gone</a> <a href='guide.txt'>Guide</a> "
             "<a href='hidden.html'>Hidden</a> <a href='/elsewhere/out.html'>Out of scope</a> "
             "<a href='http://other.invalid/x.html'>Other host</a> <a href='d1.html'>Deep</a>"))),
         "/wiki/expenses.html": (200, html, page("Expenses", (
@@ -67,8 +67,8 @@ def site_pages() -> dict[str, tuple[int, dict[str, str], bytes]]:
 
 
 class Site:
-    """A threaded HTTP server for ``site_pages()`` plus /wiki/huge (streams 64 MB) and
-    /wiki/slow.html (answers after 3 s); records the paths asked and the bytes of /huge sent."""
+    """A threaded HTTP server for ``site_pages()`` plus /wiki/huge (streams 64 MB),
+    /wiki/slow.html (answers after 10 s) and /wiki/drip.html (a byte every 0.5 s); records the paths asked and the bytes of /huge sent."""
 
     def __init__(self) -> None:
         self.pages = site_pages()
@@ -90,6 +90,9 @@ class Site:
                 if self.path == "/wiki/huge":
                     self._huge()
                     return
+                if self.path == "/wiki/drip.html":
+                    self._drip()
+                    return
                 if self.path == "/wiki/slow.html":
                     time.sleep(site.slow_s)
                 status, headers, body = site.pages.get(self.path.split("?")[0], (404, {}, b"not found"))
@@ -100,6 +103,18 @@ class Site:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def _drip(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                try:
+                    for _ in range(60):   # a byte every 0.5 s: each read is quick, the page never ends
+                        self.wfile.write(b"<")
+                        self.wfile.flush()
+                        time.sleep(0.5)
                 except OSError:
                     pass
 
@@ -147,8 +162,9 @@ def test_a_crawl_takes_the_site_and_reports_every_page_it_does_not(kb_factory, s
     failed = dict(report.failed)
     assert "another host" in failed[base + "away"]
     assert "larger than max_file_mb=1" in failed[base + "huge"]
-    assert "timeout_s=3" in failed[base + "slow.html"]
-    assert len(failed) == 3
+    assert "no answer within timeout_s=3" in failed[base + "slow.html"]
+    assert "took longer than timeout_s=3" in failed[base + "drip.html"]
+    assert len(failed) == 4
     ignored = dict(report.ignored)
     assert ignored[base + "private/salaries.html"] == "disallowed by robots.txt"
     assert "404" in ignored[base + "gone.html"] and "404" in ignored[base + "LOOP-A.html"]
