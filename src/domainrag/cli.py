@@ -89,9 +89,13 @@ def _print_json(data: Any) -> None:
 # -- ingest, search, ask, chat ---------------------------------------------------------------------
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (or BEIR folders with --format beir).")],
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Files, folders, s3://BUCKET/PREFIX (or another fsspec URL), https://... (one page; a site with "
+        "--crawl); or BEIR folders with --format beir [default: [sources] urls of the knowledge base].",
+        show_default=False)] = None,
     kb: KbOpt = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone.")] = False,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Remove documents whose files (objects, pages) are gone.")] = False,
     format: Annotated[Literal["files", "beir"], typer.Option("--format", help="Input format.")] = "files",
     reindex: Annotated[bool, typer.Option(
         "--reindex", help="Empty the index first (after changing embedder or chunker).")] = False,
@@ -101,13 +105,22 @@ def ingest(
         "--acl", help="Access groups of these documents, g1,g2: only API keys with one of them read them "
         "('' makes them visible to every key) [default: an [[ingest.acl]] rule, else the groups they had, "
         "else their own acl field].")] = None,
+    crawl: Annotated[bool | None, typer.Option(
+        "--crawl/--no-crawl", help="Web URLs: follow links on the same site (robots.txt and sitemap honoured), "
+        "else one page each [default: off; sources.crawl for [sources] urls].", show_default=False)] = None,
+    max_pages: Annotated[int | None, typer.Option("--max-pages", min=1, help="Crawl: most pages fetched "
+                                                  "[default: sources.max_pages, 500].", show_default=False)] = None,
+    max_depth: Annotated[int | None, typer.Option("--max-depth", min=0, help="Crawl: most links followed from "
+                                                  "the start URL [default: sources.max_depth, 5].",
+                                                  show_default=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest documents incrementally: unchanged files are skipped, changed ones replaced."""
-    overrides = {"embedder.model": embedder} if embedder else None
-    with _open(kb, create=True, overrides=overrides) as base:
-        report = base.ingest(paths, format=format, prune=prune, reindex=reindex,
-                             progress=not as_json and err.is_terminal, acl=acl)
+    """Ingest documents incrementally: unchanged files (and objects, pages) are skipped, changed ones replaced."""
+    overrides: dict[str, Any] = {"embedder.model": embedder} if embedder else {}
+    overrides |= {f"sources.{k}": v for k, v in (("max_pages", max_pages), ("max_depth", max_depth)) if v is not None}
+    with _open(kb, create=True, overrides=overrides or None) as base:
+        report = base.ingest(paths or None, format=format, prune=prune, reindex=reindex,
+                             progress=not as_json and err.is_terminal, acl=acl, crawl=crawl)
     if as_json:
         _print_json({**report.summary(), "failures": report.failed})
     else:

@@ -20,7 +20,7 @@ from .redaction import redact_url
 
 CONFIG_FILE = "domainrag.toml"
 #: Sections holding :data:`domainrag.trust.NETWORK_KEYS` (settings that choose where data goes).
-NETWORK_SECTIONS = ("answer", "embedder", "store", "runs")
+NETWORK_SECTIONS = ("answer", "embedder", "store", "runs", "sources")
 
 
 class _Section(BaseModel):
@@ -287,8 +287,26 @@ class GateConfig(_Section):
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 
+class SourcesConfig(_NetworkSection):
+    """Sources beyond local folders (:mod:`domainrag.ingest.remote`): an S3 prefix or any fsspec
+    URL, a web site. Credentials come from the environment, never from this file."""
+
+    #: What ``domainrag ingest`` with no paths ingests: folders, ``s3://BUCKET/PREFIX``,
+    #: ``https://intranet/wiki/``... (relative folders: from the knowledge base). A network URL
+    #: here is honoured only when the user trusted this knowledge base (``domainrag trust``).
+    urls: list[str] = Field(default_factory=list)
+    #: Web URLs in ``urls``: follow their links (as ``ingest --crawl``), else each is one page.
+    crawl: bool = True
+    #: A crawl's limits: pages fetched, and links followed from the start URL.
+    max_pages: int = Field(500, ge=1)
+    max_depth: int = Field(5, ge=0)
+    #: Per request to a web site or object store, and per page in all.
+    timeout_s: float = Field(30.0, gt=0)
+    user_agent: str = "domainrag-crawler"
+
+
 #: Sections that do not describe how results are produced (left out of hashes and manifests).
-_NOT_IN_MANIFESTS = {"runs"}
+_NOT_IN_MANIFESTS = {"runs", "sources"}
 
 
 class KBConfig(_Section):
@@ -299,6 +317,7 @@ class KBConfig(_Section):
     index: IndexConfig = Field(default_factory=IndexConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 

@@ -248,12 +248,13 @@ class KnowledgeBase:
     # -- ingest ----------------------------------------------------------------------------
     def ingest(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: Sequence[str | os.PathLike[str]] | None = None,
         format: Literal["files", "beir"] = "files",
         prune: bool = False,
         reindex: bool = False,
         progress: bool | Callable[[str], None] = False,
         acl: Iterable[str] | str | None = None,
+        crawl: bool | None = None,
     ) -> IngestReport:
         """Ingest files and folders (or BEIR corpora with ``format="beir"``) incrementally.
 
@@ -272,6 +273,12 @@ class KnowledgeBase:
         first matching ``[[ingest.acl]]`` rule, else those it was given before, else its own
         ``acl`` field (:mod:`domainrag.ingest.acl`). Other groups than last time rewrite the
         source without re-embedding it.
+
+        A path may be a URL: ``s3://BUCKET/PREFIX`` or any fsspec URL (objects unchanged by ETag,
+        size and time are not downloaded again), ``https://...`` one page, or a site with ``crawl``
+        (:mod:`domainrag.ingest.remote`); documents keep the URL as source and path, ``prune``
+        works as for folders. ``paths=None``: those of ``[sources] urls`` (a network URL there only
+        when the knowledge base is trusted), crawled unless ``sources.crawl`` is false.
         """
         from .acl import parse_groups
         from .index.builder import IndexBuilder, failure, one_line
@@ -279,9 +286,12 @@ class KnowledgeBase:
         from .models.vector_cache import SharedVectorCache
 
         groups = None if acl is None else parse_groups(acl, where="acl")
+        if paths is None:
+            paths, crawl = self._configured_sources(), self.config.sources.crawl if crawl is None else crawl
         if not reindex:
             self._check_manifest()
-        with collect([Path(p) for p in paths], format, self.config.ingest, groups) as found:
+        with collect(paths, format, self.config.ingest, groups, self.config.sources, bool(crawl),
+                     known=self.store.source_states) as found:
             earlier = self.store.source_states() if reindex else None
             if reindex:
                 self._reindex()
@@ -290,7 +300,7 @@ class KnowledgeBase:
                                    batch_chunks=self.config.ingest.batch_chunks,
                                    context=self.config.chunking.context, shared_cache=shared)
             try:
-                with _progress(progress, len(found.items)) as tick:
+                with _progress(progress, found.total) as tick:
                     report = builder.run(found.items, found.scopes if prune else (), tick, keep=found.keep,
                                          earlier=earlier)
             finally:
@@ -302,6 +312,15 @@ class KnowledgeBase:
         if not report.interrupted:
             self.store.refresh()
         return report
+
+    def _configured_sources(self) -> list[str]:
+        """``[sources] urls``: network ones only if trusted; relative folders from the knowledge base."""
+        from .ingest.remote import is_url
+
+        urls = self.config.sources.urls
+        trust_store.check_sources(self.config.sources.untrusted, urls)
+        base = self.path or Path()
+        return [u if is_url(u) else str(base / Path(u).expanduser()) for u in urls]
 
     def _reindex(self) -> None:
         """Empty the index (its manifest included: the next write records the current settings)
@@ -700,7 +719,7 @@ def _in_database(config: KBConfig, url: str) -> KBConfig:
 
 
 @contextmanager
-def _progress(progress: bool | Callable[[str], None], total: int) -> Iterator[Callable[[str], None] | None]:
+def _progress(progress: bool | Callable[[str], None], total: int | None) -> Iterator[Callable[[str], None] | None]:
     if callable(progress):
         yield progress
         return

@@ -22,6 +22,7 @@ GROUPS = (
     "domainrag.stores",
     "domainrag.generators",
     "domainrag.verifiers",
+    "domainrag.sources",
 )
 
 _registered: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}

@@ -5,7 +5,9 @@ of its settings decide where your questions, documents and a secret go: ``base_u
 a model is called on) and ``api_key_env`` (the environment variable sent to it as the API key),
 in ``[answer]`` (the answering model) and ``[embedder]``, and ``[store] url`` (the database that
 would receive every document ingested and every query) and ``[runs] url`` (the database that
-would receive every evaluation run: questions, answers, quotes). Read from a knowledge base's own
+would receive every evaluation run: questions, answers, quotes), and ``[sources] urls`` (network
+sources — an S3 bucket, a web site — that ``domainrag ingest`` with no paths would read with your
+credentials and network access). Read from a knowledge base's own
 file, they are honoured only when harmless or when the user trusted that knowledge base:
 
 * harmless: the provider's own endpoint (``https://api.openai.com/v1`` for ``openai:``, each
@@ -43,10 +45,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,7 @@ TRUST_FILE = "trusted.json"
 USER_CONFIG_FILE = "config.toml"
 #: Settings that choose where data is sent and which secret goes with it (``section.key``).
 NETWORK_KEYS = ("answer.base_url", "answer.api_key_env", "embedder.base_url", "embedder.api_key_env",
-                "embedder.endpoints", "store.url", "runs.url")
+                "embedder.endpoints", "store.url", "runs.url", "sources.urls")
 #: What a trust covers: the network settings and the models they are used with.
 TRUSTED_KEYS = (*NETWORK_KEYS, "answer.model", "answer.fallback", "answer.judge", "embedder.model")
 
@@ -130,6 +133,29 @@ class Untrusted:
                 f"(environment variables such as OPENAI_BASE_URL, or {config_dir() / USER_CONFIG_FILE}), or "
                 f"override them yourself (--set {self.section}.KEY=VALUE, or overrides= in Python)."
             )
+
+
+def check_sources(untrusted: Untrusted | None, urls: Sequence[str]) -> None:
+    """Raise :class:`UntrustedSettingsError` when ``urls`` (``[sources] urls``) came from the file of
+    a knowledge base the user has not trusted and one of them is a network source (any URL but
+    ``file://``): the file would choose what your credentials and network reach."""
+    if untrusted is None or "urls" not in untrusted.settings:
+        return
+    network = [u for u in urls if _NETWORK_URL.match(u) and not u.lower().startswith("file://")]
+    if not network:
+        return
+    config = untrusted.source if untrusted.kb_dir is None else untrusted.kb_dir / "domainrag.toml"
+    trust_it = (f"If you know this knowledge base, trust it: 'domainrag trust {untrusted.kb_dir}'"
+                if untrusted.kb_dir else "A configuration kept in a database cannot be trusted")
+    shown = ", ".join(repr(redact_url(u)) for u in network[:3]) + (" ..." if len(network) > 3 else "")
+    raise UntrustedSettingsError(
+        f"Ingest would read the network sources {shown} named by sources.urls in {config}, a knowledge base "
+        "you have not trusted: a knowledge base's own file may not choose what your credentials and network "
+        f"reach. {trust_it}, or name the sources yourself ('domainrag ingest URL')."
+    )
+
+
+_NETWORK_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def check(untrusted: Untrusted | None, what: str, official_url: str | None, standard_key_env: str | None,

@@ -36,13 +36,15 @@ _MB = 1024 * 1024
 class FoundFile:
     """A file to ingest: its resolved absolute path, its document id, its size in bytes, the
     path it was reached by (``None``: ``path`` itself) and its posix path relative to the folder
-    given to ingest (``None``: a file given itself; :attr:`relative` is then its name)."""
+    given to ingest (``None``: a file given itself; :attr:`relative` is then its name).
+    ``key``: the source key when the file is a downloaded copy of a remote object (its URL)."""
 
     path: Path
     doc_id: str
     size: int
     reached: Path | None = None
     rel: str | None = None
+    key: str | None = None
 
     @property
     def relative(self) -> str:
@@ -51,8 +53,9 @@ class FoundFile:
 
     @property
     def source(self) -> str:
-        """The key of this file in the ingest state: the path it was reached by, printable."""
-        return display_path(str(self.reached or self.path))
+        """The key of this file in the ingest state: the path it was reached by, printable (or
+        the URL of the remote object it is a copy of)."""
+        return self.key if self.key is not None else display_path(str(self.reached or self.path))
 
 
 def display_path(path: str) -> str:
