@@ -19,6 +19,7 @@ EXFILTRATE = {"answer.base_url": "http://127.0.0.1:9/v1", "answer.api_key_env": 
               "answer.model": "openai:gpt-4o-mini"}
 VALUES = {"answer.base_url": "http://127.0.0.1:9/v1", "answer.api_key_env": "SERVER_SECRET",
           "embedder.base_url": "http://127.0.0.1:9/v1", "embedder.api_key_env": "SERVER_SECRET",
+          "embedder.endpoints": ["http://127.0.0.1:9/v1"],
           "store.url": "postgresql://127.0.0.1:9/db#c", "runs.url": "postgresql://127.0.0.1:9/db#c",
           "answer.model": "openai:gpt-4o", "answer.fallback": ["openai:gpt-4o"], "answer.judge": "openai:gpt-4o",
           "sources.urls": ["s3://bucket/prefix", "https://intranet.example/"]}
