@@ -69,6 +69,9 @@ def test_an_unknown_protocol_names_the_fix(kb_factory) -> None:
 def test_s3_without_s3fs_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("fsspec")
     monkeypatch.setitem(sys.modules, "s3fs", None)   # as if not installed
+    loaded = sys.modules["fsspec.registry"]._registry  # nor imported by an earlier test (fsspec caches it)
+    for protocol in ("s3", "s3a"):
+        monkeypatch.delitem(loaded, protocol, raising=False)
     with pytest.raises(MissingDependencyError, match=r"pip install 'domainrag\[s3\]'"):
         FsspecSource("s3://bucket/prefix", SETTINGS)
 
