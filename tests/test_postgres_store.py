@@ -172,6 +172,25 @@ def test_a_collection_of_a_newer_schema_is_refused(open_store, postgres_url: str
         PostgresStore(url)
 
 
+def test_a_version_1_collection_is_migrated_to_keep_parse_notes(open_store, postgres_url: str) -> None:  # noqa: F811
+    url = collection(postgres_url)
+    store = open_store(url=url)
+    store.write([make_update("a.txt", "a", ["alpha"])])
+    store.close()
+    schema = f"domainrag_{url.rsplit('#', 1)[1]}"
+    with admin(postgres_url) as conn:   # as version 1 left it: no parse_notes table
+        conn.execute(f"DROP TABLE {schema}.parse_notes")
+        conn.execute(f"UPDATE {schema}.schema_version SET version = 1")
+    store = open_store(url=url)
+    update = make_update("b.pdf", "b", ["beta"])
+    update.notes = [{"code": "sparse", "message": "12 characters per page", "warning": True}]
+    store.write([update])
+    assert store.parse_notes() == {"b.pdf": update.notes}
+    assert set(store.source_states()) == {"a.txt", "b.pdf"}
+    with admin(postgres_url) as conn:
+        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == 2
+
+
 def _has_postings_index(postgres_url: str, url: str) -> bool:  # noqa: F811
     with admin(postgres_url) as conn:
         row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"domainrag_{url.rsplit('#', 1)[1]}.postings_pkey",))

@@ -17,7 +17,8 @@ Tables (all in the collection's schema):
 - ``sources``, ``documents`` (``acl`` text array from ``metadata["acl"]``), ``chunks``
   (``tokens`` the analyser's tokens; ``vector``), ``postings`` (term, chunk, term frequency, chunk length;
   its index ``postings_pkey`` is dropped by a bulk load into an empty collection and built again
-  when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``.
+  when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``;
+- ``parse_notes`` (version 2): each source's parse notes (a jsonb list), removed with the source.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from ..errors import ConfigError
 
 #: The version this code writes; a collection at a higher version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PREFIX = "domainrag_"
 VECTOR_INDEX = "chunks_vector_hnsw"
 POSTINGS_INDEX = "postings_pkey"
@@ -45,7 +46,7 @@ def schema_name(collection: str) -> str:
 
 
 def create_statements(schema: str) -> list[str]:
-    """DDL of version 1 (the vector column gets its dimension with the first vector)."""
+    """DDL of the current version (the vector column gets its dimension with the first vector)."""
     s = schema
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -84,11 +85,18 @@ def create_statements(schema: str) -> list[str]:
         f"CREATE TABLE {s}.terms (term text PRIMARY KEY, df bigint NOT NULL)",
         f"""CREATE TABLE {s}.embedding_cache (
             model text NOT NULL, key text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (model, key))""",
+        *parse_notes_statements(s),
     ]
 
 
-#: Steps from version N to N+1 (statements with ``{s}`` for the schema); empty while at version 1.
-MIGRATIONS: dict[int, list[str]] = {}
+def parse_notes_statements(schema: str) -> list[str]:
+    """The ``parse_notes`` table (version 2)."""
+    return [f"""CREATE TABLE {schema}.parse_notes (
+        source text PRIMARY KEY REFERENCES {schema}.sources(source) ON DELETE CASCADE, notes jsonb NOT NULL)"""]
+
+
+#: Steps from version N to N+1 (statements with ``{s}`` for the schema).
+MIGRATIONS: dict[int, list[str]] = {1: parse_notes_statements("{s}")}
 
 
 def postings_index_statement(schema: str) -> str:
