@@ -604,7 +604,12 @@ class PostgresStore:
                 f"SELECT c.doc_rowid, c.id, c.ordinal, c.start_char, c.end_char, c.page, c.heading_path, c.text, "
                 f"c.tokens, c.vector FROM {s}.chunks c WHERE c.doc_rowid = ANY(%s) ORDER BY c.doc_rowid, c.ordinal, "
                 "c.rowid", ([d[0] for d in documents],)).fetchall()
-        return _updates(sources, documents, chunks)
+            notes = dict(conn.execute(f"SELECT source, notes FROM {s}.parse_notes WHERE source = ANY(%s)",
+                                      (names,)).fetchall())
+        updates = _updates(sources, documents, chunks)
+        for update in updates:
+            update.notes = list(notes.get(update.source) or [])
+        return updates
 
     def export_cache(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """The embedding cache as ``(model, {key: vector})`` pieces of at most ``batch``."""

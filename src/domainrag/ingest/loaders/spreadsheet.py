@@ -96,10 +96,15 @@ def sheet_rows(rows: Iterable[list[Any]], limit: int) -> list[list[str]]:
 def cell_text(value: Any) -> str:
     """A cell as text: whole floats without ``.0``, dates and times in ISO 8601, booleans as
     ``TRUE``/``FALSE`` (as spreadsheets show them)."""
+    kind = type(value)   # exact types first: this runs once per cell
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is float:
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if kind is int:
+        return str(value)
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds") if value.time() != dt.time() else value.date().isoformat()
     if isinstance(value, (dt.date, dt.time)):
