@@ -192,3 +192,22 @@ def test_slow_pages_get_more_time_and_other_slowness_does_not(tmp_path: Path) ->
     stingy.extend = False
     with ParseWorker({".slow": stingy}, config) as worker, pytest.raises(LoaderError, match="parse_timeout_s=1"):
         worker.load(found)
+
+
+def test_a_short_typed_page_is_not_sent_to_ocr_and_a_logo_is_no_failed_attachment(tmp_path: Path) -> None:
+    from office_files import make_message
+
+    (doc,) = load(make_pdf(tmp_path / "cover.pdf", ["Chapter 3"]))
+    assert doc.text == "Chapter 3" and "ocr_pages" not in doc.metadata   # no image on the page: nothing to read
+    from PIL import Image
+
+    logo = tmp_path / "logo.png"
+    Image.new("L", (120, 40), 255).save(logo)
+    letter, _ = _page("The loan committee meets on Tuesday.", "en")
+    letter.save(tmp_path / "letter.png")
+    message = make_message("Minutes", "Attached.", attachments=[("logo.png", logo.read_bytes()),
+                                                                 ("letter.png", (tmp_path / "letter.png").read_bytes())])
+    (tmp_path / "m.eml").write_bytes(bytes(message))
+    mail, scan = load(tmp_path / "m.eml")
+    assert mail.metadata["skipped_attachments"] == ["logo.png"] and "failed_attachments" not in mail.metadata
+    assert "loan committee" in scan.text and scan.metadata["parent"] == "m.eml"

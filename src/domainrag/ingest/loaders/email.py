@@ -36,8 +36,10 @@ from typing import Any, BinaryIO, ClassVar
 
 from ...errors import DomainragError, LoaderError
 from ...types import Document
+from .. import ocr
 from ..seams import BaseLoader, DocumentBuilder, Loader
 from .html import add_html
+from .image import NO_TEXT, ImageLoader
 from .text import split_paragraphs
 
 #: Forwarded messages inside messages are read this many levels deep.
@@ -104,6 +106,12 @@ class EmailLoader(BaseLoader):
             child_id = f"{doc_id}#att{n}-{name}"
             try:
                 loaded = self._attachment(name, content(), child_id, source, depth)
+            except LoaderError as exc:
+                if str(exc) == NO_TEXT:   # an image without words: a logo, a photo
+                    skipped.append(name)
+                else:
+                    failed.append(f"{name}: {exc}")
+                continue
             except DomainragError as exc:
                 failed.append(f"{name}: {exc}")
                 continue
@@ -129,6 +137,9 @@ class EmailLoader(BaseLoader):
         loader = self._loaders().get(suffix)
         if loader is None or not isinstance(content, bytes):
             return None
+        if suffix in ImageLoader.extensions and not ocr.wanted(self.config):
+            return None   # logos and photos: read only where OCR is installed
+
         if suffix in (".eml", ".mbox") and depth + 1 > MAX_DEPTH:
             raise LoaderError(f"attached messages nested more than {MAX_DEPTH} deep")
         with tempfile.TemporaryDirectory(prefix="domainrag-att-") as folder:

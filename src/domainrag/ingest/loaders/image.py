@@ -20,6 +20,9 @@ from .. import ocr
 from ..seams import BaseLoader, DocumentBuilder
 from .pdf import page_paragraphs
 
+#: The reason an image without text fails (an e-mail skips such attachments: logos, photos).
+NO_TEXT = "no text recognised in the image"
+
 
 class ImageLoader(BaseLoader):
     """Loads the text of an image (or of each frame of a TIFF) through OCR."""
@@ -53,7 +56,7 @@ class ImageLoader(BaseLoader):
             for paragraph in page_paragraphs(result.text):
                 builder.paragraph(paragraph)
         if builder.empty:
-            raise LoaderError("no text recognised in the image")
+            raise LoaderError(NO_TEXT)
         meta: dict[str, Any] = {"page_count": frames, **ocr.metadata(results, self.config)}
         if frames > self.config.ocr_max_pages:
             meta["unread_pages"] = list(range(self.config.ocr_max_pages + 1, frames + 1))

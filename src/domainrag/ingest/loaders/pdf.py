@@ -97,10 +97,16 @@ class PdfLoader(BaseLoader):
         """``pages`` with the scanned ones (and those pypdf failed on) read by OCR where wanted,
         and the numbers of the pages OCR read; ``info`` gains the OCR metadata or the pages left
         unread."""
-        scanned = sorted({n for n, text in pages if needs_ocr(text)} | set(failed))
-        if not scanned or self.config.ocr == "off":
+        garbled = {n for n, text in pages if needs_ocr(text) and not is_sparse(text)}
+        sparse = {n for n, text in pages if is_sparse(text)}
+        if not (garbled or sparse or failed) or self.config.ocr == "off":
             return pages, set()
-        if not ocr.wanted(self.config):
+        wanted = ocr.wanted(self.config)
+        sparse = pages_with_images(path, sparse) if wanted or len(sparse) < len(pages) else sparse
+        scanned = sorted(garbled | sparse | set(failed))
+        if not scanned:
+            return pages, set()
+        if not wanted:
             info["unread_pages"] = scanned
             info["unread_reason"] = f"no OCR engine: {ocr.install_hint(self.config)}"
             return pages, set()
@@ -110,8 +116,10 @@ class PdfLoader(BaseLoader):
         if rest:
             info["unread_pages"] = rest
             info["unread_reason"] = f"past ingest.ocr_max_pages={self.config.ocr_max_pages}"
-        texts = dict(pages) | {r.page: r.text for r in results}
-        return sorted(texts.items()), {r.page for r in results}
+        layer = dict(pages)
+        better = {r.page: r.text for r in results if len(r.text.strip()) >= len(layer.get(r.page, "").strip())
+                  or r.page in garbled}
+        return sorted((layer | better).items()), set(better)
 
     def _tables(self, path: Path) -> dict[int, list[pdf_tables.Segment]]:
         """Segments of the pages with tables, when table extraction is on and possible."""
@@ -197,10 +205,31 @@ def _page_texts(reader: PdfReader) -> tuple[list[tuple[int, str]], list[int]]:
 
 def needs_ocr(text: str) -> bool:
     """Whether a page's text layer is missing or garbage: fewer than :data:`MIN_LAYER_CHARS`
-    letters and digits, or more than :data:`MAX_LAYER_GARBLED` of it garbled."""
-    if sum(c.isalnum() for c in text) < MIN_LAYER_CHARS:
-        return True
-    return garbled_share(text) > MAX_LAYER_GARBLED
+    letters and digits (and the page holds an image: :func:`pages_with_images`), or more than
+    :data:`MAX_LAYER_GARBLED` of it garbled."""
+    return is_sparse(text) or garbled_share(text) > MAX_LAYER_GARBLED
+
+
+def is_sparse(text: str) -> bool:
+    return sum(c.isalnum() for c in text) < MIN_LAYER_CHARS
+
+
+def pages_with_images(path: Path, numbers: set[int]) -> set[int]:
+    """The pages among ``numbers`` that hold an image (a title page of typed text does not need
+    OCR; a scan is an image). All of ``numbers`` when pypdfium2 cannot tell."""
+    try:
+        import pypdfium2 as pdfium
+        import pypdfium2.raw as raw
+    except ImportError:
+        return numbers
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError:
+        return numbers
+    try:
+        return {n for n in numbers if next(iter(document[n - 1].get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE])), None)}
+    finally:
+        document.close()
 
 
 def render_pages(path: Path, numbers: list[int], config: IngestConfig) -> Iterator[tuple[int, Any]]:
