@@ -475,7 +475,9 @@ def test_load_file_translates_unexpected_errors(tmp_path: Path) -> None:
 
 def test_loaders_cover_every_builtin_extension_and_plugins_register() -> None:
     expected = {".txt", ".text", ".rst", ".log", ".md", ".markdown", ".html", ".htm", ".pdf",
-                ".docx", ".csv", ".tsv", ".json", ".jsonl", ".ndjson"}  # fmt: skip
+                ".docx", ".csv", ".tsv", ".json", ".jsonl", ".ndjson",
+                ".xlsx", ".xlsm", ".xlsb", ".ods", ".xls", ".pptx", ".eml", ".mbox",
+                ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}  # fmt: skip
     assert set(LOADERS) == expected
     assert all(isinstance(loader, Loader) for loader in LOADERS.values())
 

@@ -43,6 +43,7 @@ def build_sqlite_kb(folder: Path, docs: Path) -> None:
         body = "\n\n".join(f"Section {j} of report {i}: revenue grew {i * j} percent in region {j % 4}; "
                            f"the {['audit', 'policy', 'risk'][j % 3]} team approved it." for j in range(8))
         (docs / f"report{i:02d}.md").write_text(f"# Report {i}\n\n{body}\n")
+    (docs / "garbled.txt").write_text("Le cafÃ© de la gare sert des crÃªpes Ã  midi et le soir. " * 5)
     with KnowledgeBase.open(folder, create=True, overrides=SETTINGS) as kb:
         assert not kb.ingest([docs]).partial
 
@@ -68,7 +69,7 @@ def test_sqlite_to_postgres_and_back_gives_the_same_search_results(tmp_path: Pat
     build_sqlite_kb(original, docs)
     url = collection(postgres_url)
     report = migrate(str(original), url)
-    assert report.verified and report.queries > 0 and report.sources == 12 and report.cached_embeddings > 0
+    assert report.verified and report.queries > 0 and report.sources == 13 and report.cached_embeddings > 0
 
     shared = tmp_path / "kb-pg"
     KnowledgeBase.open(shared, create=True, overrides={**SETTINGS, "store.url": url}).close()
@@ -80,10 +81,13 @@ def test_sqlite_to_postgres_and_back_gives_the_same_search_results(tmp_path: Pat
     assert tomllib.loads((back / "domainrag.toml").read_text()).get("store", {}).get("url", "") == ""
     for mode in ("lexical", "dense", "hybrid"):
         assert results(back, mode) == results(original, mode), mode
+    for folder in (shared, back):   # the parse report travels with the sources
+        with KnowledgeBase.open(folder) as kb:
+            assert [Path(f["source"]).name for f in kb.parse_report()] == ["garbled.txt"]
 
     with KnowledgeBase.open(shared) as kb:  # incremental ingest: nothing re-read, nothing re-embedded
         again = kb.ingest([docs])
-    assert len(again.skipped) == 12 and again.embedded == 0 and not again.added
+    assert len(again.skipped) == 13 and again.embedded == 0 and not again.added
 
 
 def test_a_destination_that_holds_data_is_refused(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
@@ -91,7 +95,7 @@ def test_a_destination_that_holds_data_is_refused(tmp_path: Path, postgres_url: 
     build_sqlite_kb(original, tmp_path / "docs")
     url = collection(postgres_url)
     assert migrate(str(original), url).verified
-    with pytest.raises(ConfigError, match="already holds 12 sources"):
+    with pytest.raises(ConfigError, match="already holds 13 sources"):
         migrate(str(original), url)
 
 
@@ -104,7 +108,7 @@ def test_the_cli_migrates_and_reports(tmp_path: Path, postgres_url: str) -> None
     build_sqlite_kb(original, tmp_path / "docs")
     result = CliRunner().invoke(app, ["migrate", str(original), collection(postgres_url)])
     assert result.exit_code == 0, result.output
-    assert "Copied 12 sources" in result.output and "Verified:" in result.output
+    assert "Copied 13 sources" in result.output and "Verified:" in result.output
     assert os.environ["DOMAINRAG_TEST_PGPASSWORD"] not in result.output
 
 

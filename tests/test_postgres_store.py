@@ -23,6 +23,7 @@ from domainrag.config import IndexConfig
 from domainrag.errors import ConfigError, DomainragError, IndexMismatchError
 from domainrag.index.lexical import LexicalIndex
 from domainrag.index.postgres_connect import StoreUnavailable
+from domainrag.index.postgres_schema import SCHEMA_VERSION
 from domainrag.index.postgres_store import PostgresStore
 from domainrag.index.store import Scope as StoreScope
 from domainrag.index.store import SnapshotExpired, SourceUpdate
@@ -232,12 +233,13 @@ def test_a_version_1_collection_is_migrated(open_store, postgres_url: str) -> No
     schema = f"domainrag_{url.rsplit('#', 1)[1]}"
     with admin(postgres_url) as conn:
         conn.execute(f"DROP TABLE {schema}.pending")
+        conn.execute(f"DROP TABLE {schema}.parse_notes")
         conn.execute(f"UPDATE {schema}.schema_version SET version = 1")
     migrated = open_store(url=url)
     assert migrated.pending_vectors() == 0
     assert migrated.view().doc_ids(migrated.view().lexical(["alpha"], 3).rows) == ["a"]
     with admin(postgres_url) as conn:
-        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == 2
+        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_other_dimensions_raise_index_mismatch(open_store) -> None:
@@ -257,6 +259,25 @@ def test_a_collection_of_a_newer_schema_is_refused(open_store, postgres_url: str
         conn.execute(f"UPDATE domainrag_{url.rsplit('#', 1)[1]}.schema_version SET version = 99")
     with pytest.raises(DomainragError, match="newer domainrag.*version 99.*pip install -U"):
         PostgresStore(url)
+
+
+def test_a_version_2_collection_is_migrated_to_keep_parse_notes(open_store, postgres_url: str) -> None:  # noqa: F811
+    url = collection(postgres_url)
+    store = open_store(url=url)
+    store.write([make_update("a.txt", "a", ["alpha"])])
+    store.close()
+    schema = f"domainrag_{url.rsplit('#', 1)[1]}"
+    with admin(postgres_url) as conn:   # as version 2 left it: no parse_notes table
+        conn.execute(f"DROP TABLE {schema}.parse_notes")
+        conn.execute(f"UPDATE {schema}.schema_version SET version = 2")
+    store = open_store(url=url)
+    update = make_update("b.pdf", "b", ["beta"])
+    update.notes = [{"code": "sparse", "message": "12 characters per page", "warning": True}]
+    store.write([update])
+    assert store.parse_notes() == {"b.pdf": update.notes}
+    assert set(store.source_states()) == {"a.txt", "b.pdf"}
+    with admin(postgres_url) as conn:
+        assert conn.execute(f"SELECT version FROM {schema}.schema_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def _has_postings_index(postgres_url: str, url: str) -> bool:  # noqa: F811

@@ -122,7 +122,9 @@ def ingest(
         report = base.ingest(paths or None, format=format, prune=prune, reindex=reindex,
                              progress=not as_json and err.is_terminal, acl=acl, crawl=crawl)
     if as_json:
-        _print_json({**report.summary(), "failures": report.failed})
+        _print_json({**report.summary(), "failures": report.failed,
+                     "parse": [{"file": label, "notes": [n.to_dict() for n in notes]}
+                               for label, notes in report.notes.items()]})
     else:
         terminal.print_ingest_report(report, out, err)
     if report.partial:
@@ -590,8 +592,23 @@ def _settings(items: list[str] | None) -> dict[str, Any]:
 
 # -- status and the rest -----------------------------------------------------------------------------
 @app.command()
-def status(kb: KbOpt = None, as_json: JsonFlag = False) -> None:
+def status(
+    kb: KbOpt = None,
+    parse: Annotated[bool, typer.Option("--parse", help="List the files that parsed suspiciously (empty or "
+                                        "sparse text, mojibake, low OCR confidence, flattened tables...).")] = False,
+    every: Annotated[bool, typer.Option("--all", help="With --parse: every file with parse notes "
+                                        "(pages read by OCR too).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Show what the knowledge base holds and how it was built."""
+    if parse:
+        with _open(kb) as base:
+            files = base.parse_report(warnings_only=not every)
+        if as_json:
+            _print_json({"files": files})
+        else:
+            terminal.print_parse_report(files, out)
+        return
     with _open(kb) as base:
         info = base.status()
     if as_json:

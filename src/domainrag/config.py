@@ -138,6 +138,28 @@ class IngestConfig(_Section):
     #: unpacked/packed ratio of any entry over 1 MB (zip bombs have ratios of 1000 and more).
     max_unpacked_mb: float = Field(256.0, gt=0)
     max_compression_ratio: float = Field(100.0, gt=1)
+    #: Images (and PDF pages rendered for OCR): the most pixels one may have; larger ones are
+    #: refused before they are decoded (decompression bombs). 100 megapixels ~ A0 at 300 dpi.
+    max_image_pixels: int = Field(100_000_000, ge=1)
+    #: Spreadsheets: the most rows read from one sheet (the rest are left out, and the file is
+    #: named in the parse report).
+    max_sheet_rows: int = Field(200_000, ge=1)
+    #: OCR of scanned PDF pages and of images: "auto" where the engine is installed
+    #: (``domainrag[ocr]``), "on" (required), "off" (never; images are then refused).
+    ocr: Literal["auto", "on", "off"] = "auto"
+    #: "rapidocr" (PP-OCR models inside the rapidocr wheel; Chinese + English) or "tesseract"
+    #: (Debian's tesseract-ocr; languages from ``ocr_languages``). benchmarks/ocr.py compares them.
+    ocr_engine: Literal["rapidocr", "tesseract"] = "rapidocr"
+    #: Tesseract's languages, ``+``-joined as tesseract names them.
+    ocr_languages: str = "eng+chi_sim"
+    #: Resolution PDF pages are rendered at for OCR.
+    ocr_dpi: int = Field(200, ge=72, le=600)
+    #: Pages recognised with a lower mean confidence (0-1) are named in the parse report.
+    ocr_min_confidence: float = Field(0.8, ge=0.0, le=1.0)
+    #: Each page recognised by OCR adds this many seconds to the file's ``parse_timeout_s``.
+    ocr_page_timeout_s: float = Field(60.0, gt=0)
+    #: At most this many pages of one file are recognised (the rest are named in the report).
+    ocr_max_pages: int = Field(500, ge=1)
     #: The longest chunk in characters, whatever its token count (a 50 MB run of letters is one
     #: approximate token). None: 16 characters per ``chunking.target_tokens``.
     max_chunk_chars: int | None = Field(None, ge=64)

@@ -653,6 +653,17 @@ class KnowledgeBase:
             **self.store.stats(),
         }
 
+    def parse_report(self, warnings_only: bool = True) -> list[dict[str, Any]]:
+        """The files whose parse left notes (``domainrag status --parse``): ``{"source", "notes"}``
+        each, notes as ``{"code", "message", "warning"}`` (see :mod:`domainrag.ingest.quality`);
+        with ``warnings_only`` only the files that parsed suspiciously, with their warnings."""
+        report = []
+        for source, notes in self.store.parse_notes().items():
+            kept = [n for n in notes if n.get("warning", True)] if warnings_only else list(notes)
+            if kept:
+                report.append({"source": source, "notes": kept})
+        return report
+
     def close(self) -> None:
         """Close the catalog and, when opened, the run store and the model-call cache (after a
         :meth:`preload` still under way has finished)."""

@@ -245,6 +245,8 @@ def _sqlite_update(db: sqlite3.Connection, row: tuple[Any, ...]) -> SourceUpdate
             vectors.append(vector)
     if vectors and all(v is not None for v in vectors):
         update.vectors = np.vstack([np.frombuffer(v, dtype=np.float32) for v in vectors if v is not None])
+    notes = db.execute("SELECT notes FROM parse_notes WHERE source = ?", (source,)).fetchone()
+    update.notes = json.loads(notes[0]) if notes else []
     return update
 
 

@@ -417,3 +417,17 @@ def test_hostile_document_text_stays_text(browser: Any, make_kb: Callable[..., P
     assert not browser.find_elements("css selector", "main img, aside img, main script, aside script, main b")
     assert browser.execute_script("return window.__pwned === undefined")
     shot(browser, "xss-document")
+
+
+def test_the_documents_view_names_the_files_that_parsed_suspiciously(
+        browser: Any, make_kb: Callable[..., Path], serve: Callable[[dict[str, Path]], str]) -> None:
+    garbled = "Le cafÃ© de la gare sert des crÃªpes Ã  midi et le soir. " * 5
+    url = serve({"policies": make_kb("policies", {**DOCS, "menu<b>.txt": garbled})})
+    browser.get(url)
+    wait_for(browser, lambda d: by_id(d, "collection").get_attribute("value") == "policies", "the collection list")
+    open_view(browser, "documents")
+    report = wait_for(browser, lambda d: d.find_elements("css selector", "#parse-report li"), "the parse report")
+    assert len(report) == 1 and "menu<b>.txt" in report[0].text and "mojibake" in report[0].text, report[0].text
+    assert not any(name in report[0].text for name in DOCS)   # the clean files are not named
+    assert not browser.find_elements("css selector", "#parse-report b")   # a file name stays text
+    shot(browser, "parse-report")

@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import DomainragError
 from ..ingest.acl import given_groups, tagged, with_groups
 from ..ingest.context import DocumentContext, contextual_text
+from ..ingest.quality import ParseNote, assess
 from ..ingest.seams import Chunker, clean_document
 from ..ingest.sources import SourceItem, in_scope
 from ..models.embedding import BaseEmbedder
@@ -76,6 +77,14 @@ class IngestReport:
     embedded: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    #: The parse notes of the sources written (those with any), by label: warnings name the
+    #: files that parsed suspiciously (see :mod:`domainrag.ingest.quality`).
+    notes: dict[str, list[ParseNote]] = field(default_factory=dict)
+
+    @property
+    def suspicious(self) -> dict[str, list[ParseNote]]:
+        """The sources written with parse warnings, each with its warnings."""
+        return {label: warned for label, notes in self.notes.items() if (warned := [n for n in notes if n.warning])}
 
     @property
     def partial(self) -> bool:
@@ -85,8 +94,8 @@ class IngestReport:
         return {
             "added": len(self.added), "updated": len(self.updated), "skipped": len(self.skipped),
             "removed": len(self.removed), "failed": len(self.failed),
-            "ignored": len(self.ignored), "chunks": self.chunks, "embedded": self.embedded,
-            "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
+            "ignored": len(self.ignored), "suspicious": len(self.suspicious), "chunks": self.chunks,
+            "embedded": self.embedded, "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
         }
 
 
@@ -106,6 +115,8 @@ class _Pending:
     def count(self, report: IngestReport) -> None:
         (report.updated if self.existed else report.added).append(self.label)
         report.chunks += len(self.update.chunks)
+        if self.update.notes:
+            report.notes[self.label] = [ParseNote.from_dict(n) for n in self.update.notes]
 
 
 @dataclass
@@ -222,7 +233,8 @@ class IndexBuilder:
                 chunks.append(chunk)
                 texts.append(contextual_text(chunk, context.lines(chunk, self.context)))
         tokens = [self.analyzer.tokenize(t) for t in texts]
-        update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens)
+        notes = [n.to_dict() for n in assess(documents)]
+        update = SourceUpdate(item.source, digest, item.size, item.mtime_ns, documents, chunks, tokens, notes=notes)
         return _Pending(update, item.label, existed, texts)
 
     def _start(self, pending: list[_Pending], report: IngestReport, background: ThreadPoolExecutor) -> _Batch | None:

@@ -21,7 +21,8 @@ Tables (all in the collection's schema):
   vector than a bulk build; a narrow table with the vectors stored inline, so that an exact scan
   reads no TOAST), ``postings`` (term, chunk, term frequency, chunk length;
   its index ``postings_pkey`` is dropped by a bulk load into an empty collection and built again
-  when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``.
+  when the load ends) and ``terms`` (document frequency per term), ``embedding_cache``;
+- ``parse_notes`` (version 3): each source's parse notes (a jsonb list), removed with the source.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 from ..errors import ConfigError
 
 #: The version this code writes; a collection at a higher version is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_PREFIX = "domainrag_"
 VECTOR_INDEX = "chunks_vector_hnsw"
 POSTINGS_INDEX = "postings_pkey"
@@ -89,21 +90,29 @@ def create_statements(schema: str) -> list[str]:
         f"CREATE TABLE {s}.terms (term text PRIMARY KEY, df bigint NOT NULL)",
         f"""CREATE TABLE {s}.embedding_cache (
             model text NOT NULL, key text NOT NULL, vector bytea NOT NULL, PRIMARY KEY (model, key))""",
+        *parse_notes_statements(s),
     ]
 
 
 def pending_table_statements(schema: str) -> list[str]:
-    """The vectors waiting outside the HNSW graph (see the module docstring)."""
+    """The vectors waiting outside the HNSW graph (see the module docstring; version 2)."""
     return [f"""CREATE TABLE IF NOT EXISTS {schema}.pending (
                 rowid bigint PRIMARY KEY REFERENCES {schema}.chunks(rowid) ON DELETE CASCADE,
                 vector vector NOT NULL)""",
             f"ALTER TABLE {schema}.pending ALTER COLUMN vector SET STORAGE MAIN"]
 
 
+def parse_notes_statements(schema: str) -> list[str]:
+    """The ``parse_notes`` table (version 3)."""
+    return [f"""CREATE TABLE {schema}.parse_notes (
+        source text PRIMARY KEY REFERENCES {schema}.sources(source) ON DELETE CASCADE, notes jsonb NOT NULL)"""]
+
+
 _SCHEMA_MARK = "SCHEMA__"
 #: Steps from version N to N+1 (statements with ``{s}`` for the schema).
 MIGRATIONS: dict[int, list[str]] = {
     1: [statement.replace(_SCHEMA_MARK, "{s}") for statement in pending_table_statements(_SCHEMA_MARK)],
+    2: [statement.replace(_SCHEMA_MARK, "{s}") for statement in parse_notes_statements(_SCHEMA_MARK)],
 }
 
 

@@ -274,6 +274,13 @@ class PostgresStore:
             rows = conn.execute(f"SELECT source, content_hash, size, mtime_ns FROM {self.schema}.sources").fetchall()
         return {r[0]: SourceState(r[1], r[2], r[3]) for r in rows}
 
+    @_pg_errors("reading the parse notes")
+    def parse_notes(self) -> dict[str, list[dict[str, Any]]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(f"SELECT source, notes FROM {self.schema}.parse_notes "
+                                "ORDER BY source COLLATE \"C\"").fetchall()
+        return {r[0]: list(r[1]) for r in rows}
+
     @_pg_errors("updating a source")
     def touch_source(self, source: str, size: int, mtime_ns: int) -> None:
         with self._write_lock:
@@ -306,7 +313,8 @@ class PostgresStore:
         embedding cache is kept)."""
         s = self.schema
         with self._write_transaction() as (conn, generation):
-            conn.execute(f"TRUNCATE {s}.postings, {s}.terms, {s}.pending, {s}.chunks, {s}.documents, {s}.sources")
+            conn.execute(f"TRUNCATE {s}.postings, {s}.terms, {s}.pending, {s}.chunks, {s}.documents, {s}.parse_notes, "
+                         f"{s}.sources")
             conn.execute(f"DROP INDEX IF EXISTS {s}.{VECTOR_INDEX}")
             conn.execute(f"ALTER TABLE {s}.chunks ALTER COLUMN vector TYPE vector")
             conn.execute(f"DELETE FROM {s}.gen_stats")
@@ -364,6 +372,9 @@ class PostgresStore:
             with cur.copy(f"COPY {s}.sources (source, content_hash, size, mtime_ns) FROM STDIN") as copy:
                 for u in updates:
                     copy.write_row((u.source, u.content_hash, u.size, u.mtime_ns))
+            noted = [(u.source, Jsonb(u.notes)) for u in updates if u.notes]
+            if noted:
+                cur.executemany(f"INSERT INTO {s}.parse_notes (source, notes) VALUES (%s, %s)", noted)
             doc_rowid: dict[str, int] = {}
             with cur.copy(f"COPY {s}.documents (rowid, id, source, title, text, metadata, acl) FROM STDIN") as copy:
                 for rowid, (u, d) in zip(doc_rowids, documents, strict=True):
@@ -700,7 +711,12 @@ class PostgresStore:
                 f"c.tokens, coalesce(c.vector, p.vector) FROM {s}.chunks c LEFT JOIN {s}.pending p "
                 "ON p.rowid = c.rowid WHERE c.doc_rowid = ANY(%s) "
                 "ORDER BY c.doc_rowid, c.ordinal, c.rowid", ([d[0] for d in documents],)).fetchall()
-        return _updates(sources, documents, chunks)
+            notes = dict(conn.execute(f"SELECT source, notes FROM {s}.parse_notes WHERE source = ANY(%s)",
+                                      (names,)).fetchall())
+        updates = _updates(sources, documents, chunks)
+        for update in updates:
+            update.notes = list(notes.get(update.source) or [])
+        return updates
 
     def export_cache(self, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """The embedding cache as ``(model, {key: vector})`` pieces of at most ``batch``."""

@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER,
     heading_path TEXT NOT NULL, text TEXT NOT NULL, tokens TEXT NOT NULL, vector BLOB);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS parse_notes (
+    source TEXT PRIMARY KEY REFERENCES sources(source) ON DELETE CASCADE, notes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, key)) WITHOUT ROWID;
@@ -249,6 +251,8 @@ class SQLiteStore:
             "INSERT INTO sources(source, content_hash, size, mtime_ns) VALUES (?,?,?,?)",
             (u.source, u.content_hash, u.size, u.mtime_ns),
         )
+        if u.notes:
+            db.execute("INSERT INTO parse_notes VALUES (?,?)", (u.source, json.dumps(u.notes, ensure_ascii=False)))
         for doc in u.documents:
             taken = db.execute("SELECT source FROM documents WHERE id=?", (doc.id,)).fetchone()
             if taken:
@@ -442,6 +446,12 @@ class SQLiteStore:
                 [int(r) for r in rowids],
             ).fetchall()
         return {r[0]: r for r in rows}
+
+    @_catalog_errors
+    def parse_notes(self) -> dict[str, list[dict[str, Any]]]:
+        with self._read() as db:
+            rows = db.execute("SELECT source, notes FROM parse_notes ORDER BY source").fetchall()
+        return {source: json.loads(notes) for source, notes in rows}
 
     @_catalog_errors
     def document(self, doc_id: str) -> dict[str, Any] | None:

@@ -24,6 +24,9 @@ every store passes — the embedded SQLite store and PostgreSQL alike):
   database ids in another): nothing above the store may order by them (fusion breaks its ties by
   the rankings' own orders).
 - ``has_vectors`` is false while no chunk has a vector (dense search then does not apply).
+- A source's parse notes (``SourceUpdate.notes``, see :mod:`domainrag.ingest.quality`) are
+  stored with it, replaced when it is rewritten and removed with it; ``parse_notes`` returns
+  those of every source that has any.
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ class SourceUpdate:
     chunks: list[Chunk]
     tokens: list[list[str]] = field(default_factory=list)  # BM25 tokens, aligned with chunks
     vectors: np.ndarray | None = None  # aligned with chunks
+    #: What the parse of this source is worth knowing (``ParseNote.to_dict()`` each; see
+    #: :mod:`domainrag.ingest.quality`).
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StoreView(Protocol):
@@ -198,6 +204,11 @@ class Store(Protocol):
         ...
 
     def cache_vectors(self, model: str, items: Mapping[str, np.ndarray]) -> None: ...
+
+    def parse_notes(self) -> dict[str, list[dict[str, Any]]]:
+        """The parse notes of every source that has any (``{"code", "message", "warning"}``
+        each), by source, in source order."""
+        ...
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """One document as ``{"id", "source", "title", "text", "metadata"}``, or ``None``."""

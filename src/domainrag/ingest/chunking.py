@@ -10,6 +10,10 @@ No chunk is longer than ``max_chars`` characters, whatever its token count: the 
 tokenizer counts a 50 MB run of letters as one token, so such runs are cut by characters. Very
 long blocks are read in segments and units are packed as they come, so memory stays bounded.
 
+A ``page_break`` block (zero-length; slide decks put one between slides) always ends the chunk
+before it, so no chunk holds two slides; no other loader writes one, so other documents chunk
+as before.
+
 Every chunk is a contiguous slice of the document: ``doc.text[chunk.span.start:chunk.span.end]
 == chunk.text``. Its heading path is the one of its first content (non-heading) block; its page is the page where it
 starts.
@@ -17,6 +21,7 @@ starts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
@@ -36,6 +41,7 @@ class _Unit:
     tokens: int
     block: Block
     breaks_before: bool  # a section starts here: do not pack it after earlier text
+    hard: bool = False   # after a page_break block: always starts a new chunk
 
 
 #: ``max_chars`` when not given: characters allowed per target token.
@@ -84,14 +90,20 @@ class StructureChunker:
     def _units(self, doc: Document) -> Iterator[_Unit]:
         blocks = doc.blocks or (Block("paragraph", 0, len(doc.text)),)
         previous_path: tuple[str, ...] | None = None
+        hard = False
         for block in blocks:
-            if block.end <= block.start or block.kind == "page_break":
+            if block.kind == "page_break":
+                hard = True
+                continue
+            if block.end <= block.start:
                 continue
             new_section = block.kind == "heading" or (
                 previous_path is not None and block.heading_path[:1] != previous_path[:1]
             )
             previous_path = block.heading_path
-            yield from self._block_units(doc.text, block, new_section)
+            for i, unit in enumerate(self._block_units(doc.text, block, new_section)):
+                yield dataclasses.replace(unit, hard=True) if hard and i == 0 else unit
+            hard = False
 
     def _block_units(self, text: str, block: Block, new_section: bool) -> Iterator[_Unit]:
         if block.end - block.start <= self.max_chars:
@@ -149,11 +161,11 @@ class StructureChunker:
         size = 0
         for unit in units:
             full = size + unit.tokens > self.config.target_tokens or not self._fits(current, unit)
-            if current and (full or (unit.breaks_before and size >= self._min_tokens)):
+            if current and (full or unit.hard or (unit.breaks_before and size >= self._min_tokens)):
                 if held is not None:
                     yield held
                 held = current
-                current = self._overlap(current) if not unit.breaks_before else []
+                current = self._overlap(current) if not (unit.breaks_before or unit.hard) else []
                 if not self._fits(current, unit):
                     current = []
                 size = sum(u.tokens for u in current)

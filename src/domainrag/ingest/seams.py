@@ -131,6 +131,12 @@ class DocumentBuilder:
         row = " | ".join(" ".join(str(c).split()) for c in cells)
         self._add("table_row", row)
 
+    def page_break(self) -> None:
+        """A hard boundary: the chunker never packs text from both sides of it into one chunk
+        (a zero-length ``page_break`` block; slide decks use one between slides)."""
+        if self._blocks:
+            self._blocks.append(Block("page_break", self._length, self._length, self.heading_path, self.page))
+
     def separate(self) -> None:
         """End the current table or list: the next row or item starts after a blank line."""
         self._separate = True

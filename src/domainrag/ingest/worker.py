@@ -6,7 +6,8 @@ cannot be stopped at all. So files are parsed in one long-lived child process: t
 a :class:`FoundFile`, waits at most ``ingest.parse_timeout_s`` for the documents and kills the
 child when the time is up; the child's address space is capped at its size when it starts plus
 ``ingest.parse_memory_mb`` (``RLIMIT_AS``, Linux), so a file that needs more fails with
-``MemoryError`` instead of taking the machine down. Either way only that file fails (with the
+``MemoryError`` instead of taking the machine down. A loader doing slow, bounded work asks for more
+time per unit of it (:mod:`.budget`: OCR, per page recognised). Either way only that file fails (with the
 reason) and the next file gets a fresh child.
 
 The child is started on the first file that needs loading (an unchanged re-ingest never starts
@@ -20,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -29,6 +31,7 @@ from ..child import close_inherited, die_with_parent, limit_memory
 from ..config import IngestConfig
 from ..errors import DomainragError, LoaderError
 from ..types import Document
+from . import budget
 from .discover import FoundFile
 from .loading import load_file
 from .seams import Loader
@@ -42,6 +45,8 @@ class ParseWorker:
         self.loaders = dict(loaders)
         self.timeout_s = config.parse_timeout_s
         self.memory_mb = config.parse_memory_mb
+        #: The most extra seconds loaders may ask for on one file (see :mod:`.budget`).
+        self.max_extension_s = config.ocr_page_timeout_s * config.ocr_max_pages
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._served = 0
@@ -66,17 +71,26 @@ class ParseWorker:
     def _ask(self, found: FoundFile) -> tuple[str, Any]:
         conn = self._start()
         conn.send(found)
-        if not conn.poll(self.timeout_s):
-            self._stop()
-            return "error", (
-                f"parsing took longer than ingest.parse_timeout_s={self.timeout_s:g} s and was "
-                "stopped; raise the limit to include this file"
-            )
-        try:
-            reply: tuple[str, Any] = conn.recv()
-        except (EOFError, OSError):
-            code = self._stop()
-            return "error", f"the parser crashed ({_describe_exit(code)}); the file is damaged or hostile"
+        deadline = time.monotonic() + self.timeout_s
+        extended = 0.0
+        while True:
+            if not conn.poll(max(deadline - time.monotonic(), 0)):
+                self._stop()
+                more = f" (+{extended:g} s granted for its pages)" if extended else ""
+                return "error", (
+                    f"parsing took longer than ingest.parse_timeout_s={self.timeout_s:g} s{more} and was "
+                    "stopped; raise the limit to include this file"
+                )
+            try:
+                reply: tuple[str, Any] = conn.recv()
+            except (EOFError, OSError):
+                code = self._stop()
+                return "error", f"the parser crashed ({_describe_exit(code)}); the file is damaged or hostile"
+            if reply[0] != "extend":
+                break
+            grant = min(float(reply[1]), self.max_extension_s - extended)
+            extended += grant
+            deadline += grant
         self._served += 1
         if reply[0] == "memory":
             self._stop()
@@ -140,6 +154,7 @@ def _serve(conn: Connection, loaders: Mapping[str, Loader], memory_mb: int, pare
         close_inherited(parent_end)   # else a dead parent's end stays open here: no EOF, ever
     die_with_parent(parent_pid)
     limit_memory(memory_mb)
+    budget.install(lambda seconds: conn.send(("extend", seconds)))
     while True:
         try:
             found = conn.recv()

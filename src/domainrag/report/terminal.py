@@ -59,8 +59,31 @@ def print_ingest_report(report: IngestReport, out: Console, err: Console) -> Non
     )
     for path, reason in report.failed:
         err.print(f"  [red]failed[/red] {escape(path)}: {escape(reason)}")
+    for path, notes in report.notes.items():
+        for note in notes:
+            if not note.warning:
+                out.print(f"  [dim]note[/dim] {escape(path)}: {escape(note.message)}")
+    suspicious = report.suspicious
+    if suspicious:
+        err.print(f"[yellow]{len(suspicious)} file(s) parsed suspiciously[/yellow] "
+                  "(check them; 'domainrag status --parse' lists them again):")
+        for path, notes in suspicious.items():
+            for note in notes:
+                err.print(f"  [yellow]{escape(note.code)}[/yellow] {escape(path)}: {escape(note.message)}")
     if report.interrupted:
         err.print("[yellow]Interrupted: run the same command again to finish.[/yellow]")
+
+
+def print_parse_report(files: Sequence[Mapping[str, Any]], out: Console) -> None:
+    """``KnowledgeBase.parse_report`` as lines: each file, then its notes."""
+    if not files:
+        out.print("[green]No file parsed suspiciously.[/green]")
+        return
+    for entry in files:
+        out.print(f"[bold]{escape(entry['source'])}[/bold]")
+        for note in entry["notes"]:
+            style = "yellow" if note.get("warning", True) else "dim"
+            out.print(f"  [{style}]{escape(note['code'])}[/{style}] {escape(note['message'])}")
 
 
 def print_hits(hits: Sequence[Hit], out: Console) -> None:

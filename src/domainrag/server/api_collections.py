@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
 from ..acl import parse_groups
@@ -28,6 +28,7 @@ from .schemas import (
     DocumentsUpload,
     JobAccepted,
     JobOut,
+    ParseReport,
 )
 from .state import ServerState, server_state
 from .uploads import MultipartUpload, write_documents
@@ -189,6 +190,22 @@ async def list_documents(request: Request, collection: str, caller: Caller) -> d
 def _documents(kb: KnowledgeBase, caller: Principal) -> list[dict[str, Any]]:
     return [{k: d[k] for k in ("id", "source", "title", "metadata")}
             for d in kb.store.iter_documents() if visible(d["metadata"], caller.groups)]
+
+
+@router.get("/collections/{collection}/parse", response_model=ParseReport,
+            summary="The files that parsed suspiciously (all=true: every file with parse notes)")
+async def parse_report(request: Request, collection: str, caller: Caller,
+                       every: Annotated[bool, Query(alias="all")] = False) -> dict[str, Any]:
+    kb = kb_for(request, caller, collection, "read")
+    return {"files": await blocking(request, _parse_report, kb, caller, not every)}
+
+
+def _parse_report(kb: KnowledgeBase, caller: Principal, warnings_only: bool) -> list[dict[str, Any]]:
+    files = kb.parse_report(warnings_only=warnings_only)
+    if caller.groups is None or not files:
+        return files
+    readable = {d["source"] for d in kb.store.iter_documents() if visible(d["metadata"], caller.groups)}
+    return [f for f in files if f["source"] in readable]
 
 
 @router.get("/collections/{collection}/documents/{doc_id:path}", response_model=DocumentFull,

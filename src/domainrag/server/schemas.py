@@ -99,6 +99,22 @@ class DocumentFull(DocumentInfo):
     text: str
 
 
+class ParseNoteOut(BaseModel):
+    code: str = Field(description="empty, sparse, mojibake, ocr_confidence, unread_pages, failed_pages, "
+                                  "flattened_tables, truncated, failed_attachment; ocr (a plain note)")
+    message: str
+    warning: bool = Field(description="True: the file parsed suspiciously; false: a fact worth knowing")
+
+
+class ParseFile(BaseModel):
+    source: str
+    notes: list[ParseNoteOut]
+
+
+class ParseReport(BaseModel):
+    files: list[ParseFile] = Field(description="Files whose parse left notes, in source order")
+
+
 class Failure(BaseModel):
     file: str
     reason: str

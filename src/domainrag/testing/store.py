@@ -218,3 +218,22 @@ class StoreConformance:
         store.remove_sources([u.source for u in updates])
         store.write(updates[::-1])
         assert hybrid() == first
+
+    def test_parse_notes_are_kept_replaced_and_removed_with_their_source(self, store: Store) -> None:
+        note = {"code": "ocr_confidence", "message": "OCR confidence below 0.80 on pages 2 — 扫描", "warning": True}
+        first = make_update("scan.pdf", "scan", ["a scanned page"])
+        first.notes = [note, {"code": "ocr", "message": "1 page recognised by OCR", "warning": False}]
+        store.write([first, make_update("clean.txt", "clean", ["clean text"])])
+        assert store.parse_notes() == {"scan.pdf": first.notes}
+        again = make_update("scan.pdf", "scan", ["a rescanned page"], seed=1)
+        again.notes = [note]
+        store.write([again])
+        assert store.parse_notes() == {"scan.pdf": [note]}
+        store.write([make_update("scan.pdf", "scan", ["a clean copy"], seed=2)])
+        assert store.parse_notes() == {}
+        store.write([again])
+        store.remove_sources(["scan.pdf"])
+        assert store.parse_notes() == {}
+        store.write([again])
+        store.clear()
+        assert store.parse_notes() == {}

@@ -1,7 +1,8 @@
 """Delimited tables (``.csv``, ``.tsv``): one document per file, one block per row.
 
 The header row is the first table row and every data row follows as its own row block, so a
-chunker never cuts a row in half. The dialect is sniffed from the first lines only (at most
+chunker never cuts a row in half (:func:`add_table`, which the spreadsheet loader shares).
+The dialect is sniffed from the first lines only (at most
 :data:`SNIFF_CHARS`): ``csv.Sniffer`` is quadratic in its sample — 20 s on 60 kB of ``, "`` —
 and a few rows tell the dialect as well as many. ``.tsv`` files are tab-separated.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ...errors import LoaderError
 from ...types import Document
@@ -33,11 +34,20 @@ class CsvLoader(BaseLoader):
         text = read_text(path)
         rows = read_rows(text, tab=path.suffix.lower() == ".tsv")
         builder = DocumentBuilder()
-        for row in rows:
-            builder.table_row(row)
-        header = rows[0] if rows else []
-        meta = {"columns": [c.strip() for c in header], "rows": max(len(rows) - 1, 0)}
+        meta = add_table(builder, rows)
         return [builder.build(doc_id, str(path), metadata=meta)]
+
+
+def add_table(builder: DocumentBuilder, rows: list[list[str]]) -> dict[str, Any]:
+    """``rows`` as one table: the header row first, then one ``table_row`` block per row (a
+    chunker never cuts one, and a chunk that continues the table is indexed with the header
+    under ``chunking.context = "full"``). Returns the table's metadata: ``columns`` (the header
+    cells) and ``rows`` (data rows). Spreadsheets use it for each sheet."""
+    for row in rows:
+        builder.table_row(row)
+    builder.separate()
+    header = rows[0] if rows else []
+    return {"columns": [c.strip() for c in header], "rows": max(len(rows) - 1, 0)}
 
 
 def read_rows(text: str, tab: bool = False) -> list[list[str]]:

@@ -5,18 +5,14 @@ The body is read in document order, paragraphs and tables interleaved. Paragraph
 paragraphs become list items, and each table row becomes one block (cells merged across columns
 are counted once). Core properties (title, author, subject, dates) go to the metadata.
 
-Before python-docx sees the file, the package is checked (:func:`check_package`): at most
-:data:`MAX_ENTRIES` entries, at most ``ingest.max_unpacked_mb`` unpacked (declared sizes, and the
-XML parts' actual sizes as they are read), no entry over 1 MB packed more densely than
-``ingest.max_compression_ratio``, and no XML part declaring a DTD or entities — Word never writes
-one, and that is how XML bombs and external entities come in.
+Before python-docx sees the file, the package is checked (:func:`.ooxml.check_package`: zip
+and XML bombs, external entities).
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,23 +22,13 @@ from docx.opc.exceptions import OpcError
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from ...config import IngestConfig
-from ...errors import LoaderError
 from ...types import Document
 from ..seams import BaseLoader, DocumentBuilder
+from .ooxml import check_package, corrupt
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 # lxml's XMLSyntaxError is a SyntaxError; missing package parts raise KeyError.
 _OPEN_ERRORS = (OpcError, zipfile.BadZipFile, SyntaxError, KeyError, ValueError, OSError)
-MAX_ENTRIES = 10_000
-_MB = 1024 * 1024
-_READ = _MB
-# "<!DOCTYPE" or "<!ENTITY" in UTF-8 and in both UTF-16 byte orders.
-_DTD = re.compile(b"|".join(
-    re.escape(marker.encode(encoding))
-    for marker in ("<!DOCTYPE", "<!ENTITY") for encoding in ("utf-8", "utf-16-le", "utf-16-be")
-))
-_XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
 class DocxLoader(BaseLoader):
@@ -70,69 +56,7 @@ def open_docx(path: Path) -> DocxDocument:
     try:
         return docx.Document(str(path))
     except _OPEN_ERRORS as exc:
-        raise LoaderError(
-            f"corrupt or not a .docx file ({type(exc).__name__}: {exc}); "
-            "open and re-save it in Word or LibreOffice (legacy .doc files must be converted)"
-        ) from exc
-
-
-def check_package(path: Path, config: IngestConfig) -> None:
-    """Refuse a zip bomb, an XML bomb or external entities before parsing (module docstring)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-            _check_sizes(entries, config)
-            limit = int(config.max_unpacked_mb * _MB)
-            for entry in entries:
-                if entry.filename.lower().endswith(_XML_SUFFIXES):
-                    limit -= _scan_xml(archive, entry, limit, config)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError,
-            NotImplementedError, zlib.error) as exc:
-        raise LoaderError(
-            f"corrupt or not a .docx file ({type(exc).__name__}: {exc}); "
-            "open and re-save it in Word or LibreOffice (legacy .doc files must be converted)"
-        ) from exc
-
-
-def _check_sizes(entries: list[zipfile.ZipInfo], config: IngestConfig) -> None:
-    if len(entries) > MAX_ENTRIES:
-        raise LoaderError(f"the .docx package holds {len(entries):,} entries (more than {MAX_ENTRIES:,}); "
-                          "a zip bomb or not a Word document")
-    unpacked = sum(e.file_size for e in entries)
-    if unpacked > config.max_unpacked_mb * _MB:
-        raise LoaderError(_too_big(unpacked, config))
-    for entry in entries:
-        ratio = entry.file_size / max(entry.compress_size, 1)
-        if entry.file_size > _MB and ratio > config.max_compression_ratio:
-            raise LoaderError(
-                f"{entry.filename} unpacks {ratio:,.0f} times its packed size "
-                f"(over ingest.max_compression_ratio={config.max_compression_ratio:g}): a zip bomb? "
-                "Raise the limit to include this file"
-            )
-
-
-def _scan_xml(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int, config: IngestConfig) -> int:
-    """The actual unpacked size of an XML part; :class:`LoaderError` if it declares a DTD or
-    entities, or if the XML parts unpack to more than ``limit`` bytes."""
-    size = 0
-    tail = b""
-    with archive.open(entry) as part:
-        while piece := part.read(_READ):
-            size += len(piece)
-            if size > limit:
-                raise LoaderError(_too_big(size, config))
-            if _DTD.search(tail + piece):
-                raise LoaderError(
-                    f"{entry.filename} declares a DTD or entities (<!DOCTYPE/<!ENTITY), which Word never "
-                    "writes: an XML bomb or external-entity attack; re-save the file in Word to clean it"
-                )
-            tail = piece[-32:]
-    return size
-
-
-def _too_big(size: int, config: IngestConfig) -> str:
-    return (f"the .docx package unpacks to more than ingest.max_unpacked_mb={config.max_unpacked_mb:g} MB "
-            f"({size / _MB:,.1f} MB); a zip bomb? Raise the limit to include this file")
+        raise corrupt(path, exc) from exc
 
 
 def heading_level(paragraph: Paragraph) -> int | None:

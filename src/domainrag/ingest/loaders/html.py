@@ -136,3 +136,16 @@ class _Walker:
                 cells = row.find_all(["th", "td"], recursive=False)
                 self.builder.table_row([_text(cell) for cell in cells])
         self.builder.separate()
+
+
+def add_html(builder: DocumentBuilder, markup: str) -> str:
+    """The main content of the HTML ``markup`` added to ``builder`` as :class:`HtmlLoader` reads a
+    page (an e-mail's HTML body uses it); returns the page title ("" when none)."""
+    soup = BeautifulSoup(markup, "lxml")
+    title = page_title(soup)
+    _drop_junk(soup)
+    walker = _Walker()
+    walker.builder = builder
+    for root in content_roots(soup):
+        walker.walk(root)
+    return title

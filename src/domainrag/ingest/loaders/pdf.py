@@ -3,8 +3,14 @@
 pypdf flattens layout, so paragraphs are rebuilt from lines: a blank line always ends a
 paragraph, and so does a line clearly shorter than the page's longest line (the last line of a
 paragraph, a heading, a table row) or a line followed by a bullet. Encrypted files are opened
-with the empty password when the author allowed it; image-only (scanned) files are refused with
-a hint to OCR them first.
+with the empty password when the author allowed it.
+
+Scanned pages: a page whose text layer is (nearly) empty or garbled (:func:`needs_ocr`) is
+rendered with pypdfium2 at ``ingest.ocr_dpi`` and read by the OCR engine (:mod:`..ocr`,
+``domainrag[ocr]``; ``ingest.ocr``). Its blocks keep their page number; the document's metadata
+lists the pages recognised (``ocr_pages``), the engine and its confidence. Without an engine,
+such pages are listed as ``unread_pages`` (the parse report names the file), and a file with no
+text at all is refused with the install hint.
 
 Tables: with pdfplumber installed (``domainrag[pdf-tables]``) and ``ingest.pdf_tables`` "auto"
 (the default) or "on", pages holding ruled tables are re-read by :mod:`.pdf_tables` and their
@@ -26,11 +32,18 @@ from typing import Any, ClassVar
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
+from ...config import IngestConfig
 from ...errors import LoaderError, missing
 from ...types import Document
+from .. import ocr
+from ..quality import garbled_share
 from ..seams import BaseLoader, DocumentBuilder
 from . import pdf_tables
 
+#: A page with fewer letters and digits than this in its text layer is read by OCR.
+MIN_LAYER_CHARS = 16
+#: ... and so is one where more than this share of the characters are garbled.
+MAX_LAYER_GARBLED = 0.3
 #: A line shorter than this share of the page's longest line ends its paragraph.
 SHORT_LINE_RATIO = 0.75
 _BULLET = re.compile(r"^\s*(?:[•◦▪‣·\-–*]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
@@ -53,7 +66,11 @@ class PdfLoader(BaseLoader):
             reader = open_pdf(path)
             pages, failed = _page_texts(reader)
             info = _info(reader)
+        pages, recognised = self._scanned(path, pages, failed, info)
+        failed = [n for n in failed if n not in recognised]
         tables = self._tables(path) if not reader.is_encrypted else {}
+        for number in recognised:
+            tables.pop(number, None)
         builder = DocumentBuilder()
         for number, text in pages:
             builder.page = number
@@ -67,11 +84,42 @@ class PdfLoader(BaseLoader):
                     for para in page_paragraphs(str(value)):
                         builder.paragraph(para)
         if builder.empty:
+            if info.get("unread_pages"):
+                raise LoaderError(f"no text layer on its pages (a scanned PDF); {info['unread_reason']}")
             raise LoaderError("no extractable text (image-only or scanned PDF?); OCR it first")
         info["failed_pages"] = failed
         info["table_pages"] = sorted(tables)
         title = str(info.pop("title", "") or "")
         return [builder.build(doc_id, str(path), title=title, metadata=_clean(info))]
+
+    def _scanned(self, path: Path, pages: list[tuple[int, str]], failed: list[int],
+                 info: dict[str, Any]) -> tuple[list[tuple[int, str]], set[int]]:
+        """``pages`` with the scanned ones (and those pypdf failed on) read by OCR where wanted,
+        and the numbers of the pages OCR read; ``info`` gains the OCR metadata or the pages left
+        unread."""
+        garbled = {n for n, text in pages if needs_ocr(text) and not is_sparse(text)}
+        sparse = {n for n, text in pages if is_sparse(text)}
+        if not (garbled or sparse or failed) or self.config.ocr == "off":
+            return pages, set()
+        wanted = ocr.wanted(self.config)
+        sparse = pages_with_images(path, sparse) if wanted or len(sparse) < len(pages) else sparse
+        scanned = sorted(garbled | sparse | set(failed))
+        if not scanned:
+            return pages, set()
+        if not wanted:
+            info["unread_pages"] = scanned
+            info["unread_reason"] = f"no OCR engine: {ocr.install_hint(self.config)}"
+            return pages, set()
+        todo, rest = scanned[: self.config.ocr_max_pages], scanned[self.config.ocr_max_pages :]
+        results = list(ocr.recognise_pages(render_pages(path, todo, self.config), self.config))
+        info.update(ocr.metadata(results, self.config))
+        if rest:
+            info["unread_pages"] = rest
+            info["unread_reason"] = f"past ingest.ocr_max_pages={self.config.ocr_max_pages}"
+        layer = dict(pages)
+        better = {r.page: r.text for r in results if len(r.text.strip()) >= len(layer.get(r.page, "").strip())
+                  or r.page in garbled}
+        return sorted((layer | better).items()), set(better)
 
     def _tables(self, path: Path) -> dict[int, list[pdf_tables.Segment]]:
         """Segments of the pages with tables, when table extraction is on and possible."""
@@ -153,6 +201,57 @@ def _page_texts(reader: PdfReader) -> tuple[list[tuple[int, str]], list[int]]:
     if first_error is not None and not any(text.strip() for _, text in pages):
         raise _corrupt(first_error) from first_error
     return pages, failed
+
+
+def needs_ocr(text: str) -> bool:
+    """Whether a page's text layer is missing or garbage: fewer than :data:`MIN_LAYER_CHARS`
+    letters and digits (and the page holds an image: :func:`pages_with_images`), or more than
+    :data:`MAX_LAYER_GARBLED` of it garbled."""
+    return is_sparse(text) or garbled_share(text) > MAX_LAYER_GARBLED
+
+
+def is_sparse(text: str) -> bool:
+    return sum(c.isalnum() for c in text) < MIN_LAYER_CHARS
+
+
+def pages_with_images(path: Path, numbers: set[int]) -> set[int]:
+    """The pages among ``numbers`` that hold an image (a title page of typed text does not need
+    OCR; a scan is an image). All of ``numbers`` when pypdfium2 cannot tell."""
+    try:
+        import pypdfium2 as pdfium
+        import pypdfium2.raw as raw
+    except ImportError:
+        return numbers
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError:
+        return numbers
+    try:
+        return {n for n in numbers if next(iter(document[n - 1].get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE])), None)}
+    finally:
+        document.close()
+
+
+def render_pages(path: Path, numbers: list[int], config: IngestConfig) -> Iterator[tuple[int, Any]]:
+    """``(page number, PIL image)`` of the 1-based ``numbers`` rendered by pypdfium2 at
+    ``ingest.ocr_dpi`` (scaled down to fit ``ingest.max_image_pixels``), one at a time."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError as exc:
+        raise missing("pypdfium2", "ocr", "Recognising scanned PDF pages") from exc
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise _corrupt(exc) from exc
+    try:
+        for number in numbers:
+            page = document[number - 1]
+            width, height = page.get_size()
+            scale = min(config.ocr_dpi / 72, (config.max_image_pixels / max(width * height, 1)) ** 0.5)
+            bitmap = page.render(scale=scale, grayscale=True)
+            yield number, bitmap.to_pil()
+    finally:
+        document.close()
 
 
 def page_paragraphs(text: str) -> list[str]:

@@ -243,7 +243,10 @@ async function search() {
 // -- documents -------------------------------------------------------------------------------
 
 async function loadDocuments() {
-  const { documents } = await api(`${base()}/documents`);
+  const [{ documents }, { files }] = await Promise.all([api(`${base()}/documents`), api(`${base()}/parse`)]);
+  $("parse-report").replaceChildren(...(files.length ? files.map((file) => el("li", {},
+    el("strong", {}, file.source), ": ",
+    file.notes.map((note) => `${note.code}: ${note.message}`).join("; "))) : [el("li", {}, "None.")]));
   $("documents").replaceChildren(...documents.map((doc) => el("tr", {},
     el("td", {}, doc.title || ""), el("td", {}, doc.source || ""), el("td", { class: "doc" }, doc.id),
     el("td", {}, el("button", {
