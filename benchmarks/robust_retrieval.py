@@ -226,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--max-queries", type=int, default=3000)
     p.add_argument("--depth", type=int, default=100)
-    p.add_argument("--messy", action="store_true", help="also score a messy variant of every query")
+    p.add_argument("--messy", action="store_true",
+                   help="also score a messy variant of every query (without it: only variants already cached)")
     p.add_argument("--kb-cache", type=Path, default=Path("benchmarks/.cache/robust"))
     p.add_argument("--ingest-only", action="store_true")
     p.add_argument("--json", type=Path)
@@ -249,9 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache = args.kb_cache / "cand"
         cands = cached_candidates(kb, cache / f"{dataset.name}-{args.split}-{args.depth}.pkl", texts, args.depth)
         scores[dataset.name] = score_set(kb, cands, qrels)
-        if args.messy:
+        messy_path = cache / f"{dataset.name}-{args.split}-{args.depth}-messy.pkl"
+        if args.messy or messy_path.exists():   # without --messy, only variants already computed
             mtexts = {q: messy(t, q) for q, t in texts.items()}
-            mc = cached_candidates(kb, cache / f"{dataset.name}-{args.split}-{args.depth}-messy.pkl", mtexts, args.depth)
+            mc = cached_candidates(kb, messy_path, mtexts, args.depth)
             messy_scores[dataset.name] = score_set(kb, mc, qrels)
         kb.close()
         print(f"  {dataset.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
