@@ -40,8 +40,23 @@ from .embedding import BaseEmbedder
 DEFAULT_MIX = 0.25
 
 
+def component_specs(model_name: str) -> list[str]:
+    """The two embedder specs a pair's model name joins (``"A+B"`` -> ``["A", "B"]``), checked."""
+    specs = [part.strip() for part in model_name.split("+")]
+    if len(specs) != 2 or not all(specs) or any(s.startswith("pair:") for s in specs):
+        raise ConfigError(
+            f"pair:{model_name} — a pair names two embedders joined by '+', e.g. "
+            "'pair:onnx:multilingual-e5-small-q4+onnx:all-MiniLM-L6-v2-int8'."
+        )
+    return specs
+
+
 class PairEmbedder(BaseEmbedder):
-    """``first`` reads every language; ``second`` adds its cosine where it reads the text."""
+    """``first`` reads every language; ``second`` adds its cosine where it reads the text.
+
+    :meth:`component_specs` lets a caller that vets specs (the server's policy) vet each part."""
+
+    component_specs = staticmethod(component_specs)
 
     default_languages = None  # the first model's: every language
     #: Hybrid's dense weight where both models rank the query: chosen with ``mix`` (RESULTS §32).
@@ -50,12 +65,7 @@ class PairEmbedder(BaseEmbedder):
     def __init__(self, model_name: str, config: EmbedderConfig | None = None,
                  mix: float = DEFAULT_MIX) -> None:
         super().__init__(model_name, config)
-        specs = [part.strip() for part in model_name.split("+")]
-        if len(specs) != 2 or not all(specs) or any(s.startswith("pair:") for s in specs):
-            raise ConfigError(
-                f"pair:{model_name} — a pair names two embedders joined by '+', e.g. "
-                "'pair:onnx:multilingual-e5-small-q4+onnx:all-MiniLM-L6-v2-int8'."
-            )
+        specs = component_specs(model_name)
         if not 0.0 <= mix <= 1.0:
             raise ConfigError(f"mix={mix} must lie between 0 and 1 (the second model's share of the dense score).")
         part_config = self.config.model_copy(update={"languages": None})
@@ -123,8 +133,3 @@ class PairEmbedder(BaseEmbedder):
 
     def _readable(self, texts: Sequence[str]) -> np.ndarray:
         return np.array([self.second.covers(detect_language(t)) for t in texts], dtype=bool)
-
-
-def pair_embedder(model_name: str, config: EmbedderConfig | None = None) -> BaseEmbedder:
-    """The ``pair`` provider (see the module docstring)."""
-    return PairEmbedder(model_name, config)
