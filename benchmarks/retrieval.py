@@ -165,8 +165,16 @@ def mode_runs(kb: Any, queries: dict[str, str], candidates: dict[str, Any], fusi
         dense = cand.dense if cand.dense is not None else forced_dense(kb, queries[qid], depth)
         runs["lexical"][qid] = doc_ranking(kb, cand.lexical)
         runs["dense"][qid] = doc_ranking(kb, dense)
-        runs["hybrid"][qid] = doc_ranking(kb, fusion.apply(cand.lexical, cand.dense))
+        runs["hybrid"][qid] = doc_ranking(kb, for_language(kb, fusion, cand).apply(cand.lexical, cand.dense))
     return runs
+
+
+def for_language(kb: Any, fusion: Fusion, cand: Any) -> Fusion:
+    """``fusion`` with the dense weight the knowledge base gives a query in the candidates'
+    language (a composite embedder may weigh languages differently), unless it was swept."""
+    if fusion.method == "rrf" or fusion.dense_weight != kb.retriever.dense_weight():
+        return fusion
+    return Fusion(fusion.method, dense_weight=kb.retriever.dense_weight(cand.language), rrf_k=fusion.rrf_k)
 
 
 def default_fusion(kb: Any) -> Fusion:
@@ -183,7 +191,7 @@ def hybrid_agreement(kb: Any, queries: dict[str, str], candidates: dict[str, Any
     for qid in sample:
         hits = kb.search(queries[qid], k=10, mode="hybrid")
         cand = candidates[qid]
-        ours = kb.store.view().doc_ids(fusion.apply(cand.lexical, cand.dense).rows[:10])
+        ours = kb.store.view().doc_ids(for_language(kb, fusion, cand).apply(cand.lexical, cand.dense).rows[:10])
         same += [h.doc_id for h in hits] == ours
     return same / len(sample) if sample else 1.0
 

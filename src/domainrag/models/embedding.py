@@ -76,6 +76,16 @@ class BaseEmbedder:
     def covers(self, language: str) -> bool:
         return self.languages is None or language in self.languages
 
+    def fusion_weight_for(self, language: str) -> float:
+        """Hybrid's dense weight for a query in ``language``: :attr:`fusion_weight`, unless a
+        composite ranks that language with another of its parts."""
+        return self.fusion_weight
+
+    def similarity_model(self) -> BaseEmbedder:
+        """The embedder whose cosines measure closeness of meaning between two texts (the
+        citation checker's embedding rescue): this one, unless a composite names one of its parts."""
+        return self
+
     def _checked(self, texts: Sequence[str], query: bool = False) -> np.ndarray:
         run = self.embed_query_batch if query else self.embed_batch
         vectors = np.asarray(run(encodable(texts)), dtype=np.float32)

@@ -130,15 +130,17 @@ class Retriever:
             return self._dense(view, query, n, scope)
         cands = self.candidates(query, n, scope, view)
         c = self.config
-        weight = self.dense_weight() if cands.dense is not None else None
+        weight = self.dense_weight(cands.language) if cands.dense is not None else None
         return fuse(cands.lexical, cands.dense, c.fusion, weight, c.rrf_k)
 
-    def dense_weight(self) -> float:
-        """``retrieval.dense_weight``, or where unset the embedder's ``fusion_weight`` (the weight
-        its plug-in declares for its own rankings; :data:`DEFAULT_DENSE_WEIGHT` when none)."""
+    def dense_weight(self, language: str | None = None) -> float:
+        """``retrieval.dense_weight``, or where unset the weight the embedder declares for its own
+        rankings of a query in ``language`` (:meth:`BaseEmbedder.fusion_weight_for`; its
+        ``fusion_weight`` when no language is given)."""
         if self.config.dense_weight is not None:
             return self.config.dense_weight
-        return self._embedder().fusion_weight
+        embedder = self._embedder()
+        return embedder.fusion_weight if language is None else embedder.fusion_weight_for(language)
 
     def candidates(self, query: str, n: int | None = None, scope: Scope | None = None,
                    view: StoreView | None = None) -> Candidates:

@@ -94,6 +94,13 @@ def _embedder_problem(spec: str) -> str | None:
         return None
     if getattr(factory, "remote", False):
         return f"= {spec!r} sends every document to a remote service with the server's key"
+    parts = getattr(factory, "component_specs", None)   # a composite (pair): each part is vetted
+    if parts is not None:
+        try:
+            specs: list[str] = parts(model)
+        except Exception:  # noqa: BLE001 - a malformed composite is refused later, with its fix
+            return None
+        return next((problem for part in specs if (problem := _embedder_problem(part))), None)
     return None
 
 
