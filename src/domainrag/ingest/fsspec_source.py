@@ -138,6 +138,8 @@ class FsspecSource:
 def _filesystem(url: str, protocol: str) -> tuple[Any, str]:
     fsspec = require("fsspec", "fsspec", "s3", f"Ingesting {url}")
     package, extra = _PACKAGES.get(protocol, ("", ""))
+    if package:   # asked first: fsspec keeps a class it imported once, whatever is installed now
+        require(package, package, extra, f"Ingesting {url}")
     try:
         fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True, use_listings_cache=False)
     except ImportError as exc:
