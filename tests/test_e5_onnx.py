@@ -136,7 +136,7 @@ def test_a_lone_surrogate_embeds_as_the_replacement_character(e5: E5OnnxEmbedder
 
 
 @pytest.mark.parametrize(("name", "content"), [
-    ("tokenizer.model", b"garbage"), ("word-q4.npy", b"\x93NUMPY broken"), ("encoder.onnx", b"nope"),
+    ("tokenizer.model", b"garbage"), ("pieces.bin", b"garbage"), ("word-q4.npy", b"\x93NUMPY broken"), ("encoder.onnx", b"nope"),
     ("config.json", b"{}"), ("normalize.json", b'{"ab": "c"}'), ("normalize.json", b"[1]"),
 ])
 def test_a_damaged_install_is_a_one_line_error(tmp_path, monkeypatch: pytest.MonkeyPatch, name: str,
