@@ -13,6 +13,7 @@ so on a machine with a free core the wall time approaches the main thread's shar
 that order for each repetition:
 
 - ``import``: ``python -c "import domainrag"`` (the library's import must stay light);
+- ``kb open``: ``import domainrag.kb`` and ``KnowledgeBase.open(KB)`` (no preload, no search);
 - ``search lexical``: ``python -m domainrag.cli search QUERY --kb KB -k 10 --mode lexical``;
 - ``search hybrid``: the same with the configured (hybrid) mode — the first hybrid result a
   user waits for, embedder load included;
@@ -25,6 +26,10 @@ load average is recorded before each process: on a shared machine wall times mea
 exceeds the number of cores — CPU time is the steadier figure there. Medians are printed and
 written to benchmarks/results/cold_start.json. The hybrid ``--json`` output of every variant must
 be identical (the same hits, scores and order): the script exits 1 if it is not.
+
+``--bytecode``: byte-compile each variant's tree first (``compileall``), as ``pip install`` does;
+without it a process whose environment sets ``PYTHONDONTWRITEBYTECODE`` (this machine's does)
+compiles every domainrag module from source, every time.
 
 ``--kb``: a knowledge base to search; without it the bundled sample is ingested once into a
 temporary folder (``domainrag quickstart``'s ingest, with the first variant).
@@ -49,6 +54,7 @@ CLI = (
     "import sys, time\nfrom domainrag.cli import main\nsys.argv = ['domainrag', *sys.argv[1:]]\n"
     "try:\n    main()\nfinally:\n    print(f'MAIN_THREAD_CPU {time.thread_time()}', file=sys.stderr)\n"
 )
+OPEN = "import sys\nfrom domainrag.kb import KnowledgeBase\nwith KnowledgeBase.open(sys.argv[1]):\n    pass\n"
 QUESTION = "What medication is used to treat hypothyroidism?"
 BUILD = r"""
 import sys
@@ -63,6 +69,7 @@ def commands(kb: Path) -> dict[str, list[str]]:
     cli = [sys.executable, "-c", CLI]
     return {
         "import": [sys.executable, "-c", "import domainrag"],
+        "kb open": [sys.executable, "-c", OPEN, str(kb)],
         "search lexical": [*cli, "search", QUERY, "--kb", str(kb), "-k", "10", "--mode", "lexical"],
         "search hybrid": [*cli, "search", QUERY, "--kb", str(kb), "-k", "10"],
         "search --json": [*cli, "search", QUERY, "--kb", str(kb), "-k", "10", "--json"],
@@ -101,8 +108,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", action="append", default=None, help="measure only these commands")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--bytecode", action="store_true", help="byte-compile each variant's tree first")
     args = parser.parse_args()
     variants = {name: Path(path) for name, path in (v.split("=", 1) for v in args.variant)}
+    if args.bytecode:
+        for src in variants.values():
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True, capture_output=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         kb = args.kb
@@ -144,7 +155,7 @@ def main() -> None:
     if outputs:
         print("hybrid --json output identical across variants:", same)
     result = {"kb": str(args.kb or "bundled sample"), "query": QUERY, "question": QUESTION,
-              "repeats": args.repeats, "variants": {n: str(p) for n, p in variants.items()},
+              "repeats": args.repeats, "bytecode": args.bytecode, "variants": {n: str(p) for n, p in variants.items()},
               "identical_hits": same, "summary": summary, "cpus": os.cpu_count(),
               "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
               "date": time.strftime("%Y-%m-%d %H:%M")}

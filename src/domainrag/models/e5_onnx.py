@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..config import EmbedderConfig
 from ..errors import ConfigError, EmbeddingError, require
+from .e5_pieces import PieceTable, tokenizer_digest
 from .embedding import BaseEmbedder, normalize
 from .onnx_runtime import Sessions
 
@@ -75,10 +77,16 @@ class E5OnnxEmbedder(BaseEmbedder):
                 f"embedder.max_length={self.max_length} exceeds the {limit} tokens onnx:{MODEL_NAME} can read; "
                 f"set embedder.max_length to {limit} or less."
             )
+        # Queries are tokenised from the memory-mapped piece table (ids identical to SentencePiece's);
+        # SentencePiece itself, whose load builds a trie of 250,000 pieces (~0.45 s), is loaded on
+        # first need: a passage, or a query with a character that has no piece of its own.
+        self._sentencepiece, self._tokenizer_lock = sentencepiece, threading.Lock()
+        self._tokenizer: Any = None
         try:
-            self.tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(E5_DIR / "tokenizer.model"))
-        except (OSError, RuntimeError) as exc:
-            raise EmbeddingError(f"{E5_DIR / 'tokenizer.model'} cannot be read ({exc}); reinstall domainrag.") from exc
+            self._pieces = PieceTable(E5_DIR / "pieces.bin", tokenizer_digest(E5_DIR / "tokenizer.model"))
+        except (OSError, ValueError) as exc:
+            raise EmbeddingError(f"{E5_DIR / 'pieces.bin'} or the tokenizer.model beside it cannot be read "
+                                 f"({exc}); reinstall domainrag.") from exc
         try:
             self._words = np.load(E5_DIR / "word-q4.npy", mmap_mode="r")
             if self._words.shape != table_shape or self._words.dtype != np.uint8:
@@ -87,6 +95,18 @@ class E5OnnxEmbedder(BaseEmbedder):
             raise EmbeddingError(f"{E5_DIR / 'word-q4.npy'} cannot be read ({exc}); reinstall domainrag.") from exc
         self.sessions = Sessions(ort, E5_DIR / "encoder.onnx", shipped=True)
         self.id = f"onnx:{MODEL_NAME}@{self.max_length}"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``SentencePieceProcessor`` of ``tokenizer.model``, loaded on first use."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                path = E5_DIR / "tokenizer.model"
+                try:
+                    self._tokenizer = self._sentencepiece.SentencePieceProcessor(model_file=str(path))
+                except (OSError, RuntimeError) as exc:
+                    raise EmbeddingError(f"{path} cannot be read ({exc}); reinstall domainrag.") from exc
+            return self._tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Passage vectors (``passage: `` prefix), one row per text."""
@@ -105,6 +125,10 @@ class E5OnnxEmbedder(BaseEmbedder):
         prepared = [_SPACES.sub(" ", (prefix + text).translate(self._chars)) for text in texts]
         bos, eos = self._specials
         keep = self.max_length - 2
+        if prefix == self._prefixes[1]:  # queries: short, the table's Viterbi is cheap
+            tabled = [self._pieces.encode(text) for text in prepared]
+            if all(pieces is not None for pieces in tabled):
+                return [[bos, *pieces[:keep], eos] for pieces in tabled if pieces is not None]
         return [[bos, *pieces[:keep], eos] for pieces in self.tokenizer.encode(prepared)]
 
     def _run(self, texts: Sequence[str], prefix: str) -> np.ndarray:
