@@ -32,7 +32,11 @@ _OK = "Successful Response"
 _HITS: dict[int | str, dict[str, Any]] = {200: {"model": Hits, "description": _OK}}
 _ANSWER: dict[int | str, dict[str, Any]] = {200: {
     "model": AnswerOut, "description": _OK,
-    "content": {"text/event-stream": {"schema": {"type": "string", "description": _SSE_HELP}}}}}
+    # Before OpenAPI 3.2 (itemSchema), an event stream's schema describes each event.
+    "content": {"text/event-stream": {"schema": {
+        "type": "object", "description": _SSE_HELP, "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "enum": ["token", "answer", "error"]},
+                       "data": {"type": "string", "description": "The event's JSON document."}}}}}}}
 
 
 @router.post("/collections/{collection}/search", response_model=None, responses=_HITS,
