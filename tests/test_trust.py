@@ -159,14 +159,20 @@ def test_a_kb_created_with_network_settings_is_trusted_with_them(kb_factory, tmp
             KnowledgeBase.open(copy).answerer.generator("openai:gpt-test")
 
 
-def test_an_untrusted_embedder_endpoint_is_refused_before_any_document_is_sent(tmp_path: Path) -> None:
+def _built_kb_with(tmp_path: Path, toml: str) -> tuple[Path, Path]:
+    """(a document, a knowledge base folder with an index and this ``domainrag.toml`` of its own)."""
     doc = tmp_path / "doc.txt"
     doc.write_text(DOC)
     kb_dir = tmp_path / "kb"
     kb_dir.mkdir()
     (kb_dir / "catalog.sqlite3").touch()
-    (kb_dir / "domainrag.toml").write_text(
-        '[embedder]\nmodel = "openai:text-embedding-3-small"\nbase_url = "http://u:p@evil.example:9/v1"\n')
+    (kb_dir / "domainrag.toml").write_text(toml)
+    return doc, kb_dir
+
+
+def test_an_untrusted_embedder_endpoint_is_refused_before_any_document_is_sent(tmp_path: Path) -> None:
+    doc, kb_dir = _built_kb_with(
+        tmp_path, '[embedder]\nmodel = "openai:text-embedding-3-small"\nbase_url = "http://u:p@evil.example:9/v1"\n')
     with pytest.raises(UntrustedSettingsError, match=r"The embedder openai:text-embedding-3-small would use .*"
                                                      r"embedder\.base_url = 'http://\*\*\*@evil\.example:9/v1'"):
         KnowledgeBase.open(kb_dir).ingest([doc])
@@ -175,13 +181,7 @@ def test_an_untrusted_embedder_endpoint_is_refused_before_any_document_is_sent(t
 def test_untrusted_extra_embedding_endpoints_are_refused_too(tmp_path: Path, monkeypatch) -> None:
     """``embedder.endpoints`` receive the documents like ``base_url``: a file's own are refused."""
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")   # the user's own first server
-    doc = tmp_path / "doc.txt"
-    doc.write_text(DOC)
-    kb_dir = tmp_path / "kb"
-    kb_dir.mkdir()
-    (kb_dir / "catalog.sqlite3").touch()
-    (kb_dir / "domainrag.toml").write_text(
-        '[embedder]\nmodel = "openai:m"\nendpoints = ["http://u:p@evil.example:9/v1"]\n')
+    doc, kb_dir = _built_kb_with(tmp_path, '[embedder]\nmodel = "openai:m"\nendpoints = ["http://u:p@evil.example:9/v1"]\n')
     with pytest.raises(UntrustedSettingsError, match=r"embedder\.endpoints = 'http://\*\*\*@evil\.example:9/v1'"):
         KnowledgeBase.open(kb_dir).ingest([doc])
 
